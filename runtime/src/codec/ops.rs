@@ -1,0 +1,109 @@
+//! Checked arithmetic for expressions in generated code. Expression values are `i128`;
+//! anything that would overflow, divide by zero or shift too far yields `None`, which the
+//! decoder reports as [`crate::codec::DecodeErrorKind::Arithmetic`] instead of panicking.
+
+pub fn add(a: i128, b: i128) -> Option<i128> {
+    a.checked_add(b)
+}
+pub fn sub(a: i128, b: i128) -> Option<i128> {
+    a.checked_sub(b)
+}
+pub fn mul(a: i128, b: i128) -> Option<i128> {
+    a.checked_mul(b)
+}
+pub fn div(a: i128, b: i128) -> Option<i128> {
+    a.checked_div(b)
+}
+pub fn rem(a: i128, b: i128) -> Option<i128> {
+    a.checked_rem(b)
+}
+pub fn neg(a: i128) -> Option<i128> {
+    a.checked_neg()
+}
+pub fn shl(a: i128, b: i128) -> Option<i128> {
+    u32::try_from(b).ok().and_then(|b| a.checked_shl(b))
+}
+pub fn shr(a: i128, b: i128) -> Option<i128> {
+    u32::try_from(b).ok().and_then(|b| a.checked_shr(b))
+}
+
+/// A size or count as `usize`.
+pub fn usize(v: i128) -> Option<usize> {
+    usize::try_from(v).ok()
+}
+
+/// The byte size a length field gives: `(value - add) * unit`.
+pub fn size(value: i128, add: i64, unit: u64) -> Option<usize> {
+    usize(
+        value
+            .checked_sub(i128::from(add))?
+            .checked_mul(i128::from(unit))?,
+    )
+}
+
+/// The value a length field takes for `size` bytes: `size / unit + add`; `None` if `size` is
+/// not a whole number of units.
+pub fn length_of(size: usize, add: i64, unit: u64) -> Option<i128> {
+    let unit = usize::try_from(unit).ok()?;
+    if !size.is_multiple_of(unit) {
+        return None;
+    }
+    i128::try_from(size / unit)
+        .ok()?
+        .checked_add(i128::from(add))
+}
+
+/// A number as decimal text, kept on the stack: how numbers are keyed and stored in session
+/// memory, without an allocation per message.
+pub struct Decimal {
+    buf: [u8; 40],
+    start: usize,
+}
+
+/// `v` in decimal (`-170141183460469231731687303715884105728` is the longest, 40 bytes).
+pub fn decimal(v: i128) -> Decimal {
+    let mut buf = [0u8; 40];
+    let mut start = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        start -= 1;
+        buf[start] = b'-';
+    }
+    Decimal { buf, start }
+}
+
+impl std::ops::Deref for Decimal {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal;
+
+    #[test]
+    fn decimal_matches_to_string() {
+        for v in [
+            0i128,
+            7,
+            -7,
+            10,
+            65535,
+            4294967296 * 3 + 5,
+            i128::MAX,
+            i128::MIN,
+        ] {
+            assert_eq!(&decimal(v)[..], v.to_string().as_bytes());
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Messages whose type is chosen at run time: the binary and the runtime find a protocol's
+//! decoder by name (`netbios.Session`) in a registry the build script generates.
+
+use bytes::BytesMut;
+
+use super::{DecodeError, EncodeError, Message, Reader, Visitor};
+
+/// The object-safe face of a [`Message`].
+pub trait AnyMessage: std::fmt::Debug + Send + Sync {
+    /// `protocol.Unit`.
+    fn name(&self) -> &'static str;
+    fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError>;
+    fn visit(&self, v: &mut dyn Visitor);
+}
+
+impl<M: Message + std::fmt::Debug + Send + Sync> AnyMessage for M {
+    fn name(&self) -> &'static str {
+        M::NAME
+    }
+    fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+        Message::encode(self, out)
+    }
+    fn visit(&self, v: &mut dyn Visitor) {
+        Message::visit(self, v)
+    }
+}
+
+/// Decodes one message of a fixed type from the reader's position.
+pub type DecodeFn = fn(&mut Reader) -> Result<Box<dyn AnyMessage>, DecodeError>;
+
+/// Decodes with `M` and boxes the result (the registry's entries are this, per type).
+pub fn decode_boxed<M: Message + std::fmt::Debug + Send + Sync + 'static>(
+    r: &mut Reader,
+) -> Result<Box<dyn AnyMessage>, DecodeError> {
+    Ok(Box::new(M::decode_from_reader(r)?))
+}
+
+/// One registered message type.
+#[derive(Clone, Copy)]
+pub struct Entry {
+    pub name: &'static str,
+    /// Frames a TCP stream (declared with `framing`).
+    pub framing: bool,
+    pub decode: DecodeFn,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("name", &self.name)
+            .field("framing", &self.framing)
+            .finish()
+    }
+}

@@ -1,0 +1,216 @@
+//! Field roles and the visitors through which the runtime sees every field of a message
+//! without naming its protocol: the role fields to rewrite, the content fields to match on.
+
+use std::fmt;
+
+use super::value::{FieldValue, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeUnit {
+    Bytes,
+    Elements,
+    /// Two-byte words (SMB WordCount, UTF-16 code units).
+    Words,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issuer {
+    Client,
+    Server,
+}
+
+/// What a field means beyond its content (see ARCHITECTURE.md, "Field roles").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// `value = size(of) / unit + add`, recomputed on encode.
+    Length {
+        of: &'static str,
+        unit: SizeUnit,
+        add: i64,
+    },
+    /// `value = position(of) - anchor(from) + add`, recomputed on encode.
+    Offset {
+        of: &'static str,
+        from: &'static str,
+        add: i64,
+    },
+    /// A transaction id, session id or handle: consistent per namespace, mapped per session.
+    Cookie {
+        namespace: &'static str,
+        issuer: Issuer,
+    },
+    Address,
+    Port,
+    Hostname,
+    Timestamp {
+        format: &'static str,
+    },
+    Nonce,
+    Volatile,
+    Signature,
+}
+
+impl Role {
+    /// Lengths, counts and offsets: computed by the encoder, never set by hand.
+    pub fn is_derived(&self) -> bool {
+        matches!(self, Role::Length { .. } | Role::Offset { .. })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Length {
+                unit: SizeUnit::Elements,
+                ..
+            } => "count",
+            Role::Length { .. } => "length",
+            Role::Offset { .. } => "offset",
+            Role::Cookie { .. } => "cookie",
+            Role::Address => "address",
+            Role::Port => "port",
+            Role::Hostname => "hostname",
+            Role::Timestamp { .. } => "timestamp",
+            Role::Nonce => "nonce",
+            Role::Volatile => "volatile",
+            Role::Signature => "signature",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Role::Length { of, add, .. } if *add != 0 => {
+                write!(f, "{}(of={of}, add={add})", self.name())
+            }
+            Role::Length { of, .. } => write!(f, "{}(of={of})", self.name()),
+            Role::Offset { of, from, .. } => write!(f, "offset(of={of}, from={from})"),
+            Role::Cookie { namespace, issuer } => write!(
+                f,
+                "cookie({namespace}, {})",
+                if *issuer == Issuer::Client {
+                    "client"
+                } else {
+                    "server"
+                }
+            ),
+            Role::Timestamp { format } => write!(f, "timestamp({format})"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// How a leaf field takes part in matching and rewriting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Plain content: must be equal for two messages to match.
+    Content,
+    /// A field with a declared role.
+    Role(&'static Role),
+    /// Layout kept for exactness (padding, gaps, reserved bits, line ends, the case of a
+    /// keyword): neither matched nor rewritten.
+    Layout,
+}
+
+/// Walks a message's fields read-only. Nested units, array elements and switch variants are
+/// bracketed by `enter`/`leave`.
+pub trait Visitor {
+    fn enter(&mut self, _name: &str) {}
+    fn leave(&mut self) {}
+    fn field(&mut self, name: &'static str, class: Class, value: &dyn FieldValue);
+}
+
+/// Walks a message's fields with the right to change them.
+pub trait VisitorMut {
+    fn enter(&mut self, _name: &str) {}
+    fn leave(&mut self) {}
+    fn field(&mut self, name: &'static str, class: Class, value: &mut dyn FieldValue);
+}
+
+/// One role field found in a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleField {
+    /// Dotted path from the message root: `payload.body.Negotiate.dialects.0.name`.
+    pub path: String,
+    pub role: &'static Role,
+    pub value: Value,
+}
+
+/// Collects every role field, in wire order.
+#[derive(Debug, Default)]
+pub struct RoleFields {
+    stack: Vec<String>,
+    pub fields: Vec<RoleField>,
+}
+
+impl RoleFields {
+    pub fn of(msg: &impl super::Message) -> Vec<RoleField> {
+        let mut v = RoleFields::default();
+        msg.visit(&mut v);
+        v.fields
+    }
+}
+
+fn join(stack: &[String], name: &str) -> String {
+    let mut p = stack.join(".");
+    if !p.is_empty() {
+        p.push('.');
+    }
+    p.push_str(name);
+    p
+}
+
+impl Visitor for RoleFields {
+    fn enter(&mut self, name: &str) {
+        self.stack.push(name.to_string());
+    }
+    fn leave(&mut self) {
+        self.stack.pop();
+    }
+    fn field(&mut self, name: &'static str, class: Class, value: &dyn FieldValue) {
+        if let Class::Role(role) = class {
+            self.fields.push(RoleField {
+                path: join(&self.stack, name),
+                role,
+                value: value.value(),
+            });
+        }
+    }
+}
+
+/// The content of a message without its role and layout fields: two messages with equal keys
+/// are the same request up to cookies, addresses, host names, lengths and the like.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct MatchKey(Vec<(String, Value)>);
+
+impl MatchKey {
+    pub fn of(msg: &impl super::Message) -> MatchKey {
+        let mut v = MatchKeyVisitor::default();
+        msg.visit(&mut v);
+        MatchKey(v.key)
+    }
+
+    /// Content fields with their paths, in wire order.
+    pub fn fields(&self) -> &[(String, Value)] {
+        &self.0
+    }
+}
+
+#[derive(Default)]
+struct MatchKeyVisitor {
+    stack: Vec<String>,
+    key: Vec<(String, Value)>,
+}
+
+impl Visitor for MatchKeyVisitor {
+    fn enter(&mut self, name: &str) {
+        self.stack.push(name.to_string());
+    }
+    fn leave(&mut self) {
+        self.stack.pop();
+    }
+    fn field(&mut self, name: &'static str, class: Class, value: &dyn FieldValue) {
+        if class == Class::Content {
+            self.key.push((join(&self.stack, name), value.value()));
+        }
+    }
+}

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Records real SMB1 dialogs against a private Samba smbd on loopback, with tshark:
+#   samba-enumdomusers.pcap  rpcclient -c enumdomusers   (SAMR over \samr)
+#   samba-netremotetod.pcap  rpcclient -c netremotetod   (SRVSVC over \srvsvc)
+#   samba-put.pcap           smbclient put of a file     (Tree Connect, NT Create, Write AndX, Close)
+#   samba-srvinfo.pcap, samba-netshareenum.pcap          (SRVSVC NetrServerGetInfo, NetrShareEnum)
+#   samba-samr-more.pcap     querydominfo, samlookupnames, queryuser (SAMR)
+#   samba-lsa.pcap           getusername, lookupnames    (LSARPC)
+# and each client's output beside its capture (NAME.out).
+#
+# usage: scripts/samba-dialogs.sh OUTDIR     (as root; SAMBA_PORT, default 4451)
+set -euo pipefail
+out=${1:?usage: scripts/samba-dialogs.sh OUTDIR}
+port=${SAMBA_PORT:-4451}
+addr=127.0.0.1
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+work=$(mktemp -d /tmp/honeyfarm-samba.XXXXXX)
+mkdir -p "$work"/{private,lock,state,cache,pid,ncalrpc,share}
+# The users smbd switches to must reach the share.
+chmod 755 "$work"
+chmod 777 "$work/share"
+
+for tool in smbd rpcclient smbclient tshark smbpasswd; do
+    command -v "$tool" >/dev/null || { echo "samba-dialogs: $tool is missing (scripts/setup.sh installs it)" >&2; exit 1; }
+done
+
+cat > "$work/smb.conf" <<CONF
+[global]
+  workgroup = FARMNET
+  netbios name = FILESRV01
+  server role = standalone server
+  smb ports = $port
+  interfaces = $addr/8
+  bind interfaces only = yes
+  server min protocol = NT1
+  server max protocol = NT1
+  map to guest = bad user
+  restrict anonymous = 0
+  server signing = disabled
+  disable netbios = yes
+  load printers = no
+  printing = bsd
+  printcap name = /dev/null
+  disable spoolss = yes
+  private dir = $work/private
+  lock directory = $work/lock
+  state directory = $work/state
+  cache directory = $work/cache
+  pid directory = $work/pid
+  ncalrpc dir = $work/ncalrpc
+  log file = $work/log.%m
+[public]
+  path = $work/share
+  read only = no
+  guest ok = yes
+CONF
+
+smbd_pid=
+tshark_pid=
+cleanup() {
+    [ -n "$tshark_pid" ] && kill "$tshark_pid" 2>/dev/null || true
+    [ -n "$smbd_pid" ] && kill "$smbd_pid" 2>/dev/null || true
+    # samba-dcerpcd detaches from smbd: stop everything started with this configuration.
+    pkill -f -- "$work/smb.conf" 2>/dev/null || true
+    sleep 0.5
+    pkill -9 -f -- "$work/smb.conf" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Users exist before the first SAMR enumeration (the RPC worker caches the list).
+for user in alice bob; do
+    id "$user" >/dev/null 2>&1 || useradd -M "$user"
+    printf 'pw\npw\n' | smbpasswd -c "$work/smb.conf" -a -s "$user" >/dev/null
+done
+
+# Another smbd on this port would answer our clients with its own share.
+if (exec 3<>"/dev/tcp/$addr/$port") 2>/dev/null; then
+    echo "samba-dialogs: $addr:$port is already in use (another run?); set SAMBA_PORT" >&2
+    exit 1
+fi
+setsid smbd -F --no-process-group -s "$work/smb.conf" --debug-stdout > "$work/smbd.log" 2>&1 &
+smbd_pid=$!
+for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/$addr/$port") 2>/dev/null; then break; fi
+    sleep 0.2
+done
+(exec 3<>"/dev/tcp/$addr/$port") 2>/dev/null || { echo "samba-dialogs: smbd did not start:" >&2; cat "$work/smbd.log" >&2; exit 1; }
+
+record() {
+    local name=$1
+    shift
+    rm -f "$out/$name.pcap"
+    tshark -i lo -f "tcp port $port" -w "$out/$name.pcap" > "$work/tshark.out" 2> "$work/tshark.err" &
+    tshark_pid=$!
+    for _ in $(seq 1 100); do
+        grep -q "Capturing on" "$work/tshark.err" 2>/dev/null && break
+        sleep 0.1
+    done
+    "$@" > "$out/$name.out" 2>&1 || true
+    sleep 1
+    kill -INT "$tshark_pid"
+    wait "$tshark_pid" 2>/dev/null || true
+    tshark_pid=
+}
+
+rpc=(rpcclient -U '%' -N -p "$port"
+    --option='client min protocol=NT1' --option='client max protocol=NT1'
+    --option='client ipc min protocol=NT1' --option='client ipc max protocol=NT1'
+    "$addr")
+record samba-enumdomusers "${rpc[@]}" -c enumdomusers
+record samba-netremotetod "${rpc[@]}" -c netremotetod
+record samba-srvinfo "${rpc[@]}" -c srvinfo
+record samba-netshareenum "${rpc[@]}" -c netshareenum
+record samba-samr-more "${rpc[@]}" -c 'querydominfo; samlookupnames domain alice; queryuser 0x3e8'
+record samba-lsa "${rpc[@]}" -c 'getusername; lookupnames alice'
+# Signed DCE/RPC: NTLMSSP in the bind, bind_ack and auth3, a verifier on every call.
+record samba-signed-rpc "${rpc[@]/#-N/-Ualice%pw}" -c 'sign; srvinfo'
+
+head -c 3000 /dev/urandom > "$work/payload.bin"
+cp "$work/payload.bin" "$out/samba-put.payload"
+record samba-put smbclient "//$addr/public" -p "$port" -U alice%pw -m NT1 \
+    --option='client min protocol=NT1' --option='client max protocol=NT1' \
+    -c "put $work/payload.bin x.exe"
+# smbd may still be writing when the client has gone: give it a moment.
+for _ in $(seq 1 50); do
+    cmp -s "$work/payload.bin" "$work/share/x.exe" && break
+    sleep 0.1
+done
+if cmp -s "$work/payload.bin" "$work/share/x.exe"; then
+    echo "put: file landed intact" >> "$out/samba-put.out"
+else
+    echo "put: file differs: sent $(stat -c %s "$work/payload.bin") bytes, share has $(stat -c %s "$work/share/x.exe" 2>/dev/null || echo none)" >> "$out/samba-put.out"
+fi
+# A share list too long for one DCE/RPC fragment (Samba sends at most 4280 bytes a PDU): 300
+# more shares, loaded by a configuration reload.
+for i in $(seq -w 1 300); do
+    printf '[archive%s]\n  path = %s\n  comment = quarterly archive number %s\n' "$i" "$work/share" "$i"
+done >> "$work/smb.conf"
+kill -HUP "$smbd_pid"
+sleep 1
+record samba-fragmented "${rpc[@]}" -c 'netshareenumall'
+echo "samba-dialogs: recorded in $out"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what honeyfarm's build and tests need on a fresh Debian machine, and fetches the
+# crates. Safe to run again. The Rust toolchain (cargo) must already be installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build tools, tshark (an independent dissector the tests compare with), Python 3 (whose
+# ftplib, smtplib and http.client check rewritten messages) and Samba.
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# Samba: the real SMB1 server and clients the tests record dialogs with.
+command -v smbd >/dev/null 2>&1 || need_apt+=(samba)
+command -v smbclient >/dev/null 2>&1 || need_apt+=(smbclient)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: need root to install: ${need_apt[*]}" >&2
+        exit 1
+    fi
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_apt[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: cargo not found; install the Rust toolchain (rustup) first" >&2
+    exit 1
+fi
+cargo fetch --locked

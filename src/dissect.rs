@@ -1,0 +1,460 @@
+//! `honeyfarm dissect`: every TCP stream of a capture, decoded message by message with the
+//! codecs compiled from the specs, each message re-encoded and compared with its bytes.
+//!
+//! Which codecs read a stream is decided by the server's port (`--port 2121=ftp` adds more);
+//! FTP data connections are tied to the control connection whose PORT, EPRT, PASV or EPSV
+//! announced them. A message that does not decode is an error: the decoder starts again after
+//! the next line end (or the next hole in the capture), so one bad line does not hide the rest.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use bytes::{Bytes, BytesMut};
+use honeyfarm_protocols::REGISTRY;
+use honeyfarm_runtime::capture::{tcp_streams, Direction, Stream};
+use honeyfarm_runtime::codec::{Class, Entry, FieldValue, Reader, Value, Visitor};
+use serde_json::json;
+
+/// A protocol stack: the message types each side sends.
+#[derive(Debug, Clone, Copy)]
+pub struct Service {
+    pub name: &'static str,
+    pub client: &'static str,
+    pub server: &'static str,
+    pub ports: &'static [u16],
+    /// Line-based: after an error, decoding starts again at the next line.
+    pub text: bool,
+}
+
+/// The services the farm knows, with their well-known ports.
+pub const SERVICES: &[Service] = &[
+    Service {
+        name: "ftp",
+        text: true,
+        client: "ftp.Command",
+        server: "ftp.Reply",
+        ports: &[21],
+    },
+    Service {
+        name: "smtp",
+        text: true,
+        client: "smtp.ClientMessage",
+        server: "smtp.Reply",
+        ports: &[25, 587],
+    },
+    Service {
+        name: "smb",
+        text: false,
+        client: "netbios.DirectTcp",
+        server: "netbios.DirectTcp",
+        ports: &[445],
+    },
+    Service {
+        name: "netbios-ssn",
+        text: false,
+        client: "netbios.Session",
+        server: "netbios.Session",
+        ports: &[139],
+    },
+    Service {
+        name: "http",
+        text: true,
+        client: "http.Request",
+        server: "http.Response",
+        ports: &[80, 8080],
+    },
+];
+
+/// Options of one run.
+#[derive(Debug, Default)]
+pub struct Options {
+    pub json: bool,
+    pub roles: bool,
+    /// `port=service` overrides and additions.
+    pub ports: Vec<(u16, String)>,
+}
+
+/// What a run found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub messages: usize,
+    pub decoded: usize,
+    pub roundtrip_exact: usize,
+    pub errors: usize,
+    /// SMB2 and later messages on an SMB port: recognised, kept as bytes, not errors.
+    pub not_smb1: usize,
+}
+
+impl Summary {
+    pub fn line(&self) -> String {
+        format!(
+            "dissect: messages={} decoded={} roundtrip_exact={} errors={}",
+            self.messages, self.decoded, self.roundtrip_exact, self.errors
+        )
+    }
+}
+
+fn entry(name: &str) -> Result<&'static Entry> {
+    match REGISTRY.iter().find(|e| e.name == name) {
+        Some(e) => Ok(e),
+        None => bail!("the specs define no message type `{name}`"),
+    }
+}
+
+/// Parses `2121=ftp`.
+pub fn parse_port(s: &str) -> Result<(u16, String)> {
+    let Some((port, service)) = s.split_once('=') else {
+        bail!("--port takes PORT=SERVICE, as in 2121=ftp");
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| anyhow::anyhow!("bad port `{port}` in --port {s}"))?;
+    if !SERVICES.iter().any(|sv| sv.name == service) {
+        let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
+        bail!(
+            "unknown service `{service}` in --port {s}; the services are {}",
+            names.join(", ")
+        );
+    }
+    Ok((port, service.to_string()))
+}
+
+/// Dissects a capture, printing a line (or JSON object) per message and the summary last.
+pub fn run(path: &Path, opts: &Options, out: &mut dyn std::io::Write) -> Result<Summary> {
+    let streams = tcp_streams(path)?;
+    let mut by_port: HashMap<u16, &'static Service> = HashMap::new();
+    for s in SERVICES {
+        for p in s.ports {
+            by_port.insert(*p, s);
+        }
+    }
+    for (port, name) in &opts.ports {
+        let s = SERVICES
+            .iter()
+            .find(|s| s.name == name)
+            .expect("checked by parse_port");
+        by_port.insert(*port, s);
+    }
+    let mut summary = Summary::default();
+    // Data connections announced by FTP control connections: endpoint -> control stream id.
+    let mut announced: HashMap<SocketAddr, usize> = HashMap::new();
+    for stream in &streams {
+        let data_of = announced
+            .get(&stream.server)
+            .or_else(|| announced.get(&stream.client))
+            .copied();
+        if let Some(control) = data_of {
+            let bytes = stream.to_server.data.len() + stream.to_client.data.len();
+            if opts.json {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"stream": stream.id, "ftp_data_of": control, "client": stream.client.to_string(), "server": stream.server.to_string(), "bytes": bytes})
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "stream {} {} -> {}: ftp-data of stream {control}, {bytes} bytes",
+                    stream.id, stream.client, stream.server
+                )?;
+            }
+            continue;
+        }
+        let Some(service) = by_port.get(&stream.server.port()).copied() else {
+            continue;
+        };
+        let mut lines: Vec<Found> = Vec::new();
+        // What messages remember for later ones (`@remember`): the stream's session memory.
+        let mut memory = HashMap::new();
+        for dir in [Direction::ToServer, Direction::ToClient] {
+            let name = if dir == Direction::ToServer {
+                service.client
+            } else {
+                service.server
+            };
+            // A server message answers the last client message sent before it.
+            let client_kinds: Vec<(f64, Bytes)> = lines
+                .iter()
+                .map(|l| (l.time, Bytes::from(l.kind.clone())))
+                .collect();
+            let answering = |t: f64| -> Bytes {
+                client_kinds
+                    .iter()
+                    .rev()
+                    .find(|(ct, _)| *ct <= t)
+                    .map(|(_, k)| k.clone())
+                    .unwrap_or_default()
+            };
+            let found = dissect_half(
+                stream,
+                dir,
+                entry(name)?,
+                service.text,
+                opts,
+                &mut summary,
+                &answering,
+                &mut memory,
+            );
+            if service.name == "ftp" {
+                for m in &found {
+                    for endpoint in m.announces(stream, dir) {
+                        announced.insert(endpoint, stream.id);
+                    }
+                }
+            }
+            lines.extend(found);
+        }
+        lines.sort_by(|a, b| a.time.total_cmp(&b.time));
+        for l in lines {
+            writeln!(out, "{}", if opts.json { l.json } else { l.text })?;
+        }
+    }
+    if opts.json {
+        writeln!(
+            out,
+            "{}",
+            json!({"summary": {"messages": summary.messages, "decoded": summary.decoded, "roundtrip_exact": summary.roundtrip_exact, "errors": summary.errors, "not_smb1": summary.not_smb1}})
+        )?;
+    } else {
+        writeln!(out, "{}", summary.line())?;
+    }
+    Ok(summary)
+}
+
+/// One message (or error) found in a stream, ready to print.
+struct Found {
+    time: f64,
+    /// What the message is (its first content field), for the messages that answer it.
+    kind: String,
+    text: String,
+    json: String,
+    roles: Vec<(String, String, Value)>,
+}
+
+impl Found {
+    /// Endpoints a message announces for a data connection: an address with a port, or a lone
+    /// port on the announcing side's address.
+    fn announces(&self, stream: &Stream, dir: Direction) -> Vec<SocketAddr> {
+        let own_ip = if dir == Direction::ToServer {
+            stream.client.ip()
+        } else {
+            stream.server.ip()
+        };
+        let mut out = Vec::new();
+        let mut ip: Option<IpAddr> = None;
+        let mut port: Option<u16> = None;
+        for (_, role, value) in &self.roles {
+            match (role.as_str(), value) {
+                ("address", Value::Socket(s)) => out.push(*s),
+                ("address", Value::Ip(a)) => ip = Some(*a),
+                ("address", Value::Bytes(b)) => {
+                    ip = std::str::from_utf8(b).ok().and_then(|t| t.parse().ok())
+                }
+                ("port", Value::Uint(p)) => port = u16::try_from(*p).ok(),
+                _ => {}
+            }
+        }
+        if let Some(p) = port {
+            out.push(SocketAddr::new(ip.unwrap_or(own_ip), p));
+        }
+        out
+    }
+}
+
+fn dissect_half(
+    stream: &Stream,
+    dir: Direction,
+    entry: &Entry,
+    text: bool,
+    opts: &Options,
+    summary: &mut Summary,
+    answering: &dyn Fn(f64) -> Bytes,
+    memory: &mut HashMap<Bytes, Bytes>,
+) -> Vec<Found> {
+    let half = stream.half(dir);
+    let data = Bytes::copy_from_slice(&half.data);
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let end = half.next_hole(at).unwrap_or(data.len());
+        let time = half.time_at(at);
+        let mut r = Reader::new(data.slice(at..end));
+        r.trace_roles();
+        if dir == Direction::ToClient {
+            r.set_answering(answering(time));
+        }
+        r.set_memory(std::mem::take(memory));
+        summary.messages += 1;
+        let head = format!("stream {} {} {:.6}", stream.id, dir.arrow(), time);
+        let decoded = (entry.decode)(&mut r);
+        *memory = r.take_memory();
+        match decoded {
+            Ok(msg) => {
+                let used = r.pos();
+                let spans = r.take_spans();
+                summary.decoded += 1;
+                let mut re = BytesMut::new();
+                let exact = match msg.encode(&mut re) {
+                    Ok(()) => re[..] == data[at..at + used],
+                    Err(_) => false,
+                };
+                if exact {
+                    summary.roundtrip_exact += 1;
+                }
+                let mut fields = Fields::default();
+                msg.visit(&mut fields);
+                // Binary messages are named by the switch cases they took (SMB2 and later are
+                // `not_smb1`); text messages by their command or reply code.
+                let kind = if fields.cases.iter().any(|c| c == "NotSmb1") {
+                    summary.not_smb1 += 1;
+                    "not_smb1".to_string()
+                } else if !text && !fields.cases.is_empty() {
+                    fields.cases.join(".")
+                } else {
+                    fields.kind.clone().unwrap_or_default()
+                };
+                let mut text = format!(
+                    "{head} {} [{kind}] {used} bytes{}",
+                    entry.name,
+                    if exact { "" } else { " NOT-EXACT" }
+                );
+                for (path, role, value) in &fields.roles {
+                    let _ = write!(text, " {path}@{role}={value}");
+                }
+                if opts.roles {
+                    for s in &spans {
+                        let _ = write!(
+                            text,
+                            " {}.{}[{}..{}]",
+                            s.field.unit,
+                            s.field.field,
+                            at + s.start,
+                            at + s.end
+                        );
+                    }
+                }
+                let json = json!({
+                    "stream": stream.id,
+                    "direction": if dir == Direction::ToServer { "to_server" } else { "to_client" },
+                    "time": time,
+                    "offset": at,
+                    "length": used,
+                    "message": entry.name,
+                    "kind": kind,
+                    "roundtrip_exact": exact,
+                    "roles": fields.roles.iter().map(|(p, r, v)| json!({"path": p, "role": r, "value": v.to_string()})).collect::<Vec<_>>(),
+                    "spans": spans.iter().map(|s| json!({"field": format!("{}.{}", s.field.unit, s.field.field), "role": s.field.role.map(|r| r.to_string()), "start": at + s.start, "end": at + s.end})).collect::<Vec<_>>(),
+                })
+                .to_string();
+                found.push(Found {
+                    time,
+                    kind,
+                    text,
+                    json,
+                    roles: fields.roles,
+                });
+                at += used.max(1);
+            }
+            Err(e) => {
+                summary.errors += 1;
+                // Text: start again after the next line end, or at the next hole. A message cut
+                // off by the end of what was captured, or any error in a binary stream (whose
+                // framing is lost), ends this direction up to the next hole.
+                let resume = if e.is_incomplete() || !text {
+                    end
+                } else {
+                    data[at..end]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(end, |i| at + i + 1)
+                };
+                let text = format!(
+                    "{head} {} error at stream byte {}: {e}",
+                    entry.name,
+                    at + e.offset
+                );
+                let json = json!({
+                    "stream": stream.id,
+                    "direction": if dir == Direction::ToServer { "to_server" } else { "to_client" },
+                    "time": time,
+                    "offset": at,
+                    "message": entry.name,
+                    "error": e.to_string(),
+                    "error_offset": at + e.offset,
+                    "field": e.field_path(),
+                    "incomplete": e.is_incomplete(),
+                })
+                .to_string();
+                found.push(Found {
+                    time,
+                    kind: String::new(),
+                    text,
+                    json,
+                    roles: Vec::new(),
+                });
+                at = resume;
+            }
+        }
+    }
+    found
+}
+
+/// The role fields of a message, and its kind: the first content field that says what the
+/// message is (a verb, a reply code, a method).
+#[derive(Default)]
+struct Fields {
+    stack: Vec<String>,
+    /// The switch cases taken, in visiting order (case names are capitalised).
+    cases: Vec<String>,
+    kind: Option<String>,
+    roles: Vec<(String, String, Value)>,
+}
+
+impl Fields {
+    fn case(&mut self, name: &str) {
+        let is_case = name.starts_with(|c: char| c.is_ascii_uppercase());
+        if is_case && self.cases.last().map(String::as_str) != Some(name) {
+            self.cases.push(name.to_string());
+        }
+    }
+}
+
+impl Visitor for Fields {
+    fn enter(&mut self, name: &str) {
+        self.case(name);
+        self.stack.push(name.to_string());
+    }
+    fn leave(&mut self) {
+        self.stack.pop();
+    }
+    fn field(&mut self, name: &'static str, class: Class, value: &dyn FieldValue) {
+        // A case that holds a plain value (`_ -> Other: bytes`) is visited as a field.
+        self.case(name);
+        match class {
+            Class::Content if self.kind.is_none() => {
+                let v = value.value();
+                if matches!(v, Value::Bytes(_) | Value::Uint(_)) {
+                    self.kind = Some(match v {
+                        Value::Bytes(b) => {
+                            String::from_utf8_lossy(&b[..b.len().min(24)]).into_owned()
+                        }
+                        other => other.to_string(),
+                    });
+                }
+            }
+            Class::Role(role) => {
+                let mut path = self.stack.join(".");
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(name);
+                self.roles
+                    .push((path, role.name().to_string(), value.value()));
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Helpers shared by the binary's tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// A pcap file of Ethernet/IPv4/TCP packets.
+pub struct Pcap(Vec<u8>);
+
+impl Pcap {
+    pub fn new() -> Self {
+        let mut h = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        h.extend_from_slice(&[0; 8]);
+        h.extend_from_slice(&65535u32.to_le_bytes());
+        h.extend_from_slice(&1u32.to_le_bytes());
+        Pcap(h)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn tcp(
+        &mut self,
+        t: u32,
+        src: ([u8; 4], u16),
+        dst: ([u8; 4], u16),
+        seq: u32,
+        syn: bool,
+        payload: &[u8],
+    ) {
+        let mut p = vec![0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 6, 0x08, 0x00];
+        let total = (20 + 20 + payload.len()) as u16;
+        p.extend_from_slice(&[0x45, 0]);
+        p.extend_from_slice(&total.to_be_bytes());
+        p.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
+        p.extend_from_slice(&src.0);
+        p.extend_from_slice(&dst.0);
+        p.extend_from_slice(&src.1.to_be_bytes());
+        p.extend_from_slice(&dst.1.to_be_bytes());
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&0u32.to_be_bytes());
+        p.extend_from_slice(&[0x50, if syn { 0x02 } else { 0x18 }, 0xff, 0xff, 0, 0, 0, 0]);
+        p.extend_from_slice(payload);
+        self.0.extend_from_slice(&t.to_le_bytes());
+        self.0.extend_from_slice(&0u32.to_le_bytes());
+        self.0.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        self.0.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        self.0.extend_from_slice(&p);
+    }
+
+    /// Writes the capture to a file of its own (tests run in parallel threads).
+    pub fn write(&self, name: &str) -> PathBuf {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "honeyfarm-dissect-{}-{n}-{name}.pcap",
+            std::process::id()
+        ));
+        std::fs::write(&path, &self.0).unwrap();
+        path
+    }
+}
