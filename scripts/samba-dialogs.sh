@@ -69,9 +69,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Users exist before the first SAMR enumeration (the RPC worker caches the list).
+# Users exist before the first SAMR enumeration (the RPC worker caches the list). Two runs at
+# once (the tests record on two ports in parallel) must not both try to create them.
 for user in alice bob; do
-    id "$user" >/dev/null 2>&1 || useradd -M "$user"
+    flock /tmp/honeyfarm-samba-users.lock sh -c "id '$user' >/dev/null 2>&1 || useradd -M '$user'"
     printf 'pw\npw\n' | smbpasswd -c "$work/smb.conf" -a -s "$user" >/dev/null
 done
 

@@ -125,7 +125,11 @@ fn samba_dialogs_roundtrip_exactly() {
             .and_then(|s| s.split(' ').next())
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        assert!(n >= min_messages, "{name}: {summary}");
+        let client = read(&name.replace(".pcap", ".out"));
+        assert!(
+            n >= min_messages,
+            "{name}: {summary}\n{text}\nclient said:\n{client}"
+        );
         assert_eq!(
             summary,
             format!("dissect: messages={n} decoded={n} roundtrip_exact={n} errors=0"),
