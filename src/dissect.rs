@@ -15,7 +15,7 @@ use anyhow::{bail, Result};
 use bytes::{Bytes, BytesMut};
 use honeyfarm_protocols::REGISTRY;
 use honeyfarm_runtime::capture::{tcp_streams, Direction, Stream};
-use honeyfarm_runtime::codec::{Class, Entry, FieldValue, Reader, Value, Visitor};
+use honeyfarm_runtime::codec::{Description, Entry, Reader, Value};
 use serde_json::json;
 
 /// A protocol stack: the message types each side sends.
@@ -97,7 +97,7 @@ impl Summary {
     }
 }
 
-fn entry(name: &str) -> Result<&'static Entry> {
+pub fn entry(name: &str) -> Result<&'static Entry> {
     match REGISTRY.iter().find(|e| e.name == name) {
         Some(e) => Ok(e),
         None => bail!("the specs define no message type `{name}`"),
@@ -122,22 +122,34 @@ pub fn parse_port(s: &str) -> Result<(u16, String)> {
     Ok((port, service.to_string()))
 }
 
-/// Dissects a capture, printing a line (or JSON object) per message and the summary last.
-pub fn run(path: &Path, opts: &Options, out: &mut dyn std::io::Write) -> Result<Summary> {
-    let streams = tcp_streams(path)?;
+/// Which service each port carries: the well-known ports, then the `--port` overrides.
+pub fn services_by_port(overrides: &[(u16, String)]) -> HashMap<u16, &'static Service> {
     let mut by_port: HashMap<u16, &'static Service> = HashMap::new();
     for s in SERVICES {
         for p in s.ports {
             by_port.insert(*p, s);
         }
     }
-    for (port, name) in &opts.ports {
-        let s = SERVICES
-            .iter()
-            .find(|s| s.name == name)
-            .expect("checked by parse_port");
-        by_port.insert(*port, s);
+    for (port, name) in overrides {
+        if let Some(s) = SERVICES.iter().find(|s| s.name == name) {
+            by_port.insert(*port, s);
+        }
     }
+    by_port
+}
+
+/// A service by name.
+pub fn service(name: &str) -> Result<&'static Service> {
+    match SERVICES.iter().find(|s| s.name == name) {
+        Some(s) => Ok(s),
+        None => bail!("unknown service `{name}`"),
+    }
+}
+
+/// Dissects a capture, printing a line (or JSON object) per message and the summary last.
+pub fn run(path: &Path, opts: &Options, out: &mut dyn std::io::Write) -> Result<Summary> {
+    let streams = tcp_streams(path)?;
+    let by_port = services_by_port(&opts.ports);
     let mut summary = Summary::default();
     // Data connections announced by FTP control connections: endpoint -> control stream id.
     let mut announced: HashMap<SocketAddr, usize> = HashMap::new();
@@ -304,17 +316,13 @@ fn dissect_half(
                 if exact {
                     summary.roundtrip_exact += 1;
                 }
-                let mut fields = Fields::default();
-                msg.visit(&mut fields);
-                // Binary messages are named by the switch cases they took (SMB2 and later are
-                // `not_smb1`); text messages by their command or reply code.
+                let fields = Description::of(msg.as_ref());
+                // SMB2 and later are `not_smb1`.
                 let kind = if fields.cases.iter().any(|c| c == "NotSmb1") {
                     summary.not_smb1 += 1;
                     "not_smb1".to_string()
-                } else if !text && !fields.cases.is_empty() {
-                    fields.cases.join(".")
                 } else {
-                    fields.kind.clone().unwrap_or_default()
+                    fields.kind(text)
                 };
                 let mut text = format!(
                     "{head} {} [{kind}] {used} bytes{}",
@@ -400,61 +408,4 @@ fn dissect_half(
         }
     }
     found
-}
-
-/// The role fields of a message, and its kind: the first content field that says what the
-/// message is (a verb, a reply code, a method).
-#[derive(Default)]
-struct Fields {
-    stack: Vec<String>,
-    /// The switch cases taken, in visiting order (case names are capitalised).
-    cases: Vec<String>,
-    kind: Option<String>,
-    roles: Vec<(String, String, Value)>,
-}
-
-impl Fields {
-    fn case(&mut self, name: &str) {
-        let is_case = name.starts_with(|c: char| c.is_ascii_uppercase());
-        if is_case && self.cases.last().map(String::as_str) != Some(name) {
-            self.cases.push(name.to_string());
-        }
-    }
-}
-
-impl Visitor for Fields {
-    fn enter(&mut self, name: &str) {
-        self.case(name);
-        self.stack.push(name.to_string());
-    }
-    fn leave(&mut self) {
-        self.stack.pop();
-    }
-    fn field(&mut self, name: &'static str, class: Class, value: &dyn FieldValue) {
-        // A case that holds a plain value (`_ -> Other: bytes`) is visited as a field.
-        self.case(name);
-        match class {
-            Class::Content if self.kind.is_none() => {
-                let v = value.value();
-                if matches!(v, Value::Bytes(_) | Value::Uint(_)) {
-                    self.kind = Some(match v {
-                        Value::Bytes(b) => {
-                            String::from_utf8_lossy(&b[..b.len().min(24)]).into_owned()
-                        }
-                        other => other.to_string(),
-                    });
-                }
-            }
-            Class::Role(role) => {
-                let mut path = self.stack.join(".");
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(name);
-                self.roles
-                    .push((path, role.name().to_string(), value.value()));
-            }
-            _ => {}
-        }
-    }
 }

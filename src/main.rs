@@ -5,7 +5,10 @@
 //! decode` runs them on real bytes: it decodes through every layer, shows each field with its
 //! role, and checks that re-encoding gives back exactly the input.
 
+mod config;
 mod dissect;
+mod run;
+mod script;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -62,6 +65,44 @@ enum Command {
         #[arg(long = "port", value_parser = dissect::parse_port)]
         ports: Vec<(u16, String)>,
     },
+    /// Run the farm until SIGINT or SIGTERM.
+    Run {
+        /// The configuration file (TOML); without it, the embedded default
+        /// (config/honeyfarm.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Scripts: recorded dialogs the farm answers attackers from.
+    Script {
+        #[command(subcommand)]
+        command: ScriptCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScriptCommand {
+    /// Make a script from one TCP dialog of a capture.
+    Import {
+        /// The capture file (pcap or pcapng).
+        #[arg(long)]
+        pcap: PathBuf,
+        /// The TCP stream (as `dissect` numbers them); the first of a known service if absent.
+        #[arg(long)]
+        stream: Option<usize>,
+        /// Read streams to this server port as this service (repeatable): `--port 4451=smb`.
+        #[arg(long = "port", value_parser = dissect::parse_port)]
+        ports: Vec<(u16, String)>,
+        /// The script file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print a script: each message's direction, kind and role fields.
+    Show {
+        file: PathBuf,
+        /// Also dump each message's bytes.
+        #[arg(long)]
+        hex: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -93,6 +134,28 @@ fn main() -> ExitCode {
             dissect::run(&pcap, &opts, &mut std::io::stdout().lock())
                 .map(|s| s.errors == 0 && s.roundtrip_exact == s.decoded)
         }
+        Command::Script {
+            command:
+                ScriptCommand::Import {
+                    pcap,
+                    stream,
+                    ports,
+                    out,
+                },
+        } => script::import(&pcap, stream, &ports, &out).map(|s| {
+            println!(
+                "script {}: {} messages of {} from {}",
+                out.display(),
+                s.messages.len(),
+                s.service,
+                s.source
+            );
+            true
+        }),
+        Command::Run { config } => run::run(config.as_deref()),
+        Command::Script {
+            command: ScriptCommand::Show { file, hex },
+        } => script::show(&file, hex, &mut std::io::stdout().lock()).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 
 mod anchors;
 mod body;
+mod describe;
 mod error;
 mod framing;
 mod ndr;
@@ -18,6 +19,7 @@ mod writer;
 
 pub use body::{Chunked, DotStuffed};
 pub use bytes::{Bytes, BytesMut};
+pub use describe::Description;
 pub use error::{DecodeError, DecodeErrorKind, EncodeError, EncodeErrorKind, FieldInfo};
 pub use framing::{FrameCodec, FrameError};
 pub use ndr::Pointer;

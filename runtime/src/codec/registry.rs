@@ -3,7 +3,7 @@
 
 use bytes::BytesMut;
 
-use super::{DecodeError, EncodeError, Message, Reader, Visitor};
+use super::{DecodeError, EncodeError, Message, Reader, Visitor, VisitorMut};
 
 /// The object-safe face of a [`Message`].
 pub trait AnyMessage: std::fmt::Debug + Send + Sync {
@@ -11,6 +11,7 @@ pub trait AnyMessage: std::fmt::Debug + Send + Sync {
     fn name(&self) -> &'static str;
     fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError>;
     fn visit(&self, v: &mut dyn Visitor);
+    fn visit_mut(&mut self, v: &mut dyn VisitorMut);
 }
 
 impl<M: Message + std::fmt::Debug + Send + Sync> AnyMessage for M {
@@ -22,6 +23,9 @@ impl<M: Message + std::fmt::Debug + Send + Sync> AnyMessage for M {
     }
     fn visit(&self, v: &mut dyn Visitor) {
         Message::visit(self, v)
+    }
+    fn visit_mut(&mut self, v: &mut dyn VisitorMut) {
+        Message::visit_mut(self, v)
     }
 }
 

@@ -148,6 +148,13 @@ impl RoleFields {
         msg.visit(&mut v);
         v.fields
     }
+
+    /// [`RoleFields::of`] for a message whose type is chosen at run time.
+    pub fn of_any(msg: &dyn super::AnyMessage) -> Vec<RoleField> {
+        let mut v = RoleFields::default();
+        msg.visit(&mut v);
+        v.fields
+    }
 }
 
 fn join(stack: &[String], name: &str) -> String {
@@ -187,6 +194,32 @@ impl MatchKey {
         let mut v = MatchKeyVisitor::default();
         msg.visit(&mut v);
         MatchKey(v.key)
+    }
+
+    /// [`MatchKey::of`] for a message whose type is chosen at run time.
+    pub fn of_any(msg: &dyn super::AnyMessage) -> MatchKey {
+        let mut v = MatchKeyVisitor::default();
+        msg.visit(&mut v);
+        MatchKey(v.key)
+    }
+
+    /// The first content field where `self` and `other` differ: `(path, ours, theirs)`.
+    pub fn first_difference(&self, other: &MatchKey) -> Option<(String, String, String)> {
+        let n = self.0.len().max(other.0.len());
+        (0..n).find_map(|i| match (self.0.get(i), other.0.get(i)) {
+            (Some(a), Some(b)) if a == b => None,
+            (a, b) => {
+                let show = |f: Option<&(String, Value)>| {
+                    f.map_or(
+                        ("(nothing)".to_string(), "(nothing)".to_string()),
+                        |(p, v)| (p.clone(), v.to_string()),
+                    )
+                };
+                let (pa, va) = show(a);
+                let (pb, vb) = show(b);
+                Some((if a.is_some() { pa } else { pb }, va, vb))
+            }
+        })
     }
 
     /// Content fields with their paths, in wire order.

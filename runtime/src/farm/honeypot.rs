@@ -1,0 +1,369 @@
+//! The honeypot manager: backends that start and stop real servers, and a pool that keeps a
+//! few warm and leases one per telescope address (a worm's follow-up connections to the same
+//! address reach the same honeypot).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HoneypotError {
+    #[error("honeypot {addr}: cannot prepare {dir}: {source}")]
+    Prepare {
+        addr: SocketAddr,
+        dir: String,
+        source: std::io::Error,
+    },
+    #[error("honeypot {addr}: `{command}` failed: {reason}")]
+    Command {
+        addr: SocketAddr,
+        command: String,
+        reason: String,
+    },
+    #[error("honeypot {addr}: {why}{log}")]
+    NotReady {
+        addr: SocketAddr,
+        why: String,
+        log: String,
+    },
+    #[error("no honeypot address left (the pool's addresses are all in use)")]
+    NoAddress,
+}
+
+/// A running honeypot.
+#[derive(Debug)]
+pub struct Honeypot {
+    pub addr: SocketAddr,
+    /// Its private directory (configuration, state, files the attacker wrote).
+    pub dir: PathBuf,
+    child: Child,
+}
+
+/// Starts and stops honeypots of one kind.
+pub trait Backend: Send + Sync {
+    /// Starts a honeypot on `addr` and returns once it accepts connections.
+    fn start(&self, addr: SocketAddr) -> Result<Honeypot, HoneypotError>;
+    /// Stops it and removes what it left.
+    fn stop(&self, honeypot: Honeypot);
+}
+
+/// The `process` backend: a real server per honeypot, started from a command template.
+/// `{address}`, `{port}` and `{dir}` in the command, the prepare commands and the files are
+/// replaced by the honeypot's address, port and private directory.
+#[derive(Debug, Clone)]
+pub struct ProcessConfig {
+    pub command: Vec<String>,
+    /// Run, in order, before the server starts (adding its address to the loopback, say); a
+    /// failing one fails the start.
+    pub prepare: Vec<Vec<String>>,
+    /// Where private directories are made.
+    pub work_dir: PathBuf,
+    pub ready_timeout: Duration,
+}
+
+pub struct ProcessBackend {
+    config: ProcessConfig,
+}
+
+impl ProcessBackend {
+    pub fn new(config: ProcessConfig) -> Self {
+        ProcessBackend { config }
+    }
+}
+
+fn fill(template: &str, addr: SocketAddr, dir: &Path) -> String {
+    template
+        .replace("{address}", &addr.ip().to_string())
+        .replace("{port}", &addr.port().to_string())
+        .replace("{dir}", &dir.display().to_string())
+}
+
+impl Backend for ProcessBackend {
+    fn start(&self, addr: SocketAddr) -> Result<Honeypot, HoneypotError> {
+        let c = &self.config;
+        let dir = c
+            .work_dir
+            .join(format!("honeypot-{}-{}", addr.ip(), addr.port()));
+        let prep = |source| HoneypotError::Prepare {
+            addr,
+            dir: dir.display().to_string(),
+            source,
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(prep)?;
+        for cmd in &c.prepare {
+            let argv: Vec<String> = cmd.iter().map(|a| fill(a, addr, &dir)).collect();
+            let fail = |reason: String| HoneypotError::Command {
+                addr,
+                command: argv.join(" "),
+                reason,
+            };
+            let Some((prog, args)) = argv.split_first() else {
+                continue;
+            };
+            let out = Command::new(prog)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| fail(e.to_string()))?;
+            if !out.status.success() {
+                return Err(fail(format!(
+                    "{}: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+        let argv: Vec<String> = c.command.iter().map(|a| fill(a, addr, &dir)).collect();
+        let Some((prog, args)) = argv.split_first() else {
+            return Err(HoneypotError::Command {
+                addr,
+                command: String::new(),
+                reason: "the command is empty".into(),
+            });
+        };
+        let log = std::fs::File::create(dir.join("honeypot.log")).map_err(prep)?;
+        let log2 = log.try_clone().map_err(prep)?;
+        let mut cmd = Command::new(prog);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .current_dir(&dir);
+        // Its own process group: stopping it stops whatever it started.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.spawn().map_err(|e| HoneypotError::Command {
+            addr,
+            command: argv.join(" "),
+            reason: e.to_string(),
+        })?;
+        let deadline = Instant::now() + c.ready_timeout;
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(Honeypot { addr, dir, child });
+            }
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() >= deadline {
+                let log = std::fs::read_to_string(dir.join("honeypot.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                let hp = Honeypot { addr, dir, child };
+                self.stop(hp);
+                return Err(HoneypotError::NotReady {
+                    addr,
+                    why: if exited {
+                        "exited before accepting connections".to_string()
+                    } else {
+                        format!(
+                            "not accepting connections after {} s",
+                            c.ready_timeout.as_secs()
+                        )
+                    },
+                    log: if tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (its log ends: {})",
+                            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                        )
+                    },
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop(&self, mut honeypot: Honeypot) {
+        let pgid = honeypot.child.id() as i32;
+        // SIGTERM to the group, then SIGKILL for what is left.
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{pgid}")])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if matches!(honeypot.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .stderr(Stdio::null())
+            .status();
+        let _ = honeypot.child.wait();
+        let _ = std::fs::remove_dir_all(&honeypot.dir);
+    }
+}
+
+/// Warm honeypots and leases, per telescope address.
+pub struct Pool {
+    backend: Arc<dyn Backend>,
+    addresses: Vec<SocketAddr>,
+    size: usize,
+    state: Mutex<PoolState>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    warm: Vec<Honeypot>,
+    /// Leased honeypots by telescope address, with how many sessions hold each.
+    leased: HashMap<IpAddr, (Honeypot, usize)>,
+    /// Addresses being started or stopped.
+    busy: Vec<SocketAddr>,
+    /// How many are being started.
+    starting: usize,
+}
+
+/// A session's hold on a honeypot; give it back with [`Pool::release`].
+#[derive(Debug, Clone, Copy)]
+pub struct Lease {
+    pub telescope: IpAddr,
+    pub honeypot: SocketAddr,
+}
+
+impl Pool {
+    /// `addresses`: where honeypots may run (one each); `size`: how many to keep warm.
+    pub fn new(backend: Arc<dyn Backend>, addresses: Vec<SocketAddr>, size: usize) -> Arc<Pool> {
+        Arc::new(Pool {
+            backend,
+            addresses,
+            size,
+            state: Mutex::new(PoolState::default()),
+        })
+    }
+
+    fn free_address(&self, st: &PoolState) -> Option<SocketAddr> {
+        self.addresses.iter().copied().find(|a| {
+            !st.warm.iter().any(|h| h.addr == *a)
+                && !st.leased.values().any(|(h, _)| h.addr == *a)
+                && !st.busy.contains(a)
+        })
+    }
+
+    fn start_one(&self) -> Result<Honeypot, HoneypotError> {
+        let addr = {
+            let mut st = self.state.lock().expect("pool lock");
+            let a = self.free_address(&st).ok_or(HoneypotError::NoAddress)?;
+            st.busy.push(a);
+            st.starting += 1;
+            a
+        };
+        let r = self.backend.start(addr);
+        let mut st = self.state.lock().expect("pool lock");
+        st.busy.retain(|a| *a != addr);
+        st.starting -= 1;
+        r
+    }
+
+    /// Starts honeypots until `size` are warm (blocking; run it off the async threads).
+    pub fn fill(&self) -> Result<(), HoneypotError> {
+        loop {
+            let need = {
+                let st = self.state.lock().expect("pool lock");
+                st.warm.len() + st.starting < self.size
+            };
+            if !need {
+                return Ok(());
+            }
+            let h = self.start_one()?;
+            self.state.lock().expect("pool lock").warm.push(h);
+        }
+    }
+
+    /// The honeypot of this telescope address: the one already leased for it, a warm one, or
+    /// a new one (blocking).
+    pub fn lease(&self, telescope: IpAddr) -> Result<Lease, HoneypotError> {
+        {
+            let mut st = self.state.lock().expect("pool lock");
+            if let Some((h, n)) = st.leased.get_mut(&telescope) {
+                *n += 1;
+                return Ok(Lease {
+                    telescope,
+                    honeypot: h.addr,
+                });
+            }
+            if let Some(h) = st.warm.pop() {
+                let addr = h.addr;
+                st.leased.insert(telescope, (h, 1));
+                return Ok(Lease {
+                    telescope,
+                    honeypot: addr,
+                });
+            }
+        }
+        let h = self.start_one()?;
+        let addr = h.addr;
+        let mut st = self.state.lock().expect("pool lock");
+        match st.leased.get_mut(&telescope) {
+            // Another session for this address got one first: keep theirs, this one goes warm.
+            Some((theirs, n)) => {
+                *n += 1;
+                let a = theirs.addr;
+                st.warm.push(h);
+                Ok(Lease {
+                    telescope,
+                    honeypot: a,
+                })
+            }
+            None => {
+                st.leased.insert(telescope, (h, 1));
+                Ok(Lease {
+                    telescope,
+                    honeypot: addr,
+                })
+            }
+        }
+    }
+
+    /// Gives a lease back; the last one for a telescope address stops its honeypot (it is
+    /// dirty now) (blocking).
+    pub fn release(&self, lease: Lease) {
+        let done = {
+            let mut st = self.state.lock().expect("pool lock");
+            match st.leased.get_mut(&lease.telescope) {
+                Some((_, n)) if *n > 1 => {
+                    *n -= 1;
+                    None
+                }
+                Some(_) => st.leased.remove(&lease.telescope).map(|(h, _)| {
+                    // Its address stays taken until it has stopped.
+                    st.busy.push(h.addr);
+                    h
+                }),
+                None => None,
+            }
+        };
+        if let Some(h) = done {
+            let addr = h.addr;
+            self.backend.stop(h);
+            self.state
+                .lock()
+                .expect("pool lock")
+                .busy
+                .retain(|a| *a != addr);
+        }
+    }
+
+    /// The directory of the honeypot leased for a telescope address.
+    pub fn dir_of(&self, telescope: IpAddr) -> Option<PathBuf> {
+        let st = self.state.lock().expect("pool lock");
+        st.leased.get(&telescope).map(|(h, _)| h.dir.clone())
+    }
+
+    /// Stops every honeypot (shutdown).
+    pub fn shutdown(&self) {
+        let all: Vec<Honeypot> = {
+            let mut st = self.state.lock().expect("pool lock");
+            let mut v: Vec<Honeypot> = st.warm.drain(..).collect();
+            v.extend(st.leased.drain().map(|(_, (h, _))| h));
+            v
+        };
+        for h in all {
+            self.backend.stop(h);
+        }
+    }
+}

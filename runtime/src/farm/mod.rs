@@ -1,0 +1,11 @@
+//! The farm: listeners that take attackers' connections, sessions that answer them from
+//! scripts and hand them to real honeypots when they deviate, the honeypot manager, and the
+//! event store.
+
+mod events;
+mod honeypot;
+mod session;
+
+pub use events::{EventStore, MessageEvent, Outcome, Source, StoreError};
+pub use honeypot::{Backend, Honeypot, HoneypotError, Lease, Pool, ProcessBackend, ProcessConfig};
+pub use session::{serve_connection, ServiceCodecs, SessionConfig};

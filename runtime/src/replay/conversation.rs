@@ -1,0 +1,76 @@
+//! One side's view of a TCP conversation: the decoder state that outlives a message (what
+//! earlier messages remembered, what the last request was), and the framing of a byte stream
+//! into messages with the generated decoders.
+
+use std::collections::HashMap;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::codec::{AnyMessage, DecodeError, Description, Entry, Reader};
+
+/// A decoded message with the bytes it came from.
+#[derive(Debug)]
+pub struct Decoded {
+    pub msg: Box<dyn AnyMessage>,
+    pub bytes: Bytes,
+}
+
+/// What `recall()` and `answering()` see: the session memory shared by both directions.
+#[derive(Debug, Clone, Default)]
+pub struct Conversation {
+    memory: HashMap<Bytes, Bytes>,
+    answering: Bytes,
+}
+
+impl Conversation {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decodes the message at the start of `buf` (sent by the client if `to_server`). On
+    /// success the memory keeps what the message remembered; on error it is left as it was,
+    /// so an incomplete message can be tried again when more bytes have come.
+    pub fn decode(
+        &mut self,
+        entry: &Entry,
+        buf: Bytes,
+        to_server: bool,
+    ) -> Result<Decoded, DecodeError> {
+        let mut r = Reader::new(buf.clone());
+        if !to_server {
+            r.set_answering(self.answering.clone());
+        }
+        r.set_memory(self.memory.clone());
+        let msg = (entry.decode)(&mut r)?;
+        self.memory = r.take_memory();
+        let used = r.pos();
+        if to_server {
+            let first = Description::of(msg.as_ref()).first_content;
+            self.answering = Bytes::from(first.unwrap_or_default().into_bytes());
+        }
+        Ok(Decoded {
+            msg,
+            bytes: buf.slice(..used),
+        })
+    }
+
+    /// Takes the next whole message off the front of `buf`: `Ok(None)` while it is incomplete.
+    pub fn next_message(
+        &mut self,
+        entry: &Entry,
+        buf: &mut BytesMut,
+        to_server: bool,
+    ) -> Result<Option<Decoded>, DecodeError> {
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        match self.decode(entry, Bytes::copy_from_slice(buf), to_server) {
+            Ok(d) => {
+                buf.advance(d.bytes.len().max(1));
+                Ok(Some(d))
+            }
+            Err(e) if e.is_incomplete() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}

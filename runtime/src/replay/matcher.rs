@@ -1,0 +1,177 @@
+//! Following one script: an attacker's message matches the script's next client message when
+//! every field without a role is equal and its cookies pair consistently with the script's;
+//! the replies are then the script's, rewritten for this attacker.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::{AnyMessage, MatchKey, Role, RoleFields};
+use crate::rewrite::{Rewrite, ValueMap, Way};
+
+use super::script::{Script, Side};
+
+/// Why an attacker's message does not follow the script.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Deviation(pub String);
+
+/// A script being followed, and where.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub script: Arc<Script>,
+    /// Index of the script's next message.
+    pub pos: usize,
+    /// Attacker cookie values (left) paired with the script's (right).
+    pub cookies: ValueMap,
+}
+
+/// What answering one attacker message produced.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Script messages served, by index.
+    pub served: Vec<usize>,
+    /// The rewritten replies, to send in order.
+    pub replies: Vec<Bytes>,
+}
+
+/// Who the attacker is talking to, for the replies.
+#[derive(Debug, Clone, Copy)]
+pub struct Audience {
+    /// The address the attacker connected to.
+    pub telescope: IpAddr,
+    pub attacker: IpAddr,
+}
+
+impl Candidate {
+    pub fn new(script: Arc<Script>) -> Self {
+        Candidate {
+            script,
+            pos: 0,
+            cookies: ValueMap::new(),
+        }
+    }
+
+    /// Checks the attacker's message against the script's next client message and pairs their
+    /// cookies; on success the script moves past it.
+    pub fn accept(&mut self, msg: &dyn AnyMessage) -> Result<(), Deviation> {
+        let Some(expected) = self.script.messages.get(self.pos) else {
+            return Err(Deviation(format!(
+                "the script ends after {} messages",
+                self.script.messages.len()
+            )));
+        };
+        if expected.side != Side::Client {
+            return Err(Deviation(
+                "the script expects the server to speak first".into(),
+            ));
+        }
+        let key = MatchKey::of_any(msg);
+        if let Some((path, got, want)) = key.first_difference(&expected.key) {
+            return Err(Deviation(format!(
+                "message {} ({}): {path} is {got}, the script has {want}",
+                self.pos, expected.kind
+            )));
+        }
+        let script_msg = self
+            .script
+            .decode(self.pos)
+            .ok_or_else(|| Deviation("the script's message no longer decodes".into()))?;
+        let mut cookies = self.cookies.clone();
+        pair_cookies(&mut cookies, msg, script_msg.msg.as_ref())
+            .map_err(|e| Deviation(format!("message {}: {e}", self.pos)))?;
+        self.cookies = cookies;
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// The script's replies due now (the server messages up to its next client message),
+    /// rewritten: cookies the attacker chose echo the attacker's values, cookies the server
+    /// chose keep the script's, the recorded addresses become the ones of this connection,
+    /// timestamps are now and nonces fresh; every length is recomputed by the encoder.
+    pub fn serve(&mut self, to: Audience) -> Result<Step, Deviation> {
+        let mut step = Step {
+            served: Vec::new(),
+            replies: Vec::new(),
+        };
+        while let Some(m) = self.script.messages.get(self.pos) {
+            if m.side != Side::Server {
+                break;
+            }
+            let mut d = self
+                .script
+                .decode(self.pos)
+                .ok_or_else(|| Deviation("the script's reply no longer decodes".into()))?;
+            let mut rw = Rewrite::new();
+            rw.cookies = Some((&self.cookies, Way::Backward));
+            rw.addresses = vec![
+                (self.script.server.ip(), to.telescope),
+                (self.script.client.ip(), to.attacker),
+            ];
+            rw.now = Some(SystemTime::now());
+            rw.fresh_nonces = true;
+            d.msg.visit_mut(&mut rw);
+            if let Some((field, e)) = rw.errors.first() {
+                return Err(Deviation(format!(
+                    "reply {}: cannot rewrite {field}: {e}",
+                    self.pos
+                )));
+            }
+            let mut out = BytesMut::new();
+            d.msg
+                .encode(&mut out)
+                .map_err(|e| Deviation(format!("reply {}: {e}", self.pos)))?;
+            // Cookies the server issues here pair with themselves: the attacker will use them.
+            for f in RoleFields::of_any(d.msg.as_ref()) {
+                if let Role::Cookie { namespace, .. } = f.role {
+                    if self.cookies.backward(namespace, &f.value).is_none() {
+                        let _ = self.cookies.bind(namespace, f.value.clone(), f.value);
+                    }
+                }
+            }
+            step.served.push(self.pos);
+            step.replies.push(out.freeze());
+            self.pos += 1;
+        }
+        Ok(step)
+    }
+
+    /// The script has nothing more to say or hear.
+    pub fn finished(&self) -> bool {
+        self.pos >= self.script.messages.len()
+    }
+}
+
+/// Pairs the cookies of two messages with the same content (`left` in the map's left values),
+/// field by field in wire order.
+pub fn pair_cookies(
+    map: &mut ValueMap,
+    left: &dyn AnyMessage,
+    right: &dyn AnyMessage,
+) -> Result<(), String> {
+    let l = RoleFields::of_any(left);
+    let r = RoleFields::of_any(right);
+    let cookies = |v: Vec<crate::codec::RoleField>| {
+        v.into_iter()
+            .filter(|f| matches!(f.role, Role::Cookie { .. }))
+            .collect::<Vec<_>>()
+    };
+    let (l, r) = (cookies(l), cookies(r));
+    if l.len() != r.len() {
+        return Err(format!(
+            "{} cookie fields where the script has {}",
+            l.len(),
+            r.len()
+        ));
+    }
+    for (a, b) in l.into_iter().zip(r) {
+        let (Role::Cookie { namespace, .. }, true) = (a.role, a.path == b.path) else {
+            return Err(format!("cookie {} where the script has {}", a.path, b.path));
+        };
+        map.bind(namespace, a.value, b.value)
+            .map_err(|e| format!("{}: {e}", a.path))?;
+    }
+    Ok(())
+}

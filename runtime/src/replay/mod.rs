@@ -1,0 +1,12 @@
+//! Replay (after RolePlayer): recorded dialogs as scripts, a library that picks the scripts an
+//! attacker's first messages fit, and the matching of an attacker's messages against them.
+
+mod conversation;
+mod library;
+mod matcher;
+mod script;
+
+pub use conversation::{Conversation, Decoded};
+pub use library::Library;
+pub use matcher::{pair_cookies, Audience, Candidate, Deviation, Step};
+pub use script::{Script, ScriptError, ScriptMessage, ScriptRole, Side, FORMAT, VERSION};

@@ -1,0 +1,307 @@
+//! A script: one recorded TCP dialog, every message kept byte-exact with its kind and role
+//! fields, stored as versioned, indented JSON that a person can read and diff.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{Description, Entry, MatchKey};
+
+use super::conversation::{Conversation, Decoded};
+
+/// The `format` field of every script file.
+pub const FORMAT: &str = "honeyfarm-script";
+/// The version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a script: {source}")]
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("{path}: format `{format}` version {version}: this build reads `{FORMAT}` version {VERSION}")]
+    Version {
+        path: String,
+        format: String,
+        version: u32,
+    },
+    #[error("{path}: no message type `{name}` in the specs")]
+    UnknownType { path: String, name: String },
+    #[error("{path}: message {index}: {reason}")]
+    Message {
+        path: String,
+        index: usize,
+        reason: String,
+    },
+}
+
+/// Who sent a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Client,
+    Server,
+}
+
+/// A role field of a script message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptRole {
+    pub path: String,
+    pub role: String,
+    pub value: String,
+}
+
+/// One message of a script.
+#[derive(Debug, Clone)]
+pub struct ScriptMessage {
+    pub side: Side,
+    pub bytes: Bytes,
+    pub kind: String,
+    pub roles: Vec<ScriptRole>,
+    /// The content fields (client messages are matched on them).
+    pub key: MatchKey,
+    /// The decoder state just before this message, to decode it again for rewriting.
+    before: Conversation,
+}
+
+/// A recorded dialog of one service.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// The service name (`smb`, `ftp`, ...).
+    pub service: String,
+    pub client_type: &'static Entry,
+    pub server_type: &'static Entry,
+    /// Line-based service (message kinds are verbs, not switch cases).
+    pub text: bool,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    /// Where the dialog came from (capture file and stream).
+    pub source: String,
+    pub messages: Vec<ScriptMessage>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct File {
+    format: String,
+    version: u32,
+    service: String,
+    client_type: String,
+    server_type: String,
+    text: bool,
+    client: SocketAddr,
+    server: SocketAddr,
+    source: String,
+    messages: Vec<FileMessage>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileMessage {
+    from: Side,
+    kind: String,
+    length: usize,
+    /// `path@role=value`, for people: loading recomputes them from the bytes.
+    roles: Vec<String>,
+    /// The message's bytes, in hex, 32 bytes a line.
+    hex: Vec<String>,
+}
+
+impl Script {
+    /// Builds a script from a dialog's messages in the order they were sent, decoding each.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        service: &str,
+        client_type: &'static Entry,
+        server_type: &'static Entry,
+        text: bool,
+        client: SocketAddr,
+        server: SocketAddr,
+        source: &str,
+        messages: Vec<(Side, Bytes)>,
+    ) -> Result<Script, ScriptError> {
+        let mut conv = Conversation::new();
+        let mut out = Vec::with_capacity(messages.len());
+        for (index, (side, bytes)) in messages.into_iter().enumerate() {
+            let before = conv.clone();
+            let entry = if side == Side::Client {
+                client_type
+            } else {
+                server_type
+            };
+            let fail = |reason: String| ScriptError::Message {
+                path: source.to_string(),
+                index,
+                reason,
+            };
+            let d = conv
+                .decode(entry, bytes.clone(), side == Side::Client)
+                .map_err(|e| fail(e.to_string()))?;
+            if d.bytes.len() != bytes.len() {
+                return Err(fail(format!(
+                    "{} bytes, of which the message is only {}",
+                    bytes.len(),
+                    d.bytes.len()
+                )));
+            }
+            let desc = Description::of(d.msg.as_ref());
+            out.push(ScriptMessage {
+                side,
+                kind: desc.kind(text),
+                roles: desc
+                    .roles
+                    .iter()
+                    .map(|(path, role, value)| ScriptRole {
+                        path: path.clone(),
+                        role: role.clone(),
+                        value: value.to_string(),
+                    })
+                    .collect(),
+                key: MatchKey::of_any(d.msg.as_ref()),
+                bytes,
+                before,
+            });
+        }
+        Ok(Script {
+            service: service.to_string(),
+            client_type,
+            server_type,
+            text,
+            client,
+            server,
+            source: source.to_string(),
+            messages: out,
+        })
+    }
+
+    /// Decodes message `index` again (a fresh value to rewrite), with the decoder state it had.
+    pub fn decode(&self, index: usize) -> Option<Decoded> {
+        let m = self.messages.get(index)?;
+        let entry = if m.side == Side::Client {
+            self.client_type
+        } else {
+            self.server_type
+        };
+        m.before
+            .clone()
+            .decode(entry, m.bytes.clone(), m.side == Side::Client)
+            .ok()
+    }
+
+    /// The script's first client message, which the library indexes.
+    pub fn first_request(&self) -> Option<&ScriptMessage> {
+        self.messages.iter().find(|m| m.side == Side::Client)
+    }
+
+    pub fn to_json(&self) -> String {
+        let file = File {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            service: self.service.clone(),
+            client_type: self.client_type.name.to_string(),
+            server_type: self.server_type.name.to_string(),
+            text: self.text,
+            client: self.client,
+            server: self.server,
+            source: self.source.clone(),
+            messages: self
+                .messages
+                .iter()
+                .map(|m| FileMessage {
+                    from: m.side,
+                    kind: m.kind.clone(),
+                    length: m.bytes.len(),
+                    roles: m
+                        .roles
+                        .iter()
+                        .map(|r| format!("{}@{}={}", r.path, r.role, r.value))
+                        .collect(),
+                    hex: m.bytes.chunks(32).map(hex).collect(),
+                })
+                .collect(),
+        };
+        let mut s = serde_json::to_string_pretty(&file).expect("a script serialises");
+        s.push('\n');
+        s
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), ScriptError> {
+        std::fs::write(path, self.to_json()).map_err(|source| ScriptError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Reads a script file; `types` finds a message type by name (the protocols' registry).
+    pub fn load(
+        path: &Path,
+        types: &dyn Fn(&str) -> Option<&'static Entry>,
+    ) -> Result<Script, ScriptError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScriptError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let file: File = serde_json::from_str(&text).map_err(|source| ScriptError::Json {
+            path: p.clone(),
+            source,
+        })?;
+        if file.format != FORMAT || file.version != VERSION {
+            return Err(ScriptError::Version {
+                path: p,
+                format: file.format,
+                version: file.version,
+            });
+        }
+        let entry = |name: &str| {
+            types(name).ok_or_else(|| ScriptError::UnknownType {
+                path: p.clone(),
+                name: name.to_string(),
+            })
+        };
+        let (client_type, server_type) = (entry(&file.client_type)?, entry(&file.server_type)?);
+        let mut messages = Vec::with_capacity(file.messages.len());
+        for (index, m) in file.messages.into_iter().enumerate() {
+            let bytes = unhex(&m.hex.concat()).ok_or_else(|| ScriptError::Message {
+                path: p.clone(),
+                index,
+                reason: "`hex` holds something other than pairs of hex digits".into(),
+            })?;
+            messages.push((m.from, Bytes::from(bytes)));
+        }
+        let mut script = Script::new(
+            &file.service,
+            client_type,
+            server_type,
+            file.text,
+            file.client,
+            file.server,
+            &p,
+            messages,
+        )?;
+        // Errors name the file, not where it was first recorded.
+        script.source = file.source;
+        Ok(script)
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|c| format!("{c:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}

@@ -1,0 +1,201 @@
+//! Rewriting role fields between two views of one session: the per-namespace cookie maps that
+//! pair one side's values with the other's, and the visitor that applies them, maps addresses
+//! and host names, and freshens timestamps and nonces. Lengths need nothing: the encoder
+//! recomputes them.
+
+mod time;
+mod value_map;
+
+pub use time::fresh_timestamp;
+pub use value_map::{Conflict, ValueMap};
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use crate::codec::{Class, FieldValue, Role, SetError, Value, VisitorMut};
+
+/// Which way cookies are translated through a [`ValueMap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// Left values to right values.
+    Forward,
+    /// Right values to left values.
+    Backward,
+}
+
+/// One rewrite of a message's role fields.
+pub struct Rewrite<'a> {
+    /// Cookies translated through the map (a value the map does not hold stays as it is).
+    pub cookies: Option<(&'a ValueMap, Way)>,
+    /// Addresses replaced wherever an address or host-name field holds them (in binary, as
+    /// text, or inside a longer text such as a UNC path).
+    pub addresses: Vec<(IpAddr, IpAddr)>,
+    /// Host names replaced inside host-name fields (case-insensitive, whole text or a part).
+    pub names: Vec<(String, String)>,
+    /// Timestamps set to this time.
+    pub now: Option<SystemTime>,
+    /// Nonces replaced by fresh random bytes of the same length.
+    pub fresh_nonces: bool,
+    /// Fields that refused a new value (a value that does not fit, say).
+    pub errors: Vec<(String, SetError)>,
+}
+
+impl<'a> Rewrite<'a> {
+    pub fn new() -> Self {
+        Rewrite {
+            cookies: None,
+            addresses: Vec::new(),
+            names: Vec::new(),
+            now: None,
+            fresh_nonces: false,
+            errors: Vec::new(),
+        }
+    }
+
+    fn new_value(&self, role: &Role, v: Value) -> Option<Value> {
+        match role {
+            Role::Cookie { namespace, .. } => {
+                let (map, way) = self.cookies?;
+                match way {
+                    Way::Forward => map.forward(namespace, &v),
+                    Way::Backward => map.backward(namespace, &v),
+                }
+                .cloned()
+            }
+            Role::Address | Role::Hostname => self.map_address(v, role == &Role::Hostname),
+            Role::Timestamp { format } => fresh_timestamp(format, self.now?),
+            Role::Nonce if self.fresh_nonces => match v {
+                Value::Bytes(b) => Some(Value::Bytes(random_bytes(b.len()).into())),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn map_address(&self, v: Value, hostname: bool) -> Option<Value> {
+        let texts: Vec<(String, String)> = self
+            .addresses
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .chain(if hostname {
+                self.names.clone()
+            } else {
+                Vec::new()
+            })
+            .collect();
+        match v {
+            Value::Ip(ip) => self
+                .addresses
+                .iter()
+                .find(|(a, _)| *a == ip)
+                .map(|(_, b)| Value::Ip(*b)),
+            Value::Socket(s) => self
+                .addresses
+                .iter()
+                .find(|(a, _)| *a == s.ip())
+                .map(|(_, b)| Value::Socket(std::net::SocketAddr::new(*b, s.port()))),
+            Value::Uint(n) => self.addresses.iter().find_map(|(a, b)| match (a, b) {
+                (IpAddr::V4(a), IpAddr::V4(b)) if u64::from(u32::from(*a)) == n => {
+                    Some(Value::Uint(u64::from(u32::from(*b))))
+                }
+                _ => None,
+            }),
+            Value::Str(s) => replace_text(&s, &texts).map(Value::Str),
+            Value::Bytes(b) => {
+                let s = std::str::from_utf8(&b).ok()?;
+                replace_text(s, &texts).map(|t| Value::Bytes(t.into_bytes().into()))
+            }
+            Value::Int(_) => None,
+        }
+    }
+}
+
+impl Default for Rewrite<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Replaces every occurrence of each `from` in `s` that stands alone (not inside a longer
+/// name or number); `None` if nothing changed.
+fn replace_text(s: &str, pairs: &[(String, String)]) -> Option<String> {
+    let mut out = s.to_string();
+    let mut changed = false;
+    for (from, to) in pairs {
+        if from.is_empty() || from == to {
+            continue;
+        }
+        let lower = out.to_ascii_lowercase();
+        let needle = from.to_ascii_lowercase();
+        let mut result = String::with_capacity(out.len());
+        let mut last = 0;
+        let mut search = 0;
+        while let Some(i) = lower[search..].find(&needle) {
+            let at = search + i;
+            let end = at + needle.len();
+            let part_of_word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+            if !part_of_word(out[..at].chars().next_back())
+                && !part_of_word(out[end..].chars().next())
+            {
+                result.push_str(&out[last..at]);
+                result.push_str(to);
+                last = end;
+                changed = true;
+            }
+            search = end;
+        }
+        result.push_str(&out[last..]);
+        out = result;
+    }
+    changed.then_some(out)
+}
+
+impl VisitorMut for Rewrite<'_> {
+    fn field(&mut self, name: &'static str, class: Class, value: &mut dyn FieldValue) {
+        let Class::Role(role) = class else { return };
+        if let Some(new) = self.new_value(role, value.value()) {
+            if let Err(e) = value.set(new) {
+                self.errors.push((name.to_string(), e));
+            }
+        }
+    }
+}
+
+/// Random bytes from the kernel (nonces: NTLMSSP server challenges and the like).
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    use std::io::Read;
+    let mut b = vec![0u8; n];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        if f.read_exact(&mut b).is_ok() {
+            return b;
+        }
+    }
+    // No /dev/urandom: derive bytes from the clock, still different per session.
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = (t >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(151);
+    }
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_whole_names_only() {
+        let p = vec![("127.0.0.1".to_string(), "127.0.0.77".to_string())];
+        assert_eq!(
+            replace_text("\\\\127.0.0.1\\IPC$", &p).as_deref(),
+            Some("\\\\127.0.0.77\\IPC$")
+        );
+        assert_eq!(replace_text("127.0.0.11", &p), None);
+        let n = vec![("filesrv01".to_string(), "HONEY5".to_string())];
+        assert_eq!(
+            replace_text("\\\\FILESRV01\\IPC$", &n).as_deref(),
+            Some("\\\\HONEY5\\IPC$")
+        );
+    }
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs one Samba honeypot in the foreground: smbd speaking SMB1 only, on ADDRESS:PORT, with
+# everything it keeps under DIR. Every honeypot (and the server scripts are recorded from) is
+# the same machine: workgroup FARMNET, name FILESRV01, one domain SID, users alice and bob
+# (password pw), a guest-writable share `public`. The farm's process backend runs it per lease.
+#
+# usage: scripts/samba-honeypot.sh DIR ADDRESS PORT     (as root)
+set -euo pipefail
+dir=${1:?usage: samba-honeypot.sh DIR ADDRESS PORT}
+addr=${2:?usage: samba-honeypot.sh DIR ADDRESS PORT}
+port=${3:?usage: samba-honeypot.sh DIR ADDRESS PORT}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+mkdir -p "$dir"/{private,lock,state,cache,pid,ncalrpc,share}
+chmod 755 "$dir"
+chmod 777 "$dir/share"
+
+# smbd binds only to addresses the machine has: give the loopback this one.
+if [ "$addr" != 127.0.0.1 ]; then
+    ip addr replace "$addr/32" dev lo
+fi
+
+cat > "$dir/smb.conf" <<CONF
+[global]
+  workgroup = FARMNET
+  netbios name = FILESRV01
+  server role = standalone server
+  smb ports = $port
+  interfaces = $addr
+  bind interfaces only = yes
+  server min protocol = NT1
+  server max protocol = NT1
+  map to guest = bad user
+  restrict anonymous = 0
+  server signing = disabled
+  disable netbios = yes
+  load printers = no
+  printing = bsd
+  printcap name = /dev/null
+  disable spoolss = yes
+  private dir = $dir/private
+  lock directory = $dir/lock
+  state directory = $dir/state
+  cache directory = $dir/cache
+  pid directory = $dir/pid
+  ncalrpc dir = $dir/ncalrpc
+  log file = $dir/log.%m
+[public]
+  path = $dir/share
+  read only = no
+  guest ok = yes
+CONF
+
+net -s "$dir/smb.conf" setlocalsid S-1-5-21-3623811015-3361044348-30300820 >/dev/null
+for user in alice bob; do
+    flock /tmp/honeyfarm-samba-users.lock sh -c "id '$user' >/dev/null 2>&1 || useradd -M '$user'"
+    printf 'pw\npw\n' | smbpasswd -c "$dir/smb.conf" -a -s "$user" >/dev/null
+done
+exec smbd -F --no-process-group -s "$dir/smb.conf" --debug-stdout

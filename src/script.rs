@@ -1,0 +1,143 @@
+//! `honeyfarm script import` and `honeyfarm script show`: scripts made from one recorded TCP
+//! dialog, and what they hold.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use honeyfarm_protocols::REGISTRY;
+use honeyfarm_runtime::capture::{tcp_streams, Direction};
+use honeyfarm_runtime::codec::Entry;
+use honeyfarm_runtime::replay::{Conversation, Script, Side};
+
+use crate::dissect::{self, services_by_port};
+
+/// Finds a message type of the specs by name (what script files name).
+pub fn types(name: &str) -> Option<&'static Entry> {
+    REGISTRY.iter().find(|e| e.name == name)
+}
+
+/// Builds a script from stream `stream` of a capture (the first stream of a known service if
+/// `None`) and writes it to `out`.
+pub fn import(
+    pcap: &Path,
+    stream: Option<usize>,
+    ports: &[(u16, String)],
+    out: &Path,
+) -> Result<Script> {
+    let streams = tcp_streams(pcap)?;
+    let by_port = services_by_port(ports);
+    let chosen = match stream {
+        Some(n) => streams
+            .iter()
+            .find(|s| s.id == n)
+            .with_context(|| format!("{}: no TCP stream {n}", pcap.display()))?,
+        None => streams
+            .iter()
+            .find(|s| by_port.contains_key(&s.server.port()))
+            .with_context(|| {
+                format!(
+                    "{}: no stream to a known service port (add --port PORT=SERVICE)",
+                    pcap.display()
+                )
+            })?,
+    };
+    let Some(service) = by_port.get(&chosen.server.port()).copied() else {
+        bail!(
+            "stream {} goes to port {}, which carries no known service (add --port {}=SERVICE)",
+            chosen.id,
+            chosen.server.port(),
+            chosen.server.port()
+        );
+    };
+    let (client, server) = (
+        dissect::entry(service.client)?,
+        dissect::entry(service.server)?,
+    );
+    // Cut each direction into messages (the client's first: replies recall what requests
+    // remembered), then put them in the order they were sent.
+    let mut conv = Conversation::new();
+    let mut timed: Vec<(f64, Side, Bytes)> = Vec::new();
+    for (dir, side, entry) in [
+        (Direction::ToServer, Side::Client, client),
+        (Direction::ToClient, Side::Server, server),
+    ] {
+        let half = chosen.half(dir);
+        if let Some(hole) = half.next_hole(0) {
+            if hole < half.data.len() {
+                bail!(
+                    "stream {}: the capture misses bytes of the {} direction at byte {hole}; a script needs the whole dialog",
+                    chosen.id,
+                    if side == Side::Client { "client" } else { "server" }
+                );
+            }
+        }
+        let data = Bytes::copy_from_slice(&half.data);
+        let mut at = 0;
+        while at < data.len() {
+            let d = conv
+                .decode(entry, data.slice(at..), side == Side::Client)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "stream {}: {} message at stream byte {at} does not decode: {e}",
+                        chosen.id,
+                        entry.name
+                    )
+                })?;
+            let used = d.bytes.len().max(1);
+            timed.push((half.time_at(at), side, d.bytes));
+            at += used;
+        }
+    }
+    timed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let source = format!(
+        "{} stream {}",
+        pcap.file_name().map_or_else(
+            || pcap.display().to_string(),
+            |n| n.to_string_lossy().into()
+        ),
+        chosen.id
+    );
+    let script = Script::new(
+        service.name,
+        client,
+        server,
+        service.text,
+        chosen.client,
+        chosen.server,
+        &source,
+        timed.into_iter().map(|(_, side, b)| (side, b)).collect(),
+    )?;
+    script.save(out)?;
+    Ok(script)
+}
+
+/// Prints a script: a line per message with its kind and role fields; `hex` adds the bytes.
+pub fn show(path: &Path, hex: bool, out: &mut dyn std::io::Write) -> Result<()> {
+    let s = Script::load(path, &types)?;
+    writeln!(
+        out,
+        "script {}: service {}, {} messages, recorded {} -> {} ({})",
+        path.display(),
+        s.service,
+        s.messages.len(),
+        s.client,
+        s.server,
+        s.source
+    )?;
+    for (i, m) in s.messages.iter().enumerate() {
+        let arrow = if m.side == Side::Client { "->" } else { "<-" };
+        write!(out, "{i:3} {arrow} [{}] {} bytes", m.kind, m.bytes.len())?;
+        for r in &m.roles {
+            write!(out, " {}@{}={}", r.path, r.role, r.value)?;
+        }
+        writeln!(out)?;
+        if hex {
+            for (n, chunk) in m.bytes.chunks(16).enumerate() {
+                let h: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
+                writeln!(out, "      {:04x}  {}", n * 16, h.join(" "))?;
+            }
+        }
+    }
+    Ok(())
+}
