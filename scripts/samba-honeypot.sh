@@ -56,4 +56,17 @@ for user in alice bob; do
     flock /tmp/honeyfarm-samba-users.lock sh -c "id '$user' >/dev/null 2>&1 || useradd -M '$user'"
     printf 'pw\npw\n' | smbpasswd -c "$dir/smb.conf" -a -s "$user" >/dev/null
 done
-exec smbd -F --no-process-group -s "$dir/smb.conf" --debug-stdout
+# samba-dcerpcd and its workers leave smbd's process group: when told to stop, stop
+# everything that runs with this configuration.
+stop() {
+    [ -n "${smbd_pid:-}" ] && kill "$smbd_pid" 2>/dev/null
+    pkill -f -- "$dir/smb.conf" 2>/dev/null
+    sleep 0.3
+    pkill -9 -f -- "$dir/smb.conf" 2>/dev/null
+    return 0
+}
+trap 'stop; exit 0' TERM INT
+smbd -F --no-process-group -s "$dir/smb.conf" --debug-stdout &
+smbd_pid=$!
+wait "$smbd_pid" || true
+stop

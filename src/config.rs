@@ -52,6 +52,9 @@ pub struct Honeypots {
     #[serde(default)]
     pub pool: usize,
     pub work_dir: PathBuf,
+    /// Keep each honeypot's directory after it stops (under `work_dir/done/`), for forensics.
+    #[serde(default)]
+    pub keep: bool,
     #[serde(default = "default_ready")]
     pub ready_timeout_secs: u64,
 }
@@ -69,6 +72,8 @@ pub struct Session {
     pub reply_timeout_secs: u64,
     #[serde(default = "default_max")]
     pub max_message_bytes: usize,
+    #[serde(default = "default_artifact")]
+    pub max_artifact_bytes: usize,
 }
 
 fn default_idle() -> u64 {
@@ -80,6 +85,9 @@ fn default_reply() -> u64 {
 fn default_max() -> usize {
     1 << 20
 }
+fn default_artifact() -> usize {
+    64 << 20
+}
 
 impl Default for Session {
     fn default() -> Self {
@@ -87,6 +95,7 @@ impl Default for Session {
             idle_timeout_secs: default_idle(),
             reply_timeout_secs: default_reply(),
             max_message_bytes: default_max(),
+            max_artifact_bytes: default_artifact(),
         }
     }
 }

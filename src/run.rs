@@ -43,6 +43,7 @@ async fn farm(cfg: Config) -> Result<bool> {
                 command: h.command.clone(),
                 prepare: h.prepare.clone(),
                 work_dir: h.work_dir.clone(),
+                keep: h.keep,
                 ready_timeout: Duration::from_secs(h.ready_timeout_secs),
             })),
             h.addresses.clone(),
@@ -67,6 +68,7 @@ async fn farm(cfg: Config) -> Result<bool> {
             reply_timeout: Duration::from_secs(cfg.session.reply_timeout_secs),
             idle_timeout: Duration::from_secs(cfg.session.idle_timeout_secs),
             max_message: cfg.session.max_message_bytes,
+            max_artifact: cfg.session.max_artifact_bytes,
         });
         let listener = TcpListener::bind(l.address)
             .await

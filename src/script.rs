@@ -17,8 +17,8 @@ pub fn types(name: &str) -> Option<&'static Entry> {
     REGISTRY.iter().find(|e| e.name == name)
 }
 
-/// Builds a script from stream `stream` of a capture (the first stream of a known service if
-/// `None`) and writes it to `out`.
+/// Builds a script from stream `stream` of a capture (if `None`, the first stream to a known
+/// service with data both ways) and writes it to `out`.
 pub fn import(
     pcap: &Path,
     stream: Option<usize>,
@@ -34,10 +34,14 @@ pub fn import(
             .with_context(|| format!("{}: no TCP stream {n}", pcap.display()))?,
         None => streams
             .iter()
-            .find(|s| by_port.contains_key(&s.server.port()))
+            .find(|s| {
+                by_port.contains_key(&s.server.port())
+                    && !s.to_server.data.is_empty()
+                    && !s.to_client.data.is_empty()
+            })
             .with_context(|| {
                 format!(
-                    "{}: no stream to a known service port (add --port PORT=SERVICE)",
+                    "{}: no dialog (data both ways) to a known service port (add --port PORT=SERVICE)",
                     pcap.display()
                 )
             })?,

@@ -1778,6 +1778,33 @@ impl<'a> Checker<'a> {
                     client,
                 }
             }
+            "artifact" => {
+                let key = match role_arg(r, "key", 0).map(|a| &a.value) {
+                    Some(ast::RoleValue::Dotted(p)) => p
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join("."),
+                    _ => {
+                        self.err_hint(
+                            src,
+                            r.span,
+                            "@artifact needs the cookie namespace that names the file",
+                            "write `@artifact(key = smb.fid, offset = offset)`",
+                        );
+                        return None;
+                    }
+                };
+                let offset = match role_arg(r, "offset", 1).map(|a| (&a.value, a.span)) {
+                    None => None,
+                    Some((ast::RoleValue::Dotted(p), _)) if p.len() == 1 => Some(p[0].name.clone()),
+                    Some((_, span)) => {
+                        self.err(src, span, "@artifact's offset is the name of a field");
+                        return None;
+                    }
+                };
+                ir::Role::Artifact { key, offset }
+            }
             "timestamp" => {
                 let format = match r.args.first().map(|a| &a.value) {
                     Some(ast::RoleValue::Dotted(p)) if p.len() == 1 => p[0].name.clone(),
@@ -1809,7 +1836,7 @@ impl<'a> Checker<'a> {
                     src,
                     r.name.span,
                     format!("unknown role `@{other}`"),
-                    "the roles are @length, @count, @offset, @cookie, @address, @port, @hostname, @timestamp, @nonce, @volatile, @signature",
+                    "the roles are @length, @count, @offset, @cookie, @address, @port, @hostname, @timestamp, @nonce, @volatile, @signature, @artifact",
                 );
                 return None;
             }

@@ -449,6 +449,10 @@ impl Gen<'_> {
             Role::Nonce => quote!(Nonce),
             Role::Volatile => quote!(Volatile),
             Role::Signature => quote!(Signature),
+            Role::Artifact { key, offset } => {
+                let offset = offset.as_deref().unwrap_or("");
+                quote!(Artifact { key: #key, offset: #offset })
+            }
         };
         quote! {
             #[doc(hidden)]
@@ -2425,6 +2429,10 @@ fn role_text(r: &Role) -> String {
         Role::Nonce => "nonce".into(),
         Role::Volatile => "volatile".into(),
         Role::Signature => "signature".into(),
+        Role::Artifact { key, offset } => match offset {
+            Some(o) => format!("bytes written to the file named by cookie `{key}`, at `{o}`"),
+            None => format!("bytes written to the file named by cookie `{key}`"),
+        },
     }
 }
 

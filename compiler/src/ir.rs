@@ -206,6 +206,12 @@ pub enum Role {
     Nonce,
     Volatile,
     Signature,
+    /// Bytes the sender writes to a file: `key` is the cookie namespace naming the file, and
+    /// `offset` the field (read before this one) holding where in the file they go.
+    Artifact {
+        key: String,
+        offset: Option<String>,
+    },
 }
 
 impl Role {

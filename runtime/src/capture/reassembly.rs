@@ -58,6 +58,8 @@ pub struct Stream {
     pub client: SocketAddr,
     pub server: SocketAddr,
     pub start: f64,
+    /// Both SYNs were captured: both directions are there from their first byte.
+    pub from_start: bool,
     pub to_server: HalfStream,
     pub to_client: HalfStream,
 }
@@ -74,6 +76,8 @@ impl Stream {
 #[derive(Debug, Default)]
 struct Half {
     base: Option<u32>,
+    /// The SYN was captured: the data starts at the connection's first byte.
+    syn: bool,
     /// Relative offset of the next byte expected.
     next: u64,
     pending: BTreeMap<u64, (Vec<u8>, f64)>,
@@ -84,6 +88,7 @@ impl Half {
     fn add(&mut self, seg: &TcpSegment) {
         if seg.syn {
             self.base = Some(seg.seq.wrapping_add(1));
+            self.syn = true;
         }
         if seg.payload.is_empty() {
             return;
@@ -213,6 +218,7 @@ impl Reassembler {
                     client: f.client,
                     server: f.server,
                     start: f.start,
+                    from_start: f.to_server.syn && f.to_client.syn,
                     to_server: f.to_server.out,
                     to_client: f.to_client.out,
                 }

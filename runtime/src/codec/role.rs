@@ -48,6 +48,13 @@ pub enum Role {
     Nonce,
     Volatile,
     Signature,
+    /// Bytes the sender writes to a file (captured by the farm): the file is named by the last
+    /// cookie of namespace `key` before this field, the position by the last field named
+    /// `offset` before it (`""`: appended).
+    Artifact {
+        key: &'static str,
+        offset: &'static str,
+    },
 }
 
 impl Role {
@@ -72,6 +79,7 @@ impl Role {
             Role::Nonce => "nonce",
             Role::Volatile => "volatile",
             Role::Signature => "signature",
+            Role::Artifact { .. } => "artifact",
         }
     }
 }
@@ -184,7 +192,8 @@ impl Visitor for RoleFields {
     }
 }
 
-/// The content of a message without its role and layout fields: two messages with equal keys
+/// The content of a message without its role and layout fields (artifact bytes count as
+/// content): two messages with equal keys
 /// are the same request up to cookies, addresses, host names, lengths and the like.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct MatchKey(Vec<(String, Value)>);
@@ -242,7 +251,8 @@ impl Visitor for MatchKeyVisitor {
         self.stack.pop();
     }
     fn field(&mut self, name: &'static str, class: Class, value: &dyn FieldValue) {
-        if class == Class::Content {
+        // What is written to a file is content too: two uploads match only if equal.
+        if matches!(class, Class::Content | Class::Role(Role::Artifact { .. })) {
             self.key.push((join(&self.stack, name), value.value()));
         }
     }

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS connections (
     deviated_at INTEGER,
     honeypot TEXT,
     first_reply_ms REAL,
+    handoff_ms REAL,
     detail TEXT
 );
 CREATE TABLE IF NOT EXISTS messages (
@@ -131,6 +132,7 @@ enum Write {
     Message(MessageEvent, f64),
     Script(i64, String),
     FirstReply(i64, f64),
+    Handoff(i64, f64),
     Honeypot(i64, String),
     End {
         id: i64,
@@ -224,6 +226,11 @@ impl EventStore {
 
     pub fn first_reply(&self, connection: i64, millis: f64) {
         self.send(Write::FirstReply(connection, millis));
+    }
+
+    /// Time from the deviation to the honeypot's first answer relayed to the attacker.
+    pub fn handoff(&self, connection: i64, millis: f64) {
+        self.send(Write::Handoff(connection, millis));
     }
 
     pub fn honeypot(&self, connection: i64, honeypot: &str) {
@@ -320,6 +327,12 @@ fn apply(db: &Connection, w: Write) -> rusqlite::Result<()> {
         Write::FirstReply(id, ms) => {
             db.execute(
                 "UPDATE connections SET first_reply_ms = ?2 WHERE id = ?1 AND first_reply_ms IS NULL",
+                params![id, ms],
+            )?;
+        }
+        Write::Handoff(id, ms) => {
+            db.execute(
+                "UPDATE connections SET handoff_ms = ?2 WHERE id = ?1",
                 params![id, ms],
             )?;
         }

@@ -32,6 +32,8 @@ pub enum HoneypotError {
     },
     #[error("no honeypot address left (the pool's addresses are all in use)")]
     NoAddress,
+    #[error("the farm is shutting down")]
+    Closed,
 }
 
 /// A running honeypot.
@@ -62,6 +64,8 @@ pub struct ProcessConfig {
     pub prepare: Vec<Vec<String>>,
     /// Where private directories are made.
     pub work_dir: PathBuf,
+    /// Keep a stopped honeypot's directory (moved to `work_dir/done/`) instead of removing it.
+    pub keep: bool,
     pub ready_timeout: Duration,
 }
 
@@ -143,10 +147,11 @@ impl Backend for ProcessBackend {
         })?;
         let deadline = Instant::now() + c.ready_timeout;
         loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // An exited command is not ready, whatever else answers on its address.
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            if !exited && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 return Ok(Honeypot { addr, dir, child });
             }
-            let exited = matches!(child.try_wait(), Ok(Some(_)));
             if exited || Instant::now() >= deadline {
                 let log = std::fs::read_to_string(dir.join("honeypot.log")).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(5).collect();
@@ -195,6 +200,24 @@ impl Backend for ProcessBackend {
             .stderr(Stdio::null())
             .status();
         let _ = honeypot.child.wait();
+        if self.config.keep {
+            let done = self.config.work_dir.join("done");
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let name = format!(
+                "{}-{stamp}",
+                honeypot
+                    .dir
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            );
+            if std::fs::create_dir_all(&done).is_ok()
+                && std::fs::rename(&honeypot.dir, done.join(name)).is_ok()
+            {
+                return;
+            }
+        }
         let _ = std::fs::remove_dir_all(&honeypot.dir);
     }
 }
@@ -202,6 +225,8 @@ impl Backend for ProcessBackend {
 /// Warm honeypots and leases, per telescope address.
 pub struct Pool {
     backend: Arc<dyn Backend>,
+    /// Set by [`Pool::shutdown`]: nothing starts any more.
+    closed: std::sync::atomic::AtomicBool,
     addresses: Vec<SocketAddr>,
     size: usize,
     state: Mutex<PoolState>,
@@ -230,6 +255,7 @@ impl Pool {
     pub fn new(backend: Arc<dyn Backend>, addresses: Vec<SocketAddr>, size: usize) -> Arc<Pool> {
         Arc::new(Pool {
             backend,
+            closed: std::sync::atomic::AtomicBool::new(false),
             addresses,
             size,
             state: Mutex::new(PoolState::default()),
@@ -244,7 +270,14 @@ impl Pool {
         })
     }
 
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn start_one(&self) -> Result<Honeypot, HoneypotError> {
+        if self.is_closed() {
+            return Err(HoneypotError::Closed);
+        }
         let addr = {
             let mut st = self.state.lock().expect("pool lock");
             let a = self.free_address(&st).ok_or(HoneypotError::NoAddress)?;
@@ -253,10 +286,19 @@ impl Pool {
             a
         };
         let r = self.backend.start(addr);
-        let mut st = self.state.lock().expect("pool lock");
-        st.busy.retain(|a| *a != addr);
-        st.starting -= 1;
-        r
+        {
+            let mut st = self.state.lock().expect("pool lock");
+            st.busy.retain(|a| *a != addr);
+            st.starting -= 1;
+        }
+        // Shut down while it started: it is not wanted any more.
+        match r {
+            Ok(h) if self.is_closed() => {
+                self.backend.stop(h);
+                Err(HoneypotError::Closed)
+            }
+            r => r,
+        }
     }
 
     /// Starts honeypots until `size` are warm (blocking; run it off the async threads).
@@ -271,6 +313,9 @@ impl Pool {
             }
             let h = self.start_one()?;
             self.state.lock().expect("pool lock").warm.push(h);
+            if self.is_closed() {
+                self.shutdown();
+            }
         }
     }
 
@@ -354,8 +399,10 @@ impl Pool {
         st.leased.get(&telescope).map(|(h, _)| h.dir.clone())
     }
 
-    /// Stops every honeypot (shutdown).
+    /// Stops every honeypot and starts no more; waits (up to a minute) for those being started
+    /// or stopped elsewhere.
     pub fn shutdown(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let all: Vec<Honeypot> = {
             let mut st = self.state.lock().expect("pool lock");
             let mut v: Vec<Honeypot> = st.warm.drain(..).collect();
@@ -364,6 +411,15 @@ impl Pool {
         };
         for h in all {
             self.backend.stop(h);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let st = self.state.lock().expect("pool lock");
+            if st.busy.is_empty() && st.leased.is_empty() && st.warm.is_empty() {
+                return;
+            }
+            drop(st);
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }

@@ -2,10 +2,12 @@
 //! scripts and hand them to real honeypots when they deviate, the honeypot manager, and the
 //! event store.
 
+mod artifacts;
 mod events;
 mod honeypot;
 mod session;
 
+pub use artifacts::Files;
 pub use events::{EventStore, MessageEvent, Outcome, Source, StoreError};
 pub use honeypot::{Backend, Honeypot, HoneypotError, Lease, Pool, ProcessBackend, ProcessConfig};
 pub use session::{serve_connection, ServiceCodecs, SessionConfig};

@@ -14,6 +14,7 @@ use crate::codec::{AnyMessage, Description, Entry, MatchKey, Role, RoleField, Ro
 use crate::replay::{Audience, Candidate, Conversation, Decoded, Deviation, Library};
 use crate::rewrite::{Rewrite, ValueMap, Way};
 
+use super::artifacts::Files;
 use super::events::{EventStore, MessageEvent, Outcome, Source};
 use super::honeypot::{Lease, Pool};
 
@@ -39,6 +40,8 @@ pub struct SessionConfig {
     pub idle_timeout: Duration,
     /// The largest message accepted (bytes buffered before it decodes).
     pub max_message: usize,
+    /// The largest file kept as an artifact.
+    pub max_artifact: usize,
 }
 
 /// A reply the attacker got, as the handoff compares it with the honeypot's.
@@ -62,6 +65,10 @@ struct Session {
     telescope: SocketAddr,
     started: Instant,
     replied: bool,
+    /// What the attacker wrote to files.
+    files: Files,
+    /// When the attacker deviated, until the honeypot's first answer reaches it.
+    deviated: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -116,12 +123,23 @@ pub async fn serve_connection(
         telescope,
         started: Instant::now(),
         replied: false,
+        files: Files::new(cfg.max_artifact),
+        deviated: None,
     };
     let (outcome, detail) = tokio::select! {
         r = scripted(&mut s, &mut sock) => r,
         _ = shutdown.wait_for(|stop| *stop) => (Outcome::Error, "the farm shut down".to_string()),
     };
     let _ = sock.shutdown().await;
+    let dropped = s.files.dropped;
+    for (name, content) in std::mem::take(&mut s.files).into_files() {
+        cfg.events.artifact(id, &name, content);
+    }
+    let detail = if dropped > 0 {
+        format!("{detail} ({dropped} bytes written beyond the artifact limit not kept)")
+    } else {
+        detail
+    };
     cfg.events.end(id, outcome.clone(), &detail);
     (id, outcome, detail)
 }
@@ -177,7 +195,7 @@ async fn scripted(s: &mut Session, sock: &mut TcpStream) -> (Outcome, String) {
 
     loop {
         let before = conv.clone();
-        let d = match conv.next_message(svc.client, &mut buf, true) {
+        let d = match conv.next_message(svc.client, &mut buf, true, cfg.max_message) {
             Ok(Some(d)) => d,
             Ok(None) => match read_more(sock, &mut buf, cfg.idle_timeout, cfg.max_message).await {
                 Ok(true) => continue,
@@ -203,6 +221,7 @@ async fn scripted(s: &mut Session, sock: &mut TcpStream) -> (Outcome, String) {
             }
         };
         s.event(d.msg.as_ref(), d.bytes.len(), true, Source::Attacker);
+        s.files.collect(d.msg.as_ref());
         let followed = match cand.as_mut() {
             Some(c) => c.accept(d.msg.as_ref()).map(|()| c),
             None => {
@@ -331,6 +350,7 @@ async fn handoff(
     at: usize,
     deviation: Deviation,
 ) -> (Outcome, String) {
+    s.deviated = Some(Instant::now());
     let cfg = s.cfg.clone();
     let svc = &cfg.service;
     let failed = |detail: String| (Outcome::HandoffFailed { deviated_at: at }, detail);
@@ -389,7 +409,7 @@ async fn handoff(
         }
         for sent in &ex.replies {
             let reply = loop {
-                match conv_h.next_message(svc.server, &mut hbuf, false) {
+                match conv_h.next_message(svc.server, &mut hbuf, false, cfg.max_message) {
                     Ok(Some(r)) => break r,
                     Ok(None) => {}
                     Err(e) => {
@@ -488,8 +508,9 @@ async fn bridge(
     loop {
         // Whole messages first: the attacker's may already be buffered.
         loop {
-            match conv_a.next_message(svc.client, abuf, true) {
+            match conv_a.next_message(svc.client, abuf, true, cfg.max_message) {
                 Ok(Some(mut d)) => {
+                    s.files.collect(d.msg.as_ref());
                     let out = match translate(d.msg.as_mut(), map, Way::Forward, telescope, hp_ip) {
                         Ok(o) => o,
                         Err(e) => return End::Failed(e),
@@ -505,7 +526,7 @@ async fn bridge(
             }
         }
         loop {
-            match conv_h.next_message(svc.server, hbuf, false) {
+            match conv_h.next_message(svc.server, hbuf, false, cfg.max_message) {
                 Ok(Some(mut d)) => {
                     // Cookies the honeypot issues now stand for themselves on the attacker's side.
                     for f in cookies(d.msg.as_ref()) {
@@ -525,6 +546,9 @@ async fn bridge(
                         return End::Failed(format!("attacker: {e}"));
                     }
                     s.first_reply();
+                    if let Some(t) = s.deviated.take() {
+                        cfg.events.handoff(s.id, t.elapsed().as_secs_f64() * 1000.0);
+                    }
                     s.event(d.msg.as_ref(), out.len(), false, Source::Relayed);
                 }
                 Ok(None) => break,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::codec::{AnyMessage, DecodeError, Description, Entry, Reader};
+use crate::codec::{AnyMessage, DecodeError, DecodeErrorKind, Description, Entry, Reader};
 
 /// A decoded message with the bytes it came from.
 #[derive(Debug)]
@@ -55,12 +55,14 @@ impl Conversation {
     }
 
     /// Takes the next whole message off the front of `buf`: `Ok(None)` while it is incomplete.
+    /// A message that says it is longer than `max` bytes is an error at once.
     pub fn next_message(
         &mut self,
         entry: &Entry,
         buf: &mut BytesMut,
         to_server: bool,
-    ) -> Result<Option<Decoded>, DecodeError> {
+        max: usize,
+    ) -> Result<Option<Decoded>, FrameError> {
         if buf.is_empty() {
             return Ok(None);
         }
@@ -69,8 +71,26 @@ impl Conversation {
                 buf.advance(d.bytes.len().max(1));
                 Ok(Some(d))
             }
-            Err(e) if e.is_incomplete() => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => match e.kind {
+                DecodeErrorKind::Incomplete { needed } => {
+                    let total = buf.len().saturating_add(needed);
+                    if total > max {
+                        Err(FrameError::TooLong { total, max })
+                    } else {
+                        Ok(None)
+                    }
+                }
+                _ => Err(FrameError::Decode(e)),
+            },
         }
     }
+}
+
+/// Why a stream cannot be cut into messages.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("{0}")]
+    Decode(DecodeError),
+    #[error("a message of at least {total} bytes, more than the {max} accepted")]
+    TooLong { total: usize, max: usize },
 }

@@ -1,0 +1,632 @@
+//! The farm end to end, with real peers on loopback: scripts recorded from a Samba honeypot,
+//! rpcclient and smbclient served from them through `honeyfarm run`, deviations handed to
+//! honeypot smbd processes the farm starts, the event store read back (issue 5, tests 8a-8e).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TELESCOPE: &str = "127.0.0.77";
+const FARM_PORT: u16 = 4460;
+/// The recording server and the honeypots listen on this port, each on its own address.
+const SMB_PORT: u16 = 4461;
+const REFERENCE: &str = "127.0.0.6";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Kills whatever a test left running under its directory (honeypots of a farm that a failed
+/// assertion killed).
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args(["-9", "-f"])
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A child in its own process group, stopped (with everything it started) when dropped.
+struct Group(Child);
+
+impl Group {
+    fn spawn(cmd: &mut Command) -> Group {
+        std::os::unix::process::CommandExt::process_group(cmd, 0);
+        Group(cmd.spawn().expect("starts"))
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, "--", &format!("-{}", self.0.id())])
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(st)) = self.0.try_wait() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "did not stop within 20 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.signal("-KILL");
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn wait_port(addr: &str, port: u16) {
+    let a: SocketAddr = format!("{addr}:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {a}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits for the farm to say it is ready (connecting to find out would be a connection too).
+fn wait_log(log: &Path, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(line) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the farm did not start:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn rpcclient(addr: &str, port: u16, commands: &str) -> String {
+    let out = Command::new("rpcclient")
+        .args(["-U%", "-N", "-p", &port.to_string()])
+        .args([
+            "--option=client min protocol=NT1",
+            "--option=client max protocol=NT1",
+            "--option=client ipc min protocol=NT1",
+            "--option=client ipc max protocol=NT1",
+        ])
+        .args([addr, "-c", commands])
+        .output()
+        .expect("rpcclient runs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn smbclient(addr: &str, port: u16, share: &str, command: &[&str]) -> String {
+    let out = Command::new("smbclient")
+        .arg(format!("//{addr}/{share}"))
+        .args(["-p", &port.to_string(), "-N", "-m", "NT1"])
+        .args([
+            "--option=client min protocol=NT1",
+            "--option=client max protocol=NT1",
+        ])
+        .args(command)
+        .output()
+        .expect("smbclient runs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// tshark capturing to `file` until stopped.
+fn capture(filter: &str, file: &Path, probe: SocketAddr) -> Group {
+    let err = file.with_extension("err");
+    let g = Group::spawn(
+        Command::new("tshark")
+            .args(["-i", "lo", "-f", filter, "-w"])
+            .arg(file)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&err)
+        .unwrap_or_default()
+        .contains("Capturing on")
+    {
+        assert!(Instant::now() < deadline, "tshark did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // "Capturing on" can come before the first packets are caught: knock on the port until the
+    // knock is in the file.
+    let size = || std::fs::metadata(file).map_or(0, |m| m.len());
+    let empty = size();
+    while size() == empty {
+        assert!(Instant::now() < deadline, "tshark captures nothing");
+        let _ = TcpStream::connect_timeout(&probe, Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    g
+}
+
+fn stop_capture(g: Group) {
+    std::thread::sleep(Duration::from_millis(500));
+    g.signal("-INT");
+    let _ = g.stop();
+}
+
+fn honeyfarm(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "honeyfarm {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Records `run` against a fresh reference honeypot and imports the dialog as a script.
+fn record(dir: &Path, name: &str, run: impl FnOnce() -> String) -> String {
+    let pcap = dir.join(format!("{name}.pcap"));
+    let cap = capture(
+        &format!("tcp port {SMB_PORT} and host {REFERENCE}"),
+        &pcap,
+        format!("{REFERENCE}:{SMB_PORT}").parse().unwrap(),
+    );
+    let out = run();
+    stop_capture(cap);
+    let script = dir.join("scripts").join(format!("{name}.json"));
+    let port = format!("{SMB_PORT}=smb");
+    honeyfarm(&[
+        "script",
+        "import",
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--port",
+        &port,
+        "--out",
+        script.to_str().unwrap(),
+    ]);
+    out
+}
+
+fn farm_config(
+    dir: &Path,
+    listen: &str,
+    command: &str,
+    honeypots: &[&str],
+    pool: usize,
+) -> PathBuf {
+    let text = format!(
+        r#"
+[events]
+path = "{dir}/events.sqlite"
+[scripts]
+dirs = ["{dir}/scripts"]
+[[listen]]
+address = "{listen}"
+service = "smb"
+[honeypots]
+backend = "process"
+command = {command}
+addresses = {honeypots:?}
+pool = {pool}
+work_dir = "{dir}/honeypots"
+keep = true
+ready_timeout_secs = 60
+[session]
+idle_timeout_secs = 60
+reply_timeout_secs = 30
+"#,
+        dir = dir.display()
+    );
+    let path = dir.join("farm.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `(outcome, deviated_at, first_reply_ms, handoff_ms, detail)` of connection `id`.
+fn connection(db: &Path, id: i64) -> (String, Option<i64>, Option<f64>, Option<f64>, String) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.query_row(
+        "SELECT outcome, deviated_at, first_reply_ms, handoff_ms, COALESCE(detail, '') FROM connections WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )
+    .unwrap_or_else(|e| panic!("connection {id}: {e}"))
+}
+
+/// Waits until the farm has recorded how connection `id` ended.
+fn ended(db: &Path, id: i64) -> (String, Option<i64>, Option<f64>, Option<f64>, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = rusqlite::Connection::open(db).unwrap();
+        let done: Option<String> = c
+            .query_row("SELECT outcome FROM connections WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .ok()
+            .flatten();
+        if done.is_some() {
+            return connection(db, id);
+        }
+        assert!(Instant::now() < deadline, "connection {id} never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// rpcclient prints the domain's modification count as "Sequence No": a time.
+fn without_times(s: &str) -> String {
+    s.lines()
+        .filter(|l| !l.starts_with("Sequence No"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let out = Command::new("ps")
+        .args(["-eo", "pid,args"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(needle) && !l.contains("ps -eo"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn replay_handoff_and_bridge_with_samba() {
+    let dir = std::env::temp_dir().join(format!("honeyfarm-farm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    let _cleanup = Cleanup(dir.clone());
+    let script = root().join("scripts/samba-honeypot.sh");
+
+    // The server the scripts are recorded from: a honeypot like the farm's.
+    let reference = Group::spawn(
+        Command::new("bash")
+            .arg(&script)
+            .arg(dir.join("reference"))
+            .arg(REFERENCE)
+            .arg(SMB_PORT.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_port(REFERENCE, SMB_PORT);
+    let direct_users = record(&dir, "enumdomusers", || {
+        rpcclient(REFERENCE, SMB_PORT, "enumdomusers")
+    });
+    assert!(direct_users.contains("user:[alice]"), "{direct_users}");
+    let listing = record(&dir, "sharelist", || {
+        smbclient(REFERENCE, SMB_PORT, "", &["-L", REFERENCE])
+    });
+    assert!(listing.contains("public"), "{listing}");
+    // What the deviating clients print against the server itself.
+    let direct_more = rpcclient(REFERENCE, SMB_PORT, "enumdomusers; querydominfo");
+    let direct_srvinfo = rpcclient(REFERENCE, SMB_PORT, "srvinfo");
+    assert!(direct_more.contains("Total Users:\t2"), "{direct_more}");
+    assert!(direct_srvinfo.contains("FILESRV01"), "{direct_srvinfo}");
+    let shown = honeyfarm(&[
+        "script",
+        "show",
+        dir.join("scripts/enumdomusers.json").to_str().unwrap(),
+    ]);
+    assert!(
+        shown.contains("EnumerateUsersResponse") && shown.contains("@cookie"),
+        "{shown}"
+    );
+    // 8a: the recorded server is gone; the farm alone answers.
+    let _ = reference.stop();
+    let listen = format!("{TELESCOPE}:{FARM_PORT}");
+    let command = format!(
+        r#"["{}", "{{dir}}", "{{address}}", "{{port}}"]"#,
+        script.display()
+    );
+    let honeypots = [
+        format!("127.0.0.5:{SMB_PORT}"),
+        format!("127.0.0.8:{SMB_PORT}"),
+        format!("127.0.0.9:{SMB_PORT}"),
+    ];
+    let honeypots: Vec<&str> = honeypots.iter().map(String::as_str).collect();
+    let config = farm_config(&dir, &listen, &command, &honeypots, 1);
+    let farm_log = dir.join("farm.log");
+    let farm = Group::spawn(
+        Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&farm_log).unwrap()),
+    );
+    wait_log(&farm_log, "stop with Ctrl-C");
+    let db = dir.join("events.sqlite");
+    let log = || std::fs::read_to_string(&farm_log).unwrap_or_default();
+    // Honeypot-side traffic, to see what the honeypots were told (8d).
+    let hp_pcap = dir.join("honeypot-side.pcap");
+    let hp_cap = capture(
+        &format!("tcp port {SMB_PORT}"),
+        &hp_pcap,
+        format!("{REFERENCE}:{SMB_PORT}").parse().unwrap(),
+    );
+
+    let users = rpcclient(TELESCOPE, FARM_PORT, "enumdomusers");
+    assert_eq!(users, direct_users, "farm log:\n{}", log());
+    let (outcome, _, first_reply, _, detail) = ended(&db, 1);
+    assert_eq!(outcome, "scripted", "{detail}\n{}", log());
+    eprintln!("8a enumdomusers: scripted, first reply after {first_reply:?} ms");
+
+    // 8b: each deviates, is handed to a honeypot, and prints what the server itself printed.
+    let more = rpcclient(TELESCOPE, FARM_PORT, "enumdomusers; querydominfo");
+    assert_eq!(
+        without_times(&more),
+        without_times(&direct_more),
+        "farm log:\n{}",
+        log()
+    );
+    let (outcome, at, first_reply, handoff, detail) = ended(&db, 2);
+    assert_eq!(outcome, "bridged", "{detail}\n{}", log());
+    eprintln!("8b enumdomusers+querydominfo: bridged, deviated_at={at:?}, first reply {first_reply:?} ms, honeypot's first answer {handoff:?} ms after the deviation ({detail})");
+    let srvinfo = rpcclient(TELESCOPE, FARM_PORT, "srvinfo");
+    assert_eq!(srvinfo, direct_srvinfo, "farm log:\n{}", log());
+    let (outcome, at, first_reply, handoff, detail) = ended(&db, 3);
+    assert_eq!(outcome, "bridged", "{detail}\n{}", log());
+    eprintln!("8b srvinfo: bridged, deviated_at={at:?}, first reply {first_reply:?} ms, honeypot's first answer {handoff:?} ms after the deviation ({detail})");
+
+    // 8c: an upload through the farm, scripted from a share listing until it deviates.
+    let payload: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let file = dir.join("payload.bin");
+    std::fs::write(&file, &payload).unwrap();
+    let put = smbclient(
+        TELESCOPE,
+        FARM_PORT,
+        "public",
+        &["-c", &format!("put {} x.exe", file.display())],
+    );
+    assert!(put.contains("putting file"), "{put}\nfarm log:\n{}", log());
+    let (outcome, at, first_reply, handoff, detail) = ended(&db, 4);
+    assert_eq!(outcome, "bridged", "{detail}\n{}", log());
+    eprintln!("8c put: bridged, deviated_at={at:?}, first reply {first_reply:?} ms, honeypot's first answer {handoff:?} ms after the deviation ({detail})");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let (sha, size, content): (String, i64, Vec<u8>) = c
+        .query_row(
+            "SELECT a.sha256, a.size, a.content FROM artifacts a JOIN artifact_sightings s ON s.artifact = a.sha256 WHERE s.connection = 4",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("the upload is an artifact");
+    assert_eq!(size as usize, payload.len());
+    assert!(
+        content == payload,
+        "the artifact differs from the file sent"
+    );
+    let sha_file = Command::new("sha256sum").arg(&file).output().unwrap();
+    assert!(String::from_utf8_lossy(&sha_file.stdout).starts_with(&sha));
+    // The honeypot's share: its directory is kept when it stops (keep = true).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let landed = loop {
+        let found = std::fs::read_dir(dir.join("honeypots/done"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path().join("share/x.exe"))
+                    .find(|p| p.exists())
+            })
+            .ok()
+            .flatten();
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no honeypot kept x.exe\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        std::fs::read(&landed).unwrap() == payload,
+        "{} differs",
+        landed.display()
+    );
+
+    // 8d: the attacker named the telescope address; the honeypots heard their own.
+    stop_capture(hp_cap);
+    let t = Command::new("tshark")
+        .arg("-r")
+        .arg(&hp_pcap)
+        .args([
+            "-d",
+            &format!("tcp.port=={SMB_PORT},nbss"),
+            "-Y",
+            "smb.path",
+            "-T",
+            "fields",
+            "-e",
+            "ip.dst",
+            "-e",
+            "smb.path",
+        ])
+        .output()
+        .unwrap();
+    let paths = String::from_utf8_lossy(&t.stdout).into_owned();
+    assert!(
+        !paths.trim().is_empty(),
+        "tshark saw no tree connect to a honeypot"
+    );
+    for line in paths.lines() {
+        let (dst, path) = line.split_once('\t').unwrap();
+        assert!(
+            path.starts_with(&format!("\\\\{dst}\\")),
+            "honeypot {dst} was told {path}"
+        );
+        assert!(!path.contains(TELESCOPE), "{path}");
+    }
+    let told: String = c
+        .query_row(
+            "SELECT roles FROM messages WHERE connection = 3 AND source = 'attacker' AND kind LIKE 'Smb1.TreeConnectRequest%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let unc = format!("\\\\{TELESCOPE}\\IPC$");
+    assert!(told.contains(&format!("@hostname={unc:?}")), "{told}");
+
+    // 8e: garbage, and a client that leaves in the middle of a handoff; the farm goes on.
+    let mut g = TcpStream::connect(&listen).unwrap();
+    // A web scanner on the SMB port: its first four bytes make a NetBIOS length of 4.5 MB.
+    g.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut sink = Vec::new();
+    let _ = g.read_to_end(&mut sink);
+    let (outcome, _, _, _, detail) = ended(&db, 5);
+    assert_eq!(outcome, "error", "{detail}");
+    assert!(
+        detail.contains("does not decode") && detail.contains("more than the 1048576 accepted"),
+        "{detail}"
+    );
+    let enum_script: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("scripts/enumdomusers.json")).unwrap(),
+    )
+    .unwrap();
+    let client_messages: Vec<Vec<u8>> = enum_script["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["from"] == "client")
+        .map(|m| {
+            unhex(
+                &m["hex"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.as_str().unwrap())
+                    .collect::<String>(),
+            )
+        })
+        .collect();
+    // Negotiate, two Session Setups and the Tree Connect as recorded, each answered from the
+    // script, then an Echo the script does not have; the client hangs up without waiting.
+    let mut quitter = TcpStream::connect(&listen).unwrap();
+    for m in &client_messages[..4] {
+        quitter.write_all(m).unwrap();
+        read_frame(&mut quitter);
+    }
+    quitter.write_all(&echo_request()).unwrap();
+    drop(quitter);
+    let (outcome, at, _, _, detail) = ended(&db, 6);
+    assert!(
+        outcome == "bridged" || outcome == "handoff_failed",
+        "{outcome}: {detail}"
+    );
+    assert_eq!(at, Some(4), "{detail}");
+    assert_eq!(
+        rpcclient(TELESCOPE, FARM_PORT, "enumdomusers"),
+        direct_users
+    );
+    assert_eq!(ended(&db, 7).0, "scripted");
+
+    // A clean stop: sessions closed, honeypots stopped, the store flushed.
+    assert!(farm.stop().success(), "{}", log());
+    assert!(log().contains("honeyfarm: stopped"), "{}", log());
+    let left = processes_with(&dir.join("honeypots").display().to_string());
+    assert!(left.is_empty(), "honeypot processes left: {left:?}");
+    let n: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM connections WHERE outcome IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 7);
+}
+
+#[test]
+fn a_honeypot_that_fails_to_start_is_a_clear_event() {
+    let dir = std::env::temp_dir().join(format!("honeyfarm-farm-broken-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    let _cleanup = Cleanup(dir.clone());
+    // A script of this project's own: whatever a client sends first deviates from nothing.
+    std::fs::copy(
+        root().join("protocols/scripts/samba-enumdomusers.json"),
+        dir.join("scripts/samba-enumdomusers.json"),
+    )
+    .unwrap();
+    let listen = "127.0.0.78:4462";
+    let config = farm_config(
+        &dir,
+        listen,
+        r#"["sh", "-c", "echo no such honeypot image >&2; exit 3"]"#,
+        &["127.0.0.10:4463", "127.0.0.11:4463"],
+        0,
+    );
+    let farm_log = dir.join("farm.log");
+    let farm = Group::spawn(
+        Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&farm_log).unwrap()),
+    );
+    wait_log(&farm_log, "stop with Ctrl-C");
+    let db = dir.join("events.sqlite");
+    let out = rpcclient("127.0.0.78", 4462, "srvinfo");
+    assert!(out.contains("NT_STATUS"), "{out}");
+    let (outcome, at, _, _, detail) = ended(&db, 1);
+    assert_eq!(outcome, "handoff_failed", "{detail}");
+    assert!(at.is_some());
+    assert!(
+        detail.contains("exited before accepting connections")
+            && detail.contains("no such honeypot image"),
+        "{detail}"
+    );
+    // Scripted clients are still served.
+    let users = rpcclient("127.0.0.78", 4462, "enumdomusers");
+    assert!(users.contains("user:[alice]"), "{users}");
+    assert_eq!(ended(&db, 2).0, "scripted");
+    assert!(farm.stop().success());
+}
+
+/// Reads one NetBIOS session message (a script's reply).
+fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+    let mut head = [0u8; 4];
+    s.read_exact(&mut head).unwrap();
+    let len = (usize::from(head[1] & 1) << 16) | usize::from(head[2]) << 8 | usize::from(head[3]);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    body
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// An SMB1 ECHO request (MS-CIFS 2.2.4.39), behind its NetBIOS session header.
+fn echo_request() -> Vec<u8> {
+    let mut smb = vec![0xff, b'S', b'M', b'B', 0x2b, 0, 0, 0, 0, 0x18, 0x01, 0xc8];
+    smb.extend_from_slice(&[0; 12]); // PID high, signature, reserved
+    smb.extend_from_slice(&[0xff, 0xff, 0x34, 0x12, 0, 0, 0x40, 0]); // TID, PID, UID, MID
+    smb.extend_from_slice(&[1, 1, 0, 4, 0]); // WordCount, EchoCount, ByteCount
+    smb.extend_from_slice(b"ping");
+    let mut out = vec![0, 0, 0, smb.len() as u8];
+    out.extend_from_slice(&smb);
+    out
+}
