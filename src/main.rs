@@ -1,12 +1,12 @@
 //! The `honeyfarm` command line.
 //!
-//! The farm itself (intake, replay, emulation, honeypots) is being built; what exists today is
-//! the protocol layer: every spec under `protocols/specs/` compiled into codecs. `honeyfarm
-//! decode` runs them on real bytes: it decodes through every layer, shows each field with its
-//! role, and checks that re-encoding gives back exactly the input.
+//! `run` is the farm (replay from scripts, handoff to honeypots, events in SQLite); `script`
+//! makes and shows scripts; `events` reads the event store; `dissect` and `decode` run the
+//! codecs compiled from `protocols/specs/` on captures and bytes.
 
 mod config;
 mod dissect;
+mod events;
 mod run;
 mod script;
 
@@ -71,6 +71,16 @@ enum Command {
         /// (config/honeyfarm.toml).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Show the event store: a line per connection and the artifacts, or one connection's
+    /// messages.
+    Events {
+        /// The SQLite file (`[events] path` of the configuration).
+        #[arg(long, default_value = "honeyfarm-events.sqlite")]
+        db: PathBuf,
+        /// Show this connection's messages.
+        #[arg(long)]
+        connection: Option<i64>,
     },
     /// Scripts: recorded dialogs the farm answers attackers from.
     Script {
@@ -153,6 +163,9 @@ fn main() -> ExitCode {
             true
         }),
         Command::Run { config } => run::run(config.as_deref()),
+        Command::Events { db, connection } => {
+            events::show(&db, connection, &mut std::io::stdout().lock()).map(|()| true)
+        }
         Command::Script {
             command: ScriptCommand::Show { file, hex },
         } => script::show(&file, hex, &mut std::io::stdout().lock()).map(|()| true),

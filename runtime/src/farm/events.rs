@@ -149,6 +149,9 @@ enum Write {
     Close,
 }
 
+/// The layout of the tables; a store of another version is refused, not altered.
+const SCHEMA_VERSION: i64 = 1;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("event store {path}: {source}")]
@@ -156,6 +159,8 @@ pub enum StoreError {
         path: String,
         source: rusqlite::Error,
     },
+    #[error("event store {path} has schema version {found}; this build writes version {SCHEMA_VERSION}: use another file")]
+    Version { path: String, found: i64 },
 }
 
 /// A handle to the store; clones share the writer thread.
@@ -180,7 +185,25 @@ impl EventStore {
             source,
         };
         let db = Connection::open(path).map_err(fail)?;
+        let version: i64 = db
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(fail)?;
+        let tables: i64 = db
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(fail)?;
+        if tables > 0 && version != SCHEMA_VERSION {
+            return Err(StoreError::Version {
+                path: path.display().to_string(),
+                found: version,
+            });
+        }
         db.execute_batch(SCHEMA).map_err(fail)?;
+        db.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(fail)?;
         let last: i64 = db
             .query_row("SELECT COALESCE(MAX(id), 0) FROM connections", [], |r| {
                 r.get(0)

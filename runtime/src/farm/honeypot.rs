@@ -132,6 +132,13 @@ impl Backend for ProcessBackend {
         };
         let log = std::fs::File::create(dir.join("honeypot.log")).map_err(prep)?;
         let log2 = log.try_clone().map_err(prep)?;
+        // The honeypot runs in its own directory: a relative program path is the farm's.
+        let prog = match Path::new(prog) {
+            p if p.is_relative() && p.components().count() > 1 => std::env::current_dir()
+                .map(|d| d.join(p))
+                .unwrap_or_else(|_| p.to_path_buf()),
+            p => p.to_path_buf(),
+        };
         let mut cmd = Command::new(prog);
         cmd.args(args)
             .stdin(Stdio::null())
