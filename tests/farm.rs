@@ -539,6 +539,46 @@ fn replay_handoff_and_bridge_with_samba() {
     );
     assert_eq!(ended(&db, 7).0, "scripted");
 
+    // Item 2: the same Negotiate with the dialects in another order is answered with the index
+    // of the script's dialect in the attacker's list; without that dialect, it deviates.
+    let negotiate = |dialects: &[&str]| {
+        let m = &client_messages[0];
+        let mut body: Vec<u8> = Vec::new();
+        for d in dialects {
+            body.push(2);
+            body.extend_from_slice(d.as_bytes());
+            body.push(0);
+        }
+        let mut smb = m[4..36].to_vec();
+        smb.push(0);
+        smb.extend_from_slice(&(body.len() as u16).to_le_bytes());
+        smb.extend_from_slice(&body);
+        let mut out = vec![0, 0, (smb.len() >> 8) as u8, smb.len() as u8];
+        out.extend_from_slice(&smb);
+        out
+    };
+    let mut c = TcpStream::connect(&listen).unwrap();
+    c.write_all(&negotiate(&["NT LM 0.12", "SMB 2.002", "NT LANMAN 1.0"]))
+        .unwrap();
+    let reply = read_frame(&mut c);
+    drop(c);
+    // The script's server chose "NT LANMAN 1.0", its first dialect: here the third.
+    assert_eq!(u16::from_le_bytes([reply[33], reply[34]]), 2);
+    let (outcome, _, _, _, detail) = ended(&db, 8);
+    assert_eq!(outcome, "scripted", "{detail}");
+    let mut c = TcpStream::connect(&listen).unwrap();
+    c.write_all(&negotiate(&["NT LM 0.12"])).unwrap();
+    let reply = read_frame(&mut c);
+    drop(c);
+    // Handed to a honeypot, which chose the only dialect there was.
+    assert_eq!(u16::from_le_bytes([reply[33], reply[34]]), 0);
+    let (outcome, at, _, _, detail) = ended(&db, 9);
+    assert_eq!((outcome.as_str(), at), ("bridged", Some(0)), "{detail}");
+    assert!(
+        detail.contains("which the attacker does not offer"),
+        "{detail}"
+    );
+
     // A clean stop: sessions closed, honeypots stopped, the store flushed.
     assert!(farm.stop().success(), "{}", log());
     assert!(log().contains("honeyfarm: stopped"), "{}", log());
@@ -552,7 +592,7 @@ fn replay_handoff_and_bridge_with_samba() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(n, 7);
+    assert_eq!(n, 9);
 }
 
 #[test]

@@ -1778,6 +1778,25 @@ impl<'a> Checker<'a> {
                     client,
                 }
             }
+            "choice" | "index" => {
+                let list = match r.args.first().map(|a| &a.value) {
+                    Some(ast::RoleValue::Dotted(p)) if p.len() == 1 => p[0].name.clone(),
+                    _ => {
+                        self.err_hint(
+                            src,
+                            r.span,
+                            format!("@{name} needs the name of the option list"),
+                            "write `@choice(dialects)` on each option and `@index(dialects)` on the answer",
+                        );
+                        return None;
+                    }
+                };
+                if name == "choice" {
+                    ir::Role::Choice(list)
+                } else {
+                    ir::Role::Index(list)
+                }
+            }
             "artifact" => {
                 let key = match role_arg(r, "key", 0).map(|a| &a.value) {
                     Some(ast::RoleValue::Dotted(p)) => p
@@ -1836,7 +1855,7 @@ impl<'a> Checker<'a> {
                     src,
                     r.name.span,
                     format!("unknown role `@{other}`"),
-                    "the roles are @length, @count, @offset, @cookie, @address, @port, @hostname, @timestamp, @nonce, @volatile, @signature, @artifact",
+                    "the roles are @length, @count, @offset, @cookie, @address, @port, @hostname, @timestamp, @nonce, @volatile, @signature, @artifact, @choice, @index",
                 );
                 return None;
             }

@@ -453,6 +453,8 @@ impl Gen<'_> {
                 let offset = offset.as_deref().unwrap_or("");
                 quote!(Artifact { key: #key, offset: #offset })
             }
+            Role::Choice(list) => quote!(Choice { list: #list }),
+            Role::Index(list) => quote!(Index { list: #list }),
         };
         quote! {
             #[doc(hidden)]
@@ -2429,6 +2431,8 @@ fn role_text(r: &Role) -> String {
         Role::Nonce => "nonce".into(),
         Role::Volatile => "volatile".into(),
         Role::Signature => "signature".into(),
+        Role::Choice(list) => format!("one of the options of list `{list}`"),
+        Role::Index(list) => format!("the position of the option chosen from list `{list}`"),
         Role::Artifact { key, offset } => match offset {
             Some(o) => format!("bytes written to the file named by cookie `{key}`, at `{o}`"),
             None => format!("bytes written to the file named by cookie `{key}`"),

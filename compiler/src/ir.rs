@@ -212,6 +212,10 @@ pub enum Role {
         key: String,
         offset: Option<String>,
     },
+    /// One of the options a sender offers (SMB dialects), in the list named here.
+    Choice(String),
+    /// The position, in the other side's `Choice` list of this name, of the option chosen.
+    Index(String),
 }
 
 impl Role {

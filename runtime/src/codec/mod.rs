@@ -26,7 +26,7 @@ pub use ndr::Pointer;
 pub use reader::{Limit, Reader, Span, MAX_DEPTH};
 pub use registry::{decode_boxed, AnyMessage, DecodeFn, Entry};
 pub use role::{
-    Class, Issuer, MatchKey, Role, RoleField, RoleFields, SizeUnit, Visitor, VisitorMut,
+    Choices, Class, Issuer, MatchKey, Role, RoleField, RoleFields, SizeUnit, Visitor, VisitorMut,
 };
 pub use text::{DatedText, EnhancedStatus, HostPort, Ipv4Text, Leaf, TextNumber};
 pub use value::{FieldValue, SetError, Utf16, Value};

@@ -55,6 +55,16 @@ pub enum Role {
         key: &'static str,
         offset: &'static str,
     },
+    /// One of the options a sender offers (SMB dialects): the options are matched as a set
+    /// that must hold the one a script's peer chose.
+    Choice {
+        list: &'static str,
+    },
+    /// The position, in the other side's `Choice` options of this list, of the one chosen:
+    /// recomputed when the options differ.
+    Index {
+        list: &'static str,
+    },
 }
 
 impl Role {
@@ -80,6 +90,8 @@ impl Role {
             Role::Volatile => "volatile",
             Role::Signature => "signature",
             Role::Artifact { .. } => "artifact",
+            Role::Choice { .. } => "choice",
+            Role::Index { .. } => "index",
         }
     }
 }
@@ -202,14 +214,14 @@ impl MatchKey {
     pub fn of(msg: &impl super::Message) -> MatchKey {
         let mut v = MatchKeyVisitor::default();
         msg.visit(&mut v);
-        MatchKey(v.key)
+        v.finish()
     }
 
     /// [`MatchKey::of`] for a message whose type is chosen at run time.
     pub fn of_any(msg: &dyn super::AnyMessage) -> MatchKey {
         let mut v = MatchKeyVisitor::default();
         msg.visit(&mut v);
-        MatchKey(v.key)
+        v.finish()
     }
 
     /// The first content field where `self` and `other` differ: `(path, ours, theirs)`.
@@ -241,6 +253,49 @@ impl MatchKey {
 struct MatchKeyVisitor {
     stack: Vec<String>,
     key: Vec<(String, Value)>,
+    /// Paths of the elements of `@choice` lists (`...dialects.`): compared as sets elsewhere.
+    option_lists: Vec<String>,
+}
+
+impl MatchKeyVisitor {
+    fn finish(self) -> MatchKey {
+        let lists = self.option_lists;
+        MatchKey(
+            self.key
+                .into_iter()
+                .filter(|(p, _)| !lists.iter().any(|l| p.starts_with(l.as_str())))
+                .collect(),
+        )
+    }
+}
+
+/// The options of every `@choice` list in a message, in wire order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Choices(pub Vec<(&'static str, Value)>);
+
+impl Choices {
+    pub fn of_any(msg: &dyn super::AnyMessage) -> Choices {
+        let mut c = Choices::default();
+        msg.visit(&mut c);
+        c
+    }
+
+    /// The options of one list.
+    pub fn list(&self, name: &str) -> Vec<&Value> {
+        self.0
+            .iter()
+            .filter(|(l, _)| *l == name)
+            .map(|(_, v)| v)
+            .collect()
+    }
+}
+
+impl Visitor for Choices {
+    fn field(&mut self, _name: &'static str, class: Class, value: &dyn FieldValue) {
+        if let Class::Role(Role::Choice { list }) = class {
+            self.0.push((list, value.value()));
+        }
+    }
 }
 
 impl Visitor for MatchKeyVisitor {
@@ -251,6 +306,13 @@ impl Visitor for MatchKeyVisitor {
         self.stack.pop();
     }
     fn field(&mut self, name: &'static str, class: Class, value: &dyn FieldValue) {
+        if let Class::Role(Role::Choice { .. }) = class {
+            // The whole element (and its siblings) is left out: `dialects.`, not `dialects.2.`.
+            let list = join(&self.stack[..self.stack.len().saturating_sub(1)], "");
+            if !self.option_lists.contains(&list) {
+                self.option_lists.push(list);
+            }
+        }
         // What is written to a file is content too: two uploads match only if equal.
         if matches!(class, Class::Content | Class::Role(Role::Artifact { .. })) {
             self.key.push((join(&self.stack, name), value.value()));

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::codec::{AnyMessage, MatchKey, Role, RoleFields};
+use crate::codec::{AnyMessage, Choices, MatchKey, Role, RoleFields, Value};
 use crate::rewrite::{Rewrite, ValueMap, Way};
 
 use super::script::{Script, Side};
@@ -26,6 +26,8 @@ pub struct Candidate {
     pub pos: usize,
     /// Attacker cookie values (left) paired with the script's (right).
     pub cookies: ValueMap,
+    /// The options (`@choice`) of the last client message: the attacker's and the script's.
+    options: (Choices, Choices),
 }
 
 /// What answering one attacker message produced.
@@ -51,6 +53,7 @@ impl Candidate {
             script,
             pos: 0,
             cookies: ValueMap::new(),
+            options: (Choices::default(), Choices::default()),
         }
     }
 
@@ -83,6 +86,10 @@ impl Candidate {
         pair_cookies(&mut cookies, msg, script_msg.msg.as_ref())
             .map_err(|e| Deviation(format!("message {}: {e}", self.pos)))?;
         self.cookies = cookies;
+        self.options = (
+            Choices::of_any(msg),
+            Choices::of_any(script_msg.msg.as_ref()),
+        );
         self.pos += 1;
         Ok(())
     }
@@ -104,7 +111,9 @@ impl Candidate {
                 .script
                 .decode(self.pos)
                 .ok_or_else(|| Deviation("the script's reply no longer decodes".into()))?;
+            let indexes = self.chosen(d.msg.as_ref())?;
             let mut rw = Rewrite::new();
+            rw.indexes = indexes;
             rw.cookies = Some((&self.cookies, Way::Backward));
             rw.addresses = vec![
                 (self.script.server.ip(), to.telescope),
@@ -136,6 +145,32 @@ impl Candidate {
             self.pos += 1;
         }
         Ok(step)
+    }
+
+    /// Where, in the attacker's options, is each option the script's reply chose: the new
+    /// values of its `@index` fields. An option the attacker did not offer is a deviation.
+    fn chosen(&self, reply: &dyn AnyMessage) -> Result<Vec<(&'static str, u64)>, Deviation> {
+        let (theirs, ours) = &self.options;
+        let mut out = Vec::new();
+        for f in RoleFields::of_any(reply) {
+            let (Role::Index { list }, Value::Uint(i)) = (f.role, &f.value) else {
+                continue;
+            };
+            let ours = ours.list(list);
+            let Some(option) = usize::try_from(*i).ok().and_then(|i| ours.get(i)) else {
+                // An index that chose nothing (0xffff: no dialect) stays as it is.
+                continue;
+            };
+            match theirs.list(list).iter().position(|o| o == option) {
+                Some(j) => out.push((*list, j as u64)),
+                None => {
+                    return Err(Deviation(format!(
+                        "the script's server chose {option} from `{list}`, which the attacker does not offer"
+                    )))
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The script has nothing more to say or hear.

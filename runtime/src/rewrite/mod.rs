@@ -36,6 +36,8 @@ pub struct Rewrite<'a> {
     pub now: Option<SystemTime>,
     /// Nonces replaced by fresh random bytes of the same length.
     pub fresh_nonces: bool,
+    /// New values of `@index(list)` fields, by list.
+    pub indexes: Vec<(&'static str, u64)>,
     /// Fields that refused a new value (a value that does not fit, say).
     pub errors: Vec<(String, SetError)>,
 }
@@ -48,6 +50,7 @@ impl<'a> Rewrite<'a> {
             names: Vec::new(),
             now: None,
             fresh_nonces: false,
+            indexes: Vec::new(),
             errors: Vec::new(),
         }
     }
@@ -64,6 +67,11 @@ impl<'a> Rewrite<'a> {
             }
             Role::Address | Role::Hostname => self.map_address(v, role == &Role::Hostname),
             Role::Timestamp { format } => fresh_timestamp(format, self.now?),
+            Role::Index { list } => self
+                .indexes
+                .iter()
+                .find(|(l, _)| l == list)
+                .map(|(_, i)| Value::Uint(*i)),
             Role::Nonce if self.fresh_nonces => match v {
                 Value::Bytes(b) => Some(Value::Bytes(random_bytes(b.len()).into())),
                 _ => None,
