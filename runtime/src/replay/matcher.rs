@@ -82,6 +82,8 @@ impl Candidate {
             .script
             .decode(self.pos)
             .ok_or_else(|| Deviation("the script's message no longer decodes".into()))?;
+        same_paths_beyond_names(msg, script_msg.msg.as_ref())
+            .map_err(|e| Deviation(format!("message {} ({}): {e}", self.pos, expected.kind)))?;
         let mut cookies = self.cookies.clone();
         pair_cookies(&mut cookies, msg, script_msg.msg.as_ref())
             .map_err(|e| Deviation(format!("message {}: {e}", self.pos)))?;
@@ -209,4 +211,64 @@ pub fn pair_cookies(
             .map_err(|e| format!("{}: {e}", a.path))?;
     }
     Ok(())
+}
+
+/// What a host-name field holds beyond the name: the rest of a `\\name\share` or
+/// `//name/path` path (compared without case, as Windows does), nothing for a bare name.
+fn beyond_name(v: &Value) -> Option<String> {
+    let text = match v {
+        Value::Str(s) => s.clone(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => return None,
+    };
+    let rest = text
+        .strip_prefix("\\\\")
+        .or_else(|| text.strip_prefix("//"))?;
+    let at = rest.find(['\\', '/']).unwrap_or(rest.len());
+    Some(rest[at..].to_lowercase())
+}
+
+/// Host-name fields are ignored in matching, but a path that contains a name (a UNC path) is
+/// content beyond it: `\\10.0.0.1\IPC$` and `\\10.0.0.2\ADMIN$` differ.
+fn same_paths_beyond_names(left: &dyn AnyMessage, right: &dyn AnyMessage) -> Result<(), String> {
+    let names = |m: &dyn AnyMessage| {
+        RoleFields::of_any(m)
+            .into_iter()
+            .filter(|f| matches!(f.role, Role::Hostname))
+            .collect::<Vec<_>>()
+    };
+    for (a, b) in names(left).iter().zip(names(right).iter()) {
+        let (x, y) = (beyond_name(&a.value), beyond_name(&b.value));
+        if a.path == b.path && x != y {
+            return Err(format!(
+                "{} is {}, the script has {}",
+                a.path, a.value, b.value
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_beyond_names() {
+        let s = |t: &str| Value::Str(t.to_string());
+        assert_eq!(
+            beyond_name(&s("\\\\127.0.0.77\\IPC$")).as_deref(),
+            Some("\\ipc$")
+        );
+        assert_eq!(
+            beyond_name(&s("\\\\FILESRV01\\ipc$")),
+            beyond_name(&s("\\\\10.0.0.1\\IPC$"))
+        );
+        assert_ne!(
+            beyond_name(&s("\\\\h\\IPC$")),
+            beyond_name(&s("\\\\h\\ADMIN$"))
+        );
+        assert_eq!(beyond_name(&s("mail.example.com")), None);
+        assert_eq!(beyond_name(&s("\\\\host")).as_deref(), Some(""));
+    }
 }
