@@ -44,6 +44,8 @@ pub struct Listen {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Honeypots {
+    /// The services whose deviating attackers these honeypots take (`smb`).
+    pub services: Vec<String>,
     pub backend: String,
     pub command: Vec<String>,
     #[serde(default)]

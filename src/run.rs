@@ -63,7 +63,12 @@ async fn farm(cfg: Config) -> Result<bool> {
                 text: svc.text,
             },
             library: library.clone(),
-            pool: pool.clone(),
+            // Honeypots only for the services they run.
+            pool: pool.clone().filter(|_| {
+                cfg.honeypots
+                    .as_ref()
+                    .is_some_and(|h| h.services.iter().any(|s| s == svc.name))
+            }),
             events: events.clone(),
             reply_timeout: Duration::from_secs(cfg.session.reply_timeout_secs),
             idle_timeout: Duration::from_secs(cfg.session.idle_timeout_secs),

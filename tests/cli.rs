@@ -103,3 +103,80 @@ fn bad_input_and_bad_arguments_fail_clearly() {
     assert_eq!(code, 2);
     assert!(err.contains("odd number of digits"), "{err}");
 }
+
+#[test]
+fn script_import_and_show_keep_every_message_with_its_roles() {
+    let dir = std::env::temp_dir().join(format!("honeyfarm-cli-script-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("eicar.json");
+    let pcap = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/captures/suricata-verify_smb-eicar-file.pcap"
+    );
+    let (code, said, err) = honeyfarm(&[
+        "script",
+        "import",
+        "--pcap",
+        pcap,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(said.contains("18 messages of smb"), "{said}");
+    let (code, shown, err) = honeyfarm(&["script", "show", "--hex", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = shown.lines().filter(|l| l.contains(" bytes")).collect();
+    assert_eq!(lines.len(), 18, "{shown}");
+    // The upload: its data is an artifact of the file its FID names.
+    assert!(
+        shown.contains("WriteAndxRequest") && shown.contains("bytes@artifact="),
+        "{shown}"
+    );
+    // The bytes are all there: the hex dump of the first message starts with its NetBIOS header.
+    assert!(shown.contains("      0000  00 00 00"), "{shown}");
+
+    // A script of a version this build does not read is refused, naming both.
+    let text = std::fs::read_to_string(&out)
+        .unwrap()
+        .replace("\"version\": 1", "\"version\": 2");
+    let v2 = dir.join("v2.json");
+    std::fs::write(&v2, text).unwrap();
+    let (code, _, err) = honeyfarm(&["script", "show", v2.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("version 2") && err.contains("`honeyfarm-script` version 1"),
+        "{err}"
+    );
+    // A message cut short: message 3 no longer decodes.
+    let mut s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    s["messages"][3]["hex"] = serde_json::json!(["000000ff"]);
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, s.to_string()).unwrap();
+    let (code, _, err) = honeyfarm(&["script", "show", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.json: message 3:"), "{err}");
+}
+
+#[test]
+fn script_import_wants_a_whole_dialog() {
+    let pcap = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/captures/zeek_netbios_netbios-truncated-session-msg.pcap"
+    );
+    let (code, _, err) = honeyfarm(&["script", "import", "--pcap", pcap, "--out", "/dev/null"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no dialog (data both ways)"), "{err}");
+    let (code, _, err) = honeyfarm(&[
+        "script",
+        "import",
+        "--pcap",
+        pcap,
+        "--stream",
+        "7",
+        "--out",
+        "/dev/null",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no TCP stream 7"), "{err}");
+}

@@ -220,6 +220,7 @@ dirs = ["{dir}/scripts"]
 address = "{listen}"
 service = "smb"
 [honeypots]
+services = ["smb"]
 backend = "process"
 command = {command}
 addresses = {honeypots:?}
@@ -669,4 +670,121 @@ fn echo_request() -> Vec<u8> {
     let mut out = vec![0, 0, 0, smb.len() as u8];
     out.extend_from_slice(&smb);
     out
+}
+
+/// Reads one FTP reply (every line of a multi-line one).
+fn read_ftp_reply(r: &mut std::io::BufReader<TcpStream>) -> String {
+    use std::io::BufRead;
+    let mut all = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap() == 0 {
+            return all;
+        }
+        all.push_str(&line);
+        let b = line.as_bytes();
+        if b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && b[3] == b' ' {
+            return all;
+        }
+    }
+}
+
+#[test]
+fn ftp_is_answered_from_a_corpus_script_with_the_telescope_address() {
+    let dir = std::env::temp_dir().join(format!("honeyfarm-farm-ftp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    let _cleanup = Cleanup(dir.clone());
+    let pcap = root().join("tests/data/captures/zeek_ftp_ipv4.pcap");
+    let script = dir.join("scripts/netbsd-ftp.json");
+    honeyfarm(&[
+        "script",
+        "import",
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--out",
+        script.to_str().unwrap(),
+    ]);
+    let config = dir.join("farm.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[events]\npath = \"{d}/events.sqlite\"\n[scripts]\ndirs = [\"{d}/scripts\"]\n[[listen]]\naddress = \"127.0.0.79:2121\"\nservice = \"ftp\"\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let farm_log = dir.join("farm.log");
+    let farm = Group::spawn(
+        Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&farm_log).unwrap()),
+    );
+    wait_log(&farm_log, "stop with Ctrl-C");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&script).unwrap()).unwrap();
+    let requests: Vec<Vec<u8>> = s["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["from"] == "client")
+        .map(|m| {
+            unhex(
+                &m["hex"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.as_str().unwrap())
+                    .collect::<String>(),
+            )
+        })
+        .collect();
+    let conn = TcpStream::connect("127.0.0.79:2121").unwrap();
+    let mut w = conn.try_clone().unwrap();
+    let mut r = std::io::BufReader::new(conn);
+    // The banner first: the server speaks first in this script.
+    let banner = read_ftp_reply(&mut r);
+    assert!(
+        banner.starts_with("220 ") && banner.contains("ftp.NetBSD.org"),
+        "{banner}"
+    );
+    let mut last = String::new();
+    // USER, PASS, SYST, PASV as recorded.
+    for req in &requests[..4] {
+        w.write_all(req).unwrap();
+        last = read_ftp_reply(&mut r);
+    }
+    // The recorded server address became the telescope address; Python's ftplib agrees.
+    let py = Command::new("python3")
+        .args([
+            "-c",
+            "import ftplib, sys; print('%s %d' % ftplib.parse227(sys.argv[1].strip()))",
+            &last,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&py.stdout).trim(),
+        "127.0.0.79 56666",
+        "{last} {}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    // The script goes on with LIST: QUIT deviates, and FTP has no honeypots here.
+    w.write_all(b"QUIT\r\n").unwrap();
+    let rest = read_ftp_reply(&mut r);
+    assert_eq!(rest, "", "the farm closes the connection");
+    let db = dir.join("events.sqlite");
+    let (outcome, at, _, _, detail) = ended(&db, 1);
+    assert_eq!(
+        (outcome.as_str(), at),
+        ("handoff_failed", Some(4)),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("no honeypots are configured for ftp"),
+        "{detail}"
+    );
+    assert!(farm.stop().success());
 }

@@ -355,7 +355,10 @@ async fn handoff(
     let svc = &cfg.service;
     let failed = |detail: String| (Outcome::HandoffFailed { deviated_at: at }, detail);
     let Some(pool) = cfg.pool.clone() else {
-        return failed(format!("{deviation}; no honeypot backend is configured"));
+        return failed(format!(
+            "{deviation}; no honeypots are configured for {}",
+            svc.name
+        ));
     };
     let telescope = s.telescope.ip();
     let p = pool.clone();
