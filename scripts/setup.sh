@@ -14,6 +14,12 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # Samba: the real SMB1 server and clients the tests record dialogs with.
 command -v smbd >/dev/null 2>&1 || need_apt+=(samba)
 command -v smbclient >/dev/null 2>&1 || need_apt+=(smbclient)
+# The farm's Samba honeypots: `ip` gives each its loopback address; the tests look for and stop
+# leftover processes with ps and pkill.
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v pkill >/dev/null 2>&1 || need_apt+=(procps)
+command -v flock >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v net >/dev/null 2>&1 || need_apt+=(samba-common-bin)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]}" >&2
