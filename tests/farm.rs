@@ -522,10 +522,45 @@ fn replay_handoff_and_bridge_with_samba() {
     // Negotiate, two Session Setups and the Tree Connect as recorded, each answered from the
     // script, then an Echo the script does not have; the client hangs up without waiting.
     let mut quitter = TcpStream::connect(&listen).unwrap();
+    let mut served = Vec::new();
     for m in &client_messages[..4] {
         quitter.write_all(m).unwrap();
-        read_frame(&mut quitter);
+        served.push(read_frame(&mut quitter));
     }
+    // Replies are the script's with fresh values: the Negotiate's SystemTime is now (FILETIME at
+    // byte 56 of the SMB message), the NTLMSSP server challenge is not the recorded one.
+    let filetime = u64::from_le_bytes(served[0][56..64].try_into().unwrap());
+    let unix = filetime / 10_000_000 - 11_644_473_600;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(unix.abs_diff(now) < 120, "SystemTime {unix}, now {now}");
+    let server_messages: Vec<Vec<u8>> = enum_script["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["from"] == "server")
+        .map(|m| {
+            unhex(
+                &m["hex"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.as_str().unwrap())
+                    .collect::<String>(),
+            )
+        })
+        .collect();
+    let challenge = |msg: &[u8]| {
+        let at = msg
+            .windows(12)
+            .position(|w| w == b"NTLMSSP\0\x02\0\0\0")
+            .expect("an NTLMSSP CHALLENGE");
+        msg[at + 24..at + 32].to_vec()
+    };
+    // served[1] has no NetBIOS header; the script's message has.
+    assert_ne!(challenge(&served[1]), challenge(&server_messages[1]));
     quitter.write_all(&echo_request()).unwrap();
     drop(quitter);
     let (outcome, at, _, _, detail) = ended(&db, 6);
