@@ -373,3 +373,23 @@ fn a_view_is_decoded_from_bytes() {
         "bad.proto-dsl:4:19: error: `from` takes bytes (what `recall` gives)\n  |\n4 |     whole: M from n + 1;\n  |                   ^^^^^"
     );
 }
+
+#[test]
+fn farm_roles_need_their_arguments() {
+    let e = one(
+        "choice",
+        "protocol p;\nunit M {\n    name: bytes @choice;\n}\n",
+    );
+    assert_eq!(
+        e,
+        "bad.proto-dsl:3:17: error: @choice needs the name of the option list\n  |\n3 |     name: bytes @choice;\n  |                 ^^^^^^^\n  = hint: write `@choice(dialects)` on each option and `@index(dialects)` on the answer"
+    );
+    let e = one(
+        "artifact",
+        "protocol p;\nunit M {\n    fid: u16;\n    data: bytes @artifact(offset = fid);\n}\n",
+    );
+    assert_eq!(
+        e,
+        "bad.proto-dsl:4:17: error: @artifact needs the cookie namespace that names the file\n  |\n4 |     data: bytes @artifact(offset = fid);\n  |                 ^^^^^^^^^^^^^^^^^^^^^^^\n  = hint: write `@artifact(key = smb.fid, offset = offset)`"
+    );
+}
