@@ -615,6 +615,30 @@ fn replay_handoff_and_bridge_with_samba() {
         "{detail}"
     );
 
+    // The sessions as the store has them (the closing note quotes these).
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let mut q = c
+        .prepare("SELECT id, outcome, deviated_at, first_reply_ms, handoff_ms FROM connections ORDER BY id")
+        .unwrap();
+    let rows = q
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<f64>>(3)?,
+                r.get::<_, Option<f64>>(4)?,
+            ))
+        })
+        .unwrap();
+    for row in rows {
+        let (id, outcome, at, first, handoff) = row.unwrap();
+        eprintln!(
+            "connection {id}: {} deviated_at={at:?} first_reply_ms={first:?} handoff_ms={handoff:?}",
+            outcome.unwrap_or_default()
+        );
+    }
+
     // A clean stop: sessions closed, honeypots stopped, the store flushed.
     assert!(farm.stop().success(), "{}", log());
     assert!(log().contains("honeyfarm: stopped"), "{}", log());
