@@ -531,12 +531,11 @@ async fn bridge(
         loop {
             match conv_h.next_message(svc.server, hbuf, false, cfg.max_message) {
                 Ok(Some(mut d)) => {
-                    // Cookies the honeypot issues now stand for themselves on the attacker's side.
+                    // Cookies the honeypot issues now stand for themselves on the attacker's
+                    // side, or for a fresh value where the attacker already knows theirs.
                     for f in cookies(d.msg.as_ref()) {
                         if let Role::Cookie { namespace, .. } = f.role {
-                            if map.backward(namespace, &f.value).is_none() {
-                                let _ = map.bind(namespace, f.value.clone(), f.value);
-                            }
+                            map.bind_new(namespace, f.value);
                         }
                     }
                     let out = match translate(d.msg.as_mut(), map, Way::Backward, hp_ip, telescope)

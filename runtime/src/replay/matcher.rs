@@ -113,6 +113,13 @@ impl Candidate {
                 .script
                 .decode(self.pos)
                 .ok_or_else(|| Deviation("the script's reply no longer decodes".into()))?;
+            // Cookies the server issues here stand for themselves (or a fresh value where the
+            // attacker already uses theirs): the attacker will send them back.
+            for f in RoleFields::of_any(d.msg.as_ref()) {
+                if let Role::Cookie { namespace, .. } = f.role {
+                    self.cookies.bind_new(namespace, f.value);
+                }
+            }
             let indexes = self.chosen(d.msg.as_ref())?;
             let mut rw = Rewrite::new();
             rw.indexes = indexes;
@@ -134,14 +141,6 @@ impl Candidate {
             d.msg
                 .encode(&mut out)
                 .map_err(|e| Deviation(format!("reply {}: {e}", self.pos)))?;
-            // Cookies the server issues here pair with themselves: the attacker will use them.
-            for f in RoleFields::of_any(d.msg.as_ref()) {
-                if let Role::Cookie { namespace, .. } = f.role {
-                    if self.cookies.backward(namespace, &f.value).is_none() {
-                        let _ = self.cookies.bind(namespace, f.value.clone(), f.value);
-                    }
-                }
-            }
             step.served.push(self.pos);
             step.replies.push(out.freeze());
             self.pos += 1;

@@ -55,6 +55,45 @@ impl ValueMap {
         Ok(())
     }
 
+    /// Pairs a value the right side issued with a left value: itself if that is free on the
+    /// left, else a fresh one of the same size (a number of no more bits, or random bytes of the
+    /// same length), so two right values never share a left one. Returns the left value.
+    pub fn bind_new(&mut self, namespace: &'static str, right: Value) -> Value {
+        if let Some(l) = self.backward(namespace, &right) {
+            return l.clone();
+        }
+        let free = |m: &Self, v: &Value| m.forward(namespace, v).is_none();
+        let left = if free(self, &right) {
+            right.clone()
+        } else {
+            match &right {
+                Value::Uint(n) => {
+                    let bits = [8u32, 16, 32, 64]
+                        .into_iter()
+                        .find(|b| *b == 64 || *n < (1u64 << b))
+                        .unwrap_or(64);
+                    let max = if bits == 64 {
+                        u64::MAX
+                    } else {
+                        (1u64 << bits) - 1
+                    };
+                    (1..=max.min(1 << 20))
+                        .map(|k| Value::Uint(n.wrapping_add(k) & max))
+                        .find(|v| free(self, v))
+                        .unwrap_or_else(|| right.clone())
+                }
+                Value::Bytes(b) => (0..64)
+                    .map(|_| Value::Bytes(super::random_bytes(b.len()).into()))
+                    .find(|v| free(self, v))
+                    .unwrap_or_else(|| right.clone()),
+                other => other.clone(),
+            }
+        };
+        // A value that stayed taken (nothing free) keeps the earlier pair.
+        let _ = self.bind(namespace, left.clone(), right);
+        left
+    }
+
     pub fn forward(&self, namespace: &'static str, left: &Value) -> Option<&Value> {
         self.forward.get(&(namespace, left.clone()))
     }
@@ -87,5 +126,25 @@ mod tests {
         m.bind("tid", Value::Uint(1), Value::Uint(9)).unwrap();
         assert_eq!(m.forward("fid", &Value::Uint(1)), Some(&Value::Uint(7)));
         assert_eq!(m.backward("tid", &Value::Uint(9)), Some(&Value::Uint(1)));
+    }
+
+    #[test]
+    fn a_new_value_taken_on_the_left_gets_a_fresh_one() {
+        let mut m = ValueMap::new();
+        // The attacker knows FID 7 as the honeypot's 9; the honeypot now issues 7.
+        m.bind("fid", Value::Uint(7), Value::Uint(9)).unwrap();
+        let left = m.bind_new("fid", Value::Uint(7));
+        assert_ne!(left, Value::Uint(7));
+        assert!(matches!(left, Value::Uint(n) if n < 256));
+        assert_eq!(m.backward("fid", &Value::Uint(7)), Some(&left));
+        assert_eq!(m.forward("fid", &Value::Uint(7)), Some(&Value::Uint(9)));
+        // A free value stands for itself; asking again gives the same pair.
+        assert_eq!(m.bind_new("fid", Value::Uint(11)), Value::Uint(11));
+        assert_eq!(m.bind_new("fid", Value::Uint(7)), left);
+        let h = Value::Bytes(vec![1u8; 20].into());
+        m.bind("handle", h.clone(), Value::Bytes(vec![2u8; 20].into()))
+            .unwrap();
+        let fresh = m.bind_new("handle", h.clone());
+        assert!(matches!(&fresh, Value::Bytes(b) if b.len() == 20 && *b != vec![1u8; 20]));
     }
 }
