@@ -496,7 +496,8 @@ fn replay_handoff_and_bridge_with_samba() {
     let (outcome, _, _, _, detail) = ended(&db, 5);
     assert_eq!(outcome, "error", "{detail}");
     assert!(
-        detail.contains("does not decode") && detail.contains("more than the 1048576 accepted"),
+        detail.contains("attacker message 0: a message of at least")
+            && detail.contains("more than the 1048576 accepted"),
         "{detail}"
     );
     let enum_script: serde_json::Value = serde_json::from_str(

@@ -666,3 +666,38 @@ fn pieces_gathered_in_memory_are_read_whole_from_the_last() {
     };
     assert!(piece.record.is_none());
 }
+
+#[test]
+fn a_conversation_refuses_to_remember_without_end() {
+    use honeyfarm_runtime::codec::BytesMut;
+    use honeyfarm_runtime::replay::{Conversation, FrameError};
+    let entry = honeyfarm_protocols::REGISTRY
+        .iter()
+        .find(|e| e.name == "ex_pieces.Message")
+        .unwrap();
+    let mut conv = Conversation::with_memory_limit(100);
+    // A first piece, then middle pieces of 20 bytes each, never the last.
+    let mut buf = BytesMut::from(&b"\x05\x01\x02\x00\x00"[..]);
+    assert!(conv
+        .next_message(entry, &mut buf, true, 1 << 20)
+        .unwrap()
+        .is_some());
+    let mut middle = vec![5u8, 0];
+    middle.extend_from_slice(&[0xab; 20]);
+    middle.push(0);
+    let mut refused = None;
+    for n in 0..10 {
+        let mut buf = BytesMut::from(&middle[..]);
+        match conv.next_message(entry, &mut buf, true, 1 << 20) {
+            Ok(Some(_)) => assert!(conv.remembered() <= 100),
+            Err(FrameError::MemoryFull { remembered, max }) => {
+                assert_eq!(max, 100);
+                assert!(remembered > 100);
+                refused = Some(n);
+                break;
+            }
+            other => panic!("piece {n}: {other:?}"),
+        }
+    }
+    assert!(refused.is_some_and(|n| n >= 3), "{refused:?}");
+}

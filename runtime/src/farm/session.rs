@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::codec::{AnyMessage, Description, Entry, MatchKey, Role, RoleField, RoleFields};
-use crate::replay::{Audience, Candidate, Conversation, Decoded, Deviation, Library};
+use crate::replay::{Audience, Candidate, Conversation, Decoded, Deviation, FrameError, Library};
 use crate::rewrite::{Rewrite, ValueMap, Way};
 
 use super::artifacts::Files;
@@ -213,12 +213,13 @@ async fn scripted(s: &mut Session, sock: &mut TcpStream) -> (Outcome, String) {
                 }
                 Err(e) => return (Outcome::Error, e),
             },
-            Err(e) => {
+            Err(e @ FrameError::Decode(_)) => {
                 return (
                     Outcome::Error,
                     format!("attacker message {count} does not decode: {e}"),
                 )
             }
+            Err(e) => return (Outcome::Error, format!("attacker message {count}: {e}")),
         };
         s.event(d.msg.as_ref(), d.bytes.len(), true, Source::Attacker);
         s.files.collect(d.msg.as_ref());

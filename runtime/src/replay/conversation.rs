@@ -15,16 +15,44 @@ pub struct Decoded {
     pub bytes: Bytes,
 }
 
+/// What a conversation may remember (`@remember`, `@append`) by default: an attacker who
+/// sends fragment after fragment of one call must not fill the farm's memory.
+pub const MEMORY_LIMIT: usize = 32 << 20;
+
 /// What `recall()` and `answering()` see: the session memory shared by both directions.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Conversation {
     memory: HashMap<Bytes, Bytes>,
     answering: Bytes,
+    memory_limit: usize,
+}
+
+impl Default for Conversation {
+    fn default() -> Self {
+        Conversation {
+            memory: HashMap::new(),
+            answering: Bytes::new(),
+            memory_limit: MEMORY_LIMIT,
+        }
+    }
 }
 
 impl Conversation {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A conversation that may remember at most `bytes` (keys and values).
+    pub fn with_memory_limit(bytes: usize) -> Self {
+        Conversation {
+            memory_limit: bytes,
+            ..Self::default()
+        }
+    }
+
+    /// The bytes remembered now.
+    pub fn remembered(&self) -> usize {
+        self.memory.iter().map(|(k, v)| k.len() + v.len()).sum()
     }
 
     /// Decodes the message at the start of `buf` (sent by the client if `to_server`). On
@@ -68,6 +96,13 @@ impl Conversation {
         }
         match self.decode(entry, Bytes::copy_from_slice(buf), to_server) {
             Ok(d) => {
+                let remembered = self.remembered();
+                if remembered > self.memory_limit {
+                    return Err(FrameError::MemoryFull {
+                        remembered,
+                        max: self.memory_limit,
+                    });
+                }
                 buf.advance(d.bytes.len().max(1));
                 Ok(Some(d))
             }
@@ -93,4 +128,6 @@ pub enum FrameError {
     Decode(DecodeError),
     #[error("a message of at least {total} bytes, more than the {max} accepted")]
     TooLong { total: usize, max: usize },
+    #[error("the conversation would remember {remembered} bytes, more than the {max} allowed")]
+    MemoryFull { remembered: usize, max: usize },
 }

@@ -6,7 +6,7 @@ mod library;
 mod matcher;
 mod script;
 
-pub use conversation::{Conversation, Decoded, FrameError};
+pub use conversation::{Conversation, Decoded, FrameError, MEMORY_LIMIT};
 pub use library::Library;
 pub use matcher::{pair_cookies, Audience, Candidate, Deviation, Step};
 pub use script::{Script, ScriptError, ScriptMessage, ScriptRole, Side, FORMAT, VERSION};
