@@ -60,8 +60,12 @@ done
 # everything that runs with this configuration.
 stop() {
     [ -n "${smbd_pid:-}" ] && kill "$smbd_pid" 2>/dev/null
-    pkill -f -- "$dir/smb.conf" 2>/dev/null
-    sleep 0.3
+    # Again until nothing is left: a worker smbd was starting when told may appear late.
+    for _ in 1 2 3 4 5 6 7 8; do
+        pkill -f -- "$dir/smb.conf" 2>/dev/null
+        sleep 0.2
+        pgrep -f -- "$dir/smb.conf" >/dev/null || return 0
+    done
     pkill -9 -f -- "$dir/smb.conf" 2>/dev/null
     return 0
 }

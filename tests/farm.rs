@@ -381,6 +381,32 @@ fn replay_handoff_and_bridge_with_samba() {
     let (outcome, at, first_reply, handoff, detail) = ended(&db, 2);
     assert_eq!(outcome, "bridged", "{detail}\n{}", log());
     eprintln!("8b enumdomusers+querydominfo: bridged, deviated_at={at:?}, first reply {first_reply:?} ms, honeypot's first answer {handoff:?} ms after the deviation ({detail})");
+    // The honeypot chose its own UID and handles; the attacker kept the script's: the bridge
+    // translated between the two.
+    let values = |source: &str, needle: &str| -> std::collections::BTreeSet<String> {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let mut q = c
+            .prepare("SELECT roles FROM messages WHERE connection = 2 AND source = ?1 AND direction = 'to_client'")
+            .unwrap();
+        let rows: Vec<String> = q
+            .query_map([source], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows.iter()
+            .flat_map(|r| r.lines())
+            .filter(|l| l.contains(needle))
+            .map(|l| l.rsplit('=').next().unwrap().to_string())
+            .collect()
+    };
+    let (scripted_uids, honeypot_uids) = (
+        values("script", "Smb1.uid@cookie="),
+        values("replayed", "Smb1.uid@cookie="),
+    );
+    assert!(
+        scripted_uids != honeypot_uids,
+        "UIDs: script {scripted_uids:?}, honeypot {honeypot_uids:?}"
+    );
     let srvinfo = rpcclient(TELESCOPE, FARM_PORT, "srvinfo");
     assert_eq!(srvinfo, direct_srvinfo, "farm log:\n{}", log());
     let (outcome, at, first_reply, handoff, detail) = ended(&db, 3);
