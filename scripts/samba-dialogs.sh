@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Records real SMB1 dialogs against a private Samba smbd on loopback, with tshark:
+# Records real SMB1 dialogs against a private Samba smbd on loopback (a farm honeypot,
+# scripts/samba-honeypot.sh), with tshark:
 #   samba-enumdomusers.pcap  rpcclient -c enumdomusers   (SAMR over \samr)
 #   samba-netremotetod.pcap  rpcclient -c netremotetod   (SRVSVC over \srvsvc)
 #   samba-put.pcap           smbclient put of a file     (Tree Connect, NT Create, Write AndX, Close)
@@ -16,73 +17,35 @@ addr=127.0.0.1
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work=$(mktemp -d /tmp/honeyfarm-samba.XXXXXX)
-mkdir -p "$work"/{private,lock,state,cache,pid,ncalrpc,share}
-# The users smbd switches to must reach the share.
-chmod 755 "$work"
-chmod 777 "$work/share"
+here=$(cd "$(dirname "$0")" && pwd)
 
 for tool in smbd rpcclient smbclient tshark smbpasswd; do
     command -v "$tool" >/dev/null || { echo "samba-dialogs: $tool is missing (scripts/setup.sh installs it)" >&2; exit 1; }
 done
 
-cat > "$work/smb.conf" <<CONF
-[global]
-  workgroup = FARMNET
-  netbios name = FILESRV01
-  server role = standalone server
-  smb ports = $port
-  interfaces = $addr/8
-  bind interfaces only = yes
-  server min protocol = NT1
-  server max protocol = NT1
-  map to guest = bad user
-  restrict anonymous = 0
-  server signing = disabled
-  disable netbios = yes
-  load printers = no
-  printing = bsd
-  printcap name = /dev/null
-  disable spoolss = yes
-  private dir = $work/private
-  lock directory = $work/lock
-  state directory = $work/state
-  cache directory = $work/cache
-  pid directory = $work/pid
-  ncalrpc dir = $work/ncalrpc
-  log file = $work/log.%m
-[public]
-  path = $work/share
-  read only = no
-  guest ok = yes
-CONF
-
-smbd_pid=
+server_pid=
 tshark_pid=
 cleanup() {
     [ -n "$tshark_pid" ] && kill "$tshark_pid" 2>/dev/null || true
-    [ -n "$smbd_pid" ] && kill "$smbd_pid" 2>/dev/null || true
-    # samba-dcerpcd detaches from smbd: stop everything started with this configuration.
-    pkill -f -- "$work/smb.conf" 2>/dev/null || true
-    sleep 0.5
+    # The honeypot script stops smbd and the RPC daemons it started when told to stop.
+    if [ -n "$server_pid" ]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
     pkill -9 -f -- "$work/smb.conf" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
-
-# Users exist before the first SAMR enumeration (the RPC worker caches the list). Two runs at
-# once (the tests record on two ports in parallel) must not both try to create them.
-for user in alice bob; do
-    flock /tmp/honeyfarm-samba-users.lock sh -c "id '$user' >/dev/null 2>&1 || useradd -M '$user'"
-    printf 'pw\npw\n' | smbpasswd -c "$work/smb.conf" -a -s "$user" >/dev/null
-done
 
 # Another smbd on this port would answer our clients with its own share.
 if (exec 3<>"/dev/tcp/$addr/$port") 2>/dev/null; then
     echo "samba-dialogs: $addr:$port is already in use (another run?); set SAMBA_PORT" >&2
     exit 1
 fi
-setsid smbd -F --no-process-group -s "$work/smb.conf" --debug-stdout > "$work/smbd.log" 2>&1 &
-smbd_pid=$!
+# The server is a farm honeypot (same configuration, accounts alice and bob with password pw).
+# Its own session: smbd signals its whole process group when it stops.
+setsid bash "$here/samba-honeypot.sh" "$work" "$addr" "$port" > "$work/smbd.log" 2>&1 &
+server_pid=$!
 for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/$addr/$port") 2>/dev/null; then break; fi
     sleep 0.2
@@ -139,7 +102,7 @@ fi
 for i in $(seq -w 1 300); do
     printf '[archive%s]\n  path = %s\n  comment = quarterly archive number %s\n' "$i" "$work/share" "$i"
 done >> "$work/smb.conf"
-kill -HUP "$smbd_pid"
+pkill -HUP -f -- "smbd -F --no-process-group -s $work/smb.conf"
 sleep 1
 record samba-fragmented "${rpc[@]}" -c 'netshareenumall'
 echo "samba-dialogs: recorded in $out"

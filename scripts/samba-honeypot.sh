@@ -59,15 +59,15 @@ done
 # samba-dcerpcd and its workers leave smbd's process group: when told to stop, stop
 # everything that runs with this configuration.
 stop() {
-    [ -n "${smbd_pid:-}" ] && kill "$smbd_pid" 2>/dev/null
-    # Again until nothing is left: a worker smbd was starting when told may appear late.
+    # (set -e is on: every command here may fail without ending the script.)
+    if [ -n "${smbd_pid:-}" ]; then kill "$smbd_pid" 2>/dev/null || true; fi
+    # Again until nothing is left: a worker started while we were stopping appears late.
     for _ in 1 2 3 4 5 6 7 8; do
-        pkill -f -- "$dir/smb.conf" 2>/dev/null
+        pkill -f -- "$dir/smb.conf" 2>/dev/null || true
         sleep 0.2
         pgrep -f -- "$dir/smb.conf" >/dev/null || return 0
     done
-    pkill -9 -f -- "$dir/smb.conf" 2>/dev/null
-    return 0
+    pkill -9 -f -- "$dir/smb.conf" 2>/dev/null || true
 }
 trap 'stop; exit 0' TERM INT
 smbd -F --no-process-group -s "$dir/smb.conf" --debug-stdout &

@@ -79,6 +79,20 @@ fn wait_port(addr: &str, port: u16) {
     }
 }
 
+/// `honeyfarm run --config CONFIG`, its log in `dir/farm.log`; returns once it is listening.
+fn start_farm(dir: &Path, config: &Path) -> (Group, PathBuf) {
+    let log = dir.join("farm.log");
+    let farm = Group::spawn(
+        Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
+    wait_log(&log, "stop with Ctrl-C");
+    (farm, log)
+}
+
 /// Waits for the farm to say it is ready (connecting to find out would be a connection too).
 fn wait_log(log: &Path, line: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -345,15 +359,7 @@ fn replay_handoff_and_bridge_with_samba() {
     ];
     let honeypots: Vec<&str> = honeypots.iter().map(String::as_str).collect();
     let config = farm_config(&dir, &listen, &command, &honeypots, 1);
-    let farm_log = dir.join("farm.log");
-    let farm = Group::spawn(
-        Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&farm_log).unwrap()),
-    );
-    wait_log(&farm_log, "stop with Ctrl-C");
+    let (farm, farm_log) = start_farm(&dir, &config);
     let db = dir.join("events.sqlite");
     let log = || std::fs::read_to_string(&farm_log).unwrap_or_default();
     // Honeypot-side traffic, to see what the honeypots were told (8d).
@@ -526,26 +532,8 @@ fn replay_handoff_and_bridge_with_samba() {
             && detail.contains("more than the 1048576 accepted"),
         "{detail}"
     );
-    let enum_script: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("scripts/enumdomusers.json")).unwrap(),
-    )
-    .unwrap();
-    let client_messages: Vec<Vec<u8>> = enum_script["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["from"] == "client")
-        .map(|m| {
-            unhex(
-                &m["hex"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| h.as_str().unwrap())
-                    .collect::<String>(),
-            )
-        })
-        .collect();
+    let client_messages: Vec<Vec<u8>> =
+        script_messages(&dir.join("scripts/enumdomusers.json"), "client");
     // Negotiate, two Session Setups and the Tree Connect as recorded, each answered from the
     // script, then an Echo the script does not have; the client hangs up without waiting.
     let mut quitter = TcpStream::connect(&listen).unwrap();
@@ -563,22 +551,8 @@ fn replay_handoff_and_bridge_with_samba() {
         .unwrap()
         .as_secs();
     assert!(unix.abs_diff(now) < 120, "SystemTime {unix}, now {now}");
-    let server_messages: Vec<Vec<u8>> = enum_script["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["from"] == "server")
-        .map(|m| {
-            unhex(
-                &m["hex"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| h.as_str().unwrap())
-                    .collect::<String>(),
-            )
-        })
-        .collect();
+    let server_messages: Vec<Vec<u8>> =
+        script_messages(&dir.join("scripts/enumdomusers.json"), "server");
     let challenge = |msg: &[u8]| {
         let at = msg
             .windows(12)
@@ -702,15 +676,7 @@ fn a_honeypot_that_fails_to_start_is_a_clear_event() {
         &["127.0.0.10:4463", "127.0.0.11:4463"],
         0,
     );
-    let farm_log = dir.join("farm.log");
-    let farm = Group::spawn(
-        Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&farm_log).unwrap()),
-    );
-    wait_log(&farm_log, "stop with Ctrl-C");
+    let (farm, _log) = start_farm(&dir, &config);
     let db = dir.join("events.sqlite");
     let out = rpcclient("127.0.0.78", 4462, "srvinfo");
     assert!(out.contains("NT_STATUS"), "{out}");
@@ -737,6 +703,27 @@ fn read_frame(s: &mut TcpStream) -> Vec<u8> {
     let mut body = vec![0u8; len];
     s.read_exact(&mut body).unwrap();
     body
+}
+
+/// The bytes of every message one side sent in a script file.
+fn script_messages(script: &Path, from: &str) -> Vec<Vec<u8>> {
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(script).unwrap()).unwrap();
+    s["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["from"] == from)
+        .map(|m| {
+            let hex: String = m["hex"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h.as_str().unwrap())
+                .collect();
+            unhex(&hex)
+        })
+        .collect()
 }
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -800,33 +787,8 @@ fn ftp_is_answered_from_a_corpus_script_with_the_telescope_address() {
         ),
     )
     .unwrap();
-    let farm_log = dir.join("farm.log");
-    let farm = Group::spawn(
-        Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&farm_log).unwrap()),
-    );
-    wait_log(&farm_log, "stop with Ctrl-C");
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&script).unwrap()).unwrap();
-    let requests: Vec<Vec<u8>> = s["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["from"] == "client")
-        .map(|m| {
-            unhex(
-                &m["hex"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| h.as_str().unwrap())
-                    .collect::<String>(),
-            )
-        })
-        .collect();
+    let (farm, _log) = start_farm(&dir, &config);
+    let requests: Vec<Vec<u8>> = script_messages(&script, "client");
     let conn = TcpStream::connect("127.0.0.79:2121").unwrap();
     let mut w = conn.try_clone().unwrap();
     let mut r = std::io::BufReader::new(conn);
