@@ -62,6 +62,15 @@ record() {
         grep -q "Capturing on" "$work/tshark.err" 2>/dev/null && break
         sleep 0.1
     done
+    # "Capturing on" can come before the first packets are caught: knock on the port (a
+    # connection without data, which dissect skips) until the knock is in the file.
+    local empty
+    empty=$(stat -c %s "$out/$name.pcap" 2>/dev/null || echo 0)
+    for _ in $(seq 1 50); do
+        (exec 3<>"/dev/tcp/$addr/$port") 2>/dev/null || true
+        sleep 0.1
+        [ "$(stat -c %s "$out/$name.pcap" 2>/dev/null || echo 0)" -gt "$empty" ] && break
+    done
     "$@" > "$out/$name.out" 2>&1 || true
     sleep 1
     kill -INT "$tshark_pid"

@@ -192,7 +192,12 @@ use honeyfarm_runtime::codec::{Class, FieldValue, Message, Reader, Value, Visito
 /// The messages of the first stream of a capture, both directions, in time order:
 /// `(to_server, bytes)`.
 fn conversation(file: &std::path::Path) -> Vec<(bool, Bytes)> {
-    let st = tcp_streams(file).unwrap().into_iter().next().unwrap();
+    // The dialog: the first stream with data (the recorder's knocks on the port have none).
+    let st = tcp_streams(file)
+        .unwrap()
+        .into_iter()
+        .find(|s| !s.to_server.data.is_empty())
+        .unwrap();
     let mut all = Vec::new();
     for (to_server, half) in [(true, &st.to_server), (false, &st.to_client)] {
         let d = &half.data;
