@@ -46,11 +46,12 @@ fi
 # Its own session: smbd signals its whole process group when it stops.
 setsid bash "$here/samba-honeypot.sh" "$work" "$addr" "$port" > "$work/smbd.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/$addr/$port") 2>/dev/null; then break; fi
+# Ready once it has warmed up its RPC services (that session must not be recorded).
+for _ in $(seq 1 150); do
+    [ -e "$work/ready" ] && break
     sleep 0.2
 done
-(exec 3<>"/dev/tcp/$addr/$port") 2>/dev/null || { echo "samba-dialogs: smbd did not start:" >&2; cat "$work/smbd.log" >&2; exit 1; }
+[ -e "$work/ready" ] || { echo "samba-dialogs: smbd did not start:" >&2; cat "$work/smbd.log" >&2; exit 1; }
 
 record() {
     local name=$1

@@ -4,6 +4,9 @@
 # the same machine: workgroup FARMNET, name FILESRV01, one domain SID, users alice and bob
 # (password pw), a guest-writable share `public`. The farm's process backend runs it per lease.
 #
+# It writes DIR/ready once it has started its RPC services (with one rpcclient session of its
+# own); wait for that file before recording from it or handing attackers to it.
+#
 # usage: scripts/samba-honeypot.sh DIR ADDRESS PORT     (as root)
 set -euo pipefail
 dir=${1:?usage: samba-honeypot.sh DIR ADDRESS PORT}
@@ -11,6 +14,7 @@ addr=${2:?usage: samba-honeypot.sh DIR ADDRESS PORT}
 port=${3:?usage: samba-honeypot.sh DIR ADDRESS PORT}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+rm -f "$dir/ready"
 mkdir -p "$dir"/{private,lock,state,cache,pid,ncalrpc,share}
 chmod 755 "$dir"
 chmod 777 "$dir/share"
@@ -72,5 +76,18 @@ stop() {
 trap 'stop; exit 0' TERM INT
 smbd -F --no-process-group -s "$dir/smb.conf" --debug-stdout &
 smbd_pid=$!
+# Samba starts its RPC services on first use (a few hundred milliseconds): use them once, so a
+# warm honeypot answers a handoff at once.
+(
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/$addr/$port") 2>/dev/null && break
+        sleep 0.1
+    done
+    rpcclient -U% -N -p "$port" --option='client min protocol=NT1' --option='client max protocol=NT1' \
+        --option='client ipc min protocol=NT1' --option='client ipc max protocol=NT1' \
+        "$addr" -c 'srvinfo; enumdomusers; lsaquery' >/dev/null 2>&1 || true
+    # Ready: what is recorded or served from now on is not this warm-up.
+    touch "$dir/ready"
+) &
 wait "$smbd_pid" || true
 stop

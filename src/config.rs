@@ -54,6 +54,9 @@ pub struct Honeypots {
     #[serde(default)]
     pub pool: usize,
     pub work_dir: PathBuf,
+    /// A file (`{dir}`, `{address}`, `{port}` filled in) the honeypot writes when it is ready.
+    #[serde(default)]
+    pub ready_file: Option<String>,
     /// Keep each honeypot's directory after it stops (under `work_dir/done/`), for forensics.
     #[serde(default)]
     pub keep: bool,

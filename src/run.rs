@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use honeyfarm_runtime::farm::{
-    serve_connection, EventStore, Outcome, Pool, ProcessBackend, ProcessConfig, ServiceCodecs,
-    SessionConfig,
+    serve_connection, EventStore, HoneypotError, Outcome, Pool, ProcessBackend, ProcessConfig,
+    ServiceCodecs, SessionConfig,
 };
 use honeyfarm_runtime::replay::Library;
 use tokio::net::TcpListener;
@@ -42,6 +42,7 @@ async fn farm(cfg: Config) -> Result<bool> {
             Arc::new(ProcessBackend::new(ProcessConfig {
                 command: h.command.clone(),
                 prepare: h.prepare.clone(),
+                ready_file: h.ready_file.clone(),
                 work_dir: h.work_dir.clone(),
                 keep: h.keep,
                 ready_timeout: Duration::from_secs(h.ready_timeout_secs),
@@ -91,10 +92,10 @@ async fn farm(cfg: Config) -> Result<bool> {
         cfg.events.path.display()
     );
     if let Some(p) = pool.clone() {
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = p.fill() {
-                eprintln!("honeyfarm: warming the honeypot pool: {e}");
-            }
+        tokio::task::spawn_blocking(move || match p.fill() {
+            Ok(()) => eprintln!("honeyfarm: honeypot pool warm"),
+            Err(HoneypotError::Closed) => {}
+            Err(e) => eprintln!("honeyfarm: warming the honeypot pool: {e}"),
         });
     }
     let mut term = signal(SignalKind::terminate())?;

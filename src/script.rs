@@ -17,8 +17,8 @@ pub fn types(name: &str) -> Option<&'static Entry> {
     REGISTRY.iter().find(|e| e.name == name)
 }
 
-/// Builds a script from stream `stream` of a capture (if `None`, the first stream to a known
-/// service with data both ways) and writes it to `out`.
+/// Builds a script from stream `stream` of a capture (if `None`, the first whole stream to a
+/// known service with data both ways) and writes it to `out`.
 pub fn import(
     pcap: &Path,
     stream: Option<usize>,
@@ -36,12 +36,13 @@ pub fn import(
             .iter()
             .find(|s| {
                 by_port.contains_key(&s.server.port())
+                    && s.from_start
                     && !s.to_server.data.is_empty()
                     && !s.to_client.data.is_empty()
             })
             .with_context(|| {
                 format!(
-                    "{}: no dialog (data both ways) to a known service port (add --port PORT=SERVICE)",
+                    "{}: no whole dialog (from its SYNs, with data both ways) to a known service port (add --port PORT=SERVICE)",
                     pcap.display()
                 )
             })?,
@@ -54,6 +55,12 @@ pub fn import(
             chosen.server.port()
         );
     };
+    if !chosen.from_start {
+        bail!(
+            "stream {}: the capture does not start with the connection (no SYN both ways); a script needs the whole dialog",
+            chosen.id
+        );
+    }
     let (client, server) = (
         dissect::entry(service.client)?,
         dissect::entry(service.server)?,

@@ -166,7 +166,10 @@ fn script_import_wants_a_whole_dialog() {
     );
     let (code, _, err) = honeyfarm(&["script", "import", "--pcap", pcap, "--out", "/dev/null"]);
     assert_eq!(code, 2);
-    assert!(err.contains("no dialog (data both ways)"), "{err}");
+    assert!(
+        err.contains("no whole dialog (from its SYNs, with data both ways)"),
+        "{err}"
+    );
     let (code, _, err) = honeyfarm(&[
         "script",
         "import",

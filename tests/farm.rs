@@ -70,11 +70,10 @@ impl Drop for Group {
     }
 }
 
-fn wait_port(addr: &str, port: u16) {
-    let a: SocketAddr = format!("{addr}:{port}").parse().unwrap();
+fn wait_file(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {a}");
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "no {}", path.display());
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -240,6 +239,7 @@ command = {command}
 addresses = {honeypots:?}
 pool = {pool}
 work_dir = "{dir}/honeypots"
+ready_file = "{{dir}}/ready"
 keep = true
 ready_timeout_secs = 60
 [session]
@@ -322,7 +322,8 @@ fn replay_handoff_and_bridge_with_samba() {
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
-    wait_port(REFERENCE, SMB_PORT);
+    // Ready once it has warmed up its RPC services: that session must not be recorded.
+    wait_file(&dir.join("reference/ready"));
     let direct_users = record(&dir, "enumdomusers", || {
         rpcclient(REFERENCE, SMB_PORT, "enumdomusers")
     });
@@ -358,8 +359,10 @@ fn replay_handoff_and_bridge_with_samba() {
         format!("127.0.0.9:{SMB_PORT}"),
     ];
     let honeypots: Vec<&str> = honeypots.iter().map(String::as_str).collect();
-    let config = farm_config(&dir, &listen, &command, &honeypots, 1);
+    let config = farm_config(&dir, &listen, &command, &honeypots, 2);
     let (farm, farm_log) = start_farm(&dir, &config);
+    // Handoffs are measured with warm honeypots, as a farm that has been running has them.
+    wait_log(&farm_log, "honeypot pool warm");
     let db = dir.join("events.sqlite");
     let log = || std::fs::read_to_string(&farm_log).unwrap_or_default();
     // Honeypot-side traffic, to see what the honeypots were told (8d).

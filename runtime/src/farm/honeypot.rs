@@ -62,6 +62,9 @@ pub struct ProcessConfig {
     /// Run, in order, before the server starts (adding its address to the loopback, say); a
     /// failing one fails the start.
     pub prepare: Vec<Vec<String>>,
+    /// A file (template) whose existence says the honeypot is ready, beside accepting
+    /// connections: a server that warms itself up after it listens writes it when done.
+    pub ready_file: Option<String>,
     /// Where private directories are made.
     pub work_dir: PathBuf,
     /// Keep a stopped honeypot's directory (moved to `work_dir/done/`) instead of removing it.
@@ -152,11 +155,19 @@ impl Backend for ProcessBackend {
             command: argv.join(" "),
             reason: e.to_string(),
         })?;
+        let ready_file = c
+            .ready_file
+            .as_ref()
+            .map(|f| PathBuf::from(fill(f, addr, &dir)));
         let deadline = Instant::now() + c.ready_timeout;
         loop {
             // An exited command is not ready, whatever else answers on its address.
             let exited = matches!(child.try_wait(), Ok(Some(_)));
-            if !exited && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            let warm = ready_file.as_ref().is_none_or(|f| f.exists());
+            if !exited
+                && warm
+                && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            {
                 return Ok(Honeypot { addr, dir, child });
             }
             if exited || Instant::now() >= deadline {

@@ -16,7 +16,7 @@ use crate::rewrite::{Rewrite, ValueMap, Way};
 
 use super::artifacts::Files;
 use super::events::{EventStore, MessageEvent, Outcome, Source};
-use super::honeypot::{Lease, Pool};
+use super::honeypot::{HoneypotError, Lease, Pool};
 
 /// The codecs of one service.
 #[derive(Debug, Clone)]
@@ -332,8 +332,9 @@ impl Drop for Held {
             // Stopping a honeypot waits for its processes; refilling starts new ones.
             std::thread::spawn(move || {
                 pool.release(lease);
-                if let Err(e) = pool.fill() {
-                    eprintln!("honeyfarm: refilling the honeypot pool: {e}");
+                match pool.fill() {
+                    Ok(()) | Err(HoneypotError::Closed) => {}
+                    Err(e) => eprintln!("honeyfarm: refilling the honeypot pool: {e}"),
                 }
             });
         }
