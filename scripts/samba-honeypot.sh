@@ -4,6 +4,8 @@
 # the same machine: workgroup FARMNET, name FILESRV01, one domain SID, users alice and bob
 # (password pw), a guest-writable share `public`. The farm's process backend runs it per lease.
 #
+# HONEYPOT_NAME in the environment gives it another NetBIOS name (a farm whose honeypots are not
+# the recorded machine maps the names: `[honeypots] names`).
 # It writes DIR/ready once it has started its RPC services (with one rpcclient session of its
 # own); wait for that file before recording from it or handing attackers to it.
 #
@@ -27,7 +29,7 @@ fi
 cat > "$dir/smb.conf" <<CONF
 [global]
   workgroup = FARMNET
-  netbios name = FILESRV01
+  netbios name = ${HONEYPOT_NAME:-FILESRV01}
   server role = standalone server
   smb ports = $port
   interfaces = $addr

@@ -54,6 +54,10 @@ pub struct Honeypots {
     #[serde(default)]
     pub pool: usize,
     pub work_dir: PathBuf,
+    /// `[scripts' host name, honeypots' host name]` pairs, where the honeypots are another
+    /// machine than the one the scripts were recorded from.
+    #[serde(default)]
+    pub names: Vec<(String, String)>,
     /// A file (`{dir}`, `{address}`, `{port}` filled in) the honeypot writes when it is ready.
     #[serde(default)]
     pub ready_file: Option<String>,

@@ -75,6 +75,11 @@ async fn farm(cfg: Config) -> Result<bool> {
             idle_timeout: Duration::from_secs(cfg.session.idle_timeout_secs),
             max_message: cfg.session.max_message_bytes,
             max_artifact: cfg.session.max_artifact_bytes,
+            names: cfg
+                .honeypots
+                .as_ref()
+                .map(|h| h.names.clone())
+                .unwrap_or_default(),
         });
         let listener = TcpListener::bind(l.address)
             .await

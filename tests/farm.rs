@@ -839,3 +839,53 @@ fn ftp_is_answered_from_a_corpus_script_with_the_telescope_address() {
     );
     assert!(farm.stop().success());
 }
+
+#[test]
+fn a_honeypot_of_another_name_is_heard_under_the_scripts_name() {
+    let dir = std::env::temp_dir().join(format!("honeyfarm-farm-names-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    let _cleanup = Cleanup(dir.clone());
+    // Recorded from FILESRV01.
+    std::fs::copy(
+        root().join("protocols/scripts/samba-enumdomusers.json"),
+        dir.join("scripts/samba-enumdomusers.json"),
+    )
+    .unwrap();
+    let script = root().join("scripts/samba-honeypot.sh");
+    let command = format!(
+        r#"["env", "HONEYPOT_NAME=HONEYPOT7", "{}", "{{dir}}", "{{address}}", "{{port}}"]"#,
+        script.display()
+    );
+    let config = farm_config(&dir, "127.0.0.80:4465", &command, &["127.0.0.15:4466"], 1);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace(
+        "keep = true",
+        "keep = true\nnames = [[\"FILESRV01\", \"HONEYPOT7\"]]",
+    );
+    std::fs::write(&config, text).unwrap();
+    let (farm, farm_log) = start_farm(&dir, &config);
+    wait_log(&farm_log, "honeypot pool warm");
+    // srvinfo deviates at the pipe it opens and is bridged to HONEYPOT7, which names itself in
+    // NetrServerGetInfo; the attacker hears FILESRV01, as from the script.
+    let out = rpcclient("127.0.0.80", 4465, "srvinfo");
+    assert!(
+        out.contains("FILESRV01") && !out.contains("HONEYPOT7"),
+        "{out}\n{}",
+        std::fs::read_to_string(&farm_log).unwrap_or_default()
+    );
+    let db = dir.join("events.sqlite");
+    let (outcome, _, _, _, detail) = ended(&db, 1);
+    assert_eq!(outcome, "bridged", "{detail}");
+    // What the honeypot itself said, before the names were mapped back.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let relayed: String = c
+        .query_row(
+            "SELECT group_concat(roles, char(10)) FROM messages WHERE connection = 1 AND source = 'relayed' AND direction = 'to_client'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(relayed.contains("@hostname=\"FILESRV01\""), "{relayed}");
+    assert!(farm.stop().success());
+}

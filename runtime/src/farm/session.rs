@@ -42,6 +42,9 @@ pub struct SessionConfig {
     pub max_message: usize,
     /// The largest file kept as an artifact.
     pub max_artifact: usize,
+    /// `(the scripts' host name, the honeypots' host name)` pairs: the honeypot hears its own
+    /// names, the attacker keeps hearing the scripts'.
+    pub names: Vec<(String, String)>,
 }
 
 /// A reply the attacker got, as the handoff compares it with the honeypot's.
@@ -304,12 +307,13 @@ fn translate(
     msg: &mut dyn AnyMessage,
     map: &ValueMap,
     way: Way,
-    from: std::net::IpAddr,
-    to: std::net::IpAddr,
+    (from, to): (std::net::IpAddr, std::net::IpAddr),
+    names: &[(String, String)],
 ) -> Result<Bytes, String> {
     let mut rw = Rewrite::new();
     rw.cookies = Some((map, way));
     rw.addresses = vec![(from, to)];
+    rw.names = names.to_vec();
     msg.visit_mut(&mut rw);
     if let Some((field, e)) = rw.errors.first() {
         return Err(format!("cannot rewrite {field}: {e}"));
@@ -398,7 +402,13 @@ async fn handoff(
                 Ok(d) => d,
                 Err(e) => return failed(format!("{deviation}; replaying message {n}: {e}")),
             };
-            let out = match translate(d.msg.as_mut(), &map, Way::Forward, telescope, hp_ip) {
+            let out = match translate(
+                d.msg.as_mut(),
+                &map,
+                Way::Forward,
+                (telescope, hp_ip),
+                &cfg.names,
+            ) {
                 Ok(o) => o,
                 Err(e) => return failed(format!("{deviation}; replaying message {n}: {e}")),
             };
@@ -465,7 +475,13 @@ async fn handoff(
 
     // The deviating message, then everything after, both ways.
     let mut d = deviating;
-    match translate(d.msg.as_mut(), &map, Way::Forward, telescope, hp_ip) {
+    match translate(
+        d.msg.as_mut(),
+        &map,
+        Way::Forward,
+        (telescope, hp_ip),
+        &cfg.names,
+    ) {
         Ok(out) => {
             let _ = conv_h.decode(svc.client, out.clone(), true);
             if let Err(e) = hp.write_all(&out).await {
@@ -510,13 +526,24 @@ async fn bridge(
     let cfg = s.cfg.clone();
     let svc = &cfg.service;
     let telescope = s.telescope.ip();
+    let back_names: Vec<(String, String)> = cfg
+        .names
+        .iter()
+        .map(|(script, honeypot)| (honeypot.clone(), script.clone()))
+        .collect();
     loop {
         // Whole messages first: the attacker's may already be buffered.
         loop {
             match conv_a.next_message(svc.client, abuf, true, cfg.max_message) {
                 Ok(Some(mut d)) => {
                     s.files.collect(d.msg.as_ref());
-                    let out = match translate(d.msg.as_mut(), map, Way::Forward, telescope, hp_ip) {
+                    let out = match translate(
+                        d.msg.as_mut(),
+                        map,
+                        Way::Forward,
+                        (telescope, hp_ip),
+                        &cfg.names,
+                    ) {
                         Ok(o) => o,
                         Err(e) => return End::Failed(e),
                     };
@@ -540,8 +567,13 @@ async fn bridge(
                             map.bind_new(namespace, f.value);
                         }
                     }
-                    let out = match translate(d.msg.as_mut(), map, Way::Backward, hp_ip, telescope)
-                    {
+                    let out = match translate(
+                        d.msg.as_mut(),
+                        map,
+                        Way::Backward,
+                        (hp_ip, telescope),
+                        &back_names,
+                    ) {
                         Ok(o) => o,
                         Err(e) => return End::Failed(e),
                     };
