@@ -292,7 +292,12 @@ impl Pool {
         self.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    fn start_one(&self) -> Result<Honeypot, HoneypotError> {
+    /// Starts a honeypot on a free address and hands it to `place` under the pool's lock, in
+    /// the same step that frees its address: shutdown never sees it nowhere.
+    fn start_one<R>(
+        &self,
+        place: impl FnOnce(&mut PoolState, Honeypot) -> R,
+    ) -> Result<R, HoneypotError> {
         if self.is_closed() {
             return Err(HoneypotError::Closed);
         }
@@ -303,20 +308,18 @@ impl Pool {
             st.starting += 1;
             a
         };
-        let r = self.backend.start(addr);
-        {
-            let mut st = self.state.lock().expect("pool lock");
-            st.busy.retain(|a| *a != addr);
-            st.starting -= 1;
-        }
         // Shut down while it started: it is not wanted any more.
-        match r {
+        let r = match self.backend.start(addr) {
             Ok(h) if self.is_closed() => {
                 self.backend.stop(h);
                 Err(HoneypotError::Closed)
             }
             r => r,
-        }
+        };
+        let mut st = self.state.lock().expect("pool lock");
+        st.busy.retain(|a| *a != addr);
+        st.starting -= 1;
+        r.map(|h| place(&mut st, h))
     }
 
     /// Starts honeypots until `size` are warm (blocking; run it off the async threads).
@@ -329,11 +332,7 @@ impl Pool {
             if !need {
                 return Ok(());
             }
-            let h = self.start_one()?;
-            self.state.lock().expect("pool lock").warm.push(h);
-            if self.is_closed() {
-                self.shutdown();
-            }
+            self.start_one(|st, h| st.warm.push(h))?;
         }
     }
 
@@ -358,28 +357,26 @@ impl Pool {
                 });
             }
         }
-        let h = self.start_one()?;
-        let addr = h.addr;
-        let mut st = self.state.lock().expect("pool lock");
-        match st.leased.get_mut(&telescope) {
+        self.start_one(|st, h| match st.leased.get_mut(&telescope) {
             // Another session for this address got one first: keep theirs, this one goes warm.
             Some((theirs, n)) => {
                 *n += 1;
-                let a = theirs.addr;
+                let honeypot = theirs.addr;
                 st.warm.push(h);
-                Ok(Lease {
+                Lease {
                     telescope,
-                    honeypot: a,
-                })
+                    honeypot,
+                }
             }
             None => {
+                let honeypot = h.addr;
                 st.leased.insert(telescope, (h, 1));
-                Ok(Lease {
+                Lease {
                     telescope,
-                    honeypot: addr,
-                })
+                    honeypot,
+                }
             }
-        }
+        })
     }
 
     /// Gives a lease back; the last one for a telescope address stops its honeypot (it is
@@ -411,33 +408,28 @@ impl Pool {
         }
     }
 
-    /// The directory of the honeypot leased for a telescope address.
-    pub fn dir_of(&self, telescope: IpAddr) -> Option<PathBuf> {
-        let st = self.state.lock().expect("pool lock");
-        st.leased.get(&telescope).map(|(h, _)| h.dir.clone())
-    }
-
     /// Stops every honeypot and starts no more; waits (up to a minute) for those being started
-    /// or stopped elsewhere.
+    /// or stopped elsewhere, and stops what they leave.
     pub fn shutdown(&self) {
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
-        let all: Vec<Honeypot> = {
-            let mut st = self.state.lock().expect("pool lock");
-            let mut v: Vec<Honeypot> = st.warm.drain(..).collect();
-            v.extend(st.leased.drain().map(|(_, (h, _))| h));
-            v
-        };
-        for h in all {
-            self.backend.stop(h);
-        }
         let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            let st = self.state.lock().expect("pool lock");
-            if st.busy.is_empty() && st.leased.is_empty() && st.warm.is_empty() {
+        loop {
+            let (all, idle) = {
+                let mut st = self.state.lock().expect("pool lock");
+                let mut v: Vec<Honeypot> = st.warm.drain(..).collect();
+                v.extend(st.leased.drain().map(|(_, (h, _))| h));
+                (v, st.busy.is_empty())
+            };
+            let stopped = !all.is_empty();
+            for h in all {
+                self.backend.stop(h);
+            }
+            if (idle && !stopped) || Instant::now() >= deadline {
                 return;
             }
-            drop(st);
-            std::thread::sleep(Duration::from_millis(50));
+            if !stopped {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 }
