@@ -48,8 +48,6 @@ pub struct Honeypots {
     pub services: Vec<String>,
     pub backend: String,
     pub command: Vec<String>,
-    #[serde(default)]
-    pub prepare: Vec<Vec<String>>,
     pub addresses: Vec<SocketAddr>,
     #[serde(default)]
     pub pool: usize,

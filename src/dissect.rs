@@ -13,9 +13,11 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use bytes::{Bytes, BytesMut};
-use honeyfarm_protocols::REGISTRY;
 use honeyfarm_runtime::capture::{tcp_streams, Direction, Stream};
-use honeyfarm_runtime::codec::{Description, Entry, Reader, Value};
+use honeyfarm_runtime::codec::{Description, Entry, Reader, Role, RoleField, Value};
+use honeyfarm_runtime::replay::ServiceCodecs;
+
+use crate::script::entry;
 use serde_json::json;
 
 /// A protocol stack: the message types each side sends.
@@ -97,13 +99,6 @@ impl Summary {
     }
 }
 
-pub fn entry(name: &str) -> Result<&'static Entry> {
-    match REGISTRY.iter().find(|e| e.name == name) {
-        Some(e) => Ok(e),
-        None => bail!("the specs define no message type `{name}`"),
-    }
-}
-
 /// Parses `2121=ftp`.
 pub fn parse_port(s: &str) -> Result<(u16, String)> {
     let Some((port, service)) = s.split_once('=') else {
@@ -136,6 +131,18 @@ pub fn services_by_port(overrides: &[(u16, String)]) -> HashMap<u16, &'static Se
         }
     }
     by_port
+}
+
+impl Service {
+    /// Its message types, as the runtime takes them.
+    pub fn codecs(&self) -> Result<ServiceCodecs> {
+        Ok(ServiceCodecs {
+            name: self.name.to_string(),
+            client: entry(self.client)?,
+            server: entry(self.server)?,
+            text: self.text,
+        })
+    }
 }
 
 /// A service by name.
@@ -243,7 +250,7 @@ struct Found {
     kind: String,
     text: String,
     json: String,
-    roles: Vec<(String, String, Value)>,
+    roles: Vec<RoleField>,
 }
 
 impl Found {
@@ -258,14 +265,14 @@ impl Found {
         let mut out = Vec::new();
         let mut ip: Option<IpAddr> = None;
         let mut port: Option<u16> = None;
-        for (_, role, value) in &self.roles {
-            match (role.as_str(), value) {
-                ("address", Value::Socket(s)) => out.push(*s),
-                ("address", Value::Ip(a)) => ip = Some(*a),
-                ("address", Value::Bytes(b)) => {
+        for f in &self.roles {
+            match (f.role, &f.value) {
+                (Role::Address, Value::Socket(s)) => out.push(*s),
+                (Role::Address, Value::Ip(a)) => ip = Some(*a),
+                (Role::Address, Value::Bytes(b)) => {
                     ip = std::str::from_utf8(b).ok().and_then(|t| t.parse().ok())
                 }
-                ("port", Value::Uint(p)) => port = u16::try_from(*p).ok(),
+                (Role::Port, Value::Uint(p)) => port = u16::try_from(*p).ok(),
                 _ => {}
             }
         }
@@ -329,8 +336,8 @@ fn dissect_half(
                     entry.name,
                     if exact { "" } else { " NOT-EXACT" }
                 );
-                for (path, role, value) in &fields.roles {
-                    let _ = write!(text, " {path}@{role}={value}");
+                for f in &fields.roles {
+                    let _ = write!(text, " {f}");
                 }
                 if opts.roles {
                     for s in &spans {
@@ -353,7 +360,7 @@ fn dissect_half(
                     "message": entry.name,
                     "kind": kind,
                     "roundtrip_exact": exact,
-                    "roles": fields.roles.iter().map(|(p, r, v)| json!({"path": p, "role": r, "value": v.to_string()})).collect::<Vec<_>>(),
+                    "roles": fields.roles.iter().map(|f| json!({"path": f.path, "role": f.role.name(), "value": f.value.to_string()})).collect::<Vec<_>>(),
                     "spans": spans.iter().map(|s| json!({"field": format!("{}.{}", s.field.unit, s.field.field), "role": s.field.role.map(|r| r.to_string()), "start": at + s.start, "end": at + s.end})).collect::<Vec<_>>(),
                 })
                 .to_string();

@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use bytes::{Bytes, BytesMut};
 use clap::{Parser, Subcommand};
 use honeyfarm_protocols::REGISTRY;
-use honeyfarm_runtime::codec::{Class, Entry, FieldValue, Reader, Visitor};
+use honeyfarm_runtime::codec::{Class, FieldValue, Reader, Visitor};
 
 #[derive(Parser)]
 #[command(
@@ -157,7 +157,7 @@ fn main() -> ExitCode {
                 "script {}: {} messages of {} from {}",
                 out.display(),
                 s.messages.len(),
-                s.service,
+                s.service.name,
                 s.source
             );
             true
@@ -212,16 +212,9 @@ fn parse_hex(h: &str) -> Result<Bytes> {
         .map(Bytes::from)
 }
 
-fn entry(spec: &str) -> Result<&'static Entry> {
-    REGISTRY.iter().find(|e| e.name == spec).with_context(|| {
-        let known: Vec<&str> = REGISTRY.iter().map(|e| e.name).collect();
-        format!("no message type `{spec}`; known: {}", known.join(", "))
-    })
-}
-
 /// Decodes and prints; `Ok(false)` when a message failed to decode or to re-encode exactly.
 fn decode(spec: &str, mut bytes: Bytes, stream: bool) -> Result<bool> {
-    let entry = entry(spec)?;
+    let entry = script::entry(spec)?;
     let mut offset = 0;
     let mut all_exact = true;
     loop {

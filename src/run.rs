@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use honeyfarm_runtime::farm::{
     serve_connection, EventStore, HoneypotError, Outcome, Pool, ProcessBackend, ProcessConfig,
-    ServiceCodecs, SessionConfig,
+    SessionConfig,
 };
 use honeyfarm_runtime::replay::Library;
 use tokio::net::TcpListener;
@@ -41,7 +41,6 @@ async fn farm(cfg: Config) -> Result<bool> {
         Pool::new(
             Arc::new(ProcessBackend::new(ProcessConfig {
                 command: h.command.clone(),
-                prepare: h.prepare.clone(),
                 ready_file: h.ready_file.clone(),
                 work_dir: h.work_dir.clone(),
                 keep: h.keep,
@@ -57,12 +56,7 @@ async fn farm(cfg: Config) -> Result<bool> {
     for l in &cfg.listen {
         let svc = dissect::service(&l.service)?;
         let session = Arc::new(SessionConfig {
-            service: ServiceCodecs {
-                name: svc.name.to_string(),
-                client: dissect::entry(svc.client)?,
-                server: dissect::entry(svc.server)?,
-                text: svc.text,
-            },
+            service: svc.codecs()?,
             library: library.clone(),
             // Honeypots only for the services they run.
             pool: pool.clone().filter(|_| {

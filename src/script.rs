@@ -10,11 +10,19 @@ use honeyfarm_runtime::capture::{tcp_streams, Direction};
 use honeyfarm_runtime::codec::Entry;
 use honeyfarm_runtime::replay::{Conversation, Script, Side};
 
-use crate::dissect::{self, services_by_port};
+use crate::dissect::services_by_port;
 
 /// Finds a message type of the specs by name (what script files name).
 pub fn types(name: &str) -> Option<&'static Entry> {
     REGISTRY.iter().find(|e| e.name == name)
+}
+
+/// [`types`], or an error that lists the types there are.
+pub fn entry(name: &str) -> Result<&'static Entry> {
+    types(name).with_context(|| {
+        let known: Vec<&str> = REGISTRY.iter().map(|e| e.name).collect();
+        format!("no message type `{name}`; known: {}", known.join(", "))
+    })
 }
 
 /// Builds a script from stream `stream` of a capture (if `None`, the first whole stream to a
@@ -61,18 +69,16 @@ pub fn import(
             chosen.id
         );
     }
-    let (client, server) = (
-        dissect::entry(service.client)?,
-        dissect::entry(service.server)?,
-    );
+    let codecs = service.codecs()?;
     // Cut each direction into messages (the client's first: replies recall what requests
     // remembered), then put them in the order they were sent.
     let mut conv = Conversation::new();
     let mut timed: Vec<(f64, Side, Bytes)> = Vec::new();
-    for (dir, side, entry) in [
-        (Direction::ToServer, Side::Client, client),
-        (Direction::ToClient, Side::Server, server),
+    for (dir, side) in [
+        (Direction::ToServer, Side::Client),
+        (Direction::ToClient, Side::Server),
     ] {
+        let entry = codecs.entry(side);
         let half = chosen.half(dir);
         if let Some(hole) = half.next_hole(0) {
             if hole < half.data.len() {
@@ -110,10 +116,7 @@ pub fn import(
         chosen.id
     );
     let script = Script::new(
-        service.name,
-        client,
-        server,
-        service.text,
+        codecs,
         chosen.client,
         chosen.server,
         &source,
@@ -130,7 +133,7 @@ pub fn show(path: &Path, hex: bool, out: &mut dyn std::io::Write) -> Result<()> 
         out,
         "script {}: service {}, {} messages, recorded {} -> {} ({})",
         path.display(),
-        s.service,
+        s.service.name,
         s.messages.len(),
         s.client,
         s.server,
@@ -139,8 +142,8 @@ pub fn show(path: &Path, hex: bool, out: &mut dyn std::io::Write) -> Result<()> 
     for (i, m) in s.messages.iter().enumerate() {
         let arrow = if m.side == Side::Client { "->" } else { "<-" };
         write!(out, "{i:3} {arrow} [{}] {} bytes", m.kind, m.bytes.len())?;
-        for r in &m.roles {
-            write!(out, " {}@{}={}", r.path, r.role, r.value)?;
+        for f in &m.fields {
+            write!(out, " {f}")?;
         }
         writeln!(out)?;
         if hex {

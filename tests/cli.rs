@@ -1,6 +1,10 @@
 //! The `honeyfarm` binary: listing the compiled specs and decoding bytes with exact re-encoding.
 
+mod common;
+
 use std::process::Command;
+
+use common::Pcap;
 
 fn honeyfarm(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
@@ -182,4 +186,50 @@ fn script_import_wants_a_whole_dialog() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("no TCP stream 7"), "{err}");
+}
+
+#[test]
+fn script_import_refuses_a_dialog_captured_after_its_start() {
+    // An FTP dialog whose SYNs the capture missed: it could start anywhere.
+    let client = ([10, 0, 0, 1], 40000);
+    let server = ([10, 0, 0, 2], 21);
+    let mut p = Pcap::new();
+    p.tcp(1, server, client, 500, false, b"220 ready\r\n");
+    p.tcp(2, client, server, 100, false, b"QUIT\r\n");
+    p.tcp(3, server, client, 511, false, b"221 bye\r\n");
+    let pcap = p.write("no-syn");
+    let (code, _, err) = honeyfarm(&[
+        "script",
+        "import",
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--stream",
+        "0",
+        "--out",
+        "/dev/null",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("stream 0: the capture does not start with the connection"),
+        "{err}"
+    );
+    // With its SYNs, the same dialog is a script.
+    let mut p = Pcap::new();
+    p.tcp(0, client, server, 99, true, b"");
+    p.tcp(0, server, client, 499, true, b"");
+    p.tcp(1, server, client, 500, false, b"220 ready\r\n");
+    p.tcp(2, client, server, 100, false, b"QUIT\r\n");
+    p.tcp(3, server, client, 511, false, b"221 bye\r\n");
+    let pcap = p.write("syn");
+    let out = std::env::temp_dir().join(format!("honeyfarm-cli-syn-{}.json", std::process::id()));
+    let (code, said, err) = honeyfarm(&[
+        "script",
+        "import",
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(said.contains("3 messages of ftp"), "{said}");
 }

@@ -31,6 +31,24 @@ impl Drop for Cleanup {
     }
 }
 
+/// A fresh directory (with an empty `scripts/`) for one test, and the guard that stops what the
+/// test leaves running in it.
+fn test_dir(name: &str) -> (PathBuf, Cleanup) {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    (dir.clone(), Cleanup(dir))
+}
+
+/// Copies the script the default configuration ships (enumdomusers, recorded from FILESRV01).
+fn ship_script(dir: &Path) {
+    std::fs::copy(
+        root().join("protocols/scripts/samba-enumdomusers.json"),
+        dir.join("scripts/samba-enumdomusers.json"),
+    )
+    .unwrap();
+}
+
 /// A child in its own process group, stopped (with everything it started) when dropped.
 struct Group(Child);
 
@@ -306,10 +324,7 @@ fn processes_with(needle: &str) -> Vec<String> {
 
 #[test]
 fn replay_handoff_and_bridge_with_samba() {
-    let dir = std::env::temp_dir().join(format!("honeyfarm-farm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("scripts")).unwrap();
-    let _cleanup = Cleanup(dir.clone());
+    let (dir, _cleanup) = test_dir("honeyfarm-farm");
     let script = root().join("scripts/samba-honeypot.sh");
 
     // The server the scripts are recorded from: a honeypot like the farm's.
@@ -661,16 +676,9 @@ fn replay_handoff_and_bridge_with_samba() {
 
 #[test]
 fn a_honeypot_that_fails_to_start_is_a_clear_event() {
-    let dir = std::env::temp_dir().join(format!("honeyfarm-farm-broken-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("scripts")).unwrap();
-    let _cleanup = Cleanup(dir.clone());
-    // A script of this project's own: whatever a client sends first deviates from nothing.
-    std::fs::copy(
-        root().join("protocols/scripts/samba-enumdomusers.json"),
-        dir.join("scripts/samba-enumdomusers.json"),
-    )
-    .unwrap();
+    let (dir, _cleanup) = test_dir("honeyfarm-farm-broken");
+    // The shipped script: srvinfo deviates from it at the pipe it opens.
+    ship_script(&dir);
     let listen = "127.0.0.78:4462";
     let config = farm_config(
         &dir,
@@ -767,10 +775,7 @@ fn read_ftp_reply(r: &mut std::io::BufReader<TcpStream>) -> String {
 
 #[test]
 fn ftp_is_answered_from_a_corpus_script_with_the_telescope_address() {
-    let dir = std::env::temp_dir().join(format!("honeyfarm-farm-ftp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("scripts")).unwrap();
-    let _cleanup = Cleanup(dir.clone());
+    let (dir, _cleanup) = test_dir("honeyfarm-farm-ftp");
     let pcap = root().join("tests/data/captures/zeek_ftp_ipv4.pcap");
     let script = dir.join("scripts/netbsd-ftp.json");
     honeyfarm(&[
@@ -842,16 +847,9 @@ fn ftp_is_answered_from_a_corpus_script_with_the_telescope_address() {
 
 #[test]
 fn a_honeypot_of_another_name_is_heard_under_the_scripts_name() {
-    let dir = std::env::temp_dir().join(format!("honeyfarm-farm-names-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("scripts")).unwrap();
-    let _cleanup = Cleanup(dir.clone());
+    let (dir, _cleanup) = test_dir("honeyfarm-farm-names");
     // Recorded from FILESRV01.
-    std::fs::copy(
-        root().join("protocols/scripts/samba-enumdomusers.json"),
-        dir.join("scripts/samba-enumdomusers.json"),
-    )
-    .unwrap();
+    ship_script(&dir);
     let script = root().join("scripts/samba-honeypot.sh");
     let command = format!(
         r#"["env", "HONEYPOT_NAME=HONEYPOT7", "{}", "{{dir}}", "{{address}}", "{{port}}"]"#,

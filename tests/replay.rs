@@ -14,15 +14,19 @@ fn script() -> Arc<Script> {
     Arc::new(Script::load(&path, &|name| REGISTRY.iter().find(|e| e.name == name)).expect("loads"))
 }
 
-/// The script's client message `n` (counting client messages only), with another SMB PID.
-fn request_with_pid(s: &Script, n: usize, pid: u16) -> Bytes {
-    let m = s
-        .messages
+/// The script's client message `n` (counting client messages only).
+fn request(s: &Script, n: usize) -> &Bytes {
+    &s.messages
         .iter()
         .filter(|m| m.side == Side::Client)
         .nth(n)
-        .unwrap();
-    let mut b = m.bytes.to_vec();
+        .unwrap()
+        .bytes
+}
+
+/// The script's client message `n`, with another SMB PID.
+fn request_with_pid(s: &Script, n: usize, pid: u16) -> Bytes {
+    let mut b = request(s, n).to_vec();
     // NetBIOS header (4) + SMB header: the PID sits at offset 26.
     b[30..32].copy_from_slice(&pid.to_le_bytes());
     b.into()
@@ -49,7 +53,7 @@ fn audience() -> Audience {
 #[test]
 fn replies_echo_the_attackers_client_cookies() {
     let s = script();
-    let entry = s.client_type;
+    let entry = s.service.client;
     let mut c = Candidate::new(s.clone());
     let mut conv = Conversation::new();
     let req = conv
@@ -59,7 +63,7 @@ fn replies_echo_the_attackers_client_cookies() {
     let step = c.serve(audience()).unwrap();
     assert_eq!(step.replies.len(), 1);
     let reply = conv
-        .decode(s.server_type, step.replies[0].clone(), false)
+        .decode(s.service.server, step.replies[0].clone(), false)
         .unwrap();
     assert_eq!(
         cookie(reply.msg.as_ref(), "smb.pid", ".pid"),
@@ -77,26 +81,18 @@ fn replies_echo_the_attackers_client_cookies() {
 fn one_attacker_value_stands_for_one_script_value() {
     let s = script();
     // The script's client uses PID 65534 for the Negotiate and another PID afterwards.
-    let pid = |n: usize| {
-        let m = s
-            .messages
-            .iter()
-            .filter(|m| m.side == Side::Client)
-            .nth(n)
-            .unwrap();
-        u16::from_le_bytes([m.bytes[30], m.bytes[31]])
-    };
+    let pid = |n: usize| u16::from_le_bytes([request(&s, n)[30], request(&s, n)[31]]);
     assert_ne!(pid(0), pid(1));
     let follow = |pids: [u16; 2]| {
         let mut c = Candidate::new(s.clone());
         let mut conv = Conversation::new();
         for (n, p) in pids.into_iter().enumerate() {
             let req = conv
-                .decode(s.client_type, request_with_pid(&s, n, p), true)
+                .decode(s.service.client, request_with_pid(&s, n, p), true)
                 .unwrap();
             c.accept(req.msg.as_ref())?;
             for r in c.serve(audience())?.replies {
-                conv.decode(s.server_type, r, false).unwrap();
+                conv.decode(s.service.server, r, false).unwrap();
             }
         }
         Ok::<_, honeyfarm_runtime::replay::Deviation>(())

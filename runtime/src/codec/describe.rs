@@ -2,7 +2,7 @@
 //! content field (a verb, a reply code, a method: text messages), and its role fields.
 
 use super::registry::AnyMessage;
-use super::role::{Class, Visitor};
+use super::role::{Class, RoleField, Visitor};
 use super::value::{FieldValue, Value};
 
 /// A message's kind and role fields, as `dissect`, scripts and events show them.
@@ -12,8 +12,8 @@ pub struct Description {
     pub cases: Vec<String>,
     /// The first content field that is a number or bytes (at most 24 bytes of it).
     pub first_content: Option<String>,
-    /// `(dotted path, role name, value)` of every role field, in wire order.
-    pub roles: Vec<(String, String, Value)>,
+    /// Every role field, in wire order.
+    pub roles: Vec<RoleField>,
     stack: Vec<String>,
 }
 
@@ -68,8 +68,11 @@ impl Visitor for Description {
                     path.push('.');
                 }
                 path.push_str(name);
-                self.roles
-                    .push((path, role.name().to_string(), value.value()));
+                self.roles.push(RoleField {
+                    path,
+                    role,
+                    value: value.value(),
+                });
             }
             _ => {}
         }

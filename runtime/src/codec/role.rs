@@ -155,6 +155,13 @@ pub struct RoleField {
     pub value: Value,
 }
 
+/// `path@role=value`, as dissect, scripts and events show a role field.
+impl fmt::Display for RoleField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}={}", self.path, self.role.name(), self.value)
+    }
+}
+
 /// Collects every role field, in wire order.
 #[derive(Debug, Default)]
 pub struct RoleFields {

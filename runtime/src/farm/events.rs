@@ -130,10 +130,12 @@ enum Write {
         time: f64,
     },
     Message(MessageEvent, f64),
-    Script(i64, String),
-    FirstReply(i64, f64),
-    Handoff(i64, f64),
-    Honeypot(i64, String),
+    /// One column of a connection, set once it is known.
+    Set {
+        id: i64,
+        column: Column,
+        value: rusqlite::types::Value,
+    },
     End {
         id: i64,
         outcome: Outcome,
@@ -161,6 +163,26 @@ pub enum StoreError {
     },
     #[error("event store {path} has schema version {found}; this build writes version {SCHEMA_VERSION}: use another file")]
     Version { path: String, found: i64 },
+}
+
+/// The columns of a connection set after it starts.
+#[derive(Debug, Clone, Copy)]
+enum Column {
+    Script,
+    FirstReplyMs,
+    HandoffMs,
+    Honeypot,
+}
+
+impl Column {
+    fn name(self) -> &'static str {
+        match self {
+            Column::Script => "script",
+            Column::FirstReplyMs => "first_reply_ms",
+            Column::HandoffMs => "handoff_ms",
+            Column::Honeypot => "honeypot",
+        }
+    }
 }
 
 /// A handle to the store; clones share the writer thread.
@@ -221,6 +243,10 @@ impl EventStore {
         })
     }
 
+    fn set(&self, id: i64, column: Column, value: rusqlite::types::Value) {
+        self.send(Write::Set { id, column, value });
+    }
+
     fn send(&self, w: Write) {
         // The writer only stops at close(); after that, events are dropped on purpose.
         let _ = self.tx.send(w);
@@ -244,20 +270,20 @@ impl EventStore {
     }
 
     pub fn script(&self, connection: i64, script: &str) {
-        self.send(Write::Script(connection, script.to_string()));
+        self.set(connection, Column::Script, script.to_string().into());
     }
 
     pub fn first_reply(&self, connection: i64, millis: f64) {
-        self.send(Write::FirstReply(connection, millis));
+        self.set(connection, Column::FirstReplyMs, millis.into());
     }
 
     /// Time from the deviation to the honeypot's first answer relayed to the attacker.
     pub fn handoff(&self, connection: i64, millis: f64) {
-        self.send(Write::Handoff(connection, millis));
+        self.set(connection, Column::HandoffMs, millis.into());
     }
 
     pub fn honeypot(&self, connection: i64, honeypot: &str) {
-        self.send(Write::Honeypot(connection, honeypot.to_string()));
+        self.set(connection, Column::Honeypot, honeypot.to_string().into());
     }
 
     pub fn end(&self, connection: i64, outcome: Outcome, detail: &str) {
@@ -341,28 +367,13 @@ fn apply(db: &Connection, w: Write) -> rusqlite::Result<()> {
                 ],
             )?;
         }
-        Write::Script(id, script) => {
+        Write::Set { id, column, value } => {
             db.execute(
-                "UPDATE connections SET script = ?2 WHERE id = ?1",
-                params![id, script],
-            )?;
-        }
-        Write::FirstReply(id, ms) => {
-            db.execute(
-                "UPDATE connections SET first_reply_ms = ?2 WHERE id = ?1 AND first_reply_ms IS NULL",
-                params![id, ms],
-            )?;
-        }
-        Write::Handoff(id, ms) => {
-            db.execute(
-                "UPDATE connections SET handoff_ms = ?2 WHERE id = ?1",
-                params![id, ms],
-            )?;
-        }
-        Write::Honeypot(id, h) => {
-            db.execute(
-                "UPDATE connections SET honeypot = ?2 WHERE id = ?1",
-                params![id, h],
+                &format!(
+                    "UPDATE connections SET {} = ?2 WHERE id = ?1",
+                    column.name()
+                ),
+                params![id, value],
             )?;
         }
         Write::End {

@@ -54,14 +54,11 @@ pub trait Backend: Send + Sync {
 }
 
 /// The `process` backend: a real server per honeypot, started from a command template.
-/// `{address}`, `{port}` and `{dir}` in the command, the prepare commands and the files are
-/// replaced by the honeypot's address, port and private directory.
+/// `{address}`, `{port}` and `{dir}` in the command and the ready file are replaced by the
+/// honeypot's address, port and private directory.
 #[derive(Debug, Clone)]
 pub struct ProcessConfig {
     pub command: Vec<String>,
-    /// Run, in order, before the server starts (adding its address to the loopback, say); a
-    /// failing one fails the start.
-    pub prepare: Vec<Vec<String>>,
     /// A file (template) whose existence says the honeypot is ready, beside accepting
     /// connections: a server that warms itself up after it listens writes it when done.
     pub ready_file: Option<String>,
@@ -102,29 +99,6 @@ impl Backend for ProcessBackend {
         };
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(prep)?;
-        for cmd in &c.prepare {
-            let argv: Vec<String> = cmd.iter().map(|a| fill(a, addr, &dir)).collect();
-            let fail = |reason: String| HoneypotError::Command {
-                addr,
-                command: argv.join(" "),
-                reason,
-            };
-            let Some((prog, args)) = argv.split_first() else {
-                continue;
-            };
-            let out = Command::new(prog)
-                .args(args)
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| fail(e.to_string()))?;
-            if !out.status.success() {
-                return Err(fail(format!(
-                    "{}: {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
-        }
         let argv: Vec<String> = c.command.iter().map(|a| fill(a, addr, &dir)).collect();
         let Some((prog, args)) = argv.split_first() else {
             return Err(HoneypotError::Command {

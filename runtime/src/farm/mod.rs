@@ -10,4 +10,4 @@ mod session;
 pub use artifacts::Files;
 pub use events::{EventStore, MessageEvent, Outcome, Source, StoreError};
 pub use honeypot::{Backend, Honeypot, HoneypotError, Lease, Pool, ProcessBackend, ProcessConfig};
-pub use session::{serve_connection, ServiceCodecs, SessionConfig};
+pub use session::{serve_connection, SessionConfig};

@@ -10,22 +10,16 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::codec::{AnyMessage, Description, Entry, MatchKey, Role, RoleField, RoleFields};
-use crate::replay::{Audience, Candidate, Conversation, Decoded, Deviation, FrameError, Library};
+use crate::codec::{AnyMessage, Description, MatchKey, Role, RoleField, RoleFields};
+use crate::replay::{
+    pair_cookies, Audience, Candidate, Conversation, Decoded, Deviation, FrameError, Library,
+    ServiceCodecs,
+};
 use crate::rewrite::{Rewrite, ValueMap, Way};
 
 use super::artifacts::Files;
 use super::events::{EventStore, MessageEvent, Outcome, Source};
 use super::honeypot::{HoneypotError, Lease, Pool};
-
-/// The codecs of one service.
-#[derive(Debug, Clone)]
-pub struct ServiceCodecs {
-    pub name: String,
-    pub client: &'static Entry,
-    pub server: &'static Entry,
-    pub text: bool,
-}
 
 /// What every session of one listener shares.
 pub struct SessionConfig {
@@ -50,7 +44,7 @@ pub struct SessionConfig {
 /// A reply the attacker got, as the handoff compares it with the honeypot's.
 struct Sent {
     key: MatchKey,
-    cookies: Vec<RoleField>,
+    fields: Vec<RoleField>,
     kind: String,
 }
 
@@ -81,20 +75,25 @@ enum End {
 }
 
 impl Session {
-    fn event(&self, d: &dyn AnyMessage, bytes: usize, to_server: bool, source: Source) {
+    /// Records a message; returns its kind and role fields.
+    fn event(
+        &self,
+        d: &dyn AnyMessage,
+        bytes: usize,
+        to_server: bool,
+        source: Source,
+    ) -> (String, Vec<RoleField>) {
         let desc = Description::of(d);
+        let kind = desc.kind(self.cfg.service.text);
         self.cfg.events.message(MessageEvent {
             connection: self.id,
             to_server,
-            kind: desc.kind(self.cfg.service.text),
+            kind: kind.clone(),
             length: bytes,
             source,
-            roles: desc
-                .roles
-                .iter()
-                .map(|(p, r, v)| format!("{p}@{r}={v}"))
-                .collect(),
+            roles: desc.roles.iter().map(ToString::to_string).collect(),
         });
+        (kind, desc.roles)
     }
 
     fn first_reply(&mut self) {
@@ -285,21 +284,14 @@ async fn send(
             .map_err(|e| format!("a rewritten reply does not decode: {e}"))?;
         sock.write_all(&r).await.map_err(|e| e.to_string())?;
         s.first_reply();
-        s.event(d.msg.as_ref(), r.len(), false, Source::Script);
+        let (kind, fields) = s.event(d.msg.as_ref(), r.len(), false, Source::Script);
         sent.push(Sent {
             key: MatchKey::of_any(d.msg.as_ref()),
-            cookies: cookies(d.msg.as_ref()),
-            kind: Description::of(d.msg.as_ref()).kind(s.cfg.service.text),
+            fields,
+            kind,
         });
     }
     Ok(sent)
-}
-
-fn cookies(m: &dyn AnyMessage) -> Vec<RoleField> {
-    RoleFields::of_any(m)
-        .into_iter()
-        .filter(|f| matches!(f.role, Role::Cookie { .. }))
-        .collect()
 }
 
 /// Rewrites a decoded message for the other side and encodes it.
@@ -441,7 +433,7 @@ async fn handoff(
                     Err(e) => return failed(format!("{deviation}; honeypot: {e}")),
                 }
             };
-            s.event(
+            let (_, theirs) = s.event(
                 reply.msg.as_ref(),
                 reply.bytes.len(),
                 false,
@@ -454,21 +446,8 @@ async fn handoff(
                     sent.kind
                 ));
             }
-            let theirs = cookies(reply.msg.as_ref());
-            if theirs.len() != sent.cookies.len() {
-                return failed(format!(
-                    "{deviation}; the honeypot's {} has {} cookies, the attacker's {}",
-                    sent.kind,
-                    theirs.len(),
-                    sent.cookies.len()
-                ));
-            }
-            for (a, h) in sent.cookies.iter().zip(theirs) {
-                if let Role::Cookie { namespace, .. } = a.role {
-                    if let Err(e) = map.bind(namespace, a.value.clone(), h.value) {
-                        return failed(format!("{deviation}; {}: {e}", a.path));
-                    }
-                }
+            if let Err(e) = pair_cookies(&mut map, &sent.fields, &theirs) {
+                return failed(format!("{deviation}; the honeypot's {}: {e}", sent.kind));
             }
         }
     }
@@ -562,7 +541,7 @@ async fn bridge(
                 Ok(Some(mut d)) => {
                     // Cookies the honeypot issues now stand for themselves on the attacker's
                     // side, or for a fresh value where the attacker already knows theirs.
-                    for f in cookies(d.msg.as_ref()) {
+                    for f in RoleFields::of_any(d.msg.as_ref()) {
                         if let Role::Cookie { namespace, .. } = f.role {
                             map.bind_new(namespace, f.value);
                         }

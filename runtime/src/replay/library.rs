@@ -24,7 +24,7 @@ impl Library {
         let index = self.scripts.len();
         if let Some(first) = script.first_request() {
             self.by_first
-                .entry((script.service.clone(), first.key.clone()))
+                .entry((script.service.name.clone(), first.key.clone()))
                 .or_default()
                 .push(index);
         }
@@ -69,7 +69,7 @@ impl Library {
     pub fn server_first(&self, service: &str) -> Vec<Arc<Script>> {
         self.scripts
             .iter()
-            .filter(|s| s.service == service)
+            .filter(|s| s.service.name == service)
             .filter(|s| {
                 s.messages
                     .first()

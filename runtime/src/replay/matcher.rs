@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::codec::{AnyMessage, Choices, MatchKey, Role, RoleFields, Value};
+use crate::codec::{AnyMessage, Choices, MatchKey, Role, RoleField, RoleFields, Value};
 use crate::rewrite::{Rewrite, ValueMap, Way};
 
 use super::script::{Script, Side};
@@ -33,8 +33,6 @@ pub struct Candidate {
 /// What answering one attacker message produced.
 #[derive(Debug, Clone)]
 pub struct Step {
-    /// Script messages served, by index.
-    pub served: Vec<usize>,
     /// The rewritten replies, to send in order.
     pub replies: Vec<Bytes>,
 }
@@ -78,20 +76,14 @@ impl Candidate {
                 self.pos, expected.kind
             )));
         }
-        let script_msg = self
-            .script
-            .decode(self.pos)
-            .ok_or_else(|| Deviation("the script's message no longer decodes".into()))?;
-        same_paths_beyond_names(msg, script_msg.msg.as_ref())
+        let fields = RoleFields::of_any(msg);
+        same_paths_beyond_names(&fields, &expected.fields)
             .map_err(|e| Deviation(format!("message {} ({}): {e}", self.pos, expected.kind)))?;
         let mut cookies = self.cookies.clone();
-        pair_cookies(&mut cookies, msg, script_msg.msg.as_ref())
+        pair_cookies(&mut cookies, &fields, &expected.fields)
             .map_err(|e| Deviation(format!("message {}: {e}", self.pos)))?;
         self.cookies = cookies;
-        self.options = (
-            Choices::of_any(msg),
-            Choices::of_any(script_msg.msg.as_ref()),
-        );
+        self.options = (Choices::of_any(msg), expected.options.clone());
         self.pos += 1;
         Ok(())
     }
@@ -102,7 +94,6 @@ impl Candidate {
     /// timestamps are now and nonces fresh; every length is recomputed by the encoder.
     pub fn serve(&mut self, to: Audience) -> Result<Step, Deviation> {
         let mut step = Step {
-            served: Vec::new(),
             replies: Vec::new(),
         };
         while let Some(m) = self.script.messages.get(self.pos) {
@@ -115,12 +106,12 @@ impl Candidate {
                 .ok_or_else(|| Deviation("the script's reply no longer decodes".into()))?;
             // Cookies the server issues here stand for themselves (or a fresh value where the
             // attacker already uses theirs): the attacker will send them back.
-            for f in RoleFields::of_any(d.msg.as_ref()) {
+            for f in &m.fields {
                 if let Role::Cookie { namespace, .. } = f.role {
-                    self.cookies.bind_new(namespace, f.value);
+                    self.cookies.bind_new(namespace, f.value.clone());
                 }
             }
-            let indexes = self.chosen(d.msg.as_ref())?;
+            let indexes = self.chosen(&m.fields)?;
             let mut rw = Rewrite::new();
             rw.indexes = indexes;
             rw.cookies = Some((&self.cookies, Way::Backward));
@@ -141,7 +132,6 @@ impl Candidate {
             d.msg
                 .encode(&mut out)
                 .map_err(|e| Deviation(format!("reply {}: {e}", self.pos)))?;
-            step.served.push(self.pos);
             step.replies.push(out.freeze());
             self.pos += 1;
         }
@@ -150,10 +140,10 @@ impl Candidate {
 
     /// Where, in the attacker's options, is each option the script's reply chose: the new
     /// values of its `@index` fields. An option the attacker did not offer is a deviation.
-    fn chosen(&self, reply: &dyn AnyMessage) -> Result<Vec<(&'static str, u64)>, Deviation> {
+    fn chosen(&self, reply: &[RoleField]) -> Result<Vec<(&'static str, u64)>, Deviation> {
         let (theirs, ours) = &self.options;
         let mut out = Vec::new();
-        for f in RoleFields::of_any(reply) {
+        for f in reply {
             let (Role::Index { list }, Value::Uint(i)) = (f.role, &f.value) else {
                 continue;
             };
@@ -173,38 +163,28 @@ impl Candidate {
         }
         Ok(out)
     }
-
-    /// The script has nothing more to say or hear.
-    pub fn finished(&self) -> bool {
-        self.pos >= self.script.messages.len()
-    }
 }
 
-/// Pairs the cookies of two messages with the same content (`left` in the map's left values),
-/// field by field in wire order.
+/// Pairs the cookies among the role fields of two messages with the same content (`left`'s
+/// values on the map's left), field by field in wire order.
 pub fn pair_cookies(
     map: &mut ValueMap,
-    left: &dyn AnyMessage,
-    right: &dyn AnyMessage,
+    left: &[RoleField],
+    right: &[RoleField],
 ) -> Result<(), String> {
-    let l = RoleFields::of_any(left);
-    let r = RoleFields::of_any(right);
-    let cookies = |v: Vec<crate::codec::RoleField>| {
-        v.into_iter()
+    let cookies = |v: &[RoleField]| -> Vec<RoleField> {
+        v.iter()
             .filter(|f| matches!(f.role, Role::Cookie { .. }))
-            .collect::<Vec<_>>()
+            .cloned()
+            .collect()
     };
-    let (l, r) = (cookies(l), cookies(r));
+    let (l, r) = (cookies(left), cookies(right));
     if l.len() != r.len() {
-        return Err(format!(
-            "{} cookie fields where the script has {}",
-            l.len(),
-            r.len()
-        ));
+        return Err(format!("{} cookie fields against {}", l.len(), r.len()));
     }
     for (a, b) in l.into_iter().zip(r) {
         let (Role::Cookie { namespace, .. }, true) = (a.role, a.path == b.path) else {
-            return Err(format!("cookie {} where the script has {}", a.path, b.path));
+            return Err(format!("cookie {} against {}", a.path, b.path));
         };
         map.bind(namespace, a.value, b.value)
             .map_err(|e| format!("{}: {e}", a.path))?;
@@ -229,12 +209,12 @@ fn beyond_name(v: &Value) -> Option<String> {
 
 /// Host-name fields are ignored in matching, but a path that contains a name (a UNC path) is
 /// content beyond it: `\\10.0.0.1\IPC$` and `\\10.0.0.2\ADMIN$` differ.
-fn same_paths_beyond_names(left: &dyn AnyMessage, right: &dyn AnyMessage) -> Result<(), String> {
-    let names = |m: &dyn AnyMessage| {
-        RoleFields::of_any(m)
-            .into_iter()
+fn same_paths_beyond_names(left: &[RoleField], right: &[RoleField]) -> Result<(), String> {
+    let names = |v: &[RoleField]| -> Vec<RoleField> {
+        v.iter()
             .filter(|f| matches!(f.role, Role::Hostname))
-            .collect::<Vec<_>>()
+            .cloned()
+            .collect()
     };
     for (a, b) in names(left).iter().zip(names(right).iter()) {
         let (x, y) = (beyond_name(&a.value), beyond_name(&b.value));

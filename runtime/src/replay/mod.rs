@@ -9,4 +9,4 @@ mod script;
 pub use conversation::{Conversation, Decoded, FrameError, MEMORY_LIMIT};
 pub use library::Library;
 pub use matcher::{pair_cookies, Audience, Candidate, Deviation, Step};
-pub use script::{Script, ScriptError, ScriptMessage, ScriptRole, Side, FORMAT, VERSION};
+pub use script::{Script, ScriptError, ScriptMessage, ServiceCodecs, Side, FORMAT, VERSION};

@@ -7,7 +7,7 @@ use std::path::Path;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{Description, Entry, MatchKey};
+use crate::codec::{Choices, Description, Entry, MatchKey, RoleField};
 
 use super::conversation::{Conversation, Decoded};
 
@@ -52,36 +52,47 @@ pub enum Side {
     Server,
 }
 
-/// A role field of a script message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScriptRole {
-    pub path: String,
-    pub role: String,
-    pub value: String,
-}
-
 /// One message of a script.
 #[derive(Debug, Clone)]
 pub struct ScriptMessage {
     pub side: Side,
     pub bytes: Bytes,
     pub kind: String,
-    pub roles: Vec<ScriptRole>,
+    /// Its role fields (client messages' cookies are paired with the attacker's).
+    pub fields: Vec<RoleField>,
     /// The content fields (client messages are matched on them).
     pub key: MatchKey,
+    /// The options it offers (`@choice`).
+    pub options: Choices,
     /// The decoder state just before this message, to decode it again for rewriting.
     before: Conversation,
+}
+
+/// A service as the codecs see it: its name and the message type each side sends.
+#[derive(Debug, Clone)]
+pub struct ServiceCodecs {
+    /// `smb`, `ftp`, ...
+    pub name: String,
+    pub client: &'static Entry,
+    pub server: &'static Entry,
+    /// Line-based (message kinds are verbs and reply codes, not switch cases).
+    pub text: bool,
+}
+
+impl ServiceCodecs {
+    /// The message type `side` sends.
+    pub fn entry(&self, side: Side) -> &'static Entry {
+        match side {
+            Side::Client => self.client,
+            Side::Server => self.server,
+        }
+    }
 }
 
 /// A recorded dialog of one service.
 #[derive(Debug, Clone)]
 pub struct Script {
-    /// The service name (`smb`, `ftp`, ...).
-    pub service: String,
-    pub client_type: &'static Entry,
-    pub server_type: &'static Entry,
-    /// Line-based service (message kinds are verbs, not switch cases).
-    pub text: bool,
+    pub service: ServiceCodecs,
     pub client: SocketAddr,
     pub server: SocketAddr,
     /// Where the dialog came from (capture file and stream).
@@ -116,12 +127,8 @@ struct FileMessage {
 
 impl Script {
     /// Builds a script from a dialog's messages in the order they were sent, decoding each.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        service: &str,
-        client_type: &'static Entry,
-        server_type: &'static Entry,
-        text: bool,
+        service: ServiceCodecs,
         client: SocketAddr,
         server: SocketAddr,
         source: &str,
@@ -131,11 +138,7 @@ impl Script {
         let mut out = Vec::with_capacity(messages.len());
         for (index, (side, bytes)) in messages.into_iter().enumerate() {
             let before = conv.clone();
-            let entry = if side == Side::Client {
-                client_type
-            } else {
-                server_type
-            };
+            let entry = service.entry(side);
             let fail = |reason: String| ScriptError::Message {
                 path: source.to_string(),
                 index,
@@ -154,26 +157,16 @@ impl Script {
             let desc = Description::of(d.msg.as_ref());
             out.push(ScriptMessage {
                 side,
-                kind: desc.kind(text),
-                roles: desc
-                    .roles
-                    .iter()
-                    .map(|(path, role, value)| ScriptRole {
-                        path: path.clone(),
-                        role: role.clone(),
-                        value: value.to_string(),
-                    })
-                    .collect(),
+                kind: desc.kind(service.text),
+                fields: desc.roles,
                 key: MatchKey::of_any(d.msg.as_ref()),
+                options: Choices::of_any(d.msg.as_ref()),
                 bytes,
                 before,
             });
         }
         Ok(Script {
-            service: service.to_string(),
-            client_type,
-            server_type,
-            text,
+            service,
             client,
             server,
             source: source.to_string(),
@@ -184,14 +177,13 @@ impl Script {
     /// Decodes message `index` again (a fresh value to rewrite), with the decoder state it had.
     pub fn decode(&self, index: usize) -> Option<Decoded> {
         let m = self.messages.get(index)?;
-        let entry = if m.side == Side::Client {
-            self.client_type
-        } else {
-            self.server_type
-        };
         m.before
             .clone()
-            .decode(entry, m.bytes.clone(), m.side == Side::Client)
+            .decode(
+                self.service.entry(m.side),
+                m.bytes.clone(),
+                m.side == Side::Client,
+            )
             .ok()
     }
 
@@ -204,10 +196,10 @@ impl Script {
         let file = File {
             format: FORMAT.to_string(),
             version: VERSION,
-            service: self.service.clone(),
-            client_type: self.client_type.name.to_string(),
-            server_type: self.server_type.name.to_string(),
-            text: self.text,
+            service: self.service.name.clone(),
+            client_type: self.service.client.name.to_string(),
+            server_type: self.service.server.name.to_string(),
+            text: self.service.text,
             client: self.client,
             server: self.server,
             source: self.source.clone(),
@@ -218,11 +210,7 @@ impl Script {
                     from: m.side,
                     kind: m.kind.clone(),
                     length: m.bytes.len(),
-                    roles: m
-                        .roles
-                        .iter()
-                        .map(|r| format!("{}@{}={}", r.path, r.role, r.value))
-                        .collect(),
+                    roles: m.fields.iter().map(ToString::to_string).collect(),
                     hex: m.bytes.chunks(32).map(hex).collect(),
                 })
                 .collect(),
@@ -266,7 +254,12 @@ impl Script {
                 name: name.to_string(),
             })
         };
-        let (client_type, server_type) = (entry(&file.client_type)?, entry(&file.server_type)?);
+        let service = ServiceCodecs {
+            name: file.service,
+            client: entry(&file.client_type)?,
+            server: entry(&file.server_type)?,
+            text: file.text,
+        };
         let mut messages = Vec::with_capacity(file.messages.len());
         for (index, m) in file.messages.into_iter().enumerate() {
             let bytes = unhex(&m.hex.concat()).ok_or_else(|| ScriptError::Message {
@@ -276,16 +269,7 @@ impl Script {
             })?;
             messages.push((m.from, Bytes::from(bytes)));
         }
-        let mut script = Script::new(
-            &file.service,
-            client_type,
-            server_type,
-            file.text,
-            file.client,
-            file.server,
-            &p,
-            messages,
-        )?;
+        let mut script = Script::new(service, file.client, file.server, &p, messages)?;
         // Errors name the file, not where it was first recorded.
         script.source = file.source;
         Ok(script)

@@ -81,16 +81,15 @@ impl<'a> Rewrite<'a> {
     }
 
     fn map_address(&self, v: Value, hostname: bool) -> Option<Value> {
-        let texts: Vec<(String, String)> = self
-            .addresses
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .chain(if hostname {
-                self.names.clone()
-            } else {
-                Vec::new()
-            })
-            .collect();
+        // Addresses written as text, and (in host names) the names: only for text values.
+        let texts = || -> Vec<(String, String)> {
+            let names = if hostname { &self.names[..] } else { &[] };
+            self.addresses
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .chain(names.iter().cloned())
+                .collect()
+        };
         match v {
             Value::Ip(ip) => self
                 .addresses
@@ -108,10 +107,10 @@ impl<'a> Rewrite<'a> {
                 }
                 _ => None,
             }),
-            Value::Str(s) => replace_text(&s, &texts).map(Value::Str),
+            Value::Str(s) => replace_text(&s, &texts()).map(Value::Str),
             Value::Bytes(b) => {
                 let s = std::str::from_utf8(&b).ok()?;
-                replace_text(s, &texts).map(|t| Value::Bytes(t.into_bytes().into()))
+                replace_text(s, &texts()).map(|t| Value::Bytes(t.into_bytes().into()))
             }
             Value::Int(_) => None,
         }

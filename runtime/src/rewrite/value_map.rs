@@ -101,14 +101,6 @@ impl ValueMap {
     pub fn backward(&self, namespace: &'static str, right: &Value) -> Option<&Value> {
         self.backward.get(&(namespace, right.clone()))
     }
-
-    pub fn len(&self) -> usize {
-        self.forward.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.forward.is_empty()
-    }
 }
 
 #[cfg(test)]
