@@ -328,12 +328,12 @@ fn write_loop(mut db: Connection, rx: mpsc::Receiver<Write>) {
                 break;
             }
             if let Err(e) = apply(&tx, w) {
-                eprintln!("honeyfarm: event store: {e}");
+                tracing::error!("event store: {e}");
             }
             next = rx.try_recv().ok();
         }
         if let Err(e) = tx.commit() {
-            eprintln!("honeyfarm: event store: {e}");
+            tracing::error!("event store: {e}");
         }
     }
 }

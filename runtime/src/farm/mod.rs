@@ -10,4 +10,7 @@ mod session;
 pub use artifacts::Files;
 pub use events::{EventStore, MessageEvent, Outcome, Source, StoreError};
 pub use honeypot::{Backend, Honeypot, HoneypotError, Lease, Pool, ProcessBackend, ProcessConfig};
-pub use session::{serve_connection, SessionConfig};
+pub use session::{
+    serve_connection, Deadlines, End, Patience, Peer, SessionConfig, SessionError, Side,
+    UNDECODABLE,
+};
