@@ -35,7 +35,7 @@ pub struct Summary {
     pub decoded: usize,
     pub roundtrip_exact: usize,
     pub errors: usize,
-    /// Messages of another protocol version, by kind (see [`crate::services::Foreign`]):
+    /// Messages of another protocol version, by kind (see [`honeyfarm_protocols::services::Foreign`]):
     /// recognised, kept as bytes, not errors.
     pub foreign: BTreeMap<&'static str, usize>,
 }
