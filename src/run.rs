@@ -17,8 +17,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
-use crate::dissect;
-use crate::script::types;
+use crate::services::{self, types};
 
 pub fn run(config: Option<&Path>) -> Result<bool> {
     let cfg = Config::load(config)?;
@@ -54,7 +53,7 @@ async fn farm(cfg: Config) -> Result<bool> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut listeners = JoinSet::new();
     for l in &cfg.listen {
-        let svc = dissect::service(&l.service)?;
+        let svc = services::service(&l.service)?;
         let session = Arc::new(SessionConfig {
             service: svc.codecs()?,
             library: library.clone(),
