@@ -29,8 +29,9 @@ pub enum FrameError {
 
 /// Needs up to this many bytes are taken as a lower bound, larger ones as the frame's length.
 const GUESSED_NEED: usize = 16;
-/// The smallest read a [`FrameBuf`] makes room for when no frame length is known yet.
-const MIN_READ: usize = 2048;
+/// The smallest read a [`FrameBuf`] makes room for when no frame length is known yet (small:
+/// an idle connection holds it).
+const MIN_READ: usize = 1024;
 /// The largest room a [`FrameBuf`] makes for one read.
 const MAX_READ: usize = 64 << 10;
 
@@ -305,6 +306,21 @@ mod tests {
         assert!(f.is_empty());
         // Only the partial frames left behind whole ones were moved, once each.
         assert!(f.copied() <= 50 * 4, "{}", f.copied());
+    }
+
+    #[test]
+    fn a_terminator_completed_by_one_byte_is_not_waited_for() {
+        let line = |b: Bytes| -> Result<(Bytes, usize), DecodeError> {
+            let mut r = super::super::Reader::new(b);
+            let l = r.bytes_until(b"\r\n")?;
+            Ok((l, r.pos()))
+        };
+        let mut f = FrameBuf::new(100);
+        f.extend_from_slice(b"USER x\r");
+        assert!(f.next(line).unwrap().is_none());
+        f.extend_from_slice(b"\n");
+        let (l, frame) = f.next(line).unwrap().expect("a whole line");
+        assert_eq!((&l[..], &frame[..]), (&b"USER x"[..], &b"USER x\r\n"[..]));
     }
 
     #[test]

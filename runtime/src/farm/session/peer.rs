@@ -25,7 +25,7 @@ pub struct Peer {
     pub side: Side,
     sock: TcpStream,
     buf: FrameBuf,
-    pub conv: Conversation,
+    conv: Conversation,
     /// What it sends, and what it is sent.
     sends: &'static Entry,
     receives: &'static Entry,
