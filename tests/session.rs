@@ -529,3 +529,21 @@ async fn a_message_trickled_past_its_deadline_ends_the_session() {
     assert_eq!(detail, "attacker took more than 300 ms to send message 0");
     assert!(sent < 40, "{sent}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_past_its_deadline_ends() {
+    let (events, _path) = store();
+    let deadlines = Deadlines {
+        message: None,
+        session: Some(Duration::from_millis(300)),
+    };
+    let cfg = config(None, events, deadlines);
+    let ((outcome, detail), ()) = session(cfg, |mut sock| async move {
+        // Silent for less than the idle timeout, longer than the session may last.
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), sock.read_to_end(&mut rest)).await;
+    })
+    .await;
+    assert_eq!(outcome, Outcome::Error, "{detail}");
+    assert_eq!(detail, "the session lasted more than 300 ms");
+}

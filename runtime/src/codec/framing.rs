@@ -107,8 +107,9 @@ impl FrameBuf {
         self.max
     }
 
-    /// Bytes copied inside the buffer so far (a partial frame left behind a whole one is
-    /// moved once to join the bytes read after it; nothing else is copied).
+    /// Bytes copied inside the buffer so far: a partial frame left behind a whole one is moved
+    /// once to join the bytes read after it (besides that, only the buffer's amortised growth
+    /// while a long frame comes in copies).
     pub fn copied(&self) -> usize {
         self.copied
     }

@@ -38,8 +38,8 @@ pub enum SessionError {
     Silent { side: Side, secs: u64 },
     #[error("{side} took more than {ms} ms to send message {at}")]
     SlowMessage { side: Side, at: usize, ms: u128 },
-    #[error("the session lasted more than {0} s")]
-    TooLong(u64),
+    #[error("the session lasted more than {0} ms")]
+    TooLong(u128),
     #[error("{side}: {source}")]
     Io { side: Side, source: std::io::Error },
     #[error("{side} message {at} does not decode: {source}")]

@@ -204,7 +204,7 @@ pub async fn serve_connection(
         match cfg.deadlines.session {
             Some(d) => tokio::time::timeout(d, run(&mut s, state))
                 .await
-                .unwrap_or(End::Failed(SessionError::TooLong(d.as_secs()))),
+                .unwrap_or(End::Failed(SessionError::TooLong(d.as_millis()))),
             None => run(&mut s, state).await,
         }
     };
