@@ -2,6 +2,7 @@
 //! replayed to it (in its values) and its replies checked against what the attacker got, their
 //! cookies paired; then the deviating message goes to it and the session is bridged.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -77,12 +78,8 @@ impl HandingOff {
     /// A honeypot brought up to speed, with the deviating message sent to it.
     async fn take_over(&mut self, s: &mut Session) -> Result<(Peer, Link, Held), SessionError> {
         let cfg = s.cfg.clone();
-        let (mut hp, held) = connect(s).await?;
-        let mut link = Link::new(
-            s.telescope.ip(),
-            held.lease.map_or(s.telescope.ip(), |l| l.honeypot.ip()),
-            &cfg.names,
-        );
+        let (mut hp, held, addr) = connect(s).await?;
+        let mut link = Link::new(s.telescope.ip(), addr.ip(), &cfg.names);
         for (n, ex) in std::mem::take(&mut self.history).into_iter().enumerate() {
             if let Some(mut msg) = ex.request {
                 relay(s, msg.as_mut(), &mut hp, &mut link, Source::Replayed)
@@ -113,8 +110,8 @@ impl HandingOff {
     }
 }
 
-/// Leases a honeypot and connects to it.
-async fn connect(s: &mut Session) -> Result<(Peer, Held), SessionError> {
+/// Leases a honeypot and connects to it; returns it with its lease and address.
+async fn connect(s: &mut Session) -> Result<(Peer, Held, SocketAddr), SessionError> {
     let cfg = s.cfg.clone();
     let Some(pool) = cfg.pool.clone() else {
         return Err(SessionError::NoHoneypots(cfg.service.name.clone()));
@@ -146,7 +143,7 @@ async fn connect(s: &mut Session) -> Result<(Peer, Held), SessionError> {
         cfg.max_message,
         patience,
     );
-    Ok((hp, held))
+    Ok((hp, held, addr))
 }
 
 /// Reads the honeypot's answer to a replayed message: it must be what the attacker got, in the
