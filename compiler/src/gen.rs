@@ -922,7 +922,7 @@ impl Gen<'_> {
                     ExprTy::Bytes => quote!(#k.to_vec()),
                     _ => quote!(#rt::ops::decimal(#k)),
                 };
-                let value = match conv_of_ty(&f.ty) {
+                let value = match f.ty.conv() {
                     Conv::Bytes => quote!(&__x[..]),
                     Conv::Utf16 => quote!(&__x.raw[..]),
                     _ => quote!(#rt::ops::decimal(i128::from(*__x))),
@@ -2288,18 +2288,6 @@ fn conv_value(base: &TokenStream, conv: Conv) -> Option<TokenStream> {
         Conv::Utf16 => quote!(&#base.raw[..]),
         Conv::Seq | Conv::Unit => return None,
     })
-}
-
-/// How a field's value reads as an expression value (for `@remember`).
-fn conv_of_ty(ty: &Ty) -> Conv {
-    match ty {
-        Ty::Int { .. } => Conv::Int,
-        Ty::Bytes(_) | Ty::CiLiteral(_) | Ty::Spaces | Ty::OptionalSpaces | Ty::Token => {
-            Conv::Bytes
-        }
-        Ty::Utf16(_) | Ty::Utf16z => Conv::Utf16,
-        _ => Conv::Unit,
-    }
 }
 
 /// The size of the value at the end of a nested path, as a `usize` expression.

@@ -449,6 +449,28 @@ pub enum Conv {
     Unit,
 }
 
+impl Ty {
+    /// How a value of this type reads in an expression (and in `@remember`): the one table
+    /// the checker and the generator share.
+    pub fn conv(&self) -> Conv {
+        match self {
+            Ty::Int { .. } => Conv::Int,
+            Ty::Enum { flags: true, .. } => Conv::Flags,
+            Ty::Enum { .. } => Conv::Enum,
+            Ty::Number(_) => Conv::Number,
+            Ty::Bytes(_)
+            | Ty::CiLiteral(_)
+            | Ty::Spaces
+            | Ty::OptionalSpaces
+            | Ty::Token
+            | Ty::Literal(_) => Conv::Bytes,
+            Ty::Utf16(_) | Ty::Utf16z => Conv::Utf16,
+            Ty::Array { .. } => Conv::Seq,
+            Ty::Unit { .. } | Ty::Ptr(_) | Ty::Switch(_) | Ty::Leaf(_) => Conv::Unit,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExprTy {
     Int,
