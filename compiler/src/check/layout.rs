@@ -1,24 +1,25 @@
 //! Bit layout: packing bit fields into whole bytes, and the decode limits a length opens
 //! around its target.
 
-use protodsl_grammar::Source;
+use protodsl_grammar::{ast, Source};
 
-use super::state::{SizedBy, UnitBody};
+use super::state::{FieldSym, OpenLimit, SizedBy, UnitBody};
 use super::Checker;
 use crate::ir::{self, Conv, Ty};
 
 impl Checker<'_> {
     pub(super) fn flush_bits(&mut self, src: &Source, u: &mut UnitBody) {
-        if u.bits.is_empty() {
+        if u.layout.bits.is_empty() {
             return;
         }
-        let total: u32 = u.bits.iter().map(|(f, _)| f.bits()).sum();
-        let (first_span, _) = (u.bits[0].1, ());
+        let total: u32 = u.layout.bits.iter().map(|f| f.bits()).sum();
+        let first_span = u.layout.bits[0].span;
         if !total.is_multiple_of(8) {
             let widths: Vec<String> = u
+                .layout
                 .bits
                 .iter()
-                .map(|(f, _)| format!("u{}", f.bits()))
+                .map(|f| format!("u{}", f.bits()))
                 .collect();
             self.err_hint(
                 src,
@@ -42,24 +43,101 @@ impl Checker<'_> {
                 ),
             );
         } else {
-            let fields = std::mem::take(&mut u.bits)
+            let fields = std::mem::take(&mut u.layout.bits)
                 .into_iter()
-                .map(|(f, _)| f.field)
+                .map(|f| f.field)
                 .collect();
-            u.items.push(ir::Item::Bits(ir::BitGroup {
+            u.layout.items.push(ir::Item::Bits(ir::BitGroup {
                 bytes: (total / 8) as usize,
                 fields,
             }));
         }
-        u.bits.clear();
+        u.layout.bits.clear();
         self.emit_inclusive_limits(u);
     }
 
     /// Opens the limit of a length that counts from an earlier field, once the length field
     /// itself has been read.
     pub(super) fn emit_inclusive_limits(&mut self, u: &mut UnitBody) {
-        for (first, sb) in std::mem::take(&mut u.pending_inclusive) {
-            open_limit(u, &sb, Some(first), None);
+        for inc in std::mem::take(&mut u.layout.pending_inclusive) {
+            open_limit(u, &inc.sized, Some(inc.first), None);
+        }
+    }
+
+    /// Places a lowered field: into the pending bit group, or (after flushing it) as an item,
+    /// `within` a size when declared so; then it enters the scope and closes the limits that end
+    /// with it.
+    pub(super) fn place_field(
+        &mut self,
+        src: &Source,
+        u: &mut UnitBody,
+        f: &ast::Field,
+        field: ir::Field,
+        within: Option<ir::Expr>,
+        layout: bool,
+    ) {
+        let name = field.name.clone();
+        let ty = field.ty.clone();
+        let bits = match ty {
+            Ty::Int { bits, .. } => Some(bits),
+            _ => None,
+        };
+        if bits.is_some_and(|b| b % 8 != 0) || (bits.is_some() && !u.layout.bits.is_empty()) {
+            if field.cond.is_some() {
+                self.err(src, f.name_span, "a bit field cannot be conditional");
+            }
+            if within.is_some() {
+                self.err(
+                    src,
+                    f.name_span,
+                    "a bit field cannot be decoded `within` a size",
+                );
+            }
+            u.layout.bits.push(BitField {
+                field,
+                span: f.name_span,
+            });
+            let total: u32 = u.layout.bits.iter().map(BitField::bits).sum();
+            if total.is_multiple_of(8) {
+                self.flush_bits(src, u);
+            }
+        } else {
+            self.flush_bits(src, u);
+            match within {
+                Some(size) => {
+                    let id = u.layout.limit_id();
+                    u.layout.items.push(ir::Item::BeginWithin { id, size });
+                    u.layout.items.push(ir::Item::Field(field));
+                    u.layout.items.push(ir::Item::EndLimit { id });
+                }
+                None => u.layout.items.push(ir::Item::Field(field)),
+            }
+        }
+        if let Some(inc) = u.facts.inclusive.get(&name).cloned() {
+            u.layout.pending_inclusive.push(inc);
+        }
+        if u.layout.bits.is_empty() {
+            self.emit_inclusive_limits(u);
+        }
+        if !layout {
+            let sym = FieldSym {
+                conv: ty.conv(),
+                optional: f.condition.is_some(),
+                unit: match &ty {
+                    Ty::Unit { target, .. } => Some(target.clone()),
+                    _ => None,
+                },
+            };
+            u.names.decoded.insert(name.clone(), sym);
+        }
+        // Close limits that end with this field.
+        while let Some(open) = u.layout.open_limits.last().cloned() {
+            if open.last != name {
+                break;
+            }
+            self.flush_bits(src, u);
+            u.layout.items.push(ir::Item::EndLimit { id: open.id });
+            u.layout.open_limits.pop();
         }
     }
 }
@@ -72,9 +150,13 @@ pub(super) fn open_limit(
     since: Option<String>,
     when: Option<ir::Expr>,
 ) {
-    let id = u.counter();
-    let conv = u.scope.get(&sb.length_field).map_or(Conv::Int, |s| s.conv);
-    u.items.push(ir::Item::BeginLimit {
+    let id = u.layout.limit_id();
+    let conv = u
+        .names
+        .decoded
+        .get(&sb.length_field)
+        .map_or(Conv::Int, |s| s.conv);
+    u.layout.items.push(ir::Item::BeginLimit {
         id,
         length_field: sb.length_field.clone(),
         conv,
@@ -83,11 +165,17 @@ pub(super) fn open_limit(
         since,
         when,
     });
-    u.open_limits.push((sb.last.clone(), id));
+    u.layout.open_limits.push(OpenLimit {
+        last: sb.last.clone(),
+        id,
+    });
 }
 
+/// A bit field waiting for its group to fill whole bytes.
 pub(super) struct BitField {
     pub(super) field: ir::Field,
+    /// Where it is declared (a group's errors point at its first field).
+    pub(super) span: ast::Span,
 }
 
 impl BitField {

@@ -14,6 +14,7 @@ use crate::load::Loaded;
 use graph::finish;
 use symbols::ProtoSyms;
 
+mod facts;
 mod graph;
 mod layout;
 mod lower;
@@ -22,6 +23,7 @@ mod resolve;
 mod roles;
 mod state;
 mod symbols;
+mod validate;
 
 /// Checks loaded files (imports first) and lowers them to the IR.
 pub fn check(files: &[Loaded]) -> Result<ir::Program, Diagnostics> {

@@ -1,596 +1,495 @@
-//! Roles: what a field's `@role(...)` annotations say, and the facts they give about other
-//! fields (a length's target, an offset's target) before the unit is lowered.
+//! Roles parsed once: each `@role(...)` annotation becomes a typed [`RoleSpec`] (its arguments
+//! checked) before its unit is lowered. What a spec says about other fields (a length's target,
+//! an offset's target) is gathered by `facts.rs`; lowering turns specs into `ir::Role`s.
 
-use protodsl_grammar::ast::{self, StmtKind};
-use protodsl_grammar::Source;
+use protodsl_grammar::ast::{self, RoleValue};
+use protodsl_grammar::{Diagnostic, Source};
 
-use super::state::{Scope, SizedBy, UnitBody, UnitCx};
-use super::{Checker, PendingSize};
-use crate::ir::{self, ExprTy};
+use crate::ir::{self, Issuer, RuntimeRole, SizeUnit};
 
-impl Checker<'_> {
-    /// First pass over a unit: field names (duplicates), and what each role says about its
-    /// target, so that a target can be sized when it is reached.
-    pub(super) fn collect_fields(&mut self, ucx: &UnitCx, u: &mut UnitBody, body: &[ast::Stmt]) {
-        let src = ucx.src.clone();
-        let mut order = Vec::new();
-        for stmt in body {
-            if let StmtKind::Field(f) = &stmt.kind {
-                if let Some(n) = &f.name {
-                    if let Some(first) = u.names.get(&n.name) {
-                        let (l, c) = src.line_col(first.start);
-                        self.err_hint(
-                            &src,
-                            n.span,
-                            format!("field `{}` is defined twice", n.name),
-                            format!("first defined at line {l}, column {c}"),
-                        );
-                    } else {
-                        u.names.insert(n.name.clone(), n.span);
-                        order.push(n.name.clone());
-                    }
+/// A role as written, with its arguments checked.
+#[derive(Debug, Clone)]
+pub(super) enum RoleSpec {
+    /// `@length(of = ...)` or `@count(of = ...)`.
+    Length(LengthSpec),
+    /// `@length` alone: a size held for a `@size` elsewhere.
+    Held,
+    /// `@offset(of = field, from = anchor, add = n)`.
+    Offset(OffsetSpec),
+    /// `@size(root.a.b)`: the path to the number that holds this field's size.
+    Size {
+        segments: Vec<ast::Ident>,
+        span: ast::Span,
+    },
+    /// `@remember(name, key)` or `@append(name, key)`.
+    Remember {
+        name: String,
+        key: ast::Expr,
+        append: bool,
+    },
+    /// A role the encoder does not compute (cookie, address, ...).
+    Plain(RuntimeRole),
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct LengthSpec {
+    pub(super) target: LengthTarget,
+    pub(super) unit: SizeUnit,
+    pub(super) add: i64,
+    /// `@length(hint, of = x)`: a length the sender may get wrong.
+    pub(super) hint: bool,
+    /// `length` or `count`, as written.
+    pub(super) role: String,
+    /// Where the target is written.
+    pub(super) of_span: ast::Span,
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum LengthTarget {
+    /// `of = field` (first == last) or `of = first .. last`.
+    Fields { first: ast::Ident, last: ast::Ident },
+    /// `of = a.b.c`: a value reached through nested fields.
+    Nested(Vec<ast::Ident>),
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct OffsetSpec {
+    pub(super) target: ast::Ident,
+    /// The anchor the offset counts from (empty: the start of the message).
+    pub(super) from: String,
+    pub(super) add: i64,
+}
+
+/// The roles of one field statement, parsed.
+pub(super) type FieldRoles = Vec<Result<RoleSpec, Diagnostic>>;
+
+/// Whether a role places or sizes other fields, so that its problems are reported when the
+/// unit's layout is gathered rather than when its own field is lowered.
+pub(super) fn is_layout_role(r: &ast::Role) -> bool {
+    matches!(r.name.name.as_str(), "length" | "count" | "offset")
+}
+
+/// Parses one role annotation.
+pub(super) fn parse(src: &Source, r: &ast::Role) -> Result<RoleSpec, Diagnostic> {
+    let err = |span, msg: String| Diagnostic::new(src, span, msg);
+    let hint = |span, msg: &str, hint: &str| Diagnostic::new(src, span, msg).with_hint(hint);
+    let name = r.name.name.as_str();
+    match name {
+        "length" | "count" => parse_length(src, r),
+        "offset" => {
+            let target = match role_arg(r, "of", 0).map(|a| &a.value) {
+                Some(RoleValue::Dotted(p)) if p.len() == 1 => p[0].clone(),
+                _ => {
+                    return Err(hint(
+                        r.span,
+                        "@offset needs a target field of this unit",
+                        "write `@offset(of = field, from = anchor)`",
+                    ))
                 }
-            }
-        }
-        let index = |name: &str| order.iter().position(|n| n == name);
-        for stmt in body {
-            let StmtKind::Field(f) = &stmt.kind else {
-                continue;
             };
-            let Some(fname) = &f.name else {
-                if let Some(r) = f.roles.first() {
-                    self.err(&src, r.span, "a field with a role needs a name");
-                }
-                continue;
+            let from = match role_arg(r, "from", 1).map(|a| &a.value) {
+                Some(RoleValue::Dotted(p)) if p.len() == 1 => p[0].name.clone(),
+                None => String::new(),
+                Some(_) => return Err(err(r.span, "`from` names an anchor".into())),
             };
-            for role in &f.roles {
-                match role.name.name.as_str() {
-                    "length" | "count" => {
-                        let Some(of) = role_arg(role, "of", 0) else {
-                            if role.name.name == "length" && role.args.is_empty() {
-                                continue; // a size held for a `@size` elsewhere
-                            }
-                            self.err_hint(&src, role.span, format!("@{} needs a target", role.name.name), "write `of = field`, or `@length` alone on a number that a `@size` path reaches");
-                            continue;
-                        };
-                        let is_hint = role.args.iter().any(|a| {
-                            a.key.is_none() && matches!(&a.value, ast::RoleValue::Dotted(p) if p.len() == 1 && p[0].name == "hint")
-                        });
-                        if is_hint {
-                            u.hints.insert(fname.name.clone());
-                        }
-                        let (first, last) = match &of.value {
-                            ast::RoleValue::Dotted(p) if p.len() > 1 => {
-                                u.nested_lengths.push((
-                                    fname.name.clone(),
-                                    r_index(role),
-                                    p.clone(),
-                                ));
-                                continue;
-                            }
-                            ast::RoleValue::Dotted(p) if p.len() == 1 => {
-                                (p[0].clone(), p[0].clone())
-                            }
-                            ast::RoleValue::Range(a, b) if a.len() == 1 && b.len() == 1 => {
-                                (a[0].clone(), b[0].clone())
-                            }
-                            _ => {
-                                self.err_hint(
-                                    &src,
-                                    of.span,
-                                    "the target of a length must be a field of this unit",
-                                    "write `of = field` or `of = first .. last`",
-                                );
-                                continue;
-                            }
-                        };
-                        let mut ok = true;
-                        let ends: &[&ast::Ident] = if first.name == last.name {
-                            &[&first]
-                        } else {
-                            &[&first, &last]
-                        };
-                        for t in ends {
-                            if index(&t.name).is_none() {
-                                self.err_hint(
-                                    &src,
-                                    t.span,
-                                    format!("unknown field `{}` in @{}", t.name, role.name.name),
-                                    format!("the fields of this unit are: {}", order.join(", ")),
-                                );
-                                ok = false;
-                            }
-                        }
-                        if !ok {
-                            continue;
-                        }
-                        if index(&first.name) > index(&last.name) {
-                            self.err(
-                                &src,
-                                of.span,
-                                format!("`{}` comes after `{}`", first.name, last.name),
-                            );
-                            continue;
-                        }
-                        let unit = if role.name.name == "count" {
-                            ir::SizeUnit::Elements
-                        } else {
-                            match role_arg(role, "unit", usize::MAX).map(|a| &a.value) {
-                                None => ir::SizeUnit::Bytes,
-                                Some(ast::RoleValue::Dotted(p)) if p.len() == 1 => {
-                                    match p[0].name.as_str() {
-                                        "bytes" => ir::SizeUnit::Bytes,
-                                        "elements" => ir::SizeUnit::Elements,
-                                        "words" => ir::SizeUnit::Words,
-                                        other => {
-                                            self.err_hint(
-                                                &src,
-                                                p[0].span,
-                                                format!("unknown length unit `{other}`"),
-                                                "the units are bytes, elements and words",
-                                            );
-                                            continue;
-                                        }
-                                    }
-                                }
-                                Some(_) => {
-                                    self.err(
-                                        &src,
-                                        role.span,
-                                        "the unit of a length is bytes, elements or words",
-                                    );
-                                    continue;
-                                }
-                            }
-                        };
-                        if unit == ir::SizeUnit::Elements && first.name != last.name {
-                            self.err(&src, of.span, "a count takes one field, not a range");
-                            continue;
-                        }
-                        let add = self.role_int(&src, role, "add").unwrap_or(0);
-                        let hint = role.args.iter().any(|a| {
-                            a.key.is_none() && matches!(&a.value, ast::RoleValue::Dotted(p) if p.len() == 1 && p[0].name == "hint")
-                        });
-                        if hint {
-                            u.hints.insert(fname.name.clone());
-                        }
-                        let counted = u
-                            .sized_by
-                            .get(&first.name)
-                            .is_some_and(|v| v.iter().any(|s| s.unit == ir::SizeUnit::Elements));
-                        let governs = !hint
-                            && index(&fname.name) < index(&first.name)
-                            && !(counted
-                                || (unit == ir::SizeUnit::Elements
-                                    && u.sized_by.contains_key(&first.name)));
-                        let inclusive = !hint
-                            && index(&fname.name) > index(&first.name)
-                            && index(&fname.name) < index(&last.name);
-                        let info = SizedBy {
-                            length_field: fname.name.clone(),
-                            last: last.name.clone(),
-                            unit,
-                            add,
-                            last_index: index(&last.name).unwrap_or(0),
-                        };
-                        if governs {
-                            let v = u.sized_by.entry(first.name.clone()).or_default();
-                            v.push(info.clone());
-                            v.sort_by_key(|s| std::cmp::Reverse(s.last_index));
-                        }
-                        if inclusive && unit != ir::SizeUnit::Elements {
-                            u.marks.insert(first.name.clone());
-                            u.inclusive
-                                .insert(fname.name.clone(), (first.name.clone(), info.clone()));
-                        }
-                        u.lengths.push((fname.name.clone(), first.clone(), info));
-                    }
-                    "offset" => {
-                        let target = match role_arg(role, "of", 0).map(|a| &a.value) {
-                            Some(ast::RoleValue::Dotted(p)) if p.len() == 1 => p[0].clone(),
-                            _ => {
-                                self.err_hint(
-                                    &src,
-                                    role.span,
-                                    "@offset needs a target field of this unit",
-                                    "write `@offset(of = field, from = anchor)`",
-                                );
-                                continue;
-                            }
-                        };
-                        if index(&target.name).is_none() {
-                            self.err_hint(
-                                &src,
-                                target.span,
-                                format!("unknown field `{}` in @offset", target.name),
-                                format!("the fields of this unit are: {}", order.join(", ")),
-                            );
-                            continue;
-                        }
-                        if index(&target.name) <= index(&fname.name) {
-                            self.err(
-                                &src,
-                                target.span,
-                                format!(
-                                    "`{}` must come after the offset that locates it",
-                                    target.name
-                                ),
-                            );
-                            continue;
-                        }
-                        let from = match role_arg(role, "from", 1).map(|a| &a.value) {
-                            Some(ast::RoleValue::Dotted(p)) if p.len() == 1 => p[0].name.clone(),
-                            None => String::new(),
-                            Some(_) => {
-                                self.err(&src, role.span, "`from` names an anchor");
-                                continue;
-                            }
-                        };
-                        let add = self.role_int(&src, role, "add").unwrap_or(0);
-                        if u.located
-                            .insert(target.name.clone(), (fname.name.clone(), from, add))
-                            .is_some()
-                        {
-                            self.err(
-                                &src,
-                                target.span,
-                                format!("`{}` is located by two offsets", target.name),
-                            );
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            let add = role_int(src, r, "add")?.unwrap_or(0);
+            Ok(RoleSpec::Offset(OffsetSpec { target, from, add }))
         }
+        "size" => match r.args.as_slice() {
+            [ast::RoleArg {
+                key: None,
+                value: RoleValue::Dotted(p),
+                ..
+            }] if p.len() >= 2 => Ok(RoleSpec::Size {
+                segments: p.clone(),
+                span: r.span,
+            }),
+            _ => Err(hint(
+                r.span,
+                "@size takes a path to the field that holds the size",
+                "write `@size(head.content_length)`",
+            )),
+        },
+        "remember" | "append" => parse_remember(src, r),
+        _ => parse_plain(src, r).map(RoleSpec::Plain),
     }
+}
 
-    /// `@remember(name, key)`: the key is a field decoded before, or a parameter.
-    pub(super) fn lower_remember(
-        &mut self,
-        src: &Source,
-        ucx: &UnitCx,
-        u: &UnitBody,
-        r: &ast::Role,
-    ) -> Option<(String, ir::Expr, ExprTy)> {
-        let (name, key) = match r.args.as_slice() {
-            [ast::RoleArg {
-                key: None,
-                value: ast::RoleValue::Dotted(n),
-                ..
-            }, ast::RoleArg {
-                key: None,
-                value: ast::RoleValue::Dotted(k),
-                span: kspan,
-            }] if n.len() == 1 && k.len() == 1 => (
-                n[0].name.clone(),
-                ast::Expr {
-                    kind: ast::ExprKind::Path(ast::Path {
-                        protocol: None,
-                        name: k[0].clone(),
-                        span: *kspan,
-                    }),
-                    span: *kspan,
-                },
+fn parse_length(src: &Source, r: &ast::Role) -> Result<RoleSpec, Diagnostic> {
+    let name = r.name.name.as_str();
+    let Some(of) = role_arg(r, "of", 0) else {
+        if name == "length" && r.args.is_empty() {
+            return Ok(RoleSpec::Held);
+        }
+        return Err(
+            Diagnostic::new(src, r.span, format!("@{name} needs a target")).with_hint(
+                "write `of = field`, or `@length` alone on a number that a `@size` path reaches",
             ),
-            [ast::RoleArg {
-                key: None,
-                value: ast::RoleValue::Dotted(n),
-                ..
-            }, ast::RoleArg {
-                key: None,
-                value: ast::RoleValue::Expr(k),
-                ..
-            }] if n.len() == 1 => (n[0].name.clone(), k.clone()),
-            [ast::RoleArg {
-                key: None,
-                value: ast::RoleValue::Dotted(n),
-                ..
-            }, ast::RoleArg {
-                key: None,
-                value: ast::RoleValue::Int(k),
-                span: kspan,
-            }] if n.len() == 1 => (
-                n[0].name.clone(),
-                ast::Expr {
-                    kind: ast::ExprKind::Int(*k),
-                    span: *kspan,
-                },
-            ),
-            _ => {
-                self.err_hint(
+        );
+    };
+    let hint = r.args.iter().any(|a| {
+        a.key.is_none()
+            && matches!(&a.value, RoleValue::Dotted(p) if p.len() == 1 && p[0].name == "hint")
+    });
+    let target = match &of.value {
+        RoleValue::Dotted(p) if p.len() > 1 => LengthTarget::Nested(p.clone()),
+        RoleValue::Dotted(p) if p.len() == 1 => LengthTarget::Fields {
+            first: p[0].clone(),
+            last: p[0].clone(),
+        },
+        RoleValue::Range(a, b) if a.len() == 1 && b.len() == 1 => LengthTarget::Fields {
+            first: a[0].clone(),
+            last: b[0].clone(),
+        },
+        _ => {
+            return Err(Diagnostic::new(
+                src,
+                of.span,
+                "the target of a length must be a field of this unit",
+            )
+            .with_hint("write `of = field` or `of = first .. last`"))
+        }
+    };
+    let unit = if name == "count" {
+        SizeUnit::Elements
+    } else {
+        match role_arg(r, "unit", usize::MAX).map(|a| &a.value) {
+            None => SizeUnit::Bytes,
+            Some(RoleValue::Dotted(p)) if p.len() == 1 => SizeUnit::from_name(&p[0].name)
+                .ok_or_else(|| {
+                    Diagnostic::new(
+                        src,
+                        p[0].span,
+                        format!("unknown length unit `{}`", p[0].name),
+                    )
+                    .with_hint("the units are bytes, elements and words")
+                })?,
+            Some(_) => {
+                return Err(Diagnostic::new(
                     src,
                     r.span,
-                    "@remember takes a name and a key",
-                    "write `@remember(interface, context_id)`",
-                );
-                return None;
+                    "the unit of a length is bytes, elements or words",
+                ))
             }
-        };
-        let scope = Scope::unit(&ucx.proto, u, true);
-        let (e, ty) = self.lower_expr(src, &scope, &key)?;
-        if ty == ExprTy::Bool {
-            self.err(src, key.span, "a memory key is a number or bytes");
-            return None;
         }
-        Some((name, e, ty))
+    };
+    if let LengthTarget::Fields { first, last } = &target {
+        if unit == SizeUnit::Elements && first.name != last.name {
+            return Err(Diagnostic::new(
+                src,
+                of.span,
+                "a count takes one field, not a range",
+            ));
+        }
     }
+    let add = role_int(src, r, "add")?.unwrap_or(0);
+    Ok(RoleSpec::Length(LengthSpec {
+        target,
+        unit,
+        add,
+        hint,
+        role: name.to_string(),
+        of_span: of.span,
+    }))
+}
 
-    /// `@size(root.a.b)`: checks the root (an earlier unit field) now, the rest once every unit
-    /// is lowered.
-    pub(super) fn pending_size(&mut self, ucx: &UnitCx, u: &UnitBody, field: &str, r: &ast::Role) {
-        let src = ucx.src.clone();
-        let segments = match r.args.as_slice() {
-            [ast::RoleArg {
-                key: None,
-                value: ast::RoleValue::Dotted(p),
-                ..
-            }] if p.len() >= 2 => p.clone(),
-            _ => {
-                self.err_hint(
-                    &src,
-                    r.span,
-                    "@size takes a path to the field that holds the size",
-                    "write `@size(head.content_length)`",
-                );
-                return;
-            }
-        };
-        let root = &segments[0];
-        let Some(sym) = u.scope.get(&root.name) else {
-            let msg = if u.names.contains_key(&root.name) {
-                format!(
-                    "`{}` must come before `{field}` to hold its size",
-                    root.name
-                )
-            } else {
-                format!("unknown field `{}` in @size", root.name)
+/// `@remember(name, key)`: the key is a field name, an expression or an integer.
+fn parse_remember(src: &Source, r: &ast::Role) -> Result<RoleSpec, Diagnostic> {
+    let key = match r.args.as_slice() {
+        [ast::RoleArg {
+            key: None,
+            value: RoleValue::Dotted(n),
+            ..
+        }, ast::RoleArg {
+            key: None,
+            value,
+            span,
+        }] if n.len() == 1 => match value {
+            RoleValue::Dotted(k) if k.len() == 1 => Some((
+                n,
+                ast::ExprKind::Path(ast::Path {
+                    protocol: None,
+                    name: k[0].clone(),
+                    span: *span,
+                }),
+                *span,
+            )),
+            RoleValue::Expr(k) => Some((n, k.kind.clone(), k.span)),
+            RoleValue::Int(k) => Some((n, ast::ExprKind::Int(*k), *span)),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some((n, kind, span)) = key else {
+        return Err(
+            Diagnostic::new(src, r.span, "@remember takes a name and a key")
+                .with_hint("write `@remember(interface, context_id)`"),
+        );
+    };
+    Ok(RoleSpec::Remember {
+        name: n[0].name.clone(),
+        key: ast::Expr { kind, span },
+        append: r.name.name == "append",
+    })
+}
+
+/// The roles the runtime sees as written.
+fn parse_plain(src: &Source, r: &ast::Role) -> Result<RuntimeRole, Diagnostic> {
+    let name = r.name.name.as_str();
+    let dotted = |v: Option<&RoleValue>| match v {
+        Some(RoleValue::Dotted(p)) => Some(
+            p.iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join("."),
+        ),
+        _ => None,
+    };
+    let single = |v: Option<&RoleValue>| match v {
+        Some(RoleValue::Dotted(p)) if p.len() == 1 => Some(p[0].name.clone()),
+        _ => None,
+    };
+    let hinted = |msg: String, hint: &str| Diagnostic::new(src, r.span, msg).with_hint(hint);
+    Ok(match name {
+        "cookie" => {
+            let namespace = match role_arg(r, "namespace", 0).map(|a| &a.value) {
+                Some(RoleValue::Str(s)) => s.clone(),
+                v => dotted(v).ok_or_else(|| {
+                    hinted(
+                        "@cookie needs a namespace".into(),
+                        "write `@cookie(smb.mid, issuer = client)`",
+                    )
+                })?,
             };
-            self.err(&src, root.span, msg);
-            return;
-        };
-        let Some(unit) = sym.unit.clone() else {
-            self.err(
-                &src,
-                root.span,
-                format!(
-                    "`{}` is not a unit, so it cannot lead to the size",
-                    root.name
-                ),
-            );
-            return;
-        };
-        self.sizes.push(PendingSize {
-            protocol: ucx.proto.clone(),
-            unit: ucx.unit.clone(),
-            field: field.to_string(),
-            root: (root.name.clone(), unit),
-            segments: segments[1..].to_vec(),
-            src,
-            span: r.span,
-        });
-    }
-
-    pub(super) fn role_int(&mut self, src: &Source, role: &ast::Role, key: &str) -> Option<i64> {
-        match role_arg(role, key, usize::MAX).map(|a| (&a.value, a.span)) {
-            None => None,
-            Some((ast::RoleValue::Int(v), span)) => match i64::try_from(*v) {
-                Ok(v) => Some(v),
-                Err(_) => {
-                    self.err(src, span, "value out of range");
-                    None
-                }
-            },
-            Some((_, span)) => {
-                self.err(src, span, format!("`{key}` takes an integer"));
-                None
-            }
-        }
-    }
-
-    pub(super) fn lower_role(
-        &mut self,
-        src: &Source,
-        u: &UnitBody,
-        field: &str,
-        r: &ast::Role,
-    ) -> Option<ir::Role> {
-        let name = r.name.name.as_str();
-        let role = match name {
-            "length" if r.args.is_empty() => ir::Role::Held,
-            "length" | "count"
-                if u.nested_lengths
-                    .iter()
-                    .any(|(l, i, _)| l == field && *i == r.span.start) =>
-            {
-                let (_, _, path) = u
-                    .nested_lengths
-                    .iter()
-                    .find(|(l, i, _)| l == field && *i == r.span.start)?;
-                let unit = if name == "count" {
-                    ir::SizeUnit::Elements
-                } else {
-                    match role_arg(r, "unit", usize::MAX).map(|a| &a.value) {
-                        Some(ast::RoleValue::Dotted(p)) if p.len() == 1 && p[0].name == "words" => {
-                            ir::SizeUnit::Words
-                        }
-                        Some(ast::RoleValue::Dotted(p))
-                            if p.len() == 1 && p[0].name == "elements" =>
-                        {
-                            ir::SizeUnit::Elements
-                        }
-                        _ => ir::SizeUnit::Bytes,
-                    }
-                };
-                let add = self.role_int(src, r, "add").unwrap_or(0);
-                let steps = self.value_path(src, &u.unit_proto, &u.unit_name, path, unit)?;
-                ir::Role::ValueLength {
-                    path: steps,
-                    text: path
-                        .iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join("."),
-                    unit,
-                    add,
-                }
-            }
-            "length" | "count" => {
-                let (_, target, info) = u.lengths.iter().find(|(l, t, _)| {
-                    l == field && r.span.start <= t.span.start && t.span.end <= r.span.end
+            let issuer = single(role_arg(r, "issuer", usize::MAX).map(|a| &a.value))
+                .and_then(|i| Issuer::from_name(&i))
+                .ok_or_else(|| {
+                    hinted(
+                        "@cookie needs an issuer".into(),
+                        "write `issuer = client` or `issuer = server`",
+                    )
                 })?;
-                ir::Role::Length {
-                    first: target.name.clone(),
-                    last: info.last.clone(),
-                    unit: info.unit,
-                    add: info.add,
-                }
+            RuntimeRole::Cookie { namespace, issuer }
+        }
+        "choice" | "index" => {
+            let list = single(r.args.first().map(|a| &a.value)).ok_or_else(|| {
+                hinted(
+                    format!("@{name} needs the name of the option list"),
+                    "write `@choice(dialects)` on each option and `@index(dialects)` on the answer",
+                )
+            })?;
+            if name == "choice" {
+                RuntimeRole::Choice { list }
+            } else {
+                RuntimeRole::Index { list }
             }
-            "offset" => {
-                let (target, (_, from, add)) =
-                    u.located.iter().find(|(_, (o, _, _))| o == field)?;
-                ir::Role::Offset {
-                    target: target.clone(),
-                    from: from.clone(),
-                    add: *add,
-                }
-            }
-            "cookie" => {
-                let ns = match role_arg(r, "namespace", 0).map(|a| &a.value) {
-                    Some(ast::RoleValue::Dotted(p)) => p
-                        .iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join("."),
-                    Some(ast::RoleValue::Str(s)) => s.clone(),
-                    _ => {
-                        self.err_hint(
-                            src,
-                            r.span,
-                            "@cookie needs a namespace",
-                            "write `@cookie(smb.mid, issuer = client)`",
-                        );
-                        return None;
-                    }
-                };
-                let client = match role_arg(r, "issuer", usize::MAX).map(|a| &a.value) {
-                    Some(ast::RoleValue::Dotted(p)) if p.len() == 1 && p[0].name == "client" => {
-                        true
-                    }
-                    Some(ast::RoleValue::Dotted(p)) if p.len() == 1 && p[0].name == "server" => {
-                        false
-                    }
-                    _ => {
-                        self.err_hint(
-                            src,
-                            r.span,
-                            "@cookie needs an issuer",
-                            "write `issuer = client` or `issuer = server`",
-                        );
-                        return None;
-                    }
-                };
-                ir::Role::Cookie {
-                    namespace: ns,
-                    client,
-                }
-            }
-            "choice" | "index" => {
-                let list = match r.args.first().map(|a| &a.value) {
-                    Some(ast::RoleValue::Dotted(p)) if p.len() == 1 => p[0].name.clone(),
-                    _ => {
-                        self.err_hint(
-                            src,
-                            r.span,
-                            format!("@{name} needs the name of the option list"),
-                            "write `@choice(dialects)` on each option and `@index(dialects)` on the answer",
-                        );
-                        return None;
-                    }
-                };
-                if name == "choice" {
-                    ir::Role::Choice(list)
-                } else {
-                    ir::Role::Index(list)
-                }
-            }
-            "artifact" => {
-                let key = match role_arg(r, "key", 0).map(|a| &a.value) {
-                    Some(ast::RoleValue::Dotted(p)) => p
-                        .iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join("."),
-                    _ => {
-                        self.err_hint(
-                            src,
-                            r.span,
-                            "@artifact needs the cookie namespace that names the file",
-                            "write `@artifact(key = smb.fid, offset = offset)`",
-                        );
-                        return None;
-                    }
-                };
-                let offset = match role_arg(r, "offset", 1).map(|a| (&a.value, a.span)) {
-                    None => None,
-                    Some((ast::RoleValue::Dotted(p), _)) if p.len() == 1 => Some(p[0].name.clone()),
-                    Some((_, span)) => {
-                        self.err(src, span, "@artifact's offset is the name of a field");
-                        return None;
-                    }
-                };
-                ir::Role::Artifact { key, offset }
-            }
-            "timestamp" => {
-                let format = match r.args.first().map(|a| &a.value) {
-                    Some(ast::RoleValue::Dotted(p)) if p.len() == 1 => p[0].name.clone(),
-                    Some(ast::RoleValue::Str(s)) => s.clone(),
-                    None => "raw".to_string(),
-                    Some(_) => {
-                        self.err(src, r.span, "@timestamp takes a format name");
-                        return None;
-                    }
-                };
-                ir::Role::Timestamp(format)
-            }
-            "address" | "port" | "hostname" | "nonce" | "volatile" | "signature" => {
+        }
+        "artifact" => {
+            let key = dotted(role_arg(r, "key", 0).map(|a| &a.value)).ok_or_else(|| {
+                hinted(
+                    "@artifact needs the cookie namespace that names the file".into(),
+                    "write `@artifact(key = smb.fid, offset = offset)`",
+                )
+            })?;
+            let offset = match role_arg(r, "offset", 1) {
+                None => String::new(),
+                Some(a) => single(Some(&a.value)).ok_or_else(|| {
+                    Diagnostic::new(src, a.span, "@artifact's offset is the name of a field")
+                })?,
+            };
+            RuntimeRole::Artifact { key, offset }
+        }
+        "timestamp" => {
+            let format = match r.args.first().map(|a| &a.value) {
+                Some(RoleValue::Str(s)) => s.clone(),
+                None => "raw".to_string(),
+                v => single(v).ok_or_else(|| {
+                    Diagnostic::new(src, r.span, "@timestamp takes a format name")
+                })?,
+            };
+            RuntimeRole::Timestamp { format }
+        }
+        _ => match RuntimeRole::plain(name) {
+            Some(role) => {
                 if let Some(a) = r.args.first() {
-                    self.err(src, a.span, format!("@{name} takes no arguments"));
-                    return None;
+                    return Err(Diagnostic::new(
+                        src,
+                        a.span,
+                        format!("@{name} takes no arguments"),
+                    ));
                 }
-                match name {
-                    "address" => ir::Role::Address,
-                    "port" => ir::Role::Port,
-                    "hostname" => ir::Role::Hostname,
-                    "nonce" => ir::Role::Nonce,
-                    "volatile" => ir::Role::Volatile,
-                    _ => ir::Role::Signature,
-                }
+                role
             }
-            other => {
-                self.err_hint(
-                    src,
-                    r.name.span,
-                    format!("unknown role `@{other}`"),
-                    "the roles are @length, @count, @offset, @cookie, @address, @port, @hostname, @timestamp, @nonce, @volatile, @signature, @artifact, @choice, @index",
+            None => {
+                let names: Vec<String> = honeyfarm_roles::DSL_NAMES
+                    .iter()
+                    .map(|n| format!("@{n}"))
+                    .collect();
+                return Err(
+                    Diagnostic::new(src, r.name.span, format!("unknown role `@{name}`"))
+                        .with_hint(format!("the roles are {}", names.join(", "))),
                 );
-                return None;
             }
-        };
-        Some(role)
+        },
+    })
+}
+
+/// An integer argument (`add = -4`).
+fn role_int(src: &Source, role: &ast::Role, key: &str) -> Result<Option<i64>, Diagnostic> {
+    match role_arg(role, key, usize::MAX).map(|a| (&a.value, a.span)) {
+        None => Ok(None),
+        Some((RoleValue::Int(v), span)) => i64::try_from(*v)
+            .map(Some)
+            .map_err(|_| Diagnostic::new(src, span, "value out of range")),
+        Some((_, span)) => Err(Diagnostic::new(
+            src,
+            span,
+            format!("`{key}` takes an integer"),
+        )),
     }
 }
 
-pub(super) fn r_index(role: &ast::Role) -> usize {
-    role.span.start
-}
-
-pub(super) fn role_arg<'r>(
-    role: &'r ast::Role,
-    key: &str,
-    position: usize,
-) -> Option<&'r ast::RoleArg> {
+/// The argument named `key`, else the unnamed one at `position`.
+fn role_arg<'r>(role: &'r ast::Role, key: &str, position: usize) -> Option<&'r ast::RoleArg> {
     role.args
         .iter()
         .find(|a| a.key.as_ref().is_some_and(|k| k.name == key))
         .or_else(|| role.args.get(position).filter(|a| a.key.is_none()))
+}
+
+/// The IR role of a parsed spec whose targets need nothing more than the spec itself.
+pub(super) fn simple_role(spec: &RoleSpec) -> Option<ir::Role> {
+    Some(match spec {
+        RoleSpec::Held => ir::Role::Held,
+        RoleSpec::Offset(o) => ir::Role::Offset {
+            target: o.target.name.clone(),
+            from: o.from.clone(),
+            add: o.add,
+        },
+        RoleSpec::Length(LengthSpec {
+            target: LengthTarget::Fields { first, last },
+            unit,
+            add,
+            ..
+        }) => ir::Role::Length {
+            first: first.name.clone(),
+            last: last.name.clone(),
+            unit: *unit,
+            add: *add,
+        },
+        RoleSpec::Plain(r) => ir::Role::Plain(r.clone()),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The roles of the first field of a one-unit spec.
+    fn roles(field: &str) -> Vec<Result<RoleSpec, String>> {
+        let text = format!("protocol t;\nunit A {{\n    {field}\n}}\n");
+        let src = Source::new("t.proto-dsl", text);
+        let file = protodsl_grammar::parse(&src).expect("parses");
+        let ast::ItemKind::Unit(u) = &file.items[0].kind else {
+            panic!("a unit")
+        };
+        let ast::StmtKind::Field(f) = &u.body[0].kind else {
+            panic!("a field")
+        };
+        f.roles
+            .iter()
+            .map(|r| parse(&src, r).map_err(|d| d.message))
+            .collect()
+    }
+
+    fn one(field: &str) -> Result<RoleSpec, String> {
+        roles(field).remove(0)
+    }
+
+    #[test]
+    fn lengths_ranges_counts_and_nested_paths() {
+        let Ok(RoleSpec::Length(l)) = one("n: u16 @length(of = a .. b, unit = words, add = -2);")
+        else {
+            panic!("a length")
+        };
+        assert!(
+            matches!(&l.target, LengthTarget::Fields { first, last } if first.name == "a" && last.name == "b")
+        );
+        assert_eq!((l.unit, l.add, l.hint), (SizeUnit::Words, -2, false));
+        let Ok(RoleSpec::Length(c)) = one("n: u16 @count(hint, of = items);") else {
+            panic!("a count")
+        };
+        assert_eq!((c.unit, c.hint), (SizeUnit::Elements, true));
+        let Ok(RoleSpec::Length(n)) = one("n: u32 @length(of = name.value.data);") else {
+            panic!("a nested length")
+        };
+        assert!(matches!(&n.target, LengthTarget::Nested(p) if p.len() == 3));
+        assert!(matches!(one("n: u16 @length;"), Ok(RoleSpec::Held)));
+    }
+
+    #[test]
+    fn bad_lengths() {
+        assert_eq!(one("n: u16 @count;").unwrap_err(), "@count needs a target");
+        assert_eq!(
+            one("n: u16 @length(of = x, unit = bits);").unwrap_err(),
+            "unknown length unit `bits`"
+        );
+        assert_eq!(
+            one("n: u16 @count(of = a .. b);").unwrap_err(),
+            "a count takes one field, not a range"
+        );
+        assert_eq!(
+            one("n: u16 @length(of = x, add = y);").unwrap_err(),
+            "`add` takes an integer"
+        );
+    }
+
+    #[test]
+    fn plain_roles() {
+        let Ok(RoleSpec::Plain(c)) = one("mid: u16 @cookie(smb.mid, issuer = server);") else {
+            panic!("a cookie")
+        };
+        assert_eq!(c.to_string(), "cookie(smb.mid, server)");
+        assert!(matches!(
+            one("a: u16 @timestamp;"),
+            Ok(RoleSpec::Plain(RuntimeRole::Timestamp { format })) if format == "raw"
+        ));
+        assert!(matches!(
+            one("a: u16 @port;"),
+            Ok(RoleSpec::Plain(RuntimeRole::Port))
+        ));
+        assert_eq!(
+            one("a: u16 @port(x);").unwrap_err(),
+            "@port takes no arguments"
+        );
+        assert_eq!(
+            one("a: u16 @colour;").unwrap_err(),
+            "unknown role `@colour`"
+        );
+        assert_eq!(
+            one("a: u16 @cookie(x);").unwrap_err(),
+            "@cookie needs an issuer"
+        );
+    }
+
+    #[test]
+    fn every_role_of_a_field_parses_once_in_order() {
+        let got = roles("fid: u16 @cookie(smb.fid, issuer = server) @remember(pipe, 0);");
+        assert!(matches!(
+            got[0],
+            Ok(RoleSpec::Plain(RuntimeRole::Cookie { .. }))
+        ));
+        assert!(
+            matches!(&got[1], Ok(RoleSpec::Remember { name, append: false, .. }) if name == "pipe")
+        );
+        assert!(matches!(
+            one("d: bytes @size(head.length);"),
+            Ok(RoleSpec::Size { segments, .. }) if segments.len() == 2
+        ));
+        assert!(matches!(
+            one("o: u16 @offset(of = data, from = smb, add = 4);"),
+            Ok(RoleSpec::Offset(OffsetSpec { from, add: 4, .. })) if from == "smb"
+        ));
+    }
 }

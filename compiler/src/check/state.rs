@@ -1,12 +1,13 @@
 //! The state of lowering one unit: what is known about its fields so far, and the scope an
 //! expression sees.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use protodsl_grammar::ast::{self};
 use protodsl_grammar::Source;
 
 use super::layout::BitField;
+use super::roles::FieldRoles;
 use crate::ir::{self, Conv, ExprTy, TypeRef};
 
 /// Per-unit lowering state that outlives one unit body (inline units created on the way).
@@ -28,15 +29,19 @@ impl UnitCx {
     }
 }
 
+/// A length that governs a field: a decode limit around it (bytes, words) or its element
+/// count.
 #[derive(Debug, Clone)]
 pub(super) struct SizedBy {
     pub(super) length_field: String,
+    /// The last field the length spans (the target itself, unless a range).
     pub(super) last: String,
     pub(super) unit: ir::SizeUnit,
     pub(super) add: i64,
     pub(super) last_index: usize,
 }
 
+/// A field decoded so far, as expressions see it.
 #[derive(Debug, Clone)]
 pub(super) struct FieldSym {
     pub(super) conv: Conv,
@@ -44,61 +49,101 @@ pub(super) struct FieldSym {
     pub(super) unit: Option<TypeRef>,
 }
 
-pub(super) struct UnitBody {
+/// Where an `@offset` puts its target.
+#[derive(Debug, Clone)]
+pub(super) struct Locator {
+    pub(super) offset_field: String,
+    pub(super) from: String,
+    pub(super) add: i64,
+}
+
+/// A length that counts from an earlier field (`len: u16 @length(of = head .. body)` with the
+/// length between them): its limit opens right after the length field.
+#[derive(Debug, Clone)]
+pub(super) struct Inclusive {
+    pub(super) first: String,
+    pub(super) sized: SizedBy,
+}
+
+/// A decode limit opened and not yet closed: it closes after field `last`.
+#[derive(Debug, Clone)]
+pub(super) struct OpenLimit {
+    pub(super) last: String,
+    pub(super) id: usize,
+}
+
+/// The names of a unit: every field declared, and the ones decoded so far.
+#[derive(Default)]
+pub(super) struct FieldNames {
+    /// Every named field, with where it is declared.
+    pub(super) declared: HashMap<String, ast::Span>,
+    /// The fields lowered so far, which expressions may use.
+    pub(super) decoded: HashMap<String, FieldSym>,
+}
+
+/// What the roles of a unit say about its fields, known before the fields are lowered.
+#[derive(Default)]
+pub(super) struct RoleFacts {
+    /// The parsed roles of each field statement, in order.
+    pub(super) per_field: VecDeque<FieldRoles>,
     /// Length fields declared as hints.
     pub(super) hints: HashSet<String>,
+    /// The lengths that govern each field, longest span first.
+    pub(super) sized_by: HashMap<String, Vec<SizedBy>>,
+    /// Every length, by its target: checked against the target's type when it is lowered.
+    pub(super) lengths: Vec<(ast::Ident, SizedBy)>,
+    /// The fields an `@offset` locates.
+    pub(super) located: HashMap<String, Locator>,
+    /// Fields whose start is marked, for lengths that count from them.
+    pub(super) marks: HashSet<String>,
+    /// Lengths that count from an earlier field, by the length field.
+    pub(super) inclusive: HashMap<String, Inclusive>,
+}
+
+/// The items of a unit as they are laid out.
+#[derive(Default)]
+pub(super) struct Layout {
+    pub(super) items: Vec<ir::Item>,
+    /// Bit fields waiting to fill whole bytes.
+    pub(super) bits: Vec<BitField>,
+    pub(super) open_limits: Vec<OpenLimit>,
+    /// Limits of inclusive lengths, opened once their length field is read.
+    pub(super) pending_inclusive: Vec<Inclusive>,
+    /// Fields whose size or position a length or offset measures.
+    pub(super) measured: BTreeSet<String>,
+    next_limit: usize,
+    pub(super) pads: usize,
+    pub(super) reserved: usize,
+}
+
+impl Layout {
+    /// A fresh limit id.
+    pub(super) fn limit_id(&mut self) -> usize {
+        self.next_limit += 1;
+        self.next_limit - 1
+    }
+}
+
+/// The state of lowering one unit body.
+pub(super) struct UnitBody {
     pub(super) unit_proto: String,
     pub(super) unit_name: String,
     pub(super) params: Vec<(String, ExprTy)>,
-    pub(super) nested_lengths: Vec<(String, usize, Vec<ast::Ident>)>,
-    pub(super) marks: HashSet<String>,
-    pub(super) inclusive: HashMap<String, (String, SizedBy)>,
-    pub(super) pending_inclusive: Vec<(String, SizedBy)>,
-    pub(super) items: Vec<ir::Item>,
-    pub(super) names: HashMap<String, ast::Span>,
-    pub(super) scope: HashMap<String, FieldSym>,
-    pub(super) sized_by: HashMap<String, Vec<SizedBy>>,
-    pub(super) lengths: Vec<(String, ast::Ident, SizedBy)>,
-    pub(super) located: HashMap<String, (String, String, i64)>,
-    pub(super) measured: std::collections::BTreeSet<String>,
-    pub(super) anchors: HashSet<String>,
-    pub(super) open_limits: Vec<(String, usize)>,
-    pub(super) bits: Vec<(BitField, ast::Span)>,
-    pub(super) next: usize,
-    pub(super) pads: usize,
-    pub(super) reserved: usize,
+    pub(super) names: FieldNames,
+    pub(super) facts: RoleFacts,
+    pub(super) layout: Layout,
 }
 
 impl UnitBody {
     pub(super) fn new(proto: &str, name: &str, params: Vec<(String, ExprTy)>) -> Self {
         UnitBody {
-            hints: HashSet::new(),
             unit_proto: proto.to_string(),
             unit_name: name.to_string(),
             params,
-            nested_lengths: Vec::new(),
-            marks: HashSet::new(),
-            inclusive: HashMap::new(),
-            pending_inclusive: Vec::new(),
-            items: Vec::new(),
-            names: HashMap::new(),
-            scope: HashMap::new(),
-            sized_by: HashMap::new(),
-            lengths: Vec::new(),
-            located: HashMap::new(),
-            measured: Default::default(),
-            anchors: HashSet::new(),
-            open_limits: Vec::new(),
-            bits: Vec::new(),
-            next: 0,
-            pads: 0,
-            reserved: 0,
+            names: FieldNames::default(),
+            facts: RoleFacts::default(),
+            layout: Layout::default(),
         }
-    }
-
-    pub(super) fn counter(&mut self) -> usize {
-        self.next += 1;
-        self.next - 1
     }
 }
 
@@ -128,8 +173,8 @@ impl Scope {
         Scope {
             proto: proto.to_string(),
             unit: u.unit_name.clone(),
-            fields: u.scope.clone(),
-            all_fields: u.names.keys().cloned().collect(),
+            fields: u.names.decoded.clone(),
+            all_fields: u.names.declared.keys().cloned().collect(),
             params: if with_params {
                 u.params.clone()
             } else {

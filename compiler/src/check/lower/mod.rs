@@ -2,6 +2,7 @@
 
 mod exprs;
 mod fields;
+mod roles;
 mod switches;
 mod types;
 
@@ -191,7 +192,7 @@ impl<'a> Checker<'a> {
         }
         let mut u = UnitBody::new(&ucx.proto, name, uparams.clone());
         let before = self.diags.len();
-        self.collect_fields(ucx, &mut u, body);
+        self.collect_fields(&src, &mut u, body);
         for stmt in body {
             self.lower_stmt(ucx, &mut u, stmt);
         }
@@ -199,13 +200,13 @@ impl<'a> Checker<'a> {
         if self.diags.len() > before {
             return None;
         }
-        let measured = u.measured.iter().cloned().collect();
+        let measured = u.layout.measured.iter().cloned().collect();
         Some(ir::Unit {
             name: name.to_string(),
             docs: docs.to_vec(),
             params: uparams,
             kind,
-            items: u.items,
+            items: u.layout.items,
             has_deferred: false,
             measured,
             location: short_location(&src, span.start),
@@ -240,8 +241,7 @@ impl<'a> Checker<'a> {
         match &stmt.kind {
             StmtKind::Anchor(a) => {
                 self.flush_bits(&src, u);
-                u.items.push(ir::Item::Anchor(a.name.clone()));
-                u.anchors.insert(a.name.clone());
+                u.layout.items.push(ir::Item::Anchor(a.name.clone()));
             }
             StmtKind::Align { to, from } => {
                 self.flush_bits(&src, u);
@@ -262,9 +262,9 @@ impl<'a> Checker<'a> {
                         );
                     }
                 }
-                let field = format!("_pad{}", u.pads);
-                u.pads += 1;
-                u.items.push(ir::Item::Align {
+                let field = format!("_pad{}", u.layout.pads);
+                u.layout.pads += 1;
+                u.layout.items.push(ir::Item::Align {
                     to: *to,
                     from: from.as_ref().map_or_else(String::new, |f| f.name.clone()),
                     field,
@@ -285,7 +285,7 @@ impl<'a> Checker<'a> {
                     }
                     Some((ex, *other))
                 });
-                u.items.push(ir::Item::Order {
+                u.layout.items.push(ir::Item::Order {
                     order: *order,
                     cond,
                 });
