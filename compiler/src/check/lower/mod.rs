@@ -174,11 +174,9 @@ impl<'a> Checker<'a> {
         };
         let mut uparams = Vec::new();
         for p in params {
-            let ty = match p.ty.name.as_str() {
-                "bool" => ExprTy::Bool,
-                "bytes" => ExprTy::Bytes,
-                n if int_type(n).is_some() => ExprTy::Int,
-                _ => {
+            let ty = match types::param_ty(&p.ty.name) {
+                Some(ty) => ty,
+                None => {
                     self.err_hint(
                         &src,
                         p.ty.span,

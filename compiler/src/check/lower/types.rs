@@ -1,6 +1,7 @@
 //! Lowering types: arrays, byte strings, built-ins, enums, units with arguments.
 
 use protodsl_grammar::ast::{self, TypeKind};
+use protodsl_grammar::Source;
 
 use crate::check::state::{Scope, UnitBody, UnitCx};
 use crate::check::{camel, int_type, is_byte_string, Checker, LEAVES};
@@ -146,22 +147,22 @@ impl Checker<'_> {
         size: Option<ir::BytesSize>,
     ) -> Option<Ty> {
         let src = ucx.src.clone();
-        let no_size = |cx: &mut Self, what: &str| {
-            if size.is_some() {
-                cx.err(&src, span, format!("{what} takes no size"));
-            }
+        let sized = Sized {
+            src: &src,
+            span,
+            size: &size,
         };
         match base {
             ast::BaseType::Literal(b) => {
-                no_size(self, "a literal");
+                sized.none(self, "a literal");
                 Some(Ty::Literal(b.clone()))
             }
             ast::BaseType::CiLiteral(b) => {
-                no_size(self, "a literal");
+                sized.none(self, "a literal");
                 Some(Ty::CiLiteral(b.clone()))
             }
             ast::BaseType::Ptr(inner) => {
-                no_size(self, "a pointer");
+                sized.none(self, "a pointer");
                 let t = self.lower_type(ucx, u, field, inner, None)?;
                 if matches!(t, Ty::Ptr(_) | Ty::Literal(_) | Ty::CiLiteral(_)) {
                     self.err(&src, inner.span, "a pointer must point to data");
@@ -170,155 +171,207 @@ impl Checker<'_> {
                 Some(Ty::Ptr(Box::new(t)))
             }
             ast::BaseType::Named { path, args } => {
-                let n = path.name.name.as_str();
                 if path.protocol.is_none() {
-                    if let Some((bits, signed, order)) = int_type(n) {
-                        no_size(self, "an integer");
-                        if signed && bits % 8 != 0 {
-                            self.err(&src, path.span, "signed integers must be whole bytes");
-                        }
-                        if order.is_some() && bits % 8 != 0 {
-                            self.err(
-                                &src,
-                                path.span,
-                                "bit fields take the byte order of their group",
-                            );
-                        }
-                        if !args.is_empty() {
-                            self.err(&src, path.span, "an integer takes no arguments");
-                        }
-                        return Some(Ty::Int {
-                            bits,
-                            signed,
-                            order,
-                        });
-                    }
-                    let sized = size.clone().unwrap_or(ir::BytesSize::Rest);
-                    let builtin = match n {
-                        "bytes" => Some(Ty::Bytes(sized)),
-                        "utf16" => Some(Ty::Utf16(sized)),
-                        "cstring" => {
-                            no_size(self, "a cstring (it ends at NUL)");
-                            Some(Ty::Bytes(ir::BytesSize::Until(vec![0])))
-                        }
-                        "utf16z" => {
-                            no_size(self, "a utf16z (it ends at a NUL code unit)");
-                            Some(Ty::Utf16z)
-                        }
-                        "sp" => {
-                            no_size(self, "sp");
-                            Some(Ty::Spaces)
-                        }
-                        "token" => {
-                            no_size(self, "token");
-                            Some(Ty::Token)
-                        }
-                        "ows" => {
-                            no_size(self, "ows");
-                            Some(Ty::OptionalSpaces)
-                        }
-                        "number" => match size {
-                            None => Some(Ty::Number(None)),
-                            Some(ir::BytesSize::Expr(ir::Expr::Int(w)))
-                                if (1..=40).contains(&w) =>
-                            {
-                                Some(Ty::Number(Some(w as usize)))
-                            }
-                            Some(_) => {
-                                self.err(&src, span, "a number's width must be a constant from 1 to 40 (`number[3]`)");
-                                return None;
-                            }
-                        },
-                        _ => LEAVES
-                            .iter()
-                            .find(|(dsl, ..)| *dsl == n)
-                            .map(|(_, rust, what)| {
-                                no_size(self, what);
-                                Ty::Leaf(rust)
-                            }),
-                    };
-                    if let Some(t) = builtin {
-                        if !args.is_empty() {
-                            self.err(&src, path.span, format!("`{n}` takes no arguments"));
-                        }
-                        return Some(t);
+                    if let Some(t) = self.lower_builtin(&sized, path, args) {
+                        return t;
                     }
                 }
-                let proto = self.target_protocol(&src, &ucx.proto, path)?;
-                let syms = &self.protos[&proto];
-                if let Some(e) = syms.enums.get(n).copied() {
-                    no_size(self, "an enum");
-                    let bits = int_type(&e.repr.name).map_or(8, |(b, _, _)| b);
-                    return Some(Ty::Enum {
-                        target: TypeRef {
-                            protocol: proto,
-                            name: n.to_string(),
-                        },
-                        bits,
-                        flags: e.is_flags,
-                    });
-                }
-                if let Some(unit) = self.protos[&proto].units.get(n).copied() {
-                    if size.is_some() {
-                        self.err_hint(&src, span, format!("a unit is sized by a @length, not `[...]` (`{n}[n]` would be an array)"), "declare a length field with `@length(of = ...)`");
-                        return None;
-                    }
-                    if unit.params.len() != args.len() {
-                        self.err(
-                            &src,
-                            path.span,
-                            format!(
-                                "`{n}` takes {} argument(s), {} given",
-                                unit.params.len(),
-                                args.len()
-                            ),
-                        );
-                        return None;
-                    }
-                    let scope = Scope::unit(&ucx.proto, u, true);
-                    let mut out = Vec::new();
-                    for (a, p) in args.iter().zip(&unit.params) {
-                        let (ex, ty) = self.lower_expr(&src, &scope, a)?;
-                        let want = match p.ty.name.as_str() {
-                            "bool" => ExprTy::Bool,
-                            "bytes" => ExprTy::Bytes,
-                            _ => ExprTy::Int,
-                        };
-                        if ty != want {
-                            self.err(
-                                &src,
-                                a.span,
-                                format!(
-                                    "argument `{}` of `{n}` must be {}",
-                                    p.name.name,
-                                    match want {
-                                        ExprTy::Bool => "true or false",
-                                        ExprTy::Bytes => "a byte string",
-                                        ExprTy::Int => "an integer",
-                                    }
-                                ),
-                            );
-                            return None;
-                        }
-                        out.push((ex, want));
-                    }
-                    return Some(Ty::Unit {
-                        target: TypeRef {
-                            protocol: proto,
-                            name: n.to_string(),
-                        },
-                        args: out,
-                        deferred: false,
-                    });
-                }
-                self.err_hint(
-                    &src,
-                    path.span,
-                    format!("unknown type `{path}`"),
-                    "built-in types are u1..u64, i8..i64 (optionally ...le/...be), bytes, utf16, utf16z, cstring, sp, ows, token, number, host_port, dotted_quad, dot_stuffed, chunked, enhanced_status, dated_text",
-                );
-                None
+                self.lower_declared(ucx, u, &sized, path, args)
             }
+        }
+    }
+
+    /// A built-in type (integers, byte strings, text leaves); `None` when `path` names none.
+    fn lower_builtin(
+        &mut self,
+        sized: &Sized<'_>,
+        path: &ast::Path,
+        args: &[ast::Expr],
+    ) -> Option<Option<Ty>> {
+        let (src, n) = (sized.src, path.name.name.as_str());
+        if let Some((bits, signed, order)) = int_type(n) {
+            sized.none(self, "an integer");
+            if signed && bits % 8 != 0 {
+                self.err(src, path.span, "signed integers must be whole bytes");
+            }
+            if order.is_some() && bits % 8 != 0 {
+                self.err(
+                    src,
+                    path.span,
+                    "bit fields take the byte order of their group",
+                );
+            }
+            if !args.is_empty() {
+                self.err(src, path.span, "an integer takes no arguments");
+            }
+            return Some(Some(Ty::Int {
+                bits,
+                signed,
+                order,
+            }));
+        }
+        let rest = || sized.size.clone().unwrap_or(ir::BytesSize::Rest);
+        let (ty, what) = match n {
+            "bytes" => (Ty::Bytes(rest()), None),
+            "utf16" => (Ty::Utf16(rest()), None),
+            "cstring" => (
+                Ty::Bytes(ir::BytesSize::Until(vec![0])),
+                Some("a cstring (it ends at NUL)"),
+            ),
+            "utf16z" => (Ty::Utf16z, Some("a utf16z (it ends at a NUL code unit)")),
+            "sp" => (Ty::Spaces, Some("sp")),
+            "token" => (Ty::Token, Some("token")),
+            "ows" => (Ty::OptionalSpaces, Some("ows")),
+            "number" => match sized.size {
+                None => (Ty::Number(None), None),
+                Some(ir::BytesSize::Expr(ir::Expr::Int(w))) if (1..=40).contains(w) => {
+                    (Ty::Number(Some(*w as usize)), None)
+                }
+                Some(_) => {
+                    self.err(
+                        src,
+                        sized.span,
+                        "a number's width must be a constant from 1 to 40 (`number[3]`)",
+                    );
+                    return Some(None);
+                }
+            },
+            _ => {
+                let (_, rust, what) = LEAVES.iter().find(|(dsl, ..)| *dsl == n)?;
+                (Ty::Leaf(rust), Some(*what))
+            }
+        };
+        if let Some(what) = what {
+            sized.none(self, what);
+        }
+        if !args.is_empty() {
+            self.err(src, path.span, format!("`{n}` takes no arguments"));
+        }
+        Some(Some(ty))
+    }
+
+    /// A declared enum or unit (of this protocol or an imported one).
+    fn lower_declared(
+        &mut self,
+        ucx: &UnitCx,
+        u: &UnitBody,
+        sized: &Sized<'_>,
+        path: &ast::Path,
+        args: &[ast::Expr],
+    ) -> Option<Ty> {
+        let (src, n) = (sized.src, path.name.name.as_str());
+        let proto = self.target_protocol(src, &ucx.proto, path)?;
+        let target = TypeRef {
+            protocol: proto.clone(),
+            name: n.to_string(),
+        };
+        if let Some(e) = self.protos[&proto].enums.get(n).copied() {
+            sized.none(self, "an enum");
+            let bits = int_type(&e.repr.name).map_or(8, |(b, _, _)| b);
+            return Some(Ty::Enum {
+                target,
+                bits,
+                flags: e.is_flags,
+            });
+        }
+        if let Some(unit) = self.protos[&proto].units.get(n).copied() {
+            if sized.size.is_some() {
+                self.err_hint(
+                    src,
+                    sized.span,
+                    format!(
+                        "a unit is sized by a @length, not `[...]` (`{n}[n]` would be an array)"
+                    ),
+                    "declare a length field with `@length(of = ...)`",
+                );
+                return None;
+            }
+            let args = self.unit_args(ucx, u, src, path, &unit.params, args)?;
+            return Some(Ty::Unit {
+                target,
+                args,
+                deferred: false,
+            });
+        }
+        self.err_hint(
+            src,
+            path.span,
+            format!("unknown type `{path}`"),
+            "built-in types are u1..u64, i8..i64 (optionally ...le/...be), bytes, utf16, utf16z, cstring, sp, ows, token, number, host_port, dotted_quad, dot_stuffed, chunked, enhanced_status, dated_text",
+        );
+        None
+    }
+
+    /// The arguments of a unit with parameters, typed against them.
+    fn unit_args(
+        &mut self,
+        ucx: &UnitCx,
+        u: &UnitBody,
+        src: &Source,
+        path: &ast::Path,
+        params: &[ast::Param],
+        args: &[ast::Expr],
+    ) -> Option<Vec<(ir::Expr, ExprTy)>> {
+        let n = &path.name.name;
+        if params.len() != args.len() {
+            self.err(
+                src,
+                path.span,
+                format!(
+                    "`{n}` takes {} argument(s), {} given",
+                    params.len(),
+                    args.len()
+                ),
+            );
+            return None;
+        }
+        let scope = Scope::unit(&ucx.proto, u, true);
+        let mut out = Vec::new();
+        for (a, p) in args.iter().zip(params) {
+            let (ex, ty) = self.lower_expr(src, &scope, a)?;
+            let want = param_ty(&p.ty.name).unwrap_or(ExprTy::Int);
+            if ty != want {
+                let what = match want {
+                    ExprTy::Bool => "true or false",
+                    ExprTy::Bytes => "a byte string",
+                    ExprTy::Int => "an integer",
+                };
+                self.err(
+                    src,
+                    a.span,
+                    format!("argument `{}` of `{n}` must be {what}", p.name.name),
+                );
+                return None;
+            }
+            out.push((ex, want));
+        }
+        Some(out)
+    }
+}
+
+/// The type of a unit parameter declared as `name`: an integer type, `bool` or `bytes`.
+pub(in crate::check) fn param_ty(name: &str) -> Option<ExprTy> {
+    match name {
+        "bool" => Some(ExprTy::Bool),
+        "bytes" => Some(ExprTy::Bytes),
+        n if int_type(n).is_some() => Some(ExprTy::Int),
+        _ => None,
+    }
+}
+
+/// A type being lowered with the size written after it (`T[n]`, `bytes until ...`), for the
+/// types that take none.
+struct Sized<'s> {
+    src: &'s Source,
+    span: ast::Span,
+    size: &'s Option<ir::BytesSize>,
+}
+
+impl Sized<'_> {
+    /// Reports a size given to `what`, which takes none.
+    fn none(&self, cx: &mut Checker<'_>, what: &str) {
+        if self.size.is_some() {
+            cx.err(self.src, self.span, format!("{what} takes no size"));
         }
     }
 }
