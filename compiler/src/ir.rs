@@ -95,6 +95,8 @@ impl Unit {
     }
 }
 
+// The IR is built once per build and read in place: boxing `Field` would only add indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Item {
     Anchor(String),
