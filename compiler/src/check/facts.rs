@@ -223,3 +223,74 @@ impl Checker<'_> {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use protodsl_grammar::ast::ItemKind;
+
+    use super::super::testing::loaded;
+    use super::*;
+
+    /// The facts gathered from the first unit of `spec`, and the messages given.
+    fn facts(spec: &str) -> (UnitBody, Vec<String>) {
+        let files = loaded(&[spec]);
+        let mut cx = Checker::new(&files);
+        let ItemKind::Unit(unit) = &files[0].ast.items[0].kind else {
+            panic!("a unit first")
+        };
+        let mut u = UnitBody::new("t", "A", Vec::new());
+        cx.collect_fields(&files[0].source, &mut u, &unit.body);
+        let msgs = cx.diags.0.into_iter().map(|d| d.message).collect();
+        (u, msgs)
+    }
+
+    #[test]
+    fn a_length_before_its_target_governs_it() {
+        let (u, e) = facts("protocol t;\nunit A {\n    n: u16 @length(of = a .. b, add = 2);\n    a: u8;\n    b: bytes;\n}\n");
+        assert!(e.is_empty(), "{e:?}");
+        let g = &u.facts.sized_by["a"][0];
+        assert_eq!(
+            (g.length_field.as_str(), g.last.as_str(), g.add),
+            ("n", "b", 2)
+        );
+        assert_eq!(u.facts.lengths.len(), 1);
+        assert_eq!(u.facts.per_field.len(), 3, "one entry per field statement");
+    }
+
+    #[test]
+    fn a_length_inside_its_range_counts_from_the_first_field() {
+        let (u, e) = facts("protocol t;\nunit A {\n    head: u8;\n    n: u16 @length(of = head .. body);\n    body: bytes;\n}\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert!(u.facts.sized_by.is_empty());
+        assert!(u.facts.marks.contains("head"));
+        assert_eq!(u.facts.inclusive["n"].first, "head");
+    }
+
+    #[test]
+    fn hints_do_not_govern_and_offsets_locate() {
+        let (u, e) = facts("protocol t;\nunit A {\n    n: u16 @length(hint, of = d);\n    o: u16 @offset(of = d, from = start, add = 4);\n    d: bytes;\n}\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert!(u.facts.hints.contains("n") && u.facts.sized_by.is_empty());
+        let l = &u.facts.located["d"];
+        assert_eq!(
+            (l.offset_field.as_str(), l.from.as_str(), l.add),
+            ("o", "start", 4)
+        );
+    }
+
+    #[test]
+    fn other_roles_wait_for_their_field() {
+        let (u, e) =
+            facts("protocol t;\nunit A {\n    x: u8 @colour;\n    n: u8 @length(of = nope);\n}\n");
+        assert_eq!(
+            e,
+            ["unknown field `nope` in @length"],
+            "the unknown role is reported later"
+        );
+        assert!(u.facts.per_field[0][0].is_err());
+        assert!(
+            u.facts.per_field[1].is_empty(),
+            "a failed length is dropped"
+        );
+    }
+}

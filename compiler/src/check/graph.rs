@@ -150,3 +150,49 @@ pub(super) fn for_each_field_mut(items: &mut [ir::Item], f: &mut dyn FnMut(&mut 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{field, program, unit};
+    use crate::ir::Ty;
+
+    #[test]
+    fn a_unit_that_contains_itself_is_boxed() {
+        let p = program(&["protocol t;\nunit Node {\n    k: u8;\n    next: switch (k) {\n        0 -> End: ();\n        _ -> More: Node;\n    };\n}\nunit Pair {\n    a: u8;\n}\nunit Top {\n    p: Pair;\n}\n"]);
+        let Ty::Switch(sw) = &field(&p, "Node", "next").ty else {
+            panic!("a switch")
+        };
+        assert!(sw.cases[1].boxed, "Node reaches itself");
+        assert!(!field(&p, "Top", "p").boxed, "Pair does not reach Top");
+    }
+
+    #[test]
+    fn wide_switches_box_their_units() {
+        let cases: String = (0..8)
+            .map(|i| format!("        {i} -> C{i}: Pair;\n"))
+            .collect();
+        let spec = format!("protocol t;\nunit Pair {{\n    a: u8;\n}}\nunit Top {{\n    k: u8;\n    s: switch (k) {{\n{cases}    }};\n}}\n");
+        let p = program(&[&spec]);
+        let Ty::Switch(sw) = &field(&p, "Top", "s").ty else {
+            panic!("a switch")
+        };
+        assert!(sw.cases.iter().all(|c| c.boxed));
+    }
+
+    #[test]
+    fn deferring_units_defer_their_pointees() {
+        let p = program(&["protocol t;\nunit S: deferred {\n    p: ptr<u32>;\n}\nunit Outer: deferred {\n    s: S;\n}\nunit Plain {\n    s: S;\n}\n"]);
+        assert!(unit(&p, "S").has_deferred && unit(&p, "Outer").has_deferred);
+        assert!(matches!(
+            field(&p, "Outer", "s").ty,
+            Ty::Unit { deferred: true, .. }
+        ));
+        assert!(matches!(
+            field(&p, "Plain", "s").ty,
+            Ty::Unit {
+                deferred: false,
+                ..
+            }
+        ));
+    }
+}

@@ -186,3 +186,57 @@ impl BitField {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{program, unit};
+    use crate::ir::Item;
+
+    fn shape(items: &[Item]) -> Vec<String> {
+        items
+            .iter()
+            .map(|i| match i {
+                Item::Field(f) => format!("field {}", f.name),
+                Item::Bits(g) => format!("bits {}x{}", g.bytes, g.fields.len()),
+                Item::BeginLimit { id, .. } => format!("limit {id}"),
+                Item::BeginWithin { id, .. } => format!("within {id}"),
+                Item::EndLimit { id } => format!("end {id}"),
+                Item::Mark(n) => format!("mark {n}"),
+                Item::Seek(n) => format!("seek {n}"),
+                Item::Align { to, .. } => format!("align {to}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bit_fields_pack_into_whole_bytes() {
+        let p = program(&["protocol t;\nunit A {\n    a: u4;\n    b: u12;\n    c: u8;\n}\n"]);
+        assert_eq!(shape(&unit(&p, "A").items), ["bits 2x2", "field c"]);
+    }
+
+    #[test]
+    fn a_length_opens_a_limit_around_its_target() {
+        let p = program(&["protocol t;\nunit A {\n    n: u8 @length(of = d);\n    d: bytes;\n    w: bytes[2] within 4;\n    align 4;\n}\n"]);
+        assert_eq!(
+            shape(&unit(&p, "A").items),
+            ["field n", "limit 0", "field d", "end 0", "within 1", "field w", "end 1", "align 4"]
+        );
+    }
+
+    #[test]
+    fn an_inclusive_length_marks_and_opens_after_itself() {
+        let p = program(&["protocol t;\nunit A {\n    head: u8;\n    n: u16 @length(of = head .. body);\n    body: bytes;\n}\n"]);
+        assert_eq!(
+            shape(&unit(&p, "A").items),
+            [
+                "mark head",
+                "field head",
+                "field n",
+                "limit 0",
+                "field body",
+                "end 0"
+            ]
+        );
+    }
+}

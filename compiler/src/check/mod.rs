@@ -23,19 +23,15 @@ mod resolve;
 mod roles;
 mod state;
 mod symbols;
+#[cfg(test)]
+mod testing;
 mod validate;
 
 /// Checks loaded files (imports first) and lowers them to the IR.
 pub fn check(files: &[Loaded]) -> Result<ir::Program, Diagnostics> {
-    let mut cx = Checker {
-        files,
-        protos: HashMap::new(),
-        diags: Diagnostics::default(),
-        sizes: Vec::new(),
-        cases: Vec::new(),
-    };
-    for (i, f) in files.iter().enumerate() {
-        cx.collect(i, f);
+    let mut cx = Checker::new(files);
+    for f in files {
+        cx.collect(f);
     }
     let mut protocols: Vec<ir::Protocol> = files.iter().map(|f| cx.lower_protocol(f)).collect();
     if cx.diags.is_empty() {
@@ -159,7 +155,17 @@ fn camel(s: &str) -> String {
         .collect()
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
+    fn new(files: &'a [Loaded]) -> Self {
+        Checker {
+            files,
+            protos: HashMap::new(),
+            diags: Diagnostics::default(),
+            sizes: Vec::new(),
+            cases: Vec::new(),
+        }
+    }
+
     fn err(&mut self, src: &Source, span: ast::Span, msg: impl Into<String>) {
         self.diags.push(Diagnostic::new(src, span, msg));
     }

@@ -434,3 +434,39 @@ impl Checker<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{field, program};
+    use crate::ir::{self, PathStep};
+
+    const HEAD: &str = "protocol t;\nunit H {\n    k: u8;\n    s: switch (k) {\n        1 -> Len: unit {\n            n: u8 @length;\n        };\n        _ -> Other: ();\n    };\n}\nunit M {\n    h: H;\n    data: bytes @size(h.s.Len.n);\n    x: u8 if found(h.s.Len);\n}\n";
+
+    #[test]
+    fn a_size_path_walks_units_and_cases() {
+        let p = program(&[HEAD]);
+        let size = field(&p, "M", "data").size_from.as_ref().expect("a size");
+        assert_eq!((size.root.as_str(), size.text.as_str()), ("h", "h.s.Len.n"));
+        let kinds: Vec<String> = size
+            .steps
+            .iter()
+            .map(|s| match s {
+                PathStep::Field { name, .. } => format!("field {name}"),
+                PathStep::Case { case, .. } => format!("case {case}"),
+                PathStep::Elements => "elements".into(),
+                PathStep::Leaf { bits, .. } => format!("leaf u{bits}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["field s", "case Len", "field n", "leaf u8"]);
+    }
+
+    #[test]
+    fn found_resolves_through_cases() {
+        let p = program(&[HEAD]);
+        let Some(ir::Expr::Found { root, steps }) = &field(&p, "M", "x").cond else {
+            panic!("found()")
+        };
+        assert_eq!(root, "h");
+        assert_eq!(steps.len(), 2);
+    }
+}

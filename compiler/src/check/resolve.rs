@@ -225,3 +225,36 @@ pub(super) fn type_has_anchor(te: &ast::TypeExpr, name: &str) -> bool {
         TypeKind::Sized { .. } => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{errors, program};
+
+    #[test]
+    fn constants_resolve_across_imports_and_enums() {
+        let p = program(&[
+            "protocol base;\nconst BASE = 16;\nunit U {\n    x: u8;\n}\n",
+            "protocol t;\nimport base;\nenum K: u8 {\n    A = 2,\n}\nconst X = base::BASE * K::A + Y;\nconst Y = 1 << 2;\nunit M {\n    x: u8;\n}\n",
+        ]);
+        let t = &p.protocols[1];
+        let x = t.consts.iter().find(|c| c.name == "X").expect("X");
+        assert_eq!(x.value, 36);
+    }
+
+    #[test]
+    fn a_protocol_must_be_imported_to_be_named() {
+        let e = errors(&[
+            "protocol base;\nunit U {\n    x: u8;\n}\n",
+            "protocol t;\nunit M {\n    u: base::U;\n}\n",
+        ]);
+        assert_eq!(e, ["unknown protocol `base`"]);
+    }
+
+    #[test]
+    fn anchors_are_known_in_any_unit() {
+        let p = program(&[
+            "protocol t;\nunit H {\n    anchor start;\n    x: u8;\n}\nunit M {\n    o: u8 @offset(of = d, from = start);\n    d: bytes;\n}\n",
+        ]);
+        assert_eq!(p.protocols[0].units.len(), 2);
+    }
+}

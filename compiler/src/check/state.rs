@@ -190,3 +190,27 @@ impl Scope {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expression_sees_decoded_fields_and_parameters_when_allowed() {
+        let mut u = UnitBody::new("t", "A", vec![("n".into(), ExprTy::Int)]);
+        u.names.declared.insert("x".into(), ast::Span::default());
+        u.names.declared.insert("y".into(), ast::Span::default());
+        let sym = FieldSym {
+            conv: Conv::Int,
+            optional: false,
+            unit: None,
+        };
+        u.names.decoded.insert("x".into(), sym);
+        let s = Scope::unit("t", &u, true);
+        assert!(s.fields.contains_key("x") && !s.fields.contains_key("y"));
+        assert!(s.all_fields.contains("y"));
+        assert_eq!(s.params.len(), 1);
+        assert!(Scope::unit("t", &u, false).params.is_empty());
+        assert_eq!((u.layout.limit_id(), u.layout.limit_id()), (0, 1));
+    }
+}

@@ -10,7 +10,7 @@ use crate::ir::{self};
 use crate::load::Loaded;
 
 impl<'a> Checker<'a> {
-    pub(super) fn collect(&mut self, _i: usize, f: &'a Loaded) {
+    pub(super) fn collect(&mut self, f: &'a Loaded) {
         let src = &f.source;
         let mut syms = ProtoSyms {
             file: f,
@@ -89,4 +89,56 @@ pub(super) struct ProtoSyms<'a> {
     pub(super) consts: HashMap<String, &'a ast::Expr>,
     pub(super) order: Option<ast::ByteOrder>,
     pub(super) text: ir::TextConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::loaded;
+    use super::*;
+
+    #[test]
+    fn declarations_imports_order_and_text_settings() {
+        let files = loaded(&[
+            "protocol base;\nunit Body {\n    x: u8;\n}\n",
+            "protocol t;\nimport base;\nbyte_order inherit;\ntext line \"\\n\" max 80;\nconst N = 3;\nenum K: u8 {\n    A = 1,\n}\nunit M {\n    b: base::Body;\n}\n",
+        ]);
+        let mut cx = Checker::new(&files);
+        for f in &files {
+            cx.collect(f);
+        }
+        assert!(cx.diags.is_empty());
+        let t = &cx.protos["t"];
+        assert!(t.imports.contains("base"));
+        assert!(
+            t.units.contains_key("M") && t.enums.contains_key("K") && t.consts.contains_key("N")
+        );
+        assert_eq!(t.order, None, "inherit");
+        assert_eq!(
+            (t.text.terminator.as_slice(), t.text.max_line),
+            (&b"\n"[..], 80)
+        );
+        assert_eq!(
+            cx.protos["base"].order,
+            Some(ast::ByteOrder::Big),
+            "the default"
+        );
+    }
+
+    #[test]
+    fn duplicates_and_built_ins_are_refused() {
+        let files = loaded(&[
+            "protocol t;\nconst A = 1;\nunit A {\n    x: u8;\n}\nunit u16 {\n    x: u8;\n}\n",
+        ]);
+        let mut cx = Checker::new(&files);
+        cx.collect(&files[0]);
+        let msgs: Vec<_> = cx.diags.0.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "`A` is defined twice",
+                "`u16` is a built-in type and cannot be redefined"
+            ]
+        );
+        assert!(cx.protos["t"].consts.contains_key("A") && !cx.protos["t"].units.contains_key("A"));
+    }
 }

@@ -125,3 +125,29 @@ impl Checker<'_> {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{errors, field, program};
+
+    #[test]
+    fn constants_check_named_fields_and_default_reserved_ones() {
+        let p = program(&["protocol t;\nunit A {\n    magic: u8 = 0xfe;\n    _: u16 = 7;\n}\n"]);
+        assert_eq!(field(&p, "A", "magic").check, Some(0xfe));
+        let reserved = field(&p, "A", "_reserved0");
+        assert_eq!((reserved.check, reserved.default), (None, Some(7)));
+        assert_eq!(
+            errors(&["protocol t;\nunit A {\n    x: i8 = 128;\n}\n"]),
+            ["128 does not fit in 8 bits"]
+        );
+    }
+
+    #[test]
+    fn lengths_describe_what_can_vary() {
+        assert!(errors(&["protocol t;\nunit A {\n    n: u8 @length(of = a .. b);\n    a: u8;\n    b: bytes;\n}\n"]).is_empty(), "a range may start at a fixed-size field");
+        assert_eq!(
+            errors(&["protocol t;\nunit A {\n    n: u8 @count(of = d);\n    d: bytes;\n}\n"]),
+            ["`d` is not an array, so it has no count"]
+        );
+    }
+}

@@ -543,3 +543,47 @@ pub(in crate::check) fn dotted_names(e: &ast::Expr) -> Option<Vec<ast::Ident>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::testing::{errors, field, program};
+    use crate::ir::{self, Expr};
+
+    #[test]
+    fn names_members_calls_and_operators_are_typed() {
+        let p = program(&["protocol t;\nunit H {\n    n: u8;\n}\nunit E {\n    last: u8;\n}\nunit A(limit: u8) {\n    h: H;\n    d: bytes[h.n + limit];\n    es: E[] until last == 1;\n    x: u8 if len(d) > 2 && starts_with(d, b\"ab\") && !is_request();\n}\n"]);
+        assert!(matches!(
+            &field(&p, "A", "d").ty,
+            ir::Ty::Bytes(ir::BytesSize::Expr(Expr::Binary(_, a, b, _)))
+                if matches!(**a, Expr::Member { .. }) && matches!(**b, Expr::Param(_))
+        ));
+        assert!(matches!(
+            &field(&p, "A", "es").ty,
+            ir::Ty::Array { len: ir::ArrayLen::Until(Expr::Binary(_, a, _, _)), .. }
+                if matches!(**a, Expr::Elem { .. })
+        ));
+        assert!(field(&p, "A", "x").cond.is_some());
+    }
+
+    #[test]
+    fn type_errors() {
+        let one = |body: &str| {
+            errors(&[&format!(
+                "protocol t;\nunit A {{\n    n: u8;\n    d: bytes[2];\n    {body}\n}}\n"
+            )])
+        };
+        assert_eq!(
+            one("x: u8 if n == d;"),
+            ["the operands do not fit this operator"]
+        );
+        assert_eq!(one("x: u8 if -true == 1;"), ["`-` needs an integer"]);
+        assert_eq!(
+            one("x: u8 if len(n) == 1;"),
+            ["len() takes an array or byte string field"]
+        );
+        assert_eq!(
+            one("x: u8 if byte_at(d, 0) == 1 && contains(b\"x\");"),
+            Vec::<String>::new()
+        );
+    }
+}

@@ -182,3 +182,19 @@ fn count_of(u: &UnitBody, governing: &[SizedBy]) -> Option<ir::ArrayLen> {
         add: g.add,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::testing::{field, program};
+
+    #[test]
+    fn a_field_gathers_its_condition_view_location_and_hint() {
+        let p = program(&["protocol t;\nunit A {\n    k: u8;\n    n: u8 @length(hint, of = d);\n    o: u8 @offset(of = d);\n    x: u8 if k == 1;\n    d: bytes;\n    v: u16 from recall(m, 0);\n}\n"]);
+        assert!(field(&p, "A", "x").cond.is_some());
+        assert!(field(&p, "A", "n").hint);
+        let d = field(&p, "A", "d");
+        assert!(matches!(&d.located, Some(l) if l.offset_field == "o" && l.gap == "_gap_d"));
+        assert!(field(&p, "A", "v").view.is_some());
+        assert_eq!(field(&p, "A", "k").location, "t.proto-dsl:3:5");
+    }
+}

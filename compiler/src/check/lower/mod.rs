@@ -292,3 +292,30 @@ impl<'a> Checker<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{program, unit};
+    use crate::ir::{self, UnitKind};
+
+    #[test]
+    fn enums_units_inline_units_and_framings() {
+        let p = program(&["protocol t;\nflags F: u16 {\n    A = 1,\n    B = 2,\n}\nunit L: line {\n    w: token;\n}\nunit M(n: u8, ok: bool) {\n    body: unit {\n        x: bytes[2];\n    };\n}\nunit Top {\n    a: u8;\n}\nframing Top;\n"]);
+        let t = &p.protocols[0];
+        assert!(t.enums[0].is_flags && t.enums[0].bits == 16);
+        assert_eq!(unit(&p, "L").kind, UnitKind::Line);
+        assert_eq!(
+            unit(&p, "M").params,
+            [
+                ("n".to_string(), ir::ExprTy::Int),
+                ("ok".to_string(), ir::ExprTy::Bool)
+            ]
+        );
+        assert!(
+            t.units.iter().any(|u| u.name == "MBody"),
+            "an inline unit is named after its field"
+        );
+        assert_eq!(t.framings, ["Top"]);
+        assert_eq!(unit(&p, "Top").location, "t.proto-dsl:14:1");
+    }
+}

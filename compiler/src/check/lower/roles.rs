@@ -124,3 +124,31 @@ impl Checker<'_> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::testing::{field, program};
+    use crate::ir::{self, ExprTy, Role, RuntimeRole};
+
+    #[test]
+    fn every_kind_of_role_lowers() {
+        let p = program(&["protocol t;\nunit V {\n    data: bytes;\n}\nunit A {\n    n: u32 @length(of = v.data, unit = words);\n    o: u16 @offset(of = v);\n    mid: u16 @cookie(smb.mid, issuer = client) @remember(m, 0);\n    v: V;\n}\n"]);
+        let roles = |f: &str| field(&p, "A", f).roles.clone();
+        assert!(
+            matches!(&roles("n")[0], Role::ValueLength { text, unit: ir::SizeUnit::Words, .. } if text == "v.data")
+        );
+        assert!(matches!(&roles("o")[0], Role::Offset { target, .. } if target == "v"));
+        assert!(matches!(
+            &roles("mid")[0],
+            Role::Plain(RuntimeRole::Cookie { .. })
+        ));
+        let mid = field(&p, "A", "mid");
+        assert!(matches!(&mid.remember, Some((name, _, ExprTy::Int)) if name == "m"));
+        assert!(!mid.append);
+        assert_eq!(
+            roles("n")[0].runtime().to_string(),
+            "length(of=v.data)",
+            "the runtime sees a nested length as a length"
+        );
+    }
+}

@@ -189,3 +189,26 @@ pub(in crate::check) fn case_name(case: &ast::SwitchCase, index: usize) -> Strin
         _ => format!("Case{index}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::testing::{field, program};
+    use crate::ir::{Pat, Ty};
+
+    #[test]
+    fn case_names_and_patterns() {
+        let p = program(&["protocol t;\nenum K: u8 {\n    Ping = 1,\n    Pong = 2,\n}\nunit Body {\n    x: u8;\n}\nunit A {\n    k: u8;\n    s: switch (k) {\n        K::Ping -> ();\n        2 | 3 -> Body;\n        4 -> Named: u8;\n        5 -> u16;\n        _ -> ();\n    };\n}\n"]);
+        let Ty::Switch(sw) = &field(&p, "A", "s").ty else {
+            panic!("a switch")
+        };
+        let names: Vec<&str> = sw.cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["Ping", "Body", "Named", "Case3", "Other"]);
+        assert_eq!(sw.name, "AS");
+        assert!(
+            matches!(sw.cases[0].patterns[0][0], Pat::Int(1)),
+            "a variant is its value"
+        );
+        assert_eq!(sw.cases[1].patterns.len(), 2);
+        assert!(sw.cases[4].patterns[0].is_empty(), "the catch-all");
+    }
+}

@@ -375,3 +375,48 @@ impl Sized<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::testing::{field, program};
+    use crate::ir::{ArrayLen, BytesSize, Ty};
+
+    #[test]
+    fn built_ins_arrays_and_byte_strings() {
+        let p = program(&["protocol t;\nunit E {\n    last: u8;\n}\nunit A {\n    n: u8 @count(of = xs);\n    xs: u16le[];\n    s: cstring;\n    num: number[3];\n    host: host_port;\n    es: E[] until last == 0;\n    line: bytes until b\"\\r\\n\";\n    rest: utf16;\n}\n"]);
+        let ty = |f: &str| field(&p, "A", f).ty.clone();
+        assert!(matches!(
+            ty("xs"),
+            Ty::Array {
+                len: ArrayLen::CountField { .. },
+                ..
+            }
+        ));
+        assert!(matches!(ty("s"), Ty::Bytes(BytesSize::Until(d)) if d == [0]));
+        assert!(matches!(ty("num"), Ty::Number(Some(3))));
+        assert!(matches!(ty("host"), Ty::Leaf("HostPort")));
+        assert!(matches!(
+            ty("es"),
+            Ty::Array {
+                len: ArrayLen::Until(_),
+                ..
+            }
+        ));
+        assert!(matches!(ty("line"), Ty::Bytes(BytesSize::Until(d)) if d == b"\r\n"));
+        assert!(matches!(ty("rest"), Ty::Utf16(BytesSize::Rest)));
+    }
+
+    #[test]
+    fn declared_types_and_arguments() {
+        let p = program(&["protocol t;\nenum K: u32 {\n    A = 1,\n}\nunit B(n: u8, tag: bytes) {\n    x: bytes[n];\n}\nunit A {\n    k: K;\n    b: B(2, b\"x\");\n}\n"]);
+        assert!(matches!(
+            field(&p, "A", "k").ty,
+            Ty::Enum {
+                bits: 32,
+                flags: false,
+                ..
+            }
+        ));
+        assert!(matches!(&field(&p, "A", "b").ty, Ty::Unit { args, .. } if args.len() == 2));
+    }
+}
