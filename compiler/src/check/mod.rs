@@ -70,7 +70,9 @@ struct PendingSize {
     protocol: String,
     unit: String,
     field: String,
-    root: (String, TypeRef),
+    /// The field the path starts from, and its unit.
+    root: String,
+    root_unit: TypeRef,
     segments: Vec<ast::Ident>,
     src: Source,
     span: ast::Span,

@@ -1,12 +1,12 @@
 //! Paths through units: `found(a.b.c)`, nested lengths, and the `@size(...)` and `is(...)`
 //! references resolved once every unit is lowered.
 
-use protodsl_grammar::ast::{self, StmtKind, TypeKind};
+use protodsl_grammar::ast::{self, TypeKind};
 use protodsl_grammar::Source;
 
 use super::graph::for_each_field_mut;
 use super::lower::case_name;
-use super::{camel, Checker};
+use super::{camel, Checker, PendingSize};
 use crate::ir::{self, Conv, Ty, TypeRef};
 
 impl Checker<'_> {
@@ -23,19 +23,7 @@ impl Checker<'_> {
         let mut i = 0;
         while i < names.len() {
             let seg = &names[i];
-            let def = self
-                .protos
-                .get(&unit.protocol)
-                .and_then(|p| p.units.get(&unit.name))
-                .copied();
-            let field = def.and_then(|d| {
-                d.body.iter().find_map(|s| match &s.kind {
-                    StmtKind::Field(f) if f.name.as_ref().is_some_and(|n| n.name == seg.name) => {
-                        Some(f)
-                    }
-                    _ => None,
-                })
-            });
+            let field = self.declared_field(&unit.protocol, &unit.name, &seg.name);
             let Some(field) = field else {
                 self.err(
                     src,
@@ -158,19 +146,7 @@ impl Checker<'_> {
         let mut cur = (proto.to_string(), unit.to_string());
         for (i, seg) in path.iter().enumerate() {
             let last = i + 1 == path.len();
-            let def = self
-                .protos
-                .get(&cur.0)
-                .and_then(|s| s.units.get(&cur.1))
-                .copied();
-            let field = def.and_then(|d| {
-                d.body.iter().find_map(|s| match &s.kind {
-                    StmtKind::Field(f) if f.name.as_ref().is_some_and(|n| n.name == seg.name) => {
-                        Some(f)
-                    }
-                    _ => None,
-                })
-            });
+            let field = self.declared_field(&cur.0, &cur.1, &seg.name);
             let Some(field) = field else {
                 self.err(
                     src,
@@ -286,153 +262,167 @@ impl Checker<'_> {
     /// Resolves every `@size(path)` through units, arrays and switch cases to a number.
     pub(super) fn resolve_sizes(&mut self, protocols: &mut [ir::Protocol]) {
         for p in std::mem::take(&mut self.sizes) {
-            let mut steps = Vec::new();
-            let mut unit = p.root.1.clone();
-            let mut i = 0;
-            let mut failed = None;
-            'walk: while i < p.segments.len() {
-                let seg = &p.segments[i];
-                let Some(u) = protocols
-                    .iter()
-                    .find(|q| q.name == unit.protocol)
-                    .and_then(|q| q.units.iter().find(|u| u.name == unit.name))
-                else {
-                    failed = Some((seg.span, format!("unit `{}` is not known", unit.name)));
-                    break;
-                };
-                let Some(f) = u.fields().find(|f| f.name == seg.name) else {
-                    failed = Some((
-                        seg.span,
-                        format!("unit `{}` has no field `{}`", unit.name, seg.name),
-                    ));
-                    break;
-                };
-                steps.push(ir::PathStep::Field {
-                    name: f.name.clone(),
-                    optional: f.cond.is_some(),
-                });
-                i += 1;
-                let mut ty = &f.ty;
-                loop {
-                    match ty {
-                        Ty::Array { elem, .. } => {
-                            steps.push(ir::PathStep::Elements);
-                            ty = elem;
-                        }
-                        Ty::Switch(sw) => {
-                            let Some(case_seg) = p.segments.get(i) else {
-                                failed = Some((
-                                    seg.span,
-                                    format!(
-                                        "`{}` is a switch: name one of its cases next",
-                                        seg.name
-                                    ),
-                                ));
-                                break 'walk;
-                            };
-                            let Some(case) = sw.cases.iter().find(|c| c.name == case_seg.name)
-                            else {
-                                let names: Vec<&str> =
-                                    sw.cases.iter().map(|c| c.name.as_str()).collect();
-                                failed = Some((
-                                    case_seg.span,
-                                    format!(
-                                        "switch `{}` has no case `{}` (its cases: {})",
-                                        sw.name,
-                                        case_seg.name,
-                                        names.join(", ")
-                                    ),
-                                ));
-                                break 'walk;
-                            };
-                            steps.push(ir::PathStep::Case {
-                                switch: TypeRef {
-                                    protocol: unit.protocol.clone(),
-                                    name: sw.name.clone(),
-                                },
-                                case: case.name.clone(),
-                            });
-                            i += 1;
-                            match &case.ty {
-                                Some(t) => ty = t,
-                                None => {
-                                    failed = Some((
-                                        case_seg.span,
-                                        format!("case `{}` carries nothing", case_seg.name),
-                                    ));
-                                    break 'walk;
-                                }
-                            }
-                        }
-                        Ty::Unit { target, .. } => {
-                            unit = target.clone();
-                            continue 'walk;
-                        }
-                        Ty::Number(_) if i == p.segments.len() => {
-                            steps.push(ir::PathStep::Leaf {
-                                conv: Conv::Number,
-                                bits: 0,
-                            });
-                            break 'walk;
-                        }
-                        Ty::Int {
-                            bits,
-                            signed: false,
-                            ..
-                        } if i == p.segments.len() => {
-                            steps.push(ir::PathStep::Leaf {
-                                conv: Conv::Int,
-                                bits: *bits,
-                            });
-                            break 'walk;
-                        }
-                        _ => {
-                            failed = Some((seg.span, format!("`{}` cannot hold a size: the path must end at a number or an unsigned integer", seg.name)));
-                            break 'walk;
-                        }
-                    }
-                }
-            }
-            if failed.is_none() && !matches!(steps.last(), Some(ir::PathStep::Leaf { .. })) {
-                failed = Some((
-                    p.span,
-                    "the path must end at a number or an unsigned integer".to_string(),
-                ));
-            }
-            if let Some((span, msg)) = failed {
-                self.err(&p.src, span, msg);
-                continue;
-            }
-            let text = std::iter::once(p.root.0.clone())
-                .chain(p.segments.iter().map(|s| s.name.clone()))
-                .collect::<Vec<_>>()
-                .join(".");
-            let unit = protocols
-                .iter_mut()
-                .find(|q| q.name == p.protocol)
-                .and_then(|q| q.units.iter_mut().find(|u| u.name == p.unit));
-            let Some(unit) = unit else { continue };
-            for_each_field_mut(&mut unit.items, &mut |f| {
-                if f.name == p.field {
-                    f.size_from = Some(ir::SizeFrom {
-                        root: p.root.0.clone(),
-                        steps: steps.clone(),
-                        text: text.clone(),
-                    });
-                }
-            });
-            let target = unit
-                .fields()
-                .find(|f| f.name == p.field)
-                .map(|f| f.ty.clone());
-            if !matches!(
-                target,
-                Some(Ty::Bytes(ir::BytesSize::Rest)) | Some(Ty::Utf16(ir::BytesSize::Rest))
-            ) {
-                self.err_hint(&p.src, p.span, format!("@size sizes `{}`, which must be `bytes` or `utf16` without a size of its own", p.field), "drop `[...]` or `until`");
+            match size_steps(protocols, &p) {
+                Ok(steps) => self.apply_size(protocols, &p, steps),
+                Err((span, msg)) => self.err(&p.src, span, msg),
             }
         }
     }
+
+    /// Sets the `size_from` of the field a `@size` sizes, which must be a byte string that has
+    /// no size of its own.
+    fn apply_size(
+        &mut self,
+        protocols: &mut [ir::Protocol],
+        p: &PendingSize,
+        steps: Vec<ir::PathStep>,
+    ) {
+        let text = std::iter::once(p.root.clone())
+            .chain(p.segments.iter().map(|s| s.name.clone()))
+            .collect::<Vec<_>>()
+            .join(".");
+        let unit = protocols
+            .iter_mut()
+            .find(|q| q.name == p.protocol)
+            .and_then(|q| q.units.iter_mut().find(|u| u.name == p.unit));
+        let Some(unit) = unit else { return };
+        for_each_field_mut(&mut unit.items, &mut |f| {
+            if f.name == p.field {
+                f.size_from = Some(ir::SizeFrom {
+                    root: p.root.clone(),
+                    steps: steps.clone(),
+                    text: text.clone(),
+                });
+            }
+        });
+        let target = unit
+            .fields()
+            .find(|f| f.name == p.field)
+            .map(|f| f.ty.clone());
+        if !matches!(
+            target,
+            Some(Ty::Bytes(ir::BytesSize::Rest)) | Some(Ty::Utf16(ir::BytesSize::Rest))
+        ) {
+            self.err_hint(
+                &p.src,
+                p.span,
+                format!(
+                    "@size sizes `{}`, which must be `bytes` or `utf16` without a size of its own",
+                    p.field
+                ),
+                "drop `[...]` or `until`",
+            );
+        }
+    }
+}
+
+/// The steps of a `@size` path, from its root unit to the number at its end.
+fn size_steps(
+    protocols: &[ir::Protocol],
+    p: &PendingSize,
+) -> Result<Vec<ir::PathStep>, (ast::Span, String)> {
+    let mut steps = Vec::new();
+    let mut unit = p.root_unit.clone();
+    let mut i = 0;
+    'walk: while i < p.segments.len() {
+        let seg = &p.segments[i];
+        let Some(u) = protocols
+            .iter()
+            .find(|q| q.name == unit.protocol)
+            .and_then(|q| q.units.iter().find(|u| u.name == unit.name))
+        else {
+            return Err((seg.span, format!("unit `{}` is not known", unit.name)));
+        };
+        let Some(f) = u.fields().find(|f| f.name == seg.name) else {
+            return Err((
+                seg.span,
+                format!("unit `{}` has no field `{}`", unit.name, seg.name),
+            ));
+        };
+        steps.push(ir::PathStep::Field {
+            name: f.name.clone(),
+            optional: f.cond.is_some(),
+        });
+        i += 1;
+        let mut ty = &f.ty;
+        loop {
+            match ty {
+                Ty::Array { elem, .. } => {
+                    steps.push(ir::PathStep::Elements);
+                    ty = elem;
+                }
+                Ty::Switch(sw) => {
+                    let Some(case_seg) = p.segments.get(i) else {
+                        return Err((
+                            seg.span,
+                            format!("`{}` is a switch: name one of its cases next", seg.name),
+                        ));
+                    };
+                    let Some(case) = sw.cases.iter().find(|c| c.name == case_seg.name) else {
+                        let names: Vec<&str> = sw.cases.iter().map(|c| c.name.as_str()).collect();
+                        return Err((
+                            case_seg.span,
+                            format!(
+                                "switch `{}` has no case `{}` (its cases: {})",
+                                sw.name,
+                                case_seg.name,
+                                names.join(", ")
+                            ),
+                        ));
+                    };
+                    steps.push(ir::PathStep::Case {
+                        switch: TypeRef {
+                            protocol: unit.protocol.clone(),
+                            name: sw.name.clone(),
+                        },
+                        case: case.name.clone(),
+                    });
+                    i += 1;
+                    match &case.ty {
+                        Some(t) => ty = t,
+                        None => {
+                            return Err((
+                                case_seg.span,
+                                format!("case `{}` carries nothing", case_seg.name),
+                            ));
+                        }
+                    }
+                }
+                Ty::Unit { target, .. } => {
+                    unit = target.clone();
+                    continue 'walk;
+                }
+                Ty::Number(_) if i == p.segments.len() => {
+                    steps.push(ir::PathStep::Leaf {
+                        conv: Conv::Number,
+                        bits: 0,
+                    });
+                    break 'walk;
+                }
+                Ty::Int {
+                    bits,
+                    signed: false,
+                    ..
+                } if i == p.segments.len() => {
+                    steps.push(ir::PathStep::Leaf {
+                        conv: Conv::Int,
+                        bits: *bits,
+                    });
+                    break 'walk;
+                }
+                _ => {
+                    return Err((seg.span, format!("`{}` cannot hold a size: the path must end at a number or an unsigned integer", seg.name)));
+                }
+            }
+        }
+    }
+    if !matches!(steps.last(), Some(ir::PathStep::Leaf { .. })) {
+        return Err((
+            p.span,
+            "the path must end at a number or an unsigned integer".to_string(),
+        ));
+    }
+    Ok(steps)
 }
 
 #[cfg(test)]

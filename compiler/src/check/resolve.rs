@@ -8,7 +8,7 @@ use super::state::Scope;
 use super::{int_type, is_byte_string, Checker};
 use crate::ir::{Conv, TypeRef};
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
     pub(super) fn resolve_unit(
         &mut self,
         src: &Source,
@@ -57,16 +57,24 @@ impl Checker<'_> {
         }
     }
 
-    /// The value conversion of a field of some unit, from its declaration.
-    pub(super) fn unit_field_conv(&self, proto: &str, unit: &str, field: &str) -> Option<Conv> {
-        let syms = self.protos.get(proto)?;
-        let u = syms.units.get(unit)?;
+    /// The declaration of field `field` of unit `unit` in protocol `proto`.
+    pub(super) fn declared_field(
+        &self,
+        proto: &str,
+        unit: &str,
+        field: &str,
+    ) -> Option<&'a ast::Field> {
+        let u = self.protos.get(proto)?.units.get(unit)?;
         u.body.iter().find_map(|s| match &s.kind {
-            StmtKind::Field(f) if f.name.as_ref().is_some_and(|n| n.name == field) => {
-                Some(self.ast_conv(proto, &f.ty))
-            }
+            StmtKind::Field(f) if f.name.as_ref().is_some_and(|n| n.name == field) => Some(f),
             _ => None,
         })
+    }
+
+    /// The value conversion of a field of some unit, from its declaration.
+    pub(super) fn unit_field_conv(&self, proto: &str, unit: &str, field: &str) -> Option<Conv> {
+        let f = self.declared_field(proto, unit, field)?;
+        Some(self.ast_conv(proto, &f.ty))
     }
 
     pub(super) fn ast_conv(&self, proto: &str, te: &ast::TypeExpr) -> Conv {
