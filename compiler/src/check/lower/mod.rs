@@ -58,7 +58,6 @@ impl<'a> Checker<'a> {
                     let mut ucx = UnitCx::new(&pname, &src, &u.name.name);
                     let unit = self.lower_unit(
                         &mut ucx,
-                        &u.name.name,
                         &item.docs,
                         &u.params,
                         u.kind.as_ref(),
@@ -145,11 +144,10 @@ impl<'a> Checker<'a> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Lowers the unit `ucx.unit`.
     pub(in crate::check) fn lower_unit(
         &mut self,
         ucx: &mut UnitCx,
-        name: &str,
         docs: &[String],
         params: &[ast::Param],
         kind: Option<&ast::Ident>,
@@ -157,6 +155,7 @@ impl<'a> Checker<'a> {
         span: ast::Span,
     ) -> Option<ir::Unit> {
         let src = ucx.src.clone();
+        let name = ucx.unit.clone();
         let kind = match kind.map(|k| k.name.as_str()) {
             None => ir::UnitKind::Plain,
             Some("line") => ir::UnitKind::Line,
@@ -188,7 +187,7 @@ impl<'a> Checker<'a> {
             };
             uparams.push((p.name.name.clone(), ty));
         }
-        let mut u = UnitBody::new(&ucx.proto, name, uparams.clone());
+        let mut u = UnitBody::new(&ucx.proto, &name, uparams.clone());
         let before = self.diags.len();
         self.collect_fields(&src, &mut u, body);
         for stmt in body {
@@ -200,7 +199,7 @@ impl<'a> Checker<'a> {
         }
         let measured = u.layout.measured.iter().cloned().collect();
         Some(ir::Unit {
-            name: name.to_string(),
+            name,
             docs: docs.to_vec(),
             params: uparams,
             kind,
@@ -220,7 +219,7 @@ impl<'a> Checker<'a> {
         span: ast::Span,
     ) -> Option<TypeRef> {
         let mut inner = UnitCx::new(&ucx.proto, &ucx.src, name);
-        let unit = self.lower_unit(&mut inner, name, &[], &[], kind, body, span)?;
+        let unit = self.lower_unit(&mut inner, &[], &[], kind, body, span)?;
         ucx.extra.extend(inner.extra);
         ucx.extra.push(unit);
         Some(TypeRef {
