@@ -105,6 +105,31 @@ fn samba_dialogs_roundtrip_exactly() {
             "QueryInformationUserResponse.info.All.buffer.value.logon_hours.hours.value.actual_count@length=21",
         ),
         ("samba-lsa.pcap", 20, "GetUserNameResponse.user_name"),
+        (
+            "samba-samr-groups.pcap",
+            40,
+            "EnumerateGroupsResponse.buffer.value.entries_read@count=0",
+        ),
+        (
+            "samba-dispinfo.pcap",
+            80,
+            "QueryDisplayInformationResponse.buffer.User.buffer.value.entries.1.account_name.length@length=6",
+        ),
+        (
+            "samba-dispinfo.pcap",
+            80,
+            "QueryDisplayInformationResponse.buffer.Oem.buffer.value.entries.0.oem_account_name.length@length=5",
+        ),
+        (
+            "samba-pwinfo.pcap",
+            40,
+            "GetGroupsForUserResponse.groups.value.membership_count@count=1",
+        ),
+        (
+            "samba-pwinfo.pcap",
+            40,
+            "GetUserDomainPasswordInformationRequest.user_handle.handle@cookie",
+        ),
         // 302 shares over 18 DCE/RPC fragments, read whole from the last one.
         (
             "samba-fragmented.pcap",
@@ -137,12 +162,23 @@ fn samba_dialogs_roundtrip_exactly() {
         );
         assert!(text.contains(needle), "{name}: no {needle}:\n{text}");
     }
-    // SAMR policy handles: the nonzero handles tshark's dissector names are exactly the ones we
-    // mark as cookies (tshark names only some of the calls' handles `samr.handle`, so compare sets).
-    let pcap = out_dir.join("samba-enumdomusers.pcap");
+    for name in [
+        "samba-enumdomusers.pcap",
+        "samba-samr-groups.pcap",
+        "samba-dispinfo.pcap",
+        "samba-pwinfo.pcap",
+    ] {
+        assert_samr_handles_agree(&out_dir.join(name));
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+/// SAMR policy handles: the nonzero handles tshark's dissector names are exactly the ones we
+/// mark as cookies (tshark names only some of the calls' handles `samr.handle`, so compare sets).
+fn assert_samr_handles_agree(pcap: &std::path::Path) {
     let t = Command::new("tshark")
         .arg("-r")
-        .arg(&pcap)
+        .arg(pcap)
         .args(["-d", "tcp.port==4451,nbss", "-Y", "samr", "-T", "fields"])
         .args([
             "-E",
@@ -162,7 +198,7 @@ fn samba_dialogs_roundtrip_exactly() {
         .collect();
     let d = Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
         .args(["dissect", "--json", "--port", "4451=smb"])
-        .arg(&pcap)
+        .arg(pcap)
         .output()
         .expect("honeyfarm runs");
     let ours: std::collections::BTreeSet<String> = String::from_utf8_lossy(&d.stdout)
@@ -177,46 +213,20 @@ fn samba_dialogs_roundtrip_exactly() {
         .filter_map(|r| r["value"].as_str().map(str::to_string))
         .filter(|h| nonzero(h))
         .collect();
-    assert!(theirs.len() >= 2, "tshark handles: {theirs:?}");
-    assert_eq!(ours, theirs, "SAMR policy handles");
-    let _ = std::fs::remove_dir_all(&out_dir);
+    assert!(
+        theirs.len() >= 2,
+        "tshark handles of {}: {theirs:?}",
+        pcap.display()
+    );
+    assert_eq!(ours, theirs, "SAMR policy handles of {}", pcap.display());
 }
 
 mod common;
 
 use bytes::Bytes;
+use common::conversation;
 use honeyfarm_protocols::netbios;
-use honeyfarm_runtime::capture::tcp_streams;
 use honeyfarm_runtime::codec::{Class, FieldValue, Message, Reader, Value, VisitorMut};
-
-/// The messages of the first stream of a capture, both directions, in time order:
-/// `(to_server, bytes)`.
-fn conversation(file: &std::path::Path) -> Vec<(bool, Bytes)> {
-    // The dialog: the first stream with data (the recorder's knocks on the port have none).
-    let st = tcp_streams(file)
-        .unwrap()
-        .into_iter()
-        .find(|s| !s.to_server.data.is_empty())
-        .unwrap();
-    let mut all = Vec::new();
-    for (to_server, half) in [(true, &st.to_server), (false, &st.to_client)] {
-        let d = &half.data;
-        let mut at = 0;
-        while at + 4 <= d.len() {
-            let len = (usize::from(d[at + 1]) << 16)
-                | (usize::from(d[at + 2]) << 8)
-                | usize::from(d[at + 3]);
-            all.push((
-                half.time_at(at),
-                to_server,
-                Bytes::copy_from_slice(&d[at..at + 4 + len]),
-            ));
-            at += 4 + len;
-        }
-    }
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    all.into_iter().map(|(_, d, b)| (d, b)).collect()
-}
 
 /// Sets every role field whose path ends with `suffix`.
 struct SetPath(&'static str, Value, Vec<String>, usize);
@@ -269,21 +279,7 @@ fn rewrite(
 
 /// tshark -V of a conversation written as a capture on port 445.
 fn tshark_verbose(conv: &[(bool, Bytes)], name: &str) -> String {
-    let mut p = common::Pcap::new();
-    let (c, s) = (([127, 0, 0, 9], 40000), ([127, 0, 0, 77], 445));
-    p.tcp(1, c, s, 100, true, b"");
-    p.tcp(1, s, c, 500, true, b"");
-    let (mut cseq, mut sseq) = (101u32, 501u32);
-    for (i, (to_server, b)) in conv.iter().enumerate() {
-        if *to_server {
-            p.tcp(2 + i as u32, c, s, cseq, false, b);
-            cseq += b.len() as u32;
-        } else {
-            p.tcp(2 + i as u32, s, c, sseq, false, b);
-            sseq += b.len() as u32;
-        }
-    }
-    let file = p.write(name);
+    let file = common::conversation_pcap(conv, name);
     let out = Command::new("tshark")
         .arg("-r")
         .arg(&file)
