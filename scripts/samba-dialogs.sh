@@ -116,7 +116,7 @@ fi
 # A share list too long for one DCE/RPC fragment (Samba sends at most 4280 bytes a PDU): 300
 # more shares, loaded by a configuration reload.
 for i in $(seq -w 1 300); do
-    printf '[archive%s]\n  path = %s\n  comment = quarterly archive number %s\n' "$i" "$work/share" "$i"
+    printf '[archive%s]\n  path = /srv/samba/public\n  comment = quarterly archive number %s\n' "$i" "$i"
 done >> "$work/smb.conf"
 pkill -HUP -f -- "smbd -F --no-process-group -s $work/smb.conf"
 sleep 1
