@@ -317,6 +317,79 @@ fn smb_captures_roundtrip_exactly() {
     }
 }
 
+/// Samba's SAMR and LSARPC dialogs (`tests/data/samba`): every message decodes, every call by
+/// its operation (only DSSETUP's kept as opaque bytes), and re-encodes exactly.
+#[test]
+fn samba_samr_dialogs_decode_every_call() {
+    for (file, n, opaque, calls) in [
+        (
+            "samr-groups.pcap",
+            56,
+            0,
+            &["EnumerateGroupsRequest", "EnumerateGroupsResponse"][..],
+        ),
+        (
+            "samr-dispinfo.pcap",
+            102,
+            0,
+            &[
+                "QueryDisplayInformationRequest",
+                "QueryDisplayInformationResponse.User",
+                "QueryDisplayInformationResponse.Machine",
+                "QueryDisplayInformationResponse.Group",
+                "QueryDisplayInformationResponse.Oem",
+            ][..],
+        ),
+        (
+            "samr-pwinfo.pcap",
+            62,
+            0,
+            &[
+                "GetDomainPasswordInformationRequest",
+                "GetUserDomainPasswordInformationRequest",
+                "PasswordInformationResponse",
+                "GetGroupsForUserRequest",
+                "GetGroupsForUserResponse",
+            ][..],
+        ),
+        // DSSETUP (dsroledominfo) is not read: its request and response stay bytes.
+        (
+            "lsa-more.pcap",
+            78,
+            2,
+            &[
+                "QueryInformationPolicyRequest",
+                "QueryInformationPolicyResponse.Domain",
+                "LookupSidsRequest",
+                "LookupSidsResponse",
+                "LsaEnumerationRequest",
+                "EnumeratePrivilegesResponse",
+                "EnumerateAccountsResponse",
+                "EnumerateTrustedDomainsResponse",
+            ][..],
+        ),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/samba")
+            .join(file);
+        let (code, out) = dissect(&["--port", "4497=smb", path.to_str().unwrap()]);
+        assert_eq!(
+            summary(&out),
+            format!("dissect: messages={n} decoded={n} roundtrip_exact={n} errors=0"),
+            "{file}"
+        );
+        assert_eq!(code, 0, "{file}");
+        assert_eq!(out.matches(".Opaque]").count(), opaque, "{file}:\n{out}");
+        for call in calls {
+            assert!(
+                out.contains(&format!(".Rpc.Request.{call}"))
+                    || out.contains(&format!(".Rpc.Response.{call}")),
+                "{file}: no {call}"
+            );
+        }
+    }
+}
+
 /// Captures of malformed SMB: each message that cannot be decoded gives the error its
 /// malformation calls for, and the rest of the capture still decodes.
 #[test]

@@ -130,6 +130,21 @@ fn samba_dialogs_roundtrip_exactly() {
             40,
             "GetUserDomainPasswordInformationRequest.user_handle.handle@cookie",
         ),
+        (
+            "samba-lsa-more.pcap",
+            60,
+            "LookupSidsResponse.translated_names.names.value.entries.0.name.length@length=28",
+        ),
+        (
+            "samba-lsa-more.pcap",
+            60,
+            "EnumeratePrivilegesResponse.privileges.value.max_count@count=9",
+        ),
+        (
+            "samba-lsa-more.pcap",
+            60,
+            "QueryInformationPolicyResponse.info.Domain.buffer.value.name.buffer.value.chars@hostname=\"FARMNET\"",
+        ),
         // 304 shares (IPC$, ADMIN$, C$, public and 300 more) over 15 DCE/RPC fragments, read whole
         // from the last one.
         (
@@ -169,33 +184,37 @@ fn samba_dialogs_roundtrip_exactly() {
         "samba-dispinfo.pcap",
         "samba-pwinfo.pcap",
     ] {
-        assert_samr_handles_agree(&out_dir.join(name));
+        assert_handles_agree(&out_dir.join(name), "samr");
     }
+    assert_handles_agree(&out_dir.join("samba-lsa-more.pcap"), "lsarpc");
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 
-/// SAMR policy handles: the nonzero handles tshark's dissector names are exactly the ones we
-/// mark as cookies (tshark names only some of the calls' handles `samr.handle`, so compare sets).
-fn assert_samr_handles_agree(pcap: &std::path::Path) {
+/// Policy handles of an interface (tshark's `samr`, `lsarpc`): the nonzero handles tshark's
+/// dissector names (`samr.handle`, `lsarpc.lsa_Close.handle`...) are exactly the ones we mark as
+/// cookies (tshark names only some of the calls' handles, so compare sets).
+fn assert_handles_agree(pcap: &std::path::Path, interface: &str) {
     let t = Command::new("tshark")
         .arg("-r")
         .arg(pcap)
-        .args(["-d", "tcp.port==4451,nbss", "-Y", "samr", "-T", "fields"])
-        .args([
-            "-E",
-            "occurrence=a",
-            "-E",
-            "separator=,",
-            "-e",
-            "samr.handle",
-        ])
+        .args(["-d", "tcp.port==4451,nbss", "-Y", interface, "-T", "pdml"])
         .output()
         .expect("tshark runs");
     let nonzero = |h: &str| h.trim_start_matches("0x").chars().any(|c| c != '0');
+    let attr = |line: &str, name: &str| {
+        let start = line.find(&format!(" {name}=\""))? + name.len() + 3;
+        let len = line[start..].find('"')?;
+        Some(line[start..start + len].to_string())
+    };
     let theirs: std::collections::BTreeSet<String> = String::from_utf8_lossy(&t.stdout)
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|h| !h.is_empty() && nonzero(h))
-        .map(|h| format!("0x{}", h.replace(':', "")))
+        .lines()
+        .filter(|l| {
+            attr(l, "name")
+                .is_some_and(|n| n.starts_with(&format!("{interface}.")) && n.ends_with(".handle"))
+        })
+        .filter_map(|l| attr(l, "value"))
+        .filter(|h| nonzero(h))
+        .map(|h| format!("0x{h}"))
         .collect();
     let d = Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
         .args(["dissect", "--json", "--port", "4451=smb"])
@@ -219,7 +238,7 @@ fn assert_samr_handles_agree(pcap: &std::path::Path) {
         "tshark handles of {}: {theirs:?}",
         pcap.display()
     );
-    assert_eq!(ours, theirs, "SAMR policy handles of {}", pcap.display());
+    assert_eq!(ours, theirs, "{interface} handles of {}", pcap.display());
 }
 
 mod common;
