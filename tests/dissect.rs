@@ -352,6 +352,18 @@ fn samba_samr_dialogs_decode_every_call() {
                 "GetGroupsForUserResponse",
             ][..],
         ),
+        // impacket's SamrCloseHandle carries 4 bytes after its parameters.
+        (
+            "impacket-samrdump.pcap",
+            72,
+            0,
+            &[
+                "ConnectRequest",
+                "QueryInformationRequest",
+                "QueryInformationUserResponse.All",
+                "SamrCloseRequest",
+            ][..],
+        ),
         // DSSETUP (dsroledominfo) is not read: its request and response stay bytes.
         (
             "lsa-more.pcap",
