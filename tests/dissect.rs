@@ -317,7 +317,7 @@ fn smb_captures_roundtrip_exactly() {
     }
 }
 
-/// Samba's SAMR and LSARPC dialogs (`tests/data/samba`): every message decodes, every call by
+/// Samba's SAMR, LSARPC and SRVSVC dialogs (`tests/data/samba`): every message decodes, every call by
 /// its operation (only DSSETUP's kept as opaque bytes), and re-encodes exactly.
 #[test]
 fn samba_samr_dialogs_decode_every_call() {
@@ -352,6 +352,18 @@ fn samba_samr_dialogs_decode_every_call() {
                 "GetGroupsForUserResponse",
             ][..],
         ),
+        // Classes 2 and 4 are kept as bytes.
+        (
+            "samr-querygroup.pcap",
+            62,
+            0,
+            &[
+                "OpenGroupRequest",
+                "QueryInformationRequest",
+                "QueryInformationGroupResponse.General",
+                "QueryInformationGroupResponse.Other",
+            ][..],
+        ),
         // impacket's SamrCloseHandle carries 4 bytes after its parameters.
         (
             "impacket-samrdump.pcap",
@@ -362,6 +374,19 @@ fn samba_samr_dialogs_decode_every_call() {
                 "QueryInformationRequest",
                 "QueryInformationUserResponse.All",
                 "SamrCloseRequest",
+            ][..],
+        ),
+        // Level 1005 is kept as bytes.
+        (
+            "srvsvc-sharegetinfo.pcap",
+            30,
+            0,
+            &[
+                "NetrShareGetInfoRequest",
+                "NetrShareGetInfoResponse.Info1",
+                "NetrShareGetInfoResponse.Info2",
+                "NetrShareGetInfoResponse.Info502",
+                "NetrShareGetInfoResponse.Other",
             ][..],
         ),
         // DSSETUP (dsroledominfo) is not read: its request and response stay bytes.

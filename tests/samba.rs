@@ -145,6 +145,16 @@ fn samba_dialogs_roundtrip_exactly() {
             60,
             "QueryInformationPolicyResponse.info.Domain.buffer.value.name.buffer.value.chars@hostname=\"FARMNET\"",
         ),
+        (
+            "samba-querygroup.pcap",
+            40,
+            "QueryInformationGroupResponse.info.General.buffer.value.admin_comment.length@length=28",
+        ),
+        (
+            "samba-sharegetinfo.pcap",
+            30,
+            "NetrShareGetInfoResponse.info.Info502.value.path.value.actual_count@length=20",
+        ),
         // 304 shares (IPC$, ADMIN$, C$, public and 300 more) over 15 DCE/RPC fragments, read whole
         // from the last one.
         (
@@ -183,6 +193,7 @@ fn samba_dialogs_roundtrip_exactly() {
         "samba-samr-groups.pcap",
         "samba-dispinfo.pcap",
         "samba-pwinfo.pcap",
+        "samba-querygroup.pcap",
     ] {
         assert_handles_agree(&out_dir.join(name), "samr");
     }
