@@ -11,6 +11,7 @@
 #   samba-dispinfo.pcap      querydispinfo 1-5, querydispinfo2, querydispinfo3 (SAMR 40, 48, 51)
 #   samba-pwinfo.pcap        getdompwinfo, getusrdompwinfo, queryusergroups    (SAMR 56, 44, 39)
 #   samba-querygroup.pcap    querygroup 513 (classes 1, 2, 4)                  (SAMR 19, 20)
+#   samba-sessions.pcap      netsessenum, netconnenum (levels 1, 0)           (SRVSVC 12, 8)
 #   samba-lsa-more.pcap      lsaquery, lookupsids, enumprivs, lsaenumsid, enumtrust, dsroledominfo
 #   samba-sharegetinfo.pcap  netsharegetinfo of public (levels 502, 1, 2, 1005), ADMIN$, C$, none
 # and each client's output beside its capture (NAME.out).
@@ -100,6 +101,7 @@ record samba-dispinfo "${rpc[@]}" -c 'querydispinfo; querydispinfo2; querydispin
 record samba-pwinfo "${rpc[@]}" -c 'getdompwinfo; getusrdompwinfo 1000; queryusergroups 1000'
 record samba-querygroup "${rpc[@]}" -c 'querygroup 513; querygroup 513 2; querygroup 513 4'
 record samba-sharegetinfo "${rpc[@]}" -c 'netsharegetinfo public; netsharegetinfo public 1; netsharegetinfo public 2; netsharegetinfo ADMIN$ 502; netsharegetinfo C$; netsharegetinfo public 1005; netsharegetinfo nosuchshare'
+record samba-sessions "${rpc[@]}" -c 'netsessenum; netconnenum; netsessenum 0; netconnenum 0; netsessenum 10'
 record samba-lsa-more "${rpc[@]}" -c 'lsaquery; lookupsids S-1-5-32-544; enumprivs; lsaenumsid; enumtrust; dsroledominfo'
 # Signed DCE/RPC: NTLMSSP in the bind, bind_ack and auth3, a verifier on every call.
 record samba-signed-rpc "${rpc[@]/#-N/-Ualice%pw}" -c 'sign; srvinfo'

@@ -389,6 +389,17 @@ fn samba_samr_dialogs_decode_every_call() {
                 "NetrShareGetInfoResponse.Other",
             ][..],
         ),
+        (
+            "srvsvc-sessions.pcap",
+            32,
+            0,
+            &[
+                "NetrSessionEnumRequest.Level1",
+                "NetrSessionEnumResponse.Level1",
+                "NetrConnectionEnumRequest.Level0",
+                "NetrConnectionEnumResponse.Level1",
+            ][..],
+        ),
         // DSSETUP (dsroledominfo) is not read: its request and response stay bytes.
         (
             "lsa-more.pcap",

@@ -151,6 +151,11 @@ fn samba_dialogs_roundtrip_exactly() {
             "QueryInformationGroupResponse.info.General.buffer.value.admin_comment.length@length=28",
         ),
         (
+            "samba-sessions.pcap",
+            30,
+            "NetrConnectionEnumResponse.info.container.Level0.value.entries_read@count=0",
+        ),
+        (
             "samba-sharegetinfo.pcap",
             30,
             "NetrShareGetInfoResponse.info.Info502.value.path.value.actual_count@length=20",
