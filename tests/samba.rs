@@ -138,6 +138,11 @@ fn samba_dialogs_roundtrip_exactly() {
         (
             "samba-lsa-more.pcap",
             60,
+            "GetPrimaryDomainInformationResponse.info.value.info.Basic.domain_name_flat.value.chars@hostname=\"FILESRV01\"",
+        ),
+        (
+            "samba-lsa-more.pcap",
+            60,
             "EnumeratePrivilegesResponse.privileges.value.max_count@count=9",
         ),
         (
