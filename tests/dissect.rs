@@ -364,6 +364,20 @@ fn samba_samr_dialogs_decode_every_call() {
                 "QueryInformationGroupResponse.Other",
             ][..],
         ),
+        // Issue 10's 31 rpcclient commands in one session.
+        (
+            "rpcclient-31.pcap",
+            386,
+            0,
+            &[
+                "EnumerateGroupsRequest",
+                "QueryDisplayInformationResponse.User",
+                "LookupSidsResponse",
+                "GetPrimaryDomainInformationResponse.Basic",
+                "NetrShareGetInfoResponse.Info502",
+                "NetrSessionEnumResponse.Level1",
+            ][..],
+        ),
         // impacket's SamrCloseHandle carries 4 bytes after its parameters.
         (
             "impacket-samrdump.pcap",
