@@ -7,6 +7,13 @@
 #   samba-srvinfo.pcap, samba-netshareenum.pcap          (SRVSVC NetrServerGetInfo, NetrShareEnum)
 #   samba-samr-more.pcap     querydominfo, samlookupnames, queryuser (SAMR)
 #   samba-lsa.pcap           getusername, lookupnames    (LSARPC)
+#   samba-samr-groups.pcap   enumdomgroups, enumalsgroups domain/builtin       (SAMR 11, 15)
+#   samba-dispinfo.pcap      querydispinfo 1-5, querydispinfo2, querydispinfo3 (SAMR 40, 48, 51)
+#   samba-pwinfo.pcap        getdompwinfo, getusrdompwinfo, queryusergroups    (SAMR 56, 44, 39)
+#   samba-querygroup.pcap    querygroup 513 (classes 1, 2, 4)                  (SAMR 19, 20)
+#   samba-sessions.pcap      netsessenum, netconnenum (levels 1, 0)           (SRVSVC 12, 8)
+#   samba-lsa-more.pcap      lsaquery, lookupsids, enumprivs, lsaenumsid, enumtrust, dsroledominfo
+#   samba-sharegetinfo.pcap  netsharegetinfo of public (levels 502, 1, 2, 1005), ADMIN$, C$, none
 # and each client's output beside its capture (NAME.out).
 #
 # usage: scripts/samba-dialogs.sh OUTDIR     (as root; SAMBA_PORT, default 4451)
@@ -89,6 +96,13 @@ record samba-srvinfo "${rpc[@]}" -c srvinfo
 record samba-netshareenum "${rpc[@]}" -c netshareenum
 record samba-samr-more "${rpc[@]}" -c 'querydominfo; samlookupnames domain alice; queryuser 0x3e8'
 record samba-lsa "${rpc[@]}" -c 'getusername; lookupnames alice'
+record samba-samr-groups "${rpc[@]}" -c 'enumdomgroups; enumalsgroups domain; enumalsgroups builtin'
+record samba-dispinfo "${rpc[@]}" -c 'querydispinfo; querydispinfo2; querydispinfo3; querydispinfo 2; querydispinfo 3; querydispinfo 4; querydispinfo 5'
+record samba-pwinfo "${rpc[@]}" -c 'getdompwinfo; getusrdompwinfo 1000; queryusergroups 1000'
+record samba-querygroup "${rpc[@]}" -c 'querygroup 513; querygroup 513 2; querygroup 513 4'
+record samba-sharegetinfo "${rpc[@]}" -c 'netsharegetinfo public; netsharegetinfo public 1; netsharegetinfo public 2; netsharegetinfo ADMIN$ 502; netsharegetinfo C$; netsharegetinfo public 1005; netsharegetinfo nosuchshare'
+record samba-sessions "${rpc[@]}" -c 'netsessenum; netconnenum; netsessenum 0; netconnenum 0; netsessenum 10'
+record samba-lsa-more "${rpc[@]}" -c 'lsaquery; lookupsids S-1-5-32-544; enumprivs; lsaenumsid; enumtrust; dsroledominfo'
 # Signed DCE/RPC: NTLMSSP in the bind, bind_ack and auth3, a verifier on every call.
 record samba-signed-rpc "${rpc[@]/#-N/-Ualice%pw}" -c 'sign; srvinfo'
 
@@ -110,7 +124,7 @@ fi
 # A share list too long for one DCE/RPC fragment (Samba sends at most 4280 bytes a PDU): 300
 # more shares, loaded by a configuration reload.
 for i in $(seq -w 1 300); do
-    printf '[archive%s]\n  path = %s\n  comment = quarterly archive number %s\n' "$i" "$work/share" "$i"
+    printf '[archive%s]\n  path = /srv/samba/public\n  comment = quarterly archive number %s\n' "$i" "$i"
 done >> "$work/smb.conf"
 pkill -HUP -f -- "smbd -F --no-process-group -s $work/smb.conf"
 sleep 1

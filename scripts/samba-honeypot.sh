@@ -2,7 +2,14 @@
 # Runs one Samba honeypot in the foreground: smbd speaking SMB1 only, on ADDRESS:PORT, with
 # everything it keeps under DIR. Every honeypot (and the server scripts are recorded from) is
 # the same machine: workgroup FARMNET, name FILESRV01, one domain SID, users alice and bob
-# (password pw), a guest-writable share `public`. The farm's process backend runs it per lease.
+# (password pw), and the shares a Windows server has: IPC$ (Samba's own), ADMIN$ and C$ (guest-writable: worms
+# drop files into ADMIN$\system32), and a guest-writable share `public`. The farm's process
+# backend runs it per lease.
+#
+# Nothing a client sees names this machine's directory, address or purpose: smbd runs in a
+# mount namespace of its own where DIR/drive is /srv/samba (C$, `C:\srv\samba` to clients),
+# with DIR/share on /srv/samba/public and the Windows tree under /srv/samba/Windows (ADMIN$),
+# the same paths for every honeypot.
 #
 # HONEYPOT_NAME in the environment gives it another NetBIOS name (a farm whose honeypots are not
 # the recorded machine maps the names: `[honeypots] names`).
@@ -17,9 +24,11 @@ port=${3:?usage: samba-honeypot.sh DIR ADDRESS PORT}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 rm -f "$dir/ready"
-mkdir -p "$dir"/{private,lock,state,cache,pid,ncalrpc,share}
+mkdir -p "$dir"/{private,lock,state,cache,pid,ncalrpc,share} "$dir"/drive/{public,Windows/system32}
 chmod 755 "$dir"
-chmod 777 "$dir/share"
+chmod 777 "$dir/share" "$dir/drive" "$dir/drive/Windows" "$dir/drive/Windows/system32"
+# Where clients see the shares (inside smbd's mount namespace only).
+root=/srv/samba
 
 # smbd binds only to addresses the machine has: give the loopback this one.
 if [ "$addr" != 127.0.0.1 ]; then
@@ -51,8 +60,20 @@ cat > "$dir/smb.conf" <<CONF
   pid directory = $dir/pid
   ncalrpc dir = $dir/ncalrpc
   log file = $dir/log.%m
+[ADMIN\$]
+  comment = Remote Admin
+  path = $root/Windows
+  administrative share = yes
+  read only = no
+  guest ok = yes
+[C\$]
+  comment = Default share
+  path = $root
+  administrative share = yes
+  read only = no
+  guest ok = yes
 [public]
-  path = $dir/share
+  path = $root/public
   read only = no
   guest ok = yes
 CONF
@@ -76,7 +97,17 @@ stop() {
     pkill -9 -f -- "$dir/smb.conf" 2>/dev/null || true
 }
 trap 'stop; exit 0' TERM INT
-smbd -F --no-process-group -s "$dir/smb.conf" --debug-stdout &
+# A private mount namespace: a small tmpfs hides the machine's /srv from smbd alone, and the
+# honeypot's directories are bound onto the fixed paths. smbd's children (samba-dcerpcd, the
+# RPC workers) inherit it; it goes away with them.
+mkdir -p /srv
+unshare -m --propagation private -- bash -c '
+    set -e
+    mount -t tmpfs -o size=1m,mode=755 tmpfs /srv
+    mkdir -p "$1"
+    mount --bind "$2/drive" "$1"
+    mount --bind "$2/share" "$1/public"
+    exec smbd -F --no-process-group -s "$2/smb.conf" --debug-stdout' bash "$root" "$dir" &
 smbd_pid=$!
 # Samba starts its RPC services on first use (a few hundred milliseconds): use them once, so a
 # warm honeypot answers a handoff at once.

@@ -317,6 +317,142 @@ fn smb_captures_roundtrip_exactly() {
     }
 }
 
+/// Samba's SAMR, LSARPC, DSSETUP and SRVSVC dialogs (`tests/data/samba`): every message decodes,
+/// every call by its operation (none kept as opaque bytes), and re-encodes exactly.
+#[test]
+fn samba_samr_dialogs_decode_every_call() {
+    for (file, n, opaque, calls) in [
+        (
+            "samr-groups.pcap",
+            56,
+            0,
+            &["EnumerateGroupsRequest", "EnumerateGroupsResponse"][..],
+        ),
+        (
+            "samr-dispinfo.pcap",
+            102,
+            0,
+            &[
+                "QueryDisplayInformationRequest",
+                "QueryDisplayInformationResponse.User",
+                "QueryDisplayInformationResponse.Machine",
+                "QueryDisplayInformationResponse.Group",
+                "QueryDisplayInformationResponse.Oem",
+            ][..],
+        ),
+        (
+            "samr-pwinfo.pcap",
+            62,
+            0,
+            &[
+                "GetDomainPasswordInformationRequest",
+                "GetUserDomainPasswordInformationRequest",
+                "PasswordInformationResponse",
+                "GetGroupsForUserRequest",
+                "GetGroupsForUserResponse",
+            ][..],
+        ),
+        // Classes 2 and 4 are kept as bytes.
+        (
+            "samr-querygroup.pcap",
+            62,
+            0,
+            &[
+                "OpenGroupRequest",
+                "QueryInformationRequest",
+                "QueryInformationGroupResponse.General",
+                "QueryInformationGroupResponse.Other",
+            ][..],
+        ),
+        // Issue 10's 31 rpcclient commands in one session.
+        (
+            "rpcclient-31.pcap",
+            386,
+            0,
+            &[
+                "EnumerateGroupsRequest",
+                "QueryDisplayInformationResponse.User",
+                "LookupSidsResponse",
+                "GetPrimaryDomainInformationResponse.Basic",
+                "NetrShareGetInfoResponse.Info502",
+                "NetrSessionEnumResponse.Level1",
+            ][..],
+        ),
+        // impacket's SamrCloseHandle carries 4 bytes after its parameters.
+        (
+            "impacket-samrdump.pcap",
+            72,
+            0,
+            &[
+                "ConnectRequest",
+                "QueryInformationRequest",
+                "QueryInformationUserResponse.All",
+                "SamrCloseRequest",
+            ][..],
+        ),
+        // Level 1005 is kept as bytes.
+        (
+            "srvsvc-sharegetinfo.pcap",
+            30,
+            0,
+            &[
+                "NetrShareGetInfoRequest",
+                "NetrShareGetInfoResponse.Info1",
+                "NetrShareGetInfoResponse.Info2",
+                "NetrShareGetInfoResponse.Info502",
+                "NetrShareGetInfoResponse.Other",
+            ][..],
+        ),
+        (
+            "srvsvc-sessions.pcap",
+            32,
+            0,
+            &[
+                "NetrSessionEnumRequest.Level1",
+                "NetrSessionEnumResponse.Level1",
+                "NetrConnectionEnumRequest.Level0",
+                "NetrConnectionEnumResponse.Level1",
+            ][..],
+        ),
+        (
+            "lsa-more.pcap",
+            78,
+            0,
+            &[
+                "QueryInformationPolicyRequest",
+                "QueryInformationPolicyResponse.Domain",
+                "LookupSidsRequest",
+                "LookupSidsResponse",
+                "LsaEnumerationRequest",
+                "EnumeratePrivilegesResponse",
+                "EnumerateAccountsResponse",
+                "EnumerateTrustedDomainsResponse",
+                "GetPrimaryDomainInformationRequest",
+                "GetPrimaryDomainInformationResponse.Basic",
+            ][..],
+        ),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/samba")
+            .join(file);
+        let (code, out) = dissect(&["--port", "4497=smb", path.to_str().unwrap()]);
+        assert_eq!(
+            summary(&out),
+            format!("dissect: messages={n} decoded={n} roundtrip_exact={n} errors=0"),
+            "{file}"
+        );
+        assert_eq!(code, 0, "{file}");
+        assert_eq!(out.matches(".Opaque]").count(), opaque, "{file}:\n{out}");
+        for call in calls {
+            assert!(
+                out.contains(&format!(".Rpc.Request.{call}"))
+                    || out.contains(&format!(".Rpc.Response.{call}")),
+                "{file}: no {call}"
+            );
+        }
+    }
+}
+
 /// Captures of malformed SMB: each message that cannot be decoded gives the error its
 /// malformation calls for, and the rest of the capture still decodes.
 #[test]

@@ -887,3 +887,70 @@ fn a_honeypot_of_another_name_is_heard_under_the_scripts_name() {
     assert!(relayed.contains("@hostname=\"FILESRV01\""), "{relayed}");
     assert!(farm.stop().success());
 }
+
+/// Every honeypot shows the same ordinary server: the shares of a Windows server (IPC$, ADMIN$,
+/// C$) and `public`, at paths that name nothing of the farm (not its directory, not the words
+/// honeyfarm or honeypot, not its address); ADMIN$ takes a worm's file into system32.
+#[test]
+fn honeypots_show_one_ordinary_identity() {
+    let (dir, _cleanup) = test_dir("honeyfarm-identity");
+    let script = root().join("scripts/samba-honeypot.sh");
+    let port = 4467;
+    let worm = dir.join("worm.exe");
+    std::fs::write(&worm, b"MZ\x90\x00 a worm's body").unwrap();
+    let mut shown = Vec::new();
+    for addr in ["127.0.0.31", "127.0.0.32"] {
+        // Where the farm's process backend would put it.
+        let home = dir.join(format!("honeypots/honeypot-{addr}-{port}"));
+        let honeypot = Group::spawn(
+            Command::new("bash")
+                .arg(&script)
+                .arg(&home)
+                .arg(addr)
+                .arg(port.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        wait_file(&home.join("ready"));
+        let all = rpcclient(addr, port, "netshareenumall");
+        let info = rpcclient(
+            addr,
+            port,
+            "netsharegetinfo public; netsharegetinfo ADMIN$; netsharegetinfo C$",
+        );
+        for share in ["IPC$", "ADMIN$", "C$", "public"] {
+            assert!(all.contains(&format!("netname: {share}\n")), "{all}");
+        }
+        for path in [
+            r"C:\srv\samba\public",
+            r"C:\srv\samba\Windows",
+            r"C:\srv\samba",
+        ] {
+            assert!(info.contains(&format!("path:\t{path}\n")), "{info}");
+        }
+        let home_text = home.display().to_string();
+        let home_windows = format!("C:{home_text}").replace('/', "\\");
+        for tell in ["honeyfarm", "honeypot", addr, &home_text, &home_windows] {
+            for text in [&all, &info] {
+                assert!(
+                    !text.to_lowercase().contains(&tell.to_lowercase()),
+                    "{tell} shown:\n{text}"
+                );
+            }
+        }
+        let put = smbclient(
+            addr,
+            port,
+            "ADMIN$",
+            &["-c", &format!(r"put {} system32\x.exe", worm.display())],
+        );
+        assert_eq!(
+            std::fs::read(home.join("drive/Windows/system32/x.exe")).ok(),
+            std::fs::read(&worm).ok(),
+            "{put}"
+        );
+        shown.push((all, info));
+        assert!(honeypot.stop().success());
+    }
+    assert_eq!(shown[0], shown[1], "two honeypots, two identities");
+}

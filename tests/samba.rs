@@ -105,11 +105,72 @@ fn samba_dialogs_roundtrip_exactly() {
             "QueryInformationUserResponse.info.All.buffer.value.logon_hours.hours.value.actual_count@length=21",
         ),
         ("samba-lsa.pcap", 20, "GetUserNameResponse.user_name"),
-        // 302 shares over 18 DCE/RPC fragments, read whole from the last one.
+        (
+            "samba-samr-groups.pcap",
+            40,
+            "EnumerateGroupsResponse.buffer.value.entries_read@count=0",
+        ),
+        (
+            "samba-dispinfo.pcap",
+            80,
+            "QueryDisplayInformationResponse.buffer.User.buffer.value.entries.1.account_name.length@length=6",
+        ),
+        (
+            "samba-dispinfo.pcap",
+            80,
+            "QueryDisplayInformationResponse.buffer.Oem.buffer.value.entries.0.oem_account_name.length@length=5",
+        ),
+        (
+            "samba-pwinfo.pcap",
+            40,
+            "GetGroupsForUserResponse.groups.value.membership_count@count=1",
+        ),
+        (
+            "samba-pwinfo.pcap",
+            40,
+            "GetUserDomainPasswordInformationRequest.user_handle.handle@cookie",
+        ),
+        (
+            "samba-lsa-more.pcap",
+            60,
+            "LookupSidsResponse.translated_names.names.value.entries.0.name.length@length=28",
+        ),
+        (
+            "samba-lsa-more.pcap",
+            60,
+            "GetPrimaryDomainInformationResponse.info.value.info.Basic.domain_name_flat.value.chars@hostname=\"FILESRV01\"",
+        ),
+        (
+            "samba-lsa-more.pcap",
+            60,
+            "EnumeratePrivilegesResponse.privileges.value.max_count@count=9",
+        ),
+        (
+            "samba-lsa-more.pcap",
+            60,
+            "QueryInformationPolicyResponse.info.Domain.buffer.value.name.buffer.value.chars@hostname=\"FARMNET\"",
+        ),
+        (
+            "samba-querygroup.pcap",
+            40,
+            "QueryInformationGroupResponse.info.General.buffer.value.admin_comment.length@length=28",
+        ),
+        (
+            "samba-sessions.pcap",
+            30,
+            "NetrConnectionEnumResponse.info.container.Level0.value.entries_read@count=0",
+        ),
+        (
+            "samba-sharegetinfo.pcap",
+            30,
+            "NetrShareGetInfoResponse.info.Info502.value.path.value.actual_count@length=20",
+        ),
+        // 304 shares (IPC$, ADMIN$, C$, public and 300 more) over 15 DCE/RPC fragments, read whole
+        // from the last one.
         (
             "samba-fragmented.pcap",
             40,
-            "Fragment.piece.Last.whole.call.NetrShareEnumResponse.info.container.Level2.value.entries_read@count=302",
+            "Fragment.piece.Last.whole.call.NetrShareEnumResponse.info.container.Level2.value.entries_read@count=304",
         ),
     ] {
         let d = Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
@@ -137,32 +198,48 @@ fn samba_dialogs_roundtrip_exactly() {
         );
         assert!(text.contains(needle), "{name}: no {needle}:\n{text}");
     }
-    // SAMR policy handles: the nonzero handles tshark's dissector names are exactly the ones we
-    // mark as cookies (tshark names only some of the calls' handles `samr.handle`, so compare sets).
-    let pcap = out_dir.join("samba-enumdomusers.pcap");
+    for name in [
+        "samba-enumdomusers.pcap",
+        "samba-samr-groups.pcap",
+        "samba-dispinfo.pcap",
+        "samba-pwinfo.pcap",
+        "samba-querygroup.pcap",
+    ] {
+        assert_handles_agree(&out_dir.join(name), "samr");
+    }
+    assert_handles_agree(&out_dir.join("samba-lsa-more.pcap"), "lsarpc");
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+/// Policy handles of an interface (tshark's `samr`, `lsarpc`): the nonzero handles tshark's
+/// dissector names (`samr.handle`, `lsarpc.lsa_Close.handle`...) are exactly the ones we mark as
+/// cookies (tshark names only some of the calls' handles, so compare sets).
+fn assert_handles_agree(pcap: &std::path::Path, interface: &str) {
     let t = Command::new("tshark")
         .arg("-r")
-        .arg(&pcap)
-        .args(["-d", "tcp.port==4451,nbss", "-Y", "samr", "-T", "fields"])
-        .args([
-            "-E",
-            "occurrence=a",
-            "-E",
-            "separator=,",
-            "-e",
-            "samr.handle",
-        ])
+        .arg(pcap)
+        .args(["-d", "tcp.port==4451,nbss", "-Y", interface, "-T", "pdml"])
         .output()
         .expect("tshark runs");
     let nonzero = |h: &str| h.trim_start_matches("0x").chars().any(|c| c != '0');
+    let attr = |line: &str, name: &str| {
+        let start = line.find(&format!(" {name}=\""))? + name.len() + 3;
+        let len = line[start..].find('"')?;
+        Some(line[start..start + len].to_string())
+    };
     let theirs: std::collections::BTreeSet<String> = String::from_utf8_lossy(&t.stdout)
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|h| !h.is_empty() && nonzero(h))
-        .map(|h| format!("0x{}", h.replace(':', "")))
+        .lines()
+        .filter(|l| {
+            attr(l, "name")
+                .is_some_and(|n| n.starts_with(&format!("{interface}.")) && n.ends_with(".handle"))
+        })
+        .filter_map(|l| attr(l, "value"))
+        .filter(|h| nonzero(h))
+        .map(|h| format!("0x{h}"))
         .collect();
     let d = Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
         .args(["dissect", "--json", "--port", "4451=smb"])
-        .arg(&pcap)
+        .arg(pcap)
         .output()
         .expect("honeyfarm runs");
     let ours: std::collections::BTreeSet<String> = String::from_utf8_lossy(&d.stdout)
@@ -177,46 +254,20 @@ fn samba_dialogs_roundtrip_exactly() {
         .filter_map(|r| r["value"].as_str().map(str::to_string))
         .filter(|h| nonzero(h))
         .collect();
-    assert!(theirs.len() >= 2, "tshark handles: {theirs:?}");
-    assert_eq!(ours, theirs, "SAMR policy handles");
-    let _ = std::fs::remove_dir_all(&out_dir);
+    assert!(
+        theirs.len() >= 2,
+        "tshark handles of {}: {theirs:?}",
+        pcap.display()
+    );
+    assert_eq!(ours, theirs, "{interface} handles of {}", pcap.display());
 }
 
 mod common;
 
 use bytes::Bytes;
+use common::conversation;
 use honeyfarm_protocols::netbios;
-use honeyfarm_runtime::capture::tcp_streams;
 use honeyfarm_runtime::codec::{Class, FieldValue, Message, Reader, Value, VisitorMut};
-
-/// The messages of the first stream of a capture, both directions, in time order:
-/// `(to_server, bytes)`.
-fn conversation(file: &std::path::Path) -> Vec<(bool, Bytes)> {
-    // The dialog: the first stream with data (the recorder's knocks on the port have none).
-    let st = tcp_streams(file)
-        .unwrap()
-        .into_iter()
-        .find(|s| !s.to_server.data.is_empty())
-        .unwrap();
-    let mut all = Vec::new();
-    for (to_server, half) in [(true, &st.to_server), (false, &st.to_client)] {
-        let d = &half.data;
-        let mut at = 0;
-        while at + 4 <= d.len() {
-            let len = (usize::from(d[at + 1]) << 16)
-                | (usize::from(d[at + 2]) << 8)
-                | usize::from(d[at + 3]);
-            all.push((
-                half.time_at(at),
-                to_server,
-                Bytes::copy_from_slice(&d[at..at + 4 + len]),
-            ));
-            at += 4 + len;
-        }
-    }
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    all.into_iter().map(|(_, d, b)| (d, b)).collect()
-}
 
 /// Sets every role field whose path ends with `suffix`.
 struct SetPath(&'static str, Value, Vec<String>, usize);
@@ -269,21 +320,7 @@ fn rewrite(
 
 /// tshark -V of a conversation written as a capture on port 445.
 fn tshark_verbose(conv: &[(bool, Bytes)], name: &str) -> String {
-    let mut p = common::Pcap::new();
-    let (c, s) = (([127, 0, 0, 9], 40000), ([127, 0, 0, 77], 445));
-    p.tcp(1, c, s, 100, true, b"");
-    p.tcp(1, s, c, 500, true, b"");
-    let (mut cseq, mut sseq) = (101u32, 501u32);
-    for (i, (to_server, b)) in conv.iter().enumerate() {
-        if *to_server {
-            p.tcp(2 + i as u32, c, s, cseq, false, b);
-            cseq += b.len() as u32;
-        } else {
-            p.tcp(2 + i as u32, s, c, sseq, false, b);
-            sseq += b.len() as u32;
-        }
-    }
-    let file = p.write(name);
+    let file = common::conversation_pcap(conv, name);
     let out = Command::new("tshark")
         .arg("-r")
         .arg(&file)

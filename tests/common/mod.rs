@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+use bytes::Bytes;
+use honeyfarm_runtime::capture::tcp_streams;
+
 /// A pcap file of Ethernet/IPv4/TCP packets.
 pub struct Pcap(Vec<u8>);
 
@@ -56,4 +59,53 @@ impl Pcap {
         std::fs::write(&path, &self.0).unwrap();
         path
     }
+}
+
+/// The messages of the first stream of a capture, both directions, in time order:
+/// `(to_server, bytes)`.
+pub fn conversation(file: &std::path::Path) -> Vec<(bool, Bytes)> {
+    // The dialog: the first stream with data (the recorder's knocks on the port have none).
+    let st = tcp_streams(file)
+        .unwrap()
+        .into_iter()
+        .find(|s| !s.to_server.data.is_empty())
+        .unwrap();
+    let mut all = Vec::new();
+    for (to_server, half) in [(true, &st.to_server), (false, &st.to_client)] {
+        let d = &half.data;
+        let mut at = 0;
+        while at + 4 <= d.len() {
+            let len = (usize::from(d[at + 1]) << 16)
+                | (usize::from(d[at + 2]) << 8)
+                | usize::from(d[at + 3]);
+            all.push((
+                half.time_at(at),
+                to_server,
+                Bytes::copy_from_slice(&d[at..at + 4 + len]),
+            ));
+            at += 4 + len;
+        }
+    }
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    all.into_iter().map(|(_, d, b)| (d, b)).collect()
+}
+
+/// Writes a conversation (as [`conversation`] gives it) as a capture of one TCP connection to
+/// port 445, in a file of its own.
+pub fn conversation_pcap(conv: &[(bool, Bytes)], name: &str) -> PathBuf {
+    let mut p = Pcap::new();
+    let (c, s) = (([127, 0, 0, 9], 40000), ([127, 0, 0, 77], 445));
+    p.tcp(1, c, s, 100, true, b"");
+    p.tcp(1, s, c, 500, true, b"");
+    let (mut cseq, mut sseq) = (101u32, 501u32);
+    for (i, (to_server, b)) in conv.iter().enumerate() {
+        if *to_server {
+            p.tcp(2 + i as u32, c, s, cseq, false, b);
+            cseq += b.len() as u32;
+        } else {
+            p.tcp(2 + i as u32, s, c, sseq, false, b);
+            sseq += b.len() as u32;
+        }
+    }
+    p.write(name)
 }

@@ -6,7 +6,7 @@
 mod time;
 mod value_map;
 
-pub use time::fresh_timestamp;
+pub use time::{at_recorded_precision, fresh_timestamp};
 pub use value_map::{Conflict, ValueMap};
 
 use std::net::IpAddr;
@@ -77,7 +77,8 @@ impl<'a> Rewrite<'a> {
                 .cloned()
             }
             Role::Address | Role::Hostname => self.map_address(v, role == &Role::Hostname),
-            Role::Timestamp { format } => fresh_timestamp(format, self.now?),
+            Role::Timestamp { format } => fresh_timestamp(format, self.now?)
+                .map(|fresh| at_recorded_precision(format, &v, fresh)),
             Role::Index { list } => self
                 .indexes
                 .iter()

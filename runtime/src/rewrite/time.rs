@@ -30,6 +30,16 @@ pub fn fresh_timestamp(format: &str, now: SystemTime) -> Option<Value> {
     Some(Value::Uint(v))
 }
 
+/// A fresh timestamp at the precision of the value it replaces: a clock field the recorded
+/// server left at 0 stays 0 (Samba's TIME_OF_DAY_INFO never counts hundredths; a fresh `.16`
+/// would tell a replay from the server it was recorded from).
+pub fn at_recorded_precision(format: &str, recorded: &Value, fresh: Value) -> Value {
+    match (format, recorded) {
+        ("tod_hunds", Value::Uint(0)) => Value::Uint(0),
+        _ => fresh,
+    }
+}
+
 /// Year, month (1-12) and day (1-31) of a day counted from 1970-01-01 (Howard Hinnant's
 /// `civil_from_days`).
 fn civil_from_days(z: i64) -> (u64, u64, u64) {
@@ -72,5 +82,28 @@ mod tests {
             (1_795_433_711 + 11_644_473_600) * 10_000_000
         );
         assert_eq!(fresh_timestamp("rfc5322", t), None);
+    }
+
+    #[test]
+    fn hundredths_keep_the_recorded_precision() {
+        // 0.74 s past the second: the clock has hundredths to give.
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_433_711_740);
+        let fresh = |f| fresh_timestamp(f, t).unwrap();
+        assert_eq!(fresh("tod_hunds"), Value::Uint(74));
+        // Recorded from Samba (always 0): 0 again.
+        assert_eq!(
+            at_recorded_precision("tod_hunds", &Value::Uint(0), fresh("tod_hunds")),
+            Value::Uint(0)
+        );
+        // Recorded from a server that counts them: the fresh value.
+        assert_eq!(
+            at_recorded_precision("tod_hunds", &Value::Uint(16), fresh("tod_hunds")),
+            Value::Uint(74)
+        );
+        // Other fields are always fresh, even when recorded as 0 (midnight's hour).
+        assert_eq!(
+            at_recorded_precision("tod_hours", &Value::Uint(0), fresh("tod_hours")),
+            Value::Uint(11)
+        );
     }
 }
