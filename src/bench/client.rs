@@ -156,13 +156,19 @@ impl Plan {
 
     async fn dialog(&self, target: SocketAddr) -> Result<(), Failure> {
         let mut s = connect(target).await.map_err(|_| Failure::Connect)?;
+        self.play(&mut s, &self.steps).await
+    }
+
+    /// Plays `steps` (the plan's, or a prefix of them) on `s`: sends the client messages, reads
+    /// and checks the replies.
+    pub async fn play(&self, s: &mut TcpStream, steps: &[Step]) -> Result<(), Failure> {
         let mut reply = 0;
-        for step in &self.steps {
+        for step in steps {
             match step {
                 Step::Send(b) => s.write_all(b).await.map_err(|_| Failure::Io)?,
                 Step::Expect(e) => {
                     let got = self
-                        .read_message(&mut s, e.bytes.len())
+                        .read_message(s, e.bytes.len())
                         .await
                         .map_err(|_| Failure::Io)?
                         .ok_or(Failure::Closed(reply))?;
@@ -172,6 +178,19 @@ impl Plan {
             }
         }
         Ok(())
+    }
+
+    /// The steps up to client message `k` (from 0): the first `k` client messages and their
+    /// replies.
+    pub fn before_request(&self, k: usize) -> &[Step] {
+        let end = self
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s, Step::Send(_)))
+            .nth(k)
+            .map_or(self.steps.len(), |(i, _)| i);
+        &self.steps[..end]
     }
 }
 

@@ -7,12 +7,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::net::SocketAddr;
+
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::client::{connect, Framing, Plan, Step};
+use super::client::{connect, Framing, Plan};
 use super::load::{open_many, SESSION_LIMIT};
 use super::target::{set_nofile, FarmOptions, Server, Workdir};
 use super::{BenchError, Case, Common, FloodArgs};
@@ -116,10 +118,10 @@ async fn run_case(
     let deadline = start + Duration::from_secs_f64(args.case_seconds);
     let (connections, mut figures) = match case {
         Case::ConnectClose => connect_close(&farm, args, deadline).await,
-        Case::Random => random(&farm, args, deadline).await,
+        Case::Random => random(&farm, plan, args, deadline).await,
         Case::Mutated => mutated(&farm, plan, args, deadline).await,
         Case::Slowloris => slowloris(&farm, plan, args).await,
-        Case::Trickle => trickle(&farm, args).await,
+        Case::Trickle => trickle(&farm, plan, args).await,
         Case::FdExhaustion => fd_exhaustion(&farm, plan, args).await,
     };
     let seconds = start.elapsed().as_secs_f64();
@@ -226,40 +228,38 @@ async fn connect_close(farm: &Server, args: &FloodArgs, deadline: Instant) -> (u
     .await
 }
 
-async fn random(farm: &Server, args: &FloodArgs, deadline: Instant) -> (u64, Figures) {
+async fn random(
+    farm: &Server,
+    plan: &Arc<Plan>,
+    args: &FloodArgs,
+    deadline: Instant,
+) -> (u64, Figures) {
     let addr = farm.addr;
-    many(
-        args.random,
-        args.concurrency,
-        deadline,
-        move |i| async move {
+    let plan = plan.clone();
+    many(args.random, args.concurrency, deadline, move |i| {
+        let plan = plan.clone();
+        async move {
             let mut rng = Rng::new(i);
             let len = 1 + rng.below(2048) as usize;
             let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-            send_then_close(addr, &[], &bytes).await
-        },
-    )
+            send_then_close(addr, &plan, 0, &bytes).await
+        }
+    })
     .await
 }
 
-/// Connects, plays `prefix` (client messages with their replies), sends `last`, closes its
-/// side and reports what the farm did.
-async fn send_then_close(addr: std::net::SocketAddr, prefix: &[Step], last: &[u8]) -> &'static str {
+/// Connects, plays the script up to client message `k`, sends `last` instead, closes its side
+/// and reports what the farm did.
+async fn send_then_close(addr: SocketAddr, plan: &Plan, k: usize, last: &[u8]) -> &'static str {
     let Ok(mut s) = connect(addr).await else {
         return "connect failed";
     };
-    for step in prefix {
-        let ok = match step {
-            Step::Send(b) => s.write_all(b).await.is_ok(),
-            Step::Expect(e) => {
-                let mut buf = vec![0u8; e.bytes.len()];
-                let read = tokio::time::timeout(SESSION_LIMIT, s.read_exact(&mut buf)).await;
-                matches!(read, Ok(Ok(_)))
-            }
-        };
-        if !ok {
-            return "the script's prefix failed";
-        }
+    let prefix = plan.play(&mut s, plan.before_request(k));
+    if !matches!(
+        tokio::time::timeout(SESSION_LIMIT, prefix).await,
+        Ok(Ok(()))
+    ) {
+        return "the script's prefix failed";
     }
     if s.write_all(last).await.is_err() {
         return "reset";
@@ -275,21 +275,15 @@ async fn mutated(
     deadline: Instant,
 ) -> (u64, Figures) {
     let addr = farm.addr;
-    let sends: Vec<usize> = (0..plan.steps.len())
-        .filter(|&i| matches!(plan.steps[i], Step::Send(_)))
-        .collect();
-    let sends = Arc::new(sends);
+    let requests = Arc::new(plan.requests());
     let plan = plan.clone();
     many(args.mutated, args.concurrency, deadline, move |i| {
-        let (plan, sends) = (plan.clone(), sends.clone());
+        let (plan, requests) = (plan.clone(), requests.clone());
         async move {
             let mut rng = Rng::new(i);
-            let at = sends[rng.below(sends.len() as u64) as usize];
-            let Step::Send(original) = &plan.steps[at] else {
-                return "no client message";
-            };
-            let bad = mutate(original, plan.framing, &mut rng);
-            send_then_close(addr, &plan.steps[..at], &bad).await
+            let k = rng.below(requests.len() as u64) as usize;
+            let bad = mutate(&requests[k], plan.framing, &mut rng);
+            send_then_close(addr, &plan, k, &bad).await
         }
     })
     .await
@@ -323,8 +317,8 @@ fn mutate(original: &Bytes, framing: Framing, rng: &mut Rng) -> Vec<u8> {
 
 /// Holds connections that send one byte of the first client message every `interval`, for
 /// three idle timeouts; counts those the farm has not closed at the end.
-async fn slowloris(farm: &Server, plan: &Plan, args: &FloodArgs) -> (u64, Figures) {
-    let (held, failed) = open_many(farm.addr, args.slowloris).await;
+async fn slowloris(farm: &Server, plan: &Arc<Plan>, args: &FloodArgs) -> (u64, Figures) {
+    let (held, failed) = open_many(farm.addr, args.slowloris, plan, 0).await;
     let first = plan.requests().into_iter().next().unwrap_or_default();
     let interval = Duration::from_secs_f64(args.slowloris_interval);
     let hold = Duration::from_secs(args.idle_timeout * 3);
@@ -363,9 +357,9 @@ async fn slowloris(farm: &Server, plan: &Plan, args: &FloodArgs) -> (u64, Figure
 
 /// Connections that each trickle most of a message declaring `trickle_bytes`, then hold it
 /// unfinished: the farm's memory while it gathers them.
-async fn trickle(farm: &Server, args: &FloodArgs) -> (u64, Figures) {
+async fn trickle(farm: &Server, plan: &Arc<Plan>, args: &FloodArgs) -> (u64, Figures) {
     let rss0 = farm.rss();
-    let (held, failed) = open_many(farm.addr, args.trickle).await;
+    let (held, failed) = open_many(farm.addr, args.trickle, plan, 0).await;
     let declared = args.trickle_bytes.min(0xFF_FFFF);
     let body = declared.saturating_sub(1024);
     let mut set = tokio::task::JoinSet::new();
@@ -419,10 +413,10 @@ fn mb(b: u64) -> f64 {
 
 /// More connections than the farm may open files: what it logs and burns while they are held,
 /// and whether a fresh session is served meanwhile.
-async fn fd_exhaustion(farm: &Server, plan: &Plan, args: &FloodArgs) -> (u64, Figures) {
+async fn fd_exhaustion(farm: &Server, plan: &Arc<Plan>, args: &FloodArgs) -> (u64, Figures) {
     let (stderr0, cpu0) = (farm.stderr.bytes.load(ORDER), farm.cpu());
     let start = Instant::now();
-    let (held, failed) = open_many(farm.addr, args.fd_connections).await;
+    let (held, failed) = open_many(farm.addr, args.fd_connections, plan, 0).await;
     let during = plan.session(farm.addr, Duration::from_secs(5)).await;
     let rest = Duration::from_secs_f64(args.fd_seconds).saturating_sub(start.elapsed());
     tokio::time::sleep(rest).await;

@@ -255,8 +255,14 @@ pub fn open_fds(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
-/// Opens `n` connections to `target`, 256 at a time; those that failed are left out.
-pub async fn open_many(target: SocketAddr, n: usize) -> (Vec<TcpStream>, usize) {
+/// Opens `n` connections to `target`, 256 at a time, each having played the first `k` client
+/// messages of `plan` (with their replies); those that failed are left out.
+pub async fn open_many(
+    target: SocketAddr,
+    n: usize,
+    plan: &Arc<Plan>,
+    k: usize,
+) -> (Vec<TcpStream>, usize) {
     let mut held = Vec::with_capacity(n);
     let mut failed = 0;
     let mut left = n;
@@ -264,10 +270,12 @@ pub async fn open_many(target: SocketAddr, n: usize) -> (Vec<TcpStream>, usize) 
         let batch = left.min(256);
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..batch {
-            set.spawn(tokio::time::timeout(
-                Duration::from_secs(5),
-                connect(target),
-            ));
+            let plan = plan.clone();
+            set.spawn(tokio::time::timeout(Duration::from_secs(5), async move {
+                let mut s = connect(target).await.map_err(|_| Failure::Connect)?;
+                plan.play(&mut s, plan.before_request(k)).await?;
+                Ok::<_, Failure>(s)
+            }));
         }
         while let Some(r) = set.join_next().await {
             match r {
@@ -280,13 +288,27 @@ pub async fn open_many(target: SocketAddr, n: usize) -> (Vec<TcpStream>, usize) 
     (held, failed)
 }
 
+/// Waits (at most 30 s) until the number of a process's descriptors stops growing.
+async fn fds_settled(pid: u32) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = open_fds(pid);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = open_fds(pid);
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// `honeyfarm bench idle`: the farm's memory per idle connection.
 pub async fn idle(common: &Common, args: &IdleArgs) -> Result<(), BenchError> {
     let limit = set_nofile(u64::MAX).map_err(BenchError::Limit)?;
     if args.connections as u64 + 128 > limit {
         return Err(BenchError::TooMany(args.connections, limit));
     }
-    let plan = Plan::load(&common.script)?;
+    let plan = Arc::new(Plan::load(&common.script)?);
     let dir = Workdir::new("idle")?;
     let farm = Server::farm(&dir, &common.script, &plan.service, FarmOptions::default())?;
     plan.session(farm.addr, SESSION_LIMIT)
@@ -294,18 +316,16 @@ pub async fn idle(common: &Common, args: &IdleArgs) -> Result<(), BenchError> {
         .map_err(|f| BenchError::Warmup("farm", f))?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (rss0, fds0) = (farm.rss(), open_fds(farm.pid()));
-    let (held, failed) = open_many(farm.addr, args.connections).await;
+    let (held, failed) = open_many(farm.addr, args.connections, &plan, args.messages).await;
     // Held connections are idle once the farm has accepted them all.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while open_fds(farm.pid()) < fds0 + held.len() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    fds_settled(farm.pid()).await;
     tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
     let (rss1, fds1) = (farm.rss(), open_fds(farm.pid()));
     let accepted = fds1.saturating_sub(fds0);
     println!(
-        "honeyfarm bench idle: {} connections held ({failed} failed to connect), farm (pid {}) has {accepted} more descriptors",
+        "honeyfarm bench idle: {} connections held ({failed} failed), each after {} client message(s); farm (pid {}) has {accepted} more descriptors",
         held.len(),
+        args.messages,
         farm.pid()
     );
     println!(

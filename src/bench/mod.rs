@@ -122,6 +122,9 @@ pub struct IdleArgs {
     /// Connections to hold (each costs a descriptor here and one in the farm).
     #[arg(long, default_value_t = 10_000)]
     connections: usize,
+    /// Client messages (with their replies) each connection plays before it falls silent.
+    #[arg(long, default_value_t = 0)]
+    messages: usize,
     /// Seconds to wait, once the farm has accepted them all, before reading its memory.
     #[arg(long, default_value_t = 2.0)]
     settle: f64,
