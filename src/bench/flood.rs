@@ -315,43 +315,51 @@ fn mutate(original: &Bytes, framing: Framing, rng: &mut Rng) -> Vec<u8> {
     m
 }
 
-/// Holds connections that send one byte of the first client message every `interval`, for
-/// three idle timeouts; counts those the farm has not closed at the end.
+/// Connections that send one byte of the first client message as soon as they are connected
+/// and then every `interval`, each for three idle timeouts; counts those the farm has not
+/// closed at the end.
 async fn slowloris(farm: &Server, plan: &Arc<Plan>, args: &FloodArgs) -> (u64, Figures) {
-    let (held, failed) = open_many(farm.addr, args.slowloris, plan, 0).await;
     let first = plan.requests().into_iter().next().unwrap_or_default();
     let interval = Duration::from_secs_f64(args.slowloris_interval);
     let hold = Duration::from_secs(args.idle_timeout * 3);
-    let end = Instant::now() + hold;
+    let addr = farm.addr;
     let mut set = tokio::task::JoinSet::new();
-    for mut s in held {
+    for _ in 0..args.slowloris {
         let first = first.clone();
         set.spawn(async move {
-            let mut i = 0;
-            while Instant::now() + interval < end {
-                tokio::time::sleep(interval).await;
+            let connecting = tokio::time::timeout(Duration::from_secs(10), connect(addr));
+            let Ok(Ok(mut s)) = connecting.await else {
+                return "connect_failed";
+            };
+            let end = Instant::now() + hold;
+            for i in 0.. {
                 let byte = first.get(i % first.len().max(1)).copied().unwrap_or(0);
                 if s.write_all(&[byte]).await.is_err() {
-                    return false;
+                    return "closed_by_farm";
                 }
-                i += 1;
+                if Instant::now() + interval >= end {
+                    break;
+                }
+                tokio::time::sleep(interval).await;
             }
+            tokio::time::sleep_until(end.into()).await;
             let mut buf = [0u8; 64];
-            matches!(s.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            match s.try_read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => "survived",
+                _ => "closed_by_farm",
+            }
         });
     }
-    let mut survived = 0.0;
-    while let Some(r) = set.join_next().await {
-        if r.unwrap_or(false) {
-            survived += 1.0;
-        }
-    }
-    let figures = Figures::from([
-        ("connect_failed".into(), failed as f64),
+    let mut figures = Figures::from([
         ("idle_timeout_s".into(), args.idle_timeout as f64),
         ("held_s".into(), hold.as_secs_f64()),
-        ("survived".into(), survived),
+        ("survived".into(), 0.0),
     ]);
+    while let Some(r) = set.join_next().await {
+        *figures
+            .entry(r.unwrap_or("task failed").to_string())
+            .or_insert(0.0) += 1.0;
+    }
     (args.slowloris as u64, figures)
 }
 

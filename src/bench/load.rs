@@ -316,15 +316,18 @@ pub async fn idle(common: &Common, args: &IdleArgs) -> Result<(), BenchError> {
         .map_err(|f| BenchError::Warmup("farm", f))?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (rss0, fds0) = (farm.rss(), open_fds(farm.pid()));
+    let opening = Instant::now();
     let (held, failed) = open_many(farm.addr, args.connections, &plan, args.messages).await;
+    let opened = opening.elapsed();
     // Held connections are idle once the farm has accepted them all.
     fds_settled(farm.pid()).await;
     tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
     let (rss1, fds1) = (farm.rss(), open_fds(farm.pid()));
     let accepted = fds1.saturating_sub(fds0);
     println!(
-        "honeyfarm bench idle: {} connections held ({failed} failed), each after {} client message(s); farm (pid {}) has {accepted} more descriptors",
+        "honeyfarm bench idle: {} connections held ({failed} failed, opened in {:.1} s, 256 at a time), each after {} client message(s); farm (pid {}) has {accepted} more descriptors",
         held.len(),
+        opened.as_secs_f64(),
         args.messages,
         farm.pid()
     );
