@@ -288,18 +288,19 @@ pub async fn open_many(
     (held, failed)
 }
 
-/// Waits (at most 30 s) until the number of a process's descriptors stops growing.
-async fn fds_settled(pid: u32) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = open_fds(pid);
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+/// Waits until a process has `want` descriptors, or their number has not grown for 5 s, or
+/// 60 s have passed; returns the number.
+async fn fds_settled(pid: u32, want: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut last, mut since) = (open_fds(pid), Instant::now());
+    while last < want && since.elapsed() < Duration::from_secs(5) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let now = open_fds(pid);
-        if now == last || Instant::now() > deadline {
-            return now;
+        if now != last {
+            (last, since) = (now, Instant::now());
         }
-        last = now;
     }
+    last
 }
 
 /// `honeyfarm bench idle`: the farm's memory per idle connection.
@@ -320,7 +321,7 @@ pub async fn idle(common: &Common, args: &IdleArgs) -> Result<(), BenchError> {
     let (held, failed) = open_many(farm.addr, args.connections, &plan, args.messages).await;
     let opened = opening.elapsed();
     // Held connections are idle once the farm has accepted them all.
-    fds_settled(farm.pid()).await;
+    fds_settled(farm.pid(), fds0 + held.len()).await;
     tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
     let (rss1, fds1) = (farm.rss(), open_fds(farm.pid()));
     let accepted = fds1.saturating_sub(fds0);
@@ -332,10 +333,10 @@ pub async fn idle(common: &Common, args: &IdleArgs) -> Result<(), BenchError> {
         farm.pid()
     );
     println!(
-        "  farm RSS {:.1} MB -> {:.1} MB: {:.0} bytes per idle connection",
+        "  farm RSS {:.1} MB -> {:.1} MB: {:.0} bytes per idle connection it accepted",
         rss0 as f64 / 1048576.0,
         rss1 as f64 / 1048576.0,
-        rss1.saturating_sub(rss0) as f64 / held.len().max(1) as f64
+        rss1.saturating_sub(rss0) as f64 / accepted.max(1) as f64
     );
     drop(held);
     tokio::time::sleep(Duration::from_secs(1)).await;
