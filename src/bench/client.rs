@@ -79,7 +79,7 @@ impl std::fmt::Display for Failure {
 impl Plan {
     /// Reads a script file with the protocols' registry.
     pub fn load(path: &Path) -> Result<Plan, BenchError> {
-        let script = Script::load(path, &crate::script::types)?;
+        let script = Script::load(path, &crate::services::types)?;
         Ok(Plan::of(&script))
     }
 
