@@ -133,7 +133,8 @@ impl Backend for ProcessBackend {
             .ready_file
             .as_ref()
             .map(|f| PathBuf::from(fill(f, addr, &dir)));
-        let deadline = Instant::now() + c.ready_timeout;
+        let began = Instant::now();
+        let deadline = began + c.ready_timeout;
         loop {
             // An exited command is not ready, whatever else answers on its address.
             let exited = matches!(child.try_wait(), Ok(Some(_)));
@@ -142,6 +143,10 @@ impl Backend for ProcessBackend {
                 && warm
                 && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
             {
+                tracing::info!(
+                    "honeypot {addr} ready after {} ms",
+                    began.elapsed().as_millis()
+                );
                 return Ok(Honeypot { addr, dir, child });
             }
             if exited || Instant::now() >= deadline {
@@ -149,6 +154,7 @@ impl Backend for ProcessBackend {
                 let tail: Vec<&str> = log.lines().rev().take(5).collect();
                 let hp = Honeypot { addr, dir, child };
                 self.stop(hp);
+                tracing::warn!("honeypot {addr} did not start (exited: {exited})");
                 return Err(HoneypotError::NotReady {
                     addr,
                     why: if exited {
@@ -174,6 +180,7 @@ impl Backend for ProcessBackend {
     }
 
     fn stop(&self, mut honeypot: Honeypot) {
+        tracing::debug!("stopping honeypot {}", honeypot.addr);
         let pgid = honeypot.child.id() as i32;
         // SIGTERM to the group, then SIGKILL for what is left.
         let _ = Command::new("kill")
