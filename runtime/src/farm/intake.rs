@@ -4,7 +4,7 @@
 //! connection. What it refused and what failed is counted and summarised once per interval, in
 //! the log and in the event store's `intake` table.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -55,12 +55,9 @@ struct Counters {
     refused_source: AtomicU64,
     accept_errors: AtomicU64,
     peak_open: AtomicU64,
-    /// Ended connections by outcome, in [`OUTCOMES`] order.
-    ended: [AtomicU64; 4],
+    /// Ended connections by outcome name (whatever outcomes the sessions have).
+    ended: Mutex<BTreeMap<&'static str, u64>>,
 }
-
-/// The outcome names in the order [`Counters::ended`] counts them.
-const OUTCOMES: [&str; 4] = ["scripted", "bridged", "handoff_failed", "error"];
 
 /// What one report interval saw; a row of the event store's `intake` table.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -76,16 +73,15 @@ pub struct IntakeCounts {
     pub peak_open: u64,
     /// Connections being served at its end (log only).
     pub open: u64,
-    /// Connections ended by outcome, in `scripted, bridged, handoff_failed, error` order (log
-    /// only: the `connections` table has each).
-    pub ended: [u64; 4],
+    /// Connections ended, by outcome name (log only: the `connections` table has each).
+    pub ended: BTreeMap<&'static str, u64>,
 }
 
 impl IntakeCounts {
     /// Nothing happened: no line, no row.
     fn is_quiet(&self) -> bool {
         self.accepted + self.refused_global + self.refused_source + self.accept_errors == 0
-            && self.ended.iter().all(|n| *n == 0)
+            && self.ended.is_empty()
     }
 
     fn is_trouble(&self) -> bool {
@@ -93,17 +89,16 @@ impl IntakeCounts {
     }
 
     fn summary(&self) -> String {
-        let ended: u64 = self.ended.iter().sum();
+        let ended: u64 = self.ended.values().sum();
         let mut s = format!(
             "last {:.1} s: {} accepted, {ended} ended",
             self.until - self.since,
             self.accepted
         );
         if ended > 0 {
-            let by: Vec<String> = OUTCOMES
+            let by: Vec<String> = self
+                .ended
                 .iter()
-                .zip(self.ended)
-                .filter(|(_, n)| *n > 0)
                 .map(|(name, n)| format!("{n} {name}"))
                 .collect();
             s.push_str(&format!(" ({})", by.join(", ")));
@@ -206,11 +201,9 @@ impl Intake {
 
     /// Counts how a served connection ended.
     pub fn ended(&self, outcome: &Outcome) {
-        let i = OUTCOMES
-            .iter()
-            .position(|n| *n == outcome.name())
-            .unwrap_or(OUTCOMES.len() - 1);
-        self.counters.ended[i].fetch_add(1, Ordering::Relaxed);
+        *lock(&self.counters.ended)
+            .entry(outcome.name())
+            .or_insert(0) += 1;
     }
 
     /// Counts an accept error and logs it, at most once per report interval.
@@ -244,7 +237,7 @@ impl Intake {
             // The next interval's peak starts from what is open now.
             peak_open: c.peak_open.swap(open, Ordering::Relaxed).max(open),
             open,
-            ended: c.ended.each_ref().map(get),
+            ended: std::mem::take(&mut *lock(&c.ended)),
         }
     }
 
@@ -483,11 +476,14 @@ mod tests {
         i.ended(&Outcome::Error);
         i.ended(&Outcome::Error);
         let c = i.take();
-        assert_eq!(c.ended, [1, 1, 0, 2]);
+        assert_eq!(
+            c.ended,
+            BTreeMap::from([("bridged", 1), ("error", 2), ("scripted", 1)])
+        );
         assert!(!c.is_quiet() && !c.is_trouble());
         assert!(
             c.summary()
-                .contains("0 accepted, 4 ended (1 scripted, 1 bridged, 2 error), 0 open"),
+                .contains("0 accepted, 4 ended (1 bridged, 2 error, 1 scripted), 0 open"),
             "{}",
             c.summary()
         );
