@@ -6,69 +6,18 @@
 //! announced them. A message that does not decode is an error: the decoder starts again after
 //! the next line end (or the next hole in the capture), so one bad line does not hide the rest.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use bytes::{Bytes, BytesMut};
 use honeyfarm_runtime::capture::{tcp_streams, Direction, Stream};
 use honeyfarm_runtime::codec::{Description, Entry, Reader, Role, RoleField, Value};
-use honeyfarm_runtime::replay::ServiceCodecs;
 
-use crate::script::entry;
+use crate::services::{entry, foreign_kinds, services_by_port, Service};
 use serde_json::json;
-
-/// A protocol stack: the message types each side sends.
-#[derive(Debug, Clone, Copy)]
-pub struct Service {
-    pub name: &'static str,
-    pub client: &'static str,
-    pub server: &'static str,
-    pub ports: &'static [u16],
-    /// Line-based: after an error, decoding starts again at the next line.
-    pub text: bool,
-}
-
-/// The services the farm knows, with their well-known ports.
-pub const SERVICES: &[Service] = &[
-    Service {
-        name: "ftp",
-        text: true,
-        client: "ftp.Command",
-        server: "ftp.Reply",
-        ports: &[21],
-    },
-    Service {
-        name: "smtp",
-        text: true,
-        client: "smtp.ClientMessage",
-        server: "smtp.Reply",
-        ports: &[25, 587],
-    },
-    Service {
-        name: "smb",
-        text: false,
-        client: "netbios.DirectTcp",
-        server: "netbios.DirectTcp",
-        ports: &[445],
-    },
-    Service {
-        name: "netbios-ssn",
-        text: false,
-        client: "netbios.Session",
-        server: "netbios.Session",
-        ports: &[139],
-    },
-    Service {
-        name: "http",
-        text: true,
-        client: "http.Request",
-        server: "http.Response",
-        ports: &[80, 8080],
-    },
-];
 
 /// Options of one run.
 #[derive(Debug, Default)]
@@ -80,76 +29,44 @@ pub struct Options {
 }
 
 /// What a run found.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub messages: usize,
     pub decoded: usize,
     pub roundtrip_exact: usize,
     pub errors: usize,
-    /// SMB2 and later messages on an SMB port: recognised, kept as bytes, not errors.
-    pub not_smb1: usize,
+    /// Messages of another protocol version, by kind (see [`honeyfarm_protocols::services::Foreign`]):
+    /// recognised, kept as bytes, not errors.
+    pub foreign: BTreeMap<&'static str, usize>,
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Summary {
+            messages: 0,
+            decoded: 0,
+            roundtrip_exact: 0,
+            errors: 0,
+            foreign: foreign_kinds().into_iter().map(|k| (k, 0)).collect(),
+        }
+    }
 }
 
 impl Summary {
+    /// The JSON summary: the counts, and one per foreign kind.
+    fn json(&self) -> serde_json::Value {
+        let mut m = json!({"messages": self.messages, "decoded": self.decoded, "roundtrip_exact": self.roundtrip_exact, "errors": self.errors});
+        for (kind, n) in &self.foreign {
+            m[*kind] = json!(n);
+        }
+        m
+    }
+
     pub fn line(&self) -> String {
         format!(
             "dissect: messages={} decoded={} roundtrip_exact={} errors={}",
             self.messages, self.decoded, self.roundtrip_exact, self.errors
         )
-    }
-}
-
-/// Parses `2121=ftp`.
-pub fn parse_port(s: &str) -> Result<(u16, String)> {
-    let Some((port, service)) = s.split_once('=') else {
-        bail!("--port takes PORT=SERVICE, as in 2121=ftp");
-    };
-    let port: u16 = port
-        .parse()
-        .map_err(|_| anyhow::anyhow!("bad port `{port}` in --port {s}"))?;
-    if !SERVICES.iter().any(|sv| sv.name == service) {
-        let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
-        bail!(
-            "unknown service `{service}` in --port {s}; the services are {}",
-            names.join(", ")
-        );
-    }
-    Ok((port, service.to_string()))
-}
-
-/// Which service each port carries: the well-known ports, then the `--port` overrides.
-pub fn services_by_port(overrides: &[(u16, String)]) -> HashMap<u16, &'static Service> {
-    let mut by_port: HashMap<u16, &'static Service> = HashMap::new();
-    for s in SERVICES {
-        for p in s.ports {
-            by_port.insert(*p, s);
-        }
-    }
-    for (port, name) in overrides {
-        if let Some(s) = SERVICES.iter().find(|s| s.name == name) {
-            by_port.insert(*port, s);
-        }
-    }
-    by_port
-}
-
-impl Service {
-    /// Its message types, as the runtime takes them.
-    pub fn codecs(&self) -> Result<ServiceCodecs> {
-        Ok(ServiceCodecs {
-            name: self.name.to_string(),
-            client: entry(self.client)?,
-            server: entry(self.server)?,
-            text: self.text,
-        })
-    }
-}
-
-/// A service by name.
-pub fn service(name: &str) -> Result<&'static Service> {
-    match SERVICES.iter().find(|s| s.name == name) {
-        Some(s) => Ok(s),
-        None => bail!("unknown service `{name}`"),
     }
 }
 
@@ -211,13 +128,13 @@ pub fn run(path: &Path, opts: &Options, out: &mut dyn std::io::Write) -> Result<
                 stream,
                 dir,
                 entry(name)?,
-                service.text,
+                service,
                 opts,
                 &mut summary,
                 &answering,
                 &mut memory,
             );
-            if service.name == "ftp" {
+            if service.data_connections {
                 for m in &found {
                     for endpoint in m.announces(stream, dir) {
                         announced.insert(endpoint, stream.id);
@@ -232,11 +149,7 @@ pub fn run(path: &Path, opts: &Options, out: &mut dyn std::io::Write) -> Result<
         }
     }
     if opts.json {
-        writeln!(
-            out,
-            "{}",
-            json!({"summary": {"messages": summary.messages, "decoded": summary.decoded, "roundtrip_exact": summary.roundtrip_exact, "errors": summary.errors, "not_smb1": summary.not_smb1}})
-        )?;
+        writeln!(out, "{}", json!({"summary": summary.json()}))?;
     } else {
         writeln!(out, "{}", summary.line())?;
     }
@@ -287,7 +200,7 @@ fn dissect_half(
     stream: &Stream,
     dir: Direction,
     entry: &Entry,
-    text: bool,
+    service: &Service,
     opts: &Options,
     summary: &mut Summary,
     answering: &dyn Fn(f64) -> Bytes,
@@ -324,12 +237,12 @@ fn dissect_half(
                     summary.roundtrip_exact += 1;
                 }
                 let fields = Description::of(msg.as_ref());
-                // SMB2 and later are `not_smb1`.
-                let kind = if fields.cases.iter().any(|c| c == "NotSmb1") {
-                    summary.not_smb1 += 1;
-                    "not_smb1".to_string()
-                } else {
-                    fields.kind(text)
+                let kind = match service.foreign_kind(&fields.cases) {
+                    Some(kind) => {
+                        *summary.foreign.entry(kind).or_default() += 1;
+                        kind.to_string()
+                    }
+                    None => fields.kind(service.text),
                 };
                 let mut text = format!(
                     "{head} {} [{kind}] {used} bytes{}",
@@ -378,7 +291,7 @@ fn dissect_half(
                 // Text: start again after the next line end, or at the next hole. A message cut
                 // off by the end of what was captured, or any error in a binary stream (whose
                 // framing is lost), ends this direction up to the next hole.
-                let resume = if e.is_incomplete() || !text {
+                let resume = if e.is_incomplete() || !service.text {
                     end
                 } else {
                     data[at..end]

@@ -9,6 +9,7 @@ mod dissect;
 mod events;
 mod run;
 mod script;
+mod services;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -62,7 +63,7 @@ enum Command {
         #[arg(long)]
         roles: bool,
         /// Read streams to this server port as this service (repeatable): `--port 2121=ftp`.
-        #[arg(long = "port", value_parser = dissect::parse_port)]
+        #[arg(long = "port", value_parser = services::parse_port)]
         ports: Vec<(u16, String)>,
     },
     /// Run the farm until SIGINT or SIGTERM.
@@ -100,7 +101,7 @@ enum ScriptCommand {
         #[arg(long)]
         stream: Option<usize>,
         /// Read streams to this server port as this service (repeatable): `--port 4451=smb`.
-        #[arg(long = "port", value_parser = dissect::parse_port)]
+        #[arg(long = "port", value_parser = services::parse_port)]
         ports: Vec<(u16, String)>,
         /// The script file to write.
         #[arg(long)]
@@ -214,7 +215,7 @@ fn parse_hex(h: &str) -> Result<Bytes> {
 
 /// Decodes and prints; `Ok(false)` when a message failed to decode or to re-encode exactly.
 fn decode(spec: &str, mut bytes: Bytes, stream: bool) -> Result<bool> {
-    let entry = script::entry(spec)?;
+    let entry = services::entry(spec)?;
     let mut offset = 0;
     let mut all_exact = true;
     loop {

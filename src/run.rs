@@ -22,8 +22,7 @@ use tracing::{debug, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{self, Config};
-use crate::dissect;
-use crate::script::types;
+use crate::services::{self, types};
 
 /// The target of the farm's own log lines (`RUST_LOG=honeyfarm=debug` shows a line per
 /// connection; the runtime's lines are under `honeyfarm_runtime`).
@@ -72,7 +71,7 @@ async fn farm(cfg: Config) -> Result<bool> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut listeners = JoinSet::new();
     for l in &cfg.listen {
-        let svc = dissect::service(&l.service)?;
+        let svc = services::service(&l.service)?;
         let session = Arc::new(SessionConfig {
             service: svc.codecs()?,
             library: library.clone(),

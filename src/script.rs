@@ -5,25 +5,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use honeyfarm_protocols::REGISTRY;
 use honeyfarm_runtime::capture::{tcp_streams, Direction};
-use honeyfarm_runtime::codec::Entry;
 use honeyfarm_runtime::replay::{Conversation, Script, Side};
 
-use crate::dissect::services_by_port;
-
-/// Finds a message type of the specs by name (what script files name).
-pub fn types(name: &str) -> Option<&'static Entry> {
-    REGISTRY.iter().find(|e| e.name == name)
-}
-
-/// [`types`], or an error that lists the types there are.
-pub fn entry(name: &str) -> Result<&'static Entry> {
-    types(name).with_context(|| {
-        let known: Vec<&str> = REGISTRY.iter().map(|e| e.name).collect();
-        format!("no message type `{name}`; known: {}", known.join(", "))
-    })
-}
+use crate::services::{services_by_port, types};
 
 /// Builds a script from stream `stream` of a capture (if `None`, the first whole stream to a
 /// known service with data both ways) and writes it to `out`.

@@ -307,7 +307,7 @@ impl Gen<'_> {
                     d.push(format!("Normally {v}."));
                 }
                 if let Some(r) = f.roles.first() {
-                    d.push(format!("Role: {}.", role_text(r)));
+                    d.push(format!("Role: {}.", r.describe()));
                 }
                 let d = docs(&d);
                 fields.push(quote! { #d pub #fname: #ty });
@@ -424,41 +424,14 @@ impl Gen<'_> {
     fn role_static(&self, u: &ir::Unit, field: &str, role: &Role) -> TokenStream {
         let rt = self.rt;
         let id = self.role_ident(u, field);
-        let of = role.target_text().unwrap_or_default();
-        let body = match role {
-            Role::Length { unit, add, .. } | Role::ValueLength { unit, add, .. } => {
-                let unit = format_ident!("{}", camel_unit(*unit));
-                quote!(Length { of: #of, unit: #rt::SizeUnit::#unit, add: #add })
-            }
-            Role::Offset { from, add, .. } => quote!(Offset { of: #of, from: #from, add: #add }),
-            Role::Cookie { namespace, client } => {
-                let issuer = if *client {
-                    quote!(Client)
-                } else {
-                    quote!(Server)
-                };
-                quote!(Cookie { namespace: #namespace, issuer: #rt::Issuer::#issuer })
-            }
-            Role::Held => {
-                quote!(Length { of: "(held for a @size)", unit: #rt::SizeUnit::Bytes, add: 0 })
-            }
-            Role::Address => quote!(Address),
-            Role::Port => quote!(Port),
-            Role::Hostname => quote!(Hostname),
-            Role::Timestamp(f) => quote!(Timestamp { format: #f }),
-            Role::Nonce => quote!(Nonce),
-            Role::Volatile => quote!(Volatile),
-            Role::Signature => quote!(Signature),
-            Role::Artifact { key, offset } => {
-                let offset = offset.as_deref().unwrap_or("");
-                quote!(Artifact { key: #key, offset: #offset })
-            }
-            Role::Choice(list) => quote!(Choice { list: #list }),
-            Role::Index(list) => quote!(Index { list: #list }),
-        };
+        let value: TokenStream = role
+            .runtime()
+            .rust_expr(&rt.to_string())
+            .parse()
+            .expect("a role's Rust expression parses");
         quote! {
             #[doc(hidden)]
-            static #id: #rt::Role = #rt::Role::#body;
+            static #id: #rt::Role = #value;
         }
     }
 
@@ -922,7 +895,7 @@ impl Gen<'_> {
                     ExprTy::Bytes => quote!(#k.to_vec()),
                     _ => quote!(#rt::ops::decimal(#k)),
                 };
-                let value = match conv_of_ty(&f.ty) {
+                let value = match f.ty.conv() {
                     Conv::Bytes => quote!(&__x[..]),
                     Conv::Utf16 => quote!(&__x.raw[..]),
                     _ => quote!(#rt::ops::decimal(i128::from(*__x))),
@@ -2290,18 +2263,6 @@ fn conv_value(base: &TokenStream, conv: Conv) -> Option<TokenStream> {
     })
 }
 
-/// How a field's value reads as an expression value (for `@remember`).
-fn conv_of_ty(ty: &Ty) -> Conv {
-    match ty {
-        Ty::Int { .. } => Conv::Int,
-        Ty::Bytes(_) | Ty::CiLiteral(_) | Ty::Spaces | Ty::OptionalSpaces | Ty::Token => {
-            Conv::Bytes
-        }
-        Ty::Utf16(_) | Ty::Utf16z => Conv::Utf16,
-        _ => Conv::Unit,
-    }
-}
-
 /// The size of the value at the end of a nested path, as a `usize` expression.
 fn value_path_size(path: &[ir::Step], unit: SizeUnit, recv: &TokenStream) -> TokenStream {
     let mut chain = quote!(Some(&#recv));
@@ -2402,50 +2363,6 @@ fn pat_test(p: &Pat, s: &proc_macro2::Ident) -> TokenStream {
 
 fn docs_of(lines: &[String]) -> TokenStream {
     docs(lines)
-}
-
-fn role_text(r: &Role) -> String {
-    let of = r.target_text().unwrap_or_default();
-    match r {
-        Role::Length { unit, add, .. } => format!(
-            "length of `{of}` in {}, plus {add}; recomputed on encode",
-            unit.name()
-        ),
-        Role::ValueLength { add, .. } => {
-            format!("size of `{of}`, plus {add}; recomputed on encode")
-        }
-        Role::Offset { from, add, .. } => {
-            format!("offset of `{of}` from anchor `{from}`, plus {add}; recomputed on encode")
-        }
-        Role::Cookie { namespace, client } => format!(
-            "cookie `{namespace}` issued by the {}",
-            if *client { "client" } else { "server" }
-        ),
-        Role::Held => {
-            "the size of a field that declares `@size` with a path here; set on encode".into()
-        }
-        Role::Address => "address".into(),
-        Role::Port => "port".into(),
-        Role::Hostname => "host name".into(),
-        Role::Timestamp(f) => format!("timestamp ({f})"),
-        Role::Nonce => "nonce".into(),
-        Role::Volatile => "volatile".into(),
-        Role::Signature => "signature".into(),
-        Role::Choice(list) => format!("one of the options of list `{list}`"),
-        Role::Index(list) => format!("the position of the option chosen from list `{list}`"),
-        Role::Artifact { key, offset } => match offset {
-            Some(o) => format!("bytes written to the file named by cookie `{key}`, at `{o}`"),
-            None => format!("bytes written to the file named by cookie `{key}`"),
-        },
-    }
-}
-
-fn camel_unit(u: SizeUnit) -> &'static str {
-    match u {
-        SizeUnit::Bytes => "Bytes",
-        SizeUnit::Elements => "Elements",
-        SizeUnit::Words => "Words",
-    }
 }
 
 fn collect_switches<'a>(ty: &'a Ty, out: &mut Vec<&'a ir::Switch>) {

@@ -95,6 +95,8 @@ impl Unit {
     }
 }
 
+// The IR is built once per build and read in place: boxing `Field` would only add indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Item {
     Anchor(String),
@@ -147,30 +149,14 @@ pub struct BitGroup {
     pub fields: Vec<Field>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SizeUnit {
-    Bytes,
-    Elements,
-    Words,
-}
+/// The roles and their units are defined once, for the runtime too, in `honeyfarm-roles`.
+pub use honeyfarm_roles::{Issuer, SizeUnit};
 
-impl SizeUnit {
-    pub fn name(self) -> &'static str {
-        match self {
-            SizeUnit::Bytes => "bytes",
-            SizeUnit::Elements => "elements",
-            SizeUnit::Words => "words",
-        }
-    }
+/// A role as the runtime sees it.
+pub type RuntimeRole = honeyfarm_roles::Role<String>;
 
-    pub fn bytes(self) -> u64 {
-        match self {
-            SizeUnit::Words => 2,
-            _ => 1,
-        }
-    }
-}
-
+/// A field's role: the runtime's roles, with the ones the encoder computes kept in the form it
+/// needs (the fields a length spans, the path a nested length follows).
 #[derive(Debug, Clone)]
 pub enum Role {
     Length {
@@ -195,27 +181,8 @@ pub enum Role {
     /// `@length` with no target: the number holds the size of a field that declares
     /// `@size(...)` with a path to it; that field's encoder sets it.
     Held,
-    Cookie {
-        namespace: String,
-        client: bool,
-    },
-    Address,
-    Port,
-    Hostname,
-    Timestamp(String),
-    Nonce,
-    Volatile,
-    Signature,
-    /// Bytes the sender writes to a file: `key` is the cookie namespace naming the file, and
-    /// `offset` the field (read before this one) holding where in the file they go.
-    Artifact {
-        key: String,
-        offset: Option<String>,
-    },
-    /// One of the options a sender offers (SMB dialects), in the list named here.
-    Choice(String),
-    /// The position, in the other side's `Choice` list of this name, of the option chosen.
-    Index(String),
+    /// Every other role (cookie, address, timestamp, ...): declared, never computed.
+    Plain(RuntimeRole),
 }
 
 impl Role {
@@ -235,6 +202,44 @@ impl Role {
             self,
             Role::Length { .. } | Role::Offset { .. } | Role::ValueLength { .. }
         )
+    }
+
+    /// The role as generated code and the runtime see it.
+    pub fn runtime(&self) -> RuntimeRole {
+        let of = self.target_text().unwrap_or_default();
+        match self {
+            Role::Length { unit, add, .. } | Role::ValueLength { unit, add, .. } => {
+                RuntimeRole::Length {
+                    of,
+                    unit: *unit,
+                    add: *add,
+                }
+            }
+            Role::Held => RuntimeRole::Length {
+                of: "(held for a @size)".into(),
+                unit: SizeUnit::Bytes,
+                add: 0,
+            },
+            Role::Offset { from, add, .. } => RuntimeRole::Offset {
+                of,
+                from: from.clone(),
+                add: *add,
+            },
+            Role::Plain(r) => r.clone(),
+        }
+    }
+
+    /// What the role means, in a sentence (generated docs).
+    pub fn describe(&self) -> String {
+        match self {
+            Role::ValueLength { text, add, .. } => {
+                format!("size of `{text}`, plus {add}; recomputed on encode")
+            }
+            Role::Held => {
+                "the size of a field that declares `@size` with a path here; set on encode".into()
+            }
+            other => other.runtime().describe(),
+        }
     }
 }
 
@@ -447,6 +452,28 @@ pub enum Conv {
     Seq,
     /// A unit: usable with `.member`.
     Unit,
+}
+
+impl Ty {
+    /// How a value of this type reads in an expression (and in `@remember`): the one table
+    /// the checker and the generator share.
+    pub fn conv(&self) -> Conv {
+        match self {
+            Ty::Int { .. } => Conv::Int,
+            Ty::Enum { flags: true, .. } => Conv::Flags,
+            Ty::Enum { .. } => Conv::Enum,
+            Ty::Number(_) => Conv::Number,
+            Ty::Bytes(_)
+            | Ty::CiLiteral(_)
+            | Ty::Spaces
+            | Ty::OptionalSpaces
+            | Ty::Token
+            | Ty::Literal(_) => Conv::Bytes,
+            Ty::Utf16(_) | Ty::Utf16z => Conv::Utf16,
+            Ty::Array { .. } => Conv::Seq,
+            Ty::Unit { .. } | Ty::Ptr(_) | Ty::Switch(_) | Ty::Leaf(_) => Conv::Unit,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

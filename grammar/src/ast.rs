@@ -130,6 +130,9 @@ pub struct Stmt {
     pub span: Span,
 }
 
+// A spec's syntax tree is built once per build and read in place: boxing the large variant
+// would only add indirection to every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum StmtKind {
     /// `anchor header;`
@@ -170,6 +173,9 @@ pub struct TypeExpr {
     pub span: Span,
 }
 
+// A spec's syntax tree is built once per build and read in place: boxing the large variant
+// would only add indirection to every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum TypeKind {
     /// A base type with an optional `[size]` (`[]` when empty) and `until` clause.

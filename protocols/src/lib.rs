@@ -4,4 +4,6 @@
 //! `ex_*` modules come from `specs/examples/`: small specs that exercise every construct of the
 //! language and are tested for exact round trips.
 
+pub mod services;
+
 include!(concat!(env!("OUT_DIR"), "/protocols.rs"));
