@@ -14,7 +14,8 @@ use std::path::Path;
 use anyhow::Result;
 use bytes::{Bytes, BytesMut};
 use honeyfarm_runtime::capture::{tcp_streams, Direction, Stream};
-use honeyfarm_runtime::codec::{Description, Entry, Reader, Role, RoleField, Value};
+use honeyfarm_runtime::codec::{Description, Entry, Role, RoleField, Value};
+use honeyfarm_runtime::replay::Conversation;
 
 use crate::services::{entry, foreign_kinds, services_by_port, Service};
 use serde_json::json;
@@ -104,7 +105,7 @@ pub fn run(path: &Path, opts: &Options, out: &mut dyn std::io::Write) -> Result<
         };
         let mut lines: Vec<Found> = Vec::new();
         // What messages remember for later ones (`@remember`): the stream's session memory.
-        let mut memory = HashMap::new();
+        let mut conv = Conversation::new();
         for dir in [Direction::ToServer, Direction::ToClient] {
             let name = if dir == Direction::ToServer {
                 service.client
@@ -132,7 +133,7 @@ pub fn run(path: &Path, opts: &Options, out: &mut dyn std::io::Write) -> Result<
                 opts,
                 &mut summary,
                 &answering,
-                &mut memory,
+                &mut conv,
             );
             if service.data_connections {
                 for m in &found {
@@ -204,7 +205,7 @@ fn dissect_half(
     opts: &Options,
     summary: &mut Summary,
     answering: &dyn Fn(f64) -> Bytes,
-    memory: &mut HashMap<Bytes, Bytes>,
+    conv: &mut Conversation,
 ) -> Vec<Found> {
     let half = stream.half(dir);
     let data = Bytes::copy_from_slice(&half.data);
@@ -213,20 +214,15 @@ fn dissect_half(
     while at < data.len() {
         let end = half.next_hole(at).unwrap_or(data.len());
         let time = half.time_at(at);
-        let mut r = Reader::new(data.slice(at..end));
-        r.trace_roles();
-        if dir == Direction::ToClient {
-            r.set_answering(answering(time));
+        let to_server = dir == Direction::ToServer;
+        if !to_server {
+            conv.set_answering(answering(time));
         }
-        r.set_memory(std::mem::take(memory));
         summary.messages += 1;
         let head = format!("stream {} {} {:.6}", stream.id, dir.arrow(), time);
-        let decoded = (entry.decode)(&mut r);
-        *memory = r.take_memory();
-        match decoded {
-            Ok(msg) => {
-                let used = r.pos();
-                let spans = r.take_spans();
+        match conv.decode_traced(entry, data.slice(at..end), to_server) {
+            Ok(d) => {
+                let (msg, used, spans) = (d.msg, d.bytes.len(), d.spans);
                 summary.decoded += 1;
                 let mut re = BytesMut::new();
                 let exact = match msg.encode(&mut re) {

@@ -244,7 +244,7 @@ fn rewrite(
     suffix: &'static str,
     value: Value,
 ) -> (Vec<(bool, Bytes)>, usize) {
-    let mut memory = std::collections::HashMap::new();
+    let mut memory = Default::default();
     let mut hits = 0;
     let mut out = Vec::new();
     for (to_server, bytes) in conv {

@@ -6,8 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, OnceLock};
 
-use bytes::{BufMut, BytesMut};
 use honeyfarm_fuzz::{shipped_script, MAX_MESSAGE};
+use honeyfarm_runtime::codec::FrameBuf;
 use honeyfarm_runtime::replay::{Audience, Candidate, Conversation, Script};
 use libfuzzer_sys::fuzz_target;
 
@@ -21,10 +21,10 @@ fuzz_target!(|data: &[u8]| {
         attacker: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
     };
     let mut conv = Conversation::new();
-    let mut buf = BytesMut::with_capacity(data.len());
-    buf.put_slice(data);
+    let mut buf = FrameBuf::new(MAX_MESSAGE);
+    buf.extend_from_slice(data);
     let mut cand = Candidate::new(script.clone());
-    while let Ok(Some(d)) = conv.next_message(svc.client, &mut buf, true, MAX_MESSAGE) {
+    while let Ok(Some(d)) = conv.next_message(svc.client, &mut buf, true) {
         if cand.accept(d.msg.as_ref()).is_err() {
             break;
         }

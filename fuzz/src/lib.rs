@@ -1,9 +1,9 @@
 //! What the fuzz targets share: a stream cut into messages by the farm's own framing path,
 //! with the invariant every decoded message must keep (it re-encodes to exactly its bytes).
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use honeyfarm_protocols::services::{Service, SERVICES};
-use honeyfarm_runtime::codec::Entry;
+use honeyfarm_runtime::codec::{Entry, FrameBuf};
 use honeyfarm_runtime::replay::Conversation;
 
 /// The largest message the targets accept (the farm's default `max_message_bytes`).
@@ -24,9 +24,9 @@ pub fn stacks() -> Vec<(&'static Service, &'static Entry, bool)> {
 /// an error; each decoded message must re-encode to exactly the bytes it came from.
 pub fn frame_all(entry: &Entry, to_server: bool, data: &[u8]) {
     let mut conv = Conversation::new();
-    let mut buf = BytesMut::with_capacity(data.len());
-    buf.put_slice(data);
-    while let Ok(Some(d)) = conv.next_message(entry, &mut buf, to_server, MAX_MESSAGE) {
+    let mut buf = FrameBuf::new(MAX_MESSAGE);
+    buf.extend_from_slice(data);
+    while let Ok(Some(d)) = conv.next_message(entry, &mut buf, to_server) {
         assert_roundtrip(entry, &d.msg, &d.bytes);
     }
 }

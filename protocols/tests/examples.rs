@@ -641,7 +641,7 @@ fn pieces_gathered_in_memory_are_read_whole_from_the_last() {
         b"\x05\x00\x01\x00\x00",
         b"\x05\x02\x02t\x01",
     ];
-    let mut memory = std::collections::HashMap::new();
+    let mut memory = Default::default();
     let mut last = None;
     for p in pieces {
         let mut r = Reader::new(Bytes::from_static(p));
@@ -669,7 +669,7 @@ fn pieces_gathered_in_memory_are_read_whole_from_the_last() {
 
 #[test]
 fn a_conversation_refuses_to_remember_without_end() {
-    use honeyfarm_runtime::codec::BytesMut;
+    use honeyfarm_runtime::codec::FrameBuf;
     use honeyfarm_runtime::replay::{Conversation, FrameError};
     let entry = honeyfarm_protocols::REGISTRY
         .iter()
@@ -677,18 +677,17 @@ fn a_conversation_refuses_to_remember_without_end() {
         .unwrap();
     let mut conv = Conversation::with_memory_limit(100);
     // A first piece, then middle pieces of 20 bytes each, never the last.
-    let mut buf = BytesMut::from(&b"\x05\x01\x02\x00\x00"[..]);
-    assert!(conv
-        .next_message(entry, &mut buf, true, 1 << 20)
-        .unwrap()
-        .is_some());
+    let mut buf = FrameBuf::new(1 << 20);
+    buf.extend_from_slice(b"\x05\x01\x02\x00\x00");
+    assert!(conv.next_message(entry, &mut buf, true).unwrap().is_some());
     let mut middle = vec![5u8, 0];
     middle.extend_from_slice(&[0xab; 20]);
     middle.push(0);
     let mut refused = None;
     for n in 0..10 {
-        let mut buf = BytesMut::from(&middle[..]);
-        match conv.next_message(entry, &mut buf, true, 1 << 20) {
+        let mut buf = FrameBuf::new(1 << 20);
+        buf.extend_from_slice(&middle);
+        match conv.next_message(entry, &mut buf, true) {
             Ok(Some(_)) => assert!(conv.remembered() <= 100),
             Err(FrameError::MemoryFull { remembered, max }) => {
                 assert_eq!(max, 100);

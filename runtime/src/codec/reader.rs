@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::anchors::Anchors;
 use super::error::{DecodeError, DecodeErrorKind, FieldInfo};
+use super::memory::Memory;
 use super::ByteOrder;
 
 /// Deepest nesting of units a decoder follows (AndX chains, recursive units).
@@ -41,7 +42,7 @@ pub struct Reader {
     depth: usize,
     request: Option<bool>,
     answering: Bytes,
-    memory: std::collections::HashMap<Bytes, Bytes>,
+    memory: Memory,
     trace: Option<Vec<Span>>,
 }
 
@@ -66,33 +67,29 @@ impl Reader {
             depth: 0,
             request: None,
             answering: Bytes::new(),
-            memory: std::collections::HashMap::new(),
+            memory: Memory::new(),
             trace: None,
         }
     }
 
     /// Gives the decoder a session's memory: what earlier messages remembered (`@remember`),
-    /// for `recall()` in specs. Take it back with [`Reader::take_memory`].
-    pub fn set_memory(&mut self, memory: std::collections::HashMap<Bytes, Bytes>) {
+    /// for `recall()` in specs. It is moved, not copied; take it back with
+    /// [`Reader::take_memory`] (with its journal, if one is open, so a caller can undo what a
+    /// failed decode remembered).
+    pub fn set_memory(&mut self, memory: Memory) {
         self.memory = memory;
     }
 
-    pub fn take_memory(&mut self) -> std::collections::HashMap<Bytes, Bytes> {
+    pub fn take_memory(&mut self) -> Memory {
         std::mem::take(&mut self.memory)
     }
 
     /// Stores `value` under `name` and `key` (`@remember(name, key)` in specs).
     pub fn remember(&mut self, name: &[u8], key: &[u8], value: &[u8]) {
-        let replaced = with_key(name, key, |k| match self.memory.get_mut(k) {
-            Some(v) => {
-                *v = Bytes::copy_from_slice(value);
-                true
-            }
-            None => false,
-        });
-        if !replaced {
-            self.memory
-                .insert(memory_key(name, key), Bytes::copy_from_slice(value));
+        let value = Bytes::copy_from_slice(value);
+        // A key already there is reused: no allocation for it.
+        if let Err(value) = with_key(name, key, |k| self.memory.replace(k, value)) {
+            self.memory.set(memory_key(name, key), value);
         }
     }
 
@@ -102,7 +99,7 @@ impl Reader {
         let k = memory_key(name, key);
         let mut v = self.memory.remove(&k).map(Vec::from).unwrap_or_default();
         v.extend_from_slice(value);
-        self.memory.insert(k, v.into());
+        self.memory.set(k, v.into());
     }
 
     /// What was remembered under `name` and `key`; empty if nothing.

@@ -42,7 +42,19 @@ pub struct Honeypot {
     pub addr: SocketAddr,
     /// Its private directory (configuration, state, files the attacker wrote).
     pub dir: PathBuf,
-    child: Child,
+    /// Its process group's leader; none for a server the backend runs itself (a test double).
+    child: Option<Child>,
+}
+
+impl Honeypot {
+    /// A honeypot that is not a process of its own (an in-process server).
+    pub fn in_process(addr: SocketAddr, dir: PathBuf) -> Self {
+        Honeypot {
+            addr,
+            dir,
+            child: None,
+        }
+    }
 }
 
 /// Starts and stops honeypots of one kind.
@@ -147,12 +159,20 @@ impl Backend for ProcessBackend {
                     "honeypot {addr} ready after {} ms",
                     began.elapsed().as_millis()
                 );
-                return Ok(Honeypot { addr, dir, child });
+                return Ok(Honeypot {
+                    addr,
+                    dir,
+                    child: Some(child),
+                });
             }
             if exited || Instant::now() >= deadline {
                 let log = std::fs::read_to_string(dir.join("honeypot.log")).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(5).collect();
-                let hp = Honeypot { addr, dir, child };
+                let hp = Honeypot {
+                    addr,
+                    dir,
+                    child: Some(child),
+                };
                 self.stop(hp);
                 tracing::warn!("honeypot {addr} did not start (exited: {exited})");
                 return Err(HoneypotError::NotReady {
@@ -181,7 +201,10 @@ impl Backend for ProcessBackend {
 
     fn stop(&self, mut honeypot: Honeypot) {
         tracing::debug!("stopping honeypot {}", honeypot.addr);
-        let pgid = honeypot.child.id() as i32;
+        let Some(child) = &mut honeypot.child else {
+            return;
+        };
+        let pgid = child.id() as i32;
         // SIGTERM to the group, then SIGKILL for what is left.
         let _ = Command::new("kill")
             .args(["-TERM", "--", &format!("-{pgid}")])
@@ -189,7 +212,7 @@ impl Backend for ProcessBackend {
             .status();
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
-            if matches!(honeypot.child.try_wait(), Ok(Some(_))) {
+            if matches!(child.try_wait(), Ok(Some(_))) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -198,7 +221,7 @@ impl Backend for ProcessBackend {
             .args(["-KILL", "--", &format!("-{pgid}")])
             .stderr(Stdio::null())
             .status();
-        let _ = honeypot.child.wait();
+        let _ = child.wait();
         if self.config.keep {
             let done = self.config.work_dir.join("done");
             let stamp = std::time::SystemTime::now()

@@ -15,5 +15,8 @@ pub use honeypot::{Backend, Honeypot, HoneypotError, Lease, Pool, ProcessBackend
 pub use intake::{
     accept_loop, listen, raise_fd_limit, Intake, IntakeCounts, Limits, Permit, Refusal,
 };
-pub use session::{serve_connection, SessionConfig};
+pub use session::{
+    serve_connection, Deadlines, End, Patience, Peer, SessionConfig, SessionError, Side,
+    UNDECODABLE,
+};
 pub use throttle::Throttle;

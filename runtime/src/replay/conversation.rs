@@ -1,18 +1,20 @@
 //! One side's view of a TCP conversation: the decoder state that outlives a message (what
 //! earlier messages remembered, what the last request was), and the framing of a byte stream
-//! into messages with the generated decoders.
+//! into messages with the generated decoders (through [`FrameBuf`], the one framing path).
 
-use std::collections::HashMap;
+use bytes::Bytes;
 
-use bytes::{Buf, Bytes, BytesMut};
-
-use crate::codec::{AnyMessage, DecodeError, DecodeErrorKind, Description, Entry, Reader};
+use crate::codec::{
+    AnyMessage, DecodeError, Description, Entry, FrameBuf, FrameError, Memory, Reader, Span,
+};
 
 /// A decoded message with the bytes it came from.
 #[derive(Debug)]
 pub struct Decoded {
     pub msg: Box<dyn AnyMessage>,
     pub bytes: Bytes,
+    /// Where its role fields lay in `bytes` (only when traced).
+    pub spans: Vec<Span>,
 }
 
 /// What a conversation may remember (`@remember`, `@append`) by default: an attacker who
@@ -22,7 +24,7 @@ pub const MEMORY_LIMIT: usize = 32 << 20;
 /// What `recall()` and `answering()` see: the session memory shared by both directions.
 #[derive(Debug, Clone)]
 pub struct Conversation {
-    memory: HashMap<Bytes, Bytes>,
+    memory: Memory,
     answering: Bytes,
     memory_limit: usize,
 }
@@ -30,7 +32,7 @@ pub struct Conversation {
 impl Default for Conversation {
     fn default() -> Self {
         Conversation {
-            memory: HashMap::new(),
+            memory: Memory::new(),
             answering: Bytes::new(),
             memory_limit: MEMORY_LIMIT,
         }
@@ -52,7 +54,13 @@ impl Conversation {
 
     /// The bytes remembered now.
     pub fn remembered(&self) -> usize {
-        self.memory.iter().map(|(k, v)| k.len() + v.len()).sum()
+        self.memory.size()
+    }
+
+    /// Says what the next server message answers, where the caller knows better than the
+    /// last client message decoded here (dissect pairs them by time).
+    pub fn set_answering(&mut self, kind: Bytes) {
+        self.answering = kind;
     }
 
     /// Decodes the message at the start of `buf` (sent by the client if `to_server`). On
@@ -64,13 +72,46 @@ impl Conversation {
         buf: Bytes,
         to_server: bool,
     ) -> Result<Decoded, DecodeError> {
+        self.run(entry, buf, to_server, false)
+    }
+
+    /// Like [`Conversation::decode`], recording where each role field lay.
+    pub fn decode_traced(
+        &mut self,
+        entry: &Entry,
+        buf: Bytes,
+        to_server: bool,
+    ) -> Result<Decoded, DecodeError> {
+        self.run(entry, buf, to_server, true)
+    }
+
+    fn run(
+        &mut self,
+        entry: &Entry,
+        buf: Bytes,
+        to_server: bool,
+        trace: bool,
+    ) -> Result<Decoded, DecodeError> {
         let mut r = Reader::new(buf.clone());
+        if trace {
+            r.trace_roles();
+        }
         if !to_server {
             r.set_answering(self.answering.clone());
         }
-        r.set_memory(self.memory.clone());
-        let msg = (entry.decode)(&mut r)?;
+        // Lent to the decoder, not copied; what a failed decode remembered is undone.
+        self.memory.begin();
+        r.set_memory(std::mem::take(&mut self.memory));
+        let res = (entry.decode)(&mut r);
         self.memory = r.take_memory();
+        let msg = match res {
+            Ok(m) => m,
+            Err(e) => {
+                self.memory.rollback();
+                return Err(e);
+            }
+        };
+        self.memory.commit();
         let used = r.pos();
         if to_server {
             let first = Description::of(msg.as_ref()).first_content;
@@ -79,55 +120,34 @@ impl Conversation {
         Ok(Decoded {
             msg,
             bytes: buf.slice(..used),
+            spans: r.take_spans(),
         })
     }
 
     /// Takes the next whole message off the front of `buf`: `Ok(None)` while it is incomplete.
-    /// A message that says it is longer than `max` bytes is an error at once.
+    /// A message that says it is longer than the buffer's limit is an error at once, as is one
+    /// that makes the conversation remember more than its limit.
     pub fn next_message(
         &mut self,
         entry: &Entry,
-        buf: &mut BytesMut,
+        buf: &mut FrameBuf,
         to_server: bool,
-        max: usize,
     ) -> Result<Option<Decoded>, FrameError> {
-        if buf.is_empty() {
+        let Some((d, _)) = buf.next(|b| {
+            let d = self.decode(entry, b, to_server)?;
+            let used = d.bytes.len();
+            Ok((d, used))
+        })?
+        else {
             return Ok(None);
+        };
+        let remembered = self.remembered();
+        if remembered > self.memory_limit {
+            return Err(FrameError::MemoryFull {
+                remembered,
+                max: self.memory_limit,
+            });
         }
-        match self.decode(entry, Bytes::copy_from_slice(buf), to_server) {
-            Ok(d) => {
-                let remembered = self.remembered();
-                if remembered > self.memory_limit {
-                    return Err(FrameError::MemoryFull {
-                        remembered,
-                        max: self.memory_limit,
-                    });
-                }
-                buf.advance(d.bytes.len().max(1));
-                Ok(Some(d))
-            }
-            Err(e) => match e.kind {
-                DecodeErrorKind::Incomplete { needed } => {
-                    let total = buf.len().saturating_add(needed);
-                    if total > max {
-                        Err(FrameError::TooLong { total, max })
-                    } else {
-                        Ok(None)
-                    }
-                }
-                _ => Err(FrameError::Decode(e)),
-            },
-        }
+        Ok(Some(d))
     }
-}
-
-/// Why a stream cannot be cut into messages.
-#[derive(Debug, thiserror::Error)]
-pub enum FrameError {
-    #[error("{0}")]
-    Decode(DecodeError),
-    #[error("a message of at least {total} bytes, more than the {max} accepted")]
-    TooLong { total: usize, max: usize },
-    #[error("the conversation would remember {remembered} bytes, more than the {max} allowed")]
-    MemoryFull { remembered: usize, max: usize },
 }

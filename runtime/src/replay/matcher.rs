@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::codec::{AnyMessage, Choices, MatchKey, Role, RoleField, RoleFields, Value};
 use crate::rewrite::{Rewrite, ValueMap, Way};
@@ -121,18 +121,10 @@ impl Candidate {
             ];
             rw.now = Some(SystemTime::now());
             rw.fresh_nonces = true;
-            d.msg.visit_mut(&mut rw);
-            if let Some((field, e)) = rw.errors.first() {
-                return Err(Deviation(format!(
-                    "reply {}: cannot rewrite {field}: {e}",
-                    self.pos
-                )));
-            }
-            let mut out = BytesMut::new();
-            d.msg
-                .encode(&mut out)
+            let out = rw
+                .apply(d.msg.as_mut())
                 .map_err(|e| Deviation(format!("reply {}: {e}", self.pos)))?;
-            step.replies.push(out.freeze());
+            step.replies.push(out);
             self.pos += 1;
         }
         Ok(step)

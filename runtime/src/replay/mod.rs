@@ -6,7 +6,8 @@ mod library;
 mod matcher;
 mod script;
 
-pub use conversation::{Conversation, Decoded, FrameError, MEMORY_LIMIT};
+pub use crate::codec::FrameError;
+pub use conversation::{Conversation, Decoded, MEMORY_LIMIT};
 pub use library::Library;
 pub use matcher::{pair_cookies, Audience, Candidate, Deviation, Step};
 pub use script::{Script, ScriptError, ScriptMessage, ServiceCodecs, Side, FORMAT, VERSION};

@@ -12,7 +12,18 @@ pub use value_map::{Conflict, ValueMap};
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use crate::codec::{Class, FieldValue, Role, SetError, Value, VisitorMut};
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::{AnyMessage, Class, EncodeError, FieldValue, Role, SetError, Value, VisitorMut};
+
+/// Why a message could not be rewritten for the other side.
+#[derive(Debug, thiserror::Error)]
+pub enum RewriteError {
+    #[error("cannot rewrite {field}: {error}")]
+    Field { field: String, error: SetError },
+    #[error("{0}")]
+    Encode(#[from] EncodeError),
+}
 
 /// Which way cookies are translated through a [`ValueMap`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +125,20 @@ impl<'a> Rewrite<'a> {
             }
             Value::Int(_) => None,
         }
+    }
+}
+
+impl Rewrite<'_> {
+    /// Rewrites `msg` in place and encodes it (every length recomputed); the first field that
+    /// refused its new value is the error.
+    pub fn apply(&mut self, msg: &mut dyn AnyMessage) -> Result<Bytes, RewriteError> {
+        msg.visit_mut(self);
+        if let Some((field, error)) = self.errors.drain(..).next() {
+            return Err(RewriteError::Field { field, error });
+        }
+        let mut out = BytesMut::new();
+        msg.encode(&mut out)?;
+        Ok(out.freeze())
     }
 }
 

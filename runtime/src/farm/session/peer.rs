@@ -1,0 +1,185 @@
+//! One end of a session (after mini-redis's `Connection`): the socket, the receive buffer that
+//! frames its messages, and the decoder memory of the conversation with it.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::codec::{DecodeError, Entry, FrameBuf, FrameError};
+use crate::replay::{Conversation, Decoded, ServiceCodecs};
+
+use super::error::{SessionError, Side};
+
+/// How long a peer may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+    /// Between two reads; `None`: as long as it likes.
+    pub idle: Option<Duration>,
+    /// From a message's first byte to its last.
+    pub message: Option<Duration>,
+}
+
+pub struct Peer {
+    pub side: Side,
+    sock: TcpStream,
+    buf: FrameBuf,
+    conv: Conversation,
+    /// What it sends, and what it is sent.
+    sends: &'static Entry,
+    receives: &'static Entry,
+    pub patience: Patience,
+    /// When the first byte of the message being gathered came.
+    gathering: Option<Instant>,
+    /// Messages read from it so far.
+    read: usize,
+}
+
+impl Peer {
+    /// The attacker's end (it sends client messages) or a honeypot's (server messages).
+    pub fn new(
+        side: Side,
+        sock: TcpStream,
+        codecs: &ServiceCodecs,
+        max_message: usize,
+        patience: Patience,
+    ) -> Self {
+        let (sends, receives) = match side {
+            Side::Attacker => (codecs.client, codecs.server),
+            Side::Honeypot => (codecs.server, codecs.client),
+        };
+        Peer {
+            side,
+            sock,
+            buf: FrameBuf::new(max_message),
+            conv: Conversation::new(),
+            sends,
+            receives,
+            patience,
+            gathering: None,
+            read: 0,
+        }
+    }
+
+    /// Whether the messages it sends travel to the server.
+    fn to_server(&self) -> bool {
+        self.side == Side::Attacker
+    }
+
+    /// Messages read from it so far.
+    pub fn messages_read(&self) -> usize {
+        self.read
+    }
+
+    /// The next whole message already received, if any.
+    pub fn try_message(&mut self) -> Result<Option<Decoded>, SessionError> {
+        let to_server = self.to_server();
+        let (side, at) = (self.side, self.read);
+        match self.conv.next_message(self.sends, &mut self.buf, to_server) {
+            Ok(Some(d)) => {
+                self.read += 1;
+                self.gathering = (!self.buf.is_empty()).then(Instant::now);
+                Ok(Some(d))
+            }
+            Ok(None) => Ok(None),
+            Err(FrameError::Decode(source)) => Err(SessionError::Undecodable { side, at, source }),
+            Err(source) => Err(SessionError::Frame { side, at, source }),
+        }
+    }
+
+    /// Reads more bytes; `Ok(false)` at the end of the stream. Fails when the peer is silent
+    /// for longer than it may be, or takes too long over one message.
+    pub async fn fill(&mut self) -> Result<bool, SessionError> {
+        let side = self.side;
+        if self.buf.over_limit() {
+            return Err(SessionError::Frame {
+                side,
+                at: self.read,
+                source: FrameError::TooLong {
+                    total: self.buf.len(),
+                    max: self.buf.max(),
+                },
+            });
+        }
+        let slow = |limit: Duration| SessionError::SlowMessage {
+            side,
+            at: self.read,
+            ms: limit.as_millis(),
+        };
+        let message_left = match (self.gathering, self.patience.message) {
+            (Some(t), Some(limit)) => {
+                Some(limit.checked_sub(t.elapsed()).ok_or_else(|| slow(limit))?)
+            }
+            _ => None,
+        };
+        let wait = match (self.patience.idle, message_left) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let was_empty = self.buf.is_empty();
+        let read = self.sock.read_buf(self.buf.read_target());
+        let r = match wait {
+            Some(w) => match tokio::time::timeout(w, read).await {
+                Ok(r) => r,
+                Err(_) if message_left == Some(w) => {
+                    return Err(slow(self.patience.message.unwrap_or(w)))
+                }
+                Err(_) => {
+                    return Err(SessionError::Silent {
+                        side,
+                        secs: w.as_secs(),
+                    })
+                }
+            },
+            None => read.await,
+        };
+        match r {
+            Ok(0) => Ok(false),
+            Ok(_) => {
+                if was_empty {
+                    self.gathering = Some(Instant::now());
+                }
+                Ok(true)
+            }
+            Err(source) => Err(SessionError::Io { side, source }),
+        }
+    }
+
+    /// The next message: `Ok(None)` when the peer closed between messages.
+    pub async fn read_message(&mut self) -> Result<Option<Decoded>, SessionError> {
+        loop {
+            if let Some(d) = self.try_message()? {
+                return Ok(Some(d));
+            }
+            if !self.fill().await? {
+                return match self.buf.len() {
+                    0 => Ok(None),
+                    n => Err(SessionError::ClosedMidMessage(n)),
+                };
+            }
+        }
+    }
+
+    /// Decodes a message sent to this peer on its conversation (later messages may recall
+    /// what it remembers): the caller decides what an undecodable one means.
+    pub fn note_sent(&mut self, bytes: &Bytes) -> Result<Decoded, DecodeError> {
+        let to_server = !self.to_server();
+        self.conv.decode(self.receives, bytes.clone(), to_server)
+    }
+
+    /// Writes a message to the peer.
+    pub async fn write_message(&mut self, bytes: &Bytes) -> Result<(), SessionError> {
+        let side = self.side;
+        self.sock
+            .write_all(bytes)
+            .await
+            .map_err(|source| SessionError::Io { side, source })
+    }
+
+    /// Closes our half of the connection.
+    pub async fn shutdown(&mut self) {
+        // The peer may be gone already: nothing to do then.
+        let _ = self.sock.shutdown().await;
+    }
+}

@@ -1,0 +1,549 @@
+//! The farm's session without Samba: an in-process fake honeypot (a `Backend` whose server is
+//! a tokio task on 127.0.0.1, port 0) answers the shipped script's dialog with cookies of its
+//! own (other UIDs, TIDs, FIDs, handles), so the handoff and the bridge are tested here: a
+//! handoff that succeeds with cookies translated both ways, a honeypot that answers
+//! differently, one that closes, decode errors on either side (counted and recorded), and the
+//! deadline of a message that never completes.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use honeyfarm_protocols::REGISTRY;
+use honeyfarm_runtime::codec::{AnyMessage, FrameBuf, MatchKey, Role, RoleFields, Value};
+use honeyfarm_runtime::farm::{
+    serve_connection, Backend, Deadlines, EventStore, Honeypot, HoneypotError, Outcome, Pool,
+    SessionConfig, UNDECODABLE,
+};
+use honeyfarm_runtime::replay::{pair_cookies, Conversation, Library, Script, Side};
+use honeyfarm_runtime::rewrite::{Rewrite, ValueMap, Way};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn script() -> Arc<Script> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("protocols/scripts/samba-enumdomusers.json");
+    Arc::new(Script::load(&path, &|name| REGISTRY.iter().find(|e| e.name == name)).expect("loads"))
+}
+
+/// The script's client messages, in order, with the number of replies each gets.
+fn dialog(s: &Script) -> Vec<(Bytes, usize)> {
+    let mut out: Vec<(Bytes, usize)> = Vec::new();
+    for m in &s.messages {
+        match m.side {
+            Side::Client => out.push((m.bytes.clone(), 0)),
+            Side::Server => out.last_mut().expect("the client speaks first").1 += 1,
+        }
+    }
+    out
+}
+
+/// A cookie of the honeypot's own for one of the script's: numbers and bytes flipped.
+fn own(v: &Value) -> Value {
+    match v {
+        Value::Uint(n) => Value::Uint(n ^ 0x0101),
+        Value::Bytes(b) => Value::Bytes(b.iter().map(|c| c ^ 0x5a).collect::<Vec<u8>>().into()),
+        other => other.clone(),
+    }
+}
+
+/// How the fake honeypot behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Answers like the script's server, in its own cookies.
+    Faithful,
+    /// Answers the first message with the reply of the second.
+    Differently,
+    /// Closes at the first message.
+    Closes,
+    /// Answers a message the script does not have with bytes that do not decode.
+    Garbage,
+}
+
+/// What the fake honeypot saw.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Per message received: its role fields as `path=value`.
+    messages: Vec<Vec<(String, Value)>>,
+    /// Cookies that did not pair with the script's consistently (not in its values).
+    errors: Vec<String>,
+}
+
+struct Fake {
+    script: Arc<Script>,
+    mode: Mode,
+    /// The honeypot's cookies (left) for the script's server-issued ones (right).
+    seeds: ValueMap,
+    seen: Mutex<Seen>,
+}
+
+impl Fake {
+    fn new(script: Arc<Script>, mode: Mode) -> Arc<Fake> {
+        let mut seeds = ValueMap::new();
+        let mut clients: HashSet<(&'static str, Value)> = HashSet::new();
+        for m in &script.messages {
+            for f in &m.fields {
+                let Role::Cookie { namespace, .. } = f.role else {
+                    continue;
+                };
+                let key = (*namespace, f.value.clone());
+                match m.side {
+                    Side::Client => {
+                        clients.insert(key);
+                    }
+                    Side::Server if !clients.contains(&key) && f.value != Value::Uint(0) => {
+                        let _ = seeds.bind(namespace, own(&f.value), f.value.clone());
+                    }
+                    Side::Server => {}
+                }
+            }
+        }
+        Arc::new(Fake {
+            script,
+            mode,
+            seeds,
+            seen: Mutex::new(Seen::default()),
+        })
+    }
+
+    /// Serves one connection from the farm.
+    async fn serve(self: Arc<Self>, mut sock: TcpStream) {
+        let entry = self.script.service.client;
+        let mut conv = Conversation::new();
+        let mut buf = FrameBuf::new(1 << 20);
+        let mut used = vec![false; self.script.messages.len()];
+        loop {
+            let msg = loop {
+                match conv.next_message(entry, &mut buf, true) {
+                    Ok(Some(d)) => break d,
+                    Ok(None) => {}
+                    Err(_) => return,
+                }
+                match sock.read_buf(buf.read_target()).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            };
+            if self.mode == Mode::Closes {
+                return;
+            }
+            let Some(replies) = self.answer(msg.msg.as_ref(), &mut used) else {
+                return;
+            };
+            for r in replies {
+                if sock.write_all(&r).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The replies to a message: the script's for its first unused client message with the
+    /// same content (or the last one, for a repeat), in the honeypot's cookies.
+    fn answer(&self, msg: &dyn AnyMessage, used: &mut [bool]) -> Option<Vec<Bytes>> {
+        let s = &self.script;
+        let key = MatchKey::of_any(msg);
+        let fields = RoleFields::of_any(msg);
+        self.seen.lock().unwrap().messages.push(
+            fields
+                .iter()
+                .map(|f| (f.path.clone(), f.value.clone()))
+                .collect(),
+        );
+        let same = |i: &usize| s.messages[*i].side == Side::Client && s.messages[*i].key == key;
+        let fresh = (0..s.messages.len()).find(|i| same(i) && !used[*i]);
+        let i = fresh.or_else(|| (0..s.messages.len()).rev().find(same))?;
+        if fresh.is_none() && self.mode == Mode::Garbage {
+            // A NetBIOS message whose SMB header is cut short.
+            return Some(vec![Bytes::from_static(
+                b"\x00\x00\x00\x08\xffSMBr\x00\x00\x00",
+            )]);
+        }
+        used[i] = true;
+        let mut map = self.seeds.clone();
+        if let Err(e) = pair_cookies(&mut map, &fields, &s.messages[i].fields) {
+            self.seen.lock().unwrap().errors.push(e);
+        }
+        let first = match self.mode {
+            Mode::Differently if i == 0 => {
+                s.messages
+                    .iter()
+                    .skip(2)
+                    .position(|m| m.side == Side::Server)?
+                    + 2
+            }
+            _ => i + 1,
+        };
+        let mut out = Vec::new();
+        for j in first..s.messages.len() {
+            if s.messages[j].side != Side::Server {
+                break;
+            }
+            let mut d = s.decode(j)?;
+            for f in &s.messages[j].fields {
+                if let Role::Cookie { namespace, .. } = f.role {
+                    map.bind_new(namespace, f.value.clone());
+                }
+            }
+            let mut rw = Rewrite::new();
+            rw.cookies = Some((&map, Way::Backward));
+            out.push(rw.apply(d.msg.as_mut()).ok()?);
+            if self.mode == Mode::Differently {
+                break;
+            }
+        }
+        Some(out)
+    }
+}
+
+/// A backend whose one honeypot is the fake, already listening.
+struct FakeBackend {
+    addr: SocketAddr,
+}
+
+impl Backend for FakeBackend {
+    fn start(&self, _addr: SocketAddr) -> Result<Honeypot, HoneypotError> {
+        Ok(Honeypot::in_process(self.addr, std::env::temp_dir()))
+    }
+    fn stop(&self, _honeypot: Honeypot) {}
+}
+
+/// Starts a fake honeypot; returns its pool.
+async fn fake_pool(fake: Arc<Fake>) -> Arc<Pool> {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = l.accept().await {
+            tokio::spawn(fake.clone().serve(sock));
+        }
+    });
+    Pool::new(Arc::new(FakeBackend { addr }), vec![addr], 0)
+}
+
+fn store() -> (EventStore, PathBuf) {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!(
+        "honeyfarm-session-{}-{n}.sqlite",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    (EventStore::open(&path).unwrap(), path)
+}
+
+fn config(pool: Option<Arc<Pool>>, events: EventStore, deadlines: Deadlines) -> Arc<SessionConfig> {
+    let s = script();
+    let mut library = Library::new();
+    library.add((*s).clone());
+    Arc::new(SessionConfig {
+        service: s.service.clone(),
+        library: Arc::new(library),
+        pool,
+        events,
+        reply_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(5),
+        max_message: 1 << 20,
+        max_artifact: 1 << 20,
+        names: Vec::new(),
+        deadlines,
+    })
+}
+
+/// Serves one connection whose attacker is `attacker`; returns the session's end and what
+/// the attacker returned.
+async fn session<T, F>(
+    cfg: Arc<SessionConfig>,
+    attacker: impl FnOnce(TcpStream) -> F,
+) -> ((Outcome, String), T)
+where
+    F: std::future::Future<Output = T>,
+{
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let farm = async {
+        let (sock, peer) = l.accept().await.unwrap();
+        let (_, outcome, detail) = serve_connection(cfg, sock, peer, addr, stop).await;
+        (outcome, detail)
+    };
+    let client = async { attacker(TcpStream::connect(addr).await.unwrap()).await };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::join!(farm, client)
+    })
+    .await
+    .expect("the session ends")
+}
+
+/// Reads one NetBIOS message.
+async fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
+    let mut head = [0u8; 4];
+    s.read_exact(&mut head).await.ok()?;
+    let len = u32::from_be_bytes([0, head[1], head[2], head[3]]) as usize;
+    let mut body = vec![0u8; 4 + len];
+    body[..4].copy_from_slice(&head);
+    s.read_exact(&mut body[4..]).await.ok()?;
+    Some(body.into())
+}
+
+/// Follows the whole script, then sends its last client message again (MID 15): a deviation.
+/// Returns the reply to it, if any.
+async fn follow_then_repeat(mut sock: TcpStream, after: Option<&'static [u8]>) -> Option<Bytes> {
+    let d = dialog(&script());
+    for (bytes, replies) in &d {
+        sock.write_all(bytes).await.ok()?;
+        for _ in 0..*replies {
+            read_frame(&mut sock).await?;
+        }
+    }
+    let mut again = d.last().unwrap().0.to_vec();
+    // NetBIOS header (4) + SMB header: the MID sits at offset 30.
+    again[34..36].copy_from_slice(&15u16.to_le_bytes());
+    sock.write_all(&again).await.ok()?;
+    let reply = read_frame(&mut sock).await;
+    if let Some(b) = after {
+        sock.write_all(b).await.ok()?;
+        let mut rest = Vec::new();
+        let _ = sock.read_to_end(&mut rest).await;
+    }
+    reply
+}
+
+fn value_at(msg: &dyn AnyMessage, suffix: &str) -> Value {
+    RoleFields::of_any(msg)
+        .into_iter()
+        .find(|f| f.path.ends_with(suffix))
+        .map(|f| f.value)
+        .unwrap_or_else(|| panic!("no {suffix}"))
+}
+
+/// `(source, kind, roles)` of the connection's messages.
+fn messages(events: &EventStore, path: &PathBuf) -> Vec<(String, String, String)> {
+    events.close();
+    let db = rusqlite::Connection::open(path).unwrap();
+    let mut q = db
+        .prepare("SELECT source, kind, roles FROM messages ORDER BY id")
+        .unwrap();
+    let rows = q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    rows
+}
+
+/// What a session whose attacker follows the script and then repeats its last message left.
+struct Run {
+    outcome: Outcome,
+    detail: String,
+    /// The answer to the repeated message.
+    reply: Option<Bytes>,
+    /// `(source, kind, roles)` of every message recorded.
+    messages: Vec<(String, String, String)>,
+}
+
+impl Run {
+    /// Checks the outcome and how the detail ends.
+    fn ends(&self, outcome: Outcome, detail_end: &str) {
+        let detail = &self.detail;
+        assert_eq!(self.outcome, outcome, "{detail}");
+        assert!(detail.ends_with(detail_end), "{detail}");
+    }
+
+    fn count(&self, f: impl Fn(&(String, String, String)) -> bool) -> usize {
+        self.messages.iter().filter(|m| f(m)).count()
+    }
+}
+
+/// Runs that session against a fake honeypot behaving as `mode` (none: no honeypots); the
+/// attacker sends `after` once answered.
+async fn deviating(fake: Option<Arc<Fake>>, after: Option<&'static [u8]>) -> Run {
+    let (events, path) = store();
+    let pool = match fake {
+        Some(f) => Some(fake_pool(f).await),
+        None => None,
+    };
+    let cfg = config(pool, events.clone(), Deadlines::default());
+    let ((outcome, detail), reply) = session(cfg, |sock| follow_then_repeat(sock, after)).await;
+    Run {
+        outcome,
+        detail,
+        reply,
+        messages: messages(&events, &path),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deviating_attacker_is_bridged_with_cookies_translated_both_ways() {
+    let s = script();
+    let fake = Fake::new(s.clone(), Mode::Faithful);
+    let run = deviating(Some(fake.clone()), None).await;
+    let detail = &run.detail;
+    assert_eq!(
+        run.outcome,
+        Outcome::Bridged { deviated_at: 15 },
+        "{detail}"
+    );
+    assert_eq!(detail, "the script ends after 30 messages");
+
+    // The attacker hears the script's UID and TID and its own MID, not the honeypot's.
+    let reply = run
+        .reply
+        .clone()
+        .expect("the honeypot's answer reaches the attacker");
+    let d = Conversation::new()
+        .decode(s.service.server, reply, false)
+        .unwrap();
+    assert_eq!(value_at(d.msg.as_ref(), "Smb1.uid"), Value::Uint(62344));
+    assert_eq!(value_at(d.msg.as_ref(), "Smb1.tid"), Value::Uint(43336));
+    assert_eq!(value_at(d.msg.as_ref(), "Smb1.mid"), Value::Uint(15));
+
+    // The honeypot heard its own values, consistently, in every message.
+    let seen = fake.seen.lock().unwrap();
+    assert!(seen.errors.is_empty(), "{:?}", seen.errors);
+    assert_eq!(seen.messages.len(), 16);
+    let field = |m: &Vec<(String, Value)>, suffix: &str| {
+        m.iter()
+            .find(|(p, _)| p.ends_with(suffix))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        field(&seen.messages[15], "Smb1.uid"),
+        Some(own(&Value::Uint(62344)))
+    );
+    assert_eq!(
+        field(&seen.messages[5], ".fid"),
+        Some(own(&Value::Uint(38584)))
+    );
+
+    let m = &run.messages;
+    assert_eq!(run.count(|(s, _, _)| s == "replayed"), 30, "{m:?}");
+    assert_eq!(run.count(|(s, _, _)| s == "relayed"), 2, "{m:?}");
+    assert_eq!(run.count(|(_, k, _)| k == UNDECODABLE), 0, "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_honeypot_that_answers_differently_fails_the_handoff() {
+    let run = deviating(Some(Fake::new(script(), Mode::Differently)), None).await;
+    let detail = &run.detail;
+    assert_eq!(
+        run.outcome,
+        Outcome::HandoffFailed { deviated_at: 15 },
+        "{detail}"
+    );
+    assert!(
+        detail.starts_with(
+            "the script ends after 30 messages; the honeypot answered Smb1.NegotiateResponse"
+        ) && detail.contains("differently"),
+        "{detail}"
+    );
+    assert!(run.reply.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_honeypot_that_closes_fails_the_handoff() {
+    let run = deviating(Some(Fake::new(script(), Mode::Closes)), None).await;
+    run.ends(
+        Outcome::HandoffFailed { deviated_at: 15 },
+        "the honeypot closed the connection",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_honeypots_a_deviation_ends_the_session() {
+    let run = deviating(None, None).await;
+    run.ends(
+        Outcome::HandoffFailed { deviated_at: 15 },
+        "no honeypots are configured for smb",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_honeypot_message_that_does_not_decode_is_counted_and_recorded() {
+    let run = deviating(Some(Fake::new(script(), Mode::Garbage)), None).await;
+    let detail = &run.detail;
+    assert_eq!(
+        run.outcome,
+        Outcome::Bridged { deviated_at: 15 },
+        "{detail}"
+    );
+    assert!(
+        detail.contains("bridge ended: honeypot message 15 does not decode")
+            && detail.ends_with("(1 messages did not decode where they went)"),
+        "{detail}"
+    );
+    assert!(run.reply.is_none());
+    let bad: Vec<_> = run
+        .messages
+        .iter()
+        .filter(|(_, k, _)| k == UNDECODABLE)
+        .collect();
+    assert_eq!(bad.len(), 1, "{:?}", run.messages);
+    assert!(bad[0].2.contains("does not decode"), "{bad:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attacker_message_that_does_not_decode_is_counted_and_recorded() {
+    let garbage: &'static [u8] = b"\x00\x00\x00\x08\xffSMBr\x00\x00\x00";
+    let run = deviating(Some(Fake::new(script(), Mode::Faithful)), Some(garbage)).await;
+    let detail = &run.detail;
+    assert!(run.reply.is_some());
+    assert_eq!(
+        run.outcome,
+        Outcome::Bridged { deviated_at: 15 },
+        "{detail}"
+    );
+    assert!(
+        detail.contains("bridge ended: attacker message 16 does not decode"),
+        "{detail}"
+    );
+    let m = &run.messages;
+    assert_eq!(run.count(|(_, k, _)| k == UNDECODABLE), 1, "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_trickled_past_its_deadline_ends_the_session() {
+    let (events, _path) = store();
+    let deadlines = Deadlines {
+        message: Some(Duration::from_millis(300)),
+        session: None,
+    };
+    let cfg = config(None, events, deadlines);
+    let first = dialog(&script())[0].0.clone();
+    let ((outcome, detail), sent) = session(cfg, |mut sock| async move {
+        // One byte every 50 ms: never silent for the idle timeout, never a whole message.
+        let mut sent = 0;
+        for b in first.iter().take(40) {
+            if sock.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            sent += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        sent
+    })
+    .await;
+    assert_eq!(outcome, Outcome::Error, "{detail}");
+    assert_eq!(detail, "attacker took more than 300 ms to send message 0");
+    assert!(sent < 40, "{sent}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_past_its_deadline_ends() {
+    let (events, _path) = store();
+    let deadlines = Deadlines {
+        message: None,
+        session: Some(Duration::from_millis(300)),
+    };
+    let cfg = config(None, events, deadlines);
+    let ((outcome, detail), ()) = session(cfg, |mut sock| async move {
+        // Silent for less than the idle timeout, longer than the session may last.
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), sock.read_to_end(&mut rest)).await;
+    })
+    .await;
+    assert_eq!(outcome, Outcome::Error, "{detail}");
+    assert_eq!(detail, "the session lasted more than 300 ms");
+}
