@@ -5,12 +5,18 @@
 mod artifacts;
 mod events;
 mod honeypot;
+mod intake;
 mod session;
+mod throttle;
 
 pub use artifacts::Files;
 pub use events::{EventStore, MessageEvent, Outcome, Source, StoreError};
 pub use honeypot::{Backend, Honeypot, HoneypotError, Lease, Pool, ProcessBackend, ProcessConfig};
+pub use intake::{
+    accept_loop, listen, raise_fd_limit, Intake, IntakeCounts, Limits, Permit, Refusal,
+};
 pub use session::{
     serve_connection, Deadlines, End, Patience, Peer, SessionConfig, SessionError, Side,
     UNDECODABLE,
 };
+pub use throttle::Throttle;
