@@ -16,6 +16,9 @@ use crate::ir::{self, ArrayLen, BytesSize, Conv, ExprTy, Item, SizeUnit, Ty, Uni
 pub(super) enum Dec {
     Val(TokenStream),
     Res(TokenStream),
+    /// A function of the reader alone (`Unit::decode_from`), passed as it is where a
+    /// closure of the reader is wanted.
+    Call(TokenStream),
 }
 
 impl Dec {
@@ -24,6 +27,18 @@ impl Dec {
         match self {
             Dec::Val(v) => v,
             Dec::Res(r) => quote!(#r?),
+            Dec::Call(f) => quote!(#f(r)?),
+        }
+    }
+
+    /// A closure of the reader that returns a `Result` of the value.
+    pub(super) fn closure(self) -> TokenStream {
+        match self {
+            Dec::Call(f) => f,
+            other => {
+                let res = other.res();
+                quote!(|r| #res)
+            }
         }
     }
 
@@ -32,6 +47,7 @@ impl Dec {
         match self {
             Dec::Val(v) => quote!(Ok(#v)),
             Dec::Res(r) => r,
+            Dec::Call(f) => quote!(#f(r)),
         }
     }
 
@@ -374,7 +390,7 @@ impl Gen<'_> {
         let value = match &f.size_from {
             Some(sf) => {
                 let root = local(&sf.root);
-                let find = self.path_find(&sf.steps, quote!((&#root)));
+                let find = self.path_find(&sf.steps, quote!(#root));
                 let read = quote!({
                     let __held: Option<i128> = (|| { #find None })();
                     r.bytes_by(__held.unwrap_or(0))?
@@ -391,15 +407,17 @@ impl Gen<'_> {
         } else {
             value
         };
-        let result = match f.check {
+        let read = match f.check {
             Some(v) => {
                 let vl = Literal::i128_unsuffixed(v);
                 let res = value.res();
-                quote!(#res.and_then(|__v| r.expect(__v, #vl)))
+                quote!(r.field(&#info, |r| #res.and_then(|__v| r.expect(__v, #vl)))?)
             }
-            None => value.res(),
+            None => {
+                let f = value.closure();
+                quote!(r.field(&#info, #f)?)
+            }
         };
-        let read = quote!(r.field(&#info, |r| #result)?);
         let measured = u.measured.contains(&f.name);
         let (start, end) = if measured {
             let s_id = format_ident!("__s_{}", f.name.trim_start_matches('_'));
@@ -426,23 +444,29 @@ impl Gen<'_> {
             Some((name, key, key_ty)) => {
                 let n = lit_bytes(name.as_bytes());
                 let k = self.expr_value(key, Cx::Decode, *key_ty);
-                let key_bytes = match key_ty {
-                    ExprTy::Bytes => quote!(#k.to_vec()),
-                    _ => quote!(#rt::ops::decimal(#k)),
+                let key_bytes = match (key, key_ty) {
+                    // A constant key is its decimal text already.
+                    (ir::Expr::Int(v), ExprTy::Int) => {
+                        let text = lit_bytes(v.to_string().as_bytes());
+                        quote!(#text)
+                    }
+                    // Owned: the key may borrow the reader, which remembering changes.
+                    (_, ExprTy::Bytes) => quote!(&#k.to_vec()),
+                    _ => quote!(&#rt::ops::decimal(#k)),
                 };
                 let value = match conv_of_ty(&f.ty) {
                     Conv::Bytes => quote!(&__x[..]),
                     Conv::Utf16 => quote!(&__x.raw[..]),
-                    _ => quote!(#rt::ops::decimal(i128::from(*__x))),
+                    _ => quote!(&#rt::ops::decimal(i128::from(*__x))),
                 };
                 let store = if f.append {
-                    quote!(r.append_memory(#n, &__key, &__value);)
+                    quote!(r.append_memory(#n, __key, __value);)
                 } else {
-                    quote!(r.remember(#n, &__key, &__value);)
+                    quote!(r.remember(#n, __key, __value);)
                 };
                 let body = quote! {
-                    let __key = #key_bytes;
-                    let __value = #value;
+                    let __key: &[u8] = #key_bytes;
+                    let __value: &[u8] = #value;
                     #store
                 };
                 if f.optional() {
@@ -538,14 +562,14 @@ impl Gen<'_> {
             Ty::Spaces => Dec::Res(quote!(r.spaces())),
             Ty::OptionalSpaces => Dec::Val(quote!(r.optional_spaces())),
             Ty::Token => Dec::Res(quote!(r.token())),
-            Ty::Number(None) => Dec::Res(quote!(<#rt::TextNumber as #rt::Leaf>::decode(r))),
+            Ty::Number(None) => Dec::Call(quote!(<#rt::TextNumber as #rt::Leaf>::decode)),
             Ty::Number(Some(w)) => {
                 let w = Literal::usize_unsuffixed(*w);
                 Dec::Res(quote!(#rt::TextNumber::decode_width(r, #w)))
             }
             Ty::Leaf(n) => {
                 let n = format_ident!("{}", n);
-                Dec::Res(quote!(<#rt::#n as #rt::Leaf>::decode(r)))
+                Dec::Call(quote!(<#rt::#n as #rt::Leaf>::decode))
             }
             Ty::Unit {
                 target,
@@ -559,7 +583,7 @@ impl Gen<'_> {
                     quote!(decode_from)
                 };
                 if args.is_empty() {
-                    return Dec::Res(quote!(#path::#f(r)));
+                    return Dec::Call(quote!(#path::#f));
                 }
                 // Arguments are evaluated first (owned), so none borrows the reader in the call.
                 let mut lets = Vec::new();
@@ -597,25 +621,7 @@ impl Gen<'_> {
     }
 
     fn decode_array(&self, elem: &Ty, len: &ArrayLen, phase: Phase) -> Dec {
-        let e = match elem {
-            // `Unit::decode_from` itself, not a closure that calls it.
-            Ty::Unit {
-                target,
-                args,
-                deferred,
-            } if args.is_empty() => {
-                let path = self.type_path(target);
-                if *deferred && phase == Phase::Scalars {
-                    quote!(#path::decode_scalars)
-                } else {
-                    quote!(#path::decode_from)
-                }
-            }
-            _ => {
-                let res = self.decode_value(elem, phase).res();
-                quote!(|r| #res)
-            }
-        };
+        let e = self.decode_value(elem, phase).closure();
         Dec::Res(match len {
             ArrayLen::Count(c) => {
                 let c = self.expr_value(c, Cx::Decode, ExprTy::Int);
@@ -676,11 +682,17 @@ impl Gen<'_> {
                 break;
             }
             let tests = c.patterns.iter().map(|alt| {
-                let parts = alt
+                let parts: Vec<TokenStream> = alt
                     .iter()
                     .zip(&sels)
-                    .map(|(p, s)| super::expr::pat_test(p, s));
-                quote!(#(#parts)&&*)
+                    .filter(|(p, _)| !matches!(p, ir::Pat::Any))
+                    .map(|(p, s)| super::expr::pat_test(p, s))
+                    .collect();
+                if parts.is_empty() {
+                    quote!(true)
+                } else {
+                    quote!(#(#parts)&&*)
+                }
             });
             chain.push(quote!(if #(#tests)||* { #build }));
         }

@@ -239,7 +239,7 @@ impl Gen<'_> {
                 (_, false) => quote!(self.#tname.len()),
                 (_, true) => quote!(self.#tname.as_ref().map_or(0, |v| v.len())),
             };
-            let set = self.path_set(&sf.steps, quote!((&mut __copy)), &info);
+            let set = self.path_set(&sf.steps, quote!(__copy), &info);
             let text = &sf.text;
             // An absent field leaves the size that was there (a response to HEAD keeps its
             // Content-Length).

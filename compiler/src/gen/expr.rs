@@ -12,13 +12,59 @@ impl Gen<'_> {
     /// that is not one), failures become decode (or encode) errors through `?`.
     pub(super) fn expr_value(&self, e: &Expr, cx: Cx, _want: ExprTy) -> TokenStream {
         let rt = self.rt;
-        let inner = self.expr(e, cx);
         if !fallible(e) {
-            return inner;
+            return self.expr(e, cx);
         }
+        let opt = self.expr_opt(e, cx);
         match cx {
-            Cx::Decode => quote!(r.arith((|| Some(#inner))())?),
-            Cx::Encode => quote!(#rt::evaluated((|| Some(#inner))())?),
+            Cx::Decode => quote!(r.arith(#opt)?),
+            Cx::Encode => quote!(#rt::evaluated(#opt)?),
+        }
+    }
+
+    /// A fallible expression as an `Option`: the checked operation itself at the top, inside
+    /// a closure only when an operand can fail too (`?` inside).
+    fn expr_opt(&self, e: &Expr, cx: Cx) -> TokenStream {
+        use ir::BinOp::*;
+        let rt = self.rt;
+        let top = match e {
+            Expr::Binary(op @ (Add | Sub | Mul | Div | Rem | Shl | Shr), a, b, _) => {
+                let f = match op {
+                    Add => quote!(add),
+                    Sub => quote!(sub),
+                    Mul => quote!(mul),
+                    Div => quote!(div),
+                    Rem => quote!(rem),
+                    Shl => quote!(shl),
+                    _ => quote!(shr),
+                };
+                let inner = fallible(a) || fallible(b);
+                let (a, b) = (self.expr(a, cx), self.expr(b, cx));
+                Some((quote!(#rt::ops::#f(#a, #b)), inner))
+            }
+            Expr::Unary(ir::UnOp::Neg, a) => {
+                let inner = fallible(a);
+                let a = self.expr(a, cx);
+                Some((quote!(#rt::ops::neg(#a)), inner))
+            }
+            Expr::IsRequest => Some((quote!(r.is_request()), false)),
+            // A text number's value.
+            Expr::Field {
+                name,
+                conv: Conv::Number,
+            } => {
+                let base = self.field_base(name, cx);
+                Some((quote!(#base.value()), false))
+            }
+            _ => None,
+        };
+        match top {
+            Some((call, false)) => call,
+            Some((call, true)) => quote!((|| #call)()),
+            None => {
+                let inner = self.expr(e, cx);
+                quote!((|| Some(#inner))())
+            }
         }
     }
 
@@ -95,13 +141,13 @@ impl Gen<'_> {
             }
             Expr::Found { root, steps } => {
                 let base = self.field_base(root, cx);
-                let walk = self.path_exists(steps, quote!((&#base)));
+                let walk = self.path_exists(steps, base);
                 quote!((|| -> bool { #walk false })())
             }
             Expr::StartsWith(a, b) => {
                 let a = self.expr(a, cx);
                 let b = self.expr(b, cx);
-                quote!(<[u8]>::starts_with(&#a[..], &#b[..]))
+                quote!(<[u8]>::starts_with(#a, #b))
             }
             Expr::Raw(a) => {
                 let a = self.expr(a, cx);
@@ -187,9 +233,9 @@ impl Gen<'_> {
             Or => quote!((#a || #b)),
             Eq | Ne if operand == ExprTy::Bytes => {
                 let t = if ci {
-                    quote!(<[u8]>::eq_ignore_ascii_case(&#a[..], &#b[..]))
+                    quote!(<[u8]>::eq_ignore_ascii_case(#a, #b))
                 } else {
-                    quote!((&#a[..] == &#b[..]))
+                    quote!((#a == #b))
                 };
                 if op == Eq {
                     t

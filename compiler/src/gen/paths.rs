@@ -8,9 +8,10 @@ use super::{ident, int_rust, Gen};
 use crate::ir::{self, Conv, SizeUnit};
 
 impl Gen<'_> {
-    /// Statements that walk a path from `base` (a reference, `&mut` when `mutable`) through unit
-    /// fields, optional fields, every array element and switch cases, and run `at_end` on what
-    /// the path reaches: the place, and the last step (a leaf, or a case that carries nothing).
+    /// Statements that walk a path from `base` (the root's place, or a reference `__o` to
+    /// what the steps so far reached, `&mut` when `mutable`) through unit fields, optional
+    /// fields, every array element and switch cases, and run `at_end` on what the path
+    /// reaches: the place, and the last step (a leaf, or a case that carries nothing).
     fn path_walk(
         &self,
         steps: &[ir::PathStep],
@@ -48,6 +49,12 @@ impl Gen<'_> {
                 let sw = self.type_path(switch);
                 let c = format_ident!("{}", case);
                 let inner = self.path_walk(rest, quote!(__o), mutable, at_end);
+                // The root is a place: match a reference to it, not the value.
+                let base = if base.to_string() == "__o" {
+                    base
+                } else {
+                    quote!(#r #base)
+                };
                 quote!(if let #sw::#c(__o) = #base { #inner })
             }
             ir::PathStep::Leaf { .. } => at_end(&base, Some(step)),

@@ -196,7 +196,7 @@ impl Message {
                         MessageBody::TreeConnectRequest(
                             TreeConnectRequest::decode_from(r)?,
                         )
-                    } else if __s0 == 43i128 && true {
+                    } else if __s0 == 43i128 {
                         MessageBody::Echo(
                             {
                                 let __a0 = ((i128::from(f_flags) & 128i128) == 0i128);
@@ -1033,7 +1033,7 @@ impl TreeConnectRequest {
         };
         let __s_next = r.pos();
         let f_next = if (i128::from(f_andx_command) != 255i128) {
-            Some(r.field(&__F_TREECONNECTREQUEST_NEXT, |r| AndxBlock::decode_from(r))?)
+            Some(r.field(&__F_TREECONNECTREQUEST_NEXT, AndxBlock::decode_from)?)
         } else {
             None
         };

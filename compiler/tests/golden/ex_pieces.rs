@@ -53,16 +53,14 @@ impl Message {
             .limit_to(
                 r
                     .arith(
-                        (|| Some(
-                            rt::ops::sub(
-                                rt::ops::sub((r.remaining() as i128), 1i128)?,
-                                usize::try_from(
-                                        rt::ops::sub((r.remaining() as i128), 1i128)?,
-                                    )
-                                    .ok()
-                                    .and_then(|__i| <[u8]>::get(r.ahead(), __i))
-                                    .map_or(-1i128, |__b| i128::from(*__b)),
-                            )?,
+                        (|| rt::ops::sub(
+                            rt::ops::sub((r.remaining() as i128), 1i128)?,
+                            usize::try_from(
+                                    rt::ops::sub((r.remaining() as i128), 1i128)?,
+                                )
+                                .ok()
+                                .and_then(|__i| <[u8]>::get(r.ahead(), __i))
+                                .map_or(-1i128, |__b| i128::from(*__b)),
                         ))(),
                     )?,
             )?;
@@ -102,15 +100,7 @@ impl Message {
         let f_trailer = r
             .field(
                 &__F_MESSAGE_TRAILER,
-                |r| {
-                    r
-                        .bytes_by(
-                            r
-                                .arith(
-                                    (|| Some(rt::ops::sub((r.remaining() as i128), 1i128)?))(),
-                                )?,
-                        )
-                },
+                |r| r.bytes_by(r.arith(rt::ops::sub((r.remaining() as i128), 1i128))?),
             )?;
         let __e_trailer = r.pos();
         let f_trailer_length = r.field(&__F_MESSAGE_TRAILER_LENGTH, |r| r.int::<u8>(1))?;
@@ -376,16 +366,11 @@ impl FirstPiece {
         let f_data = r.field(&__F_FIRSTPIECE_DATA, |r| Ok(r.rest()))?;
         {
             let __x = &f_data;
-            let __key = rt::ops::decimal(
-                r
-                    .arith(
-                        (|| Some(
-                            rt::ops::add(rt::ops::mul(p_channel, 1000i128)?, 7i128)?,
-                        ))(),
-                    )?,
+            let __key: &[u8] = &rt::ops::decimal(
+                r.arith((|| rt::ops::add(rt::ops::mul(p_channel, 1000i128)?, 7i128))())?,
             );
-            let __value = &__x[..];
-            r.remember(b"record", &__key, &__value);
+            let __value: &[u8] = &__x[..];
+            r.remember(b"record", __key, __value);
         }
         r.set_order(__outer_order);
         r.leave(__mark);
@@ -430,16 +415,11 @@ impl MiddlePiece {
         let f_data = r.field(&__F_MIDDLEPIECE_DATA, |r| Ok(r.rest()))?;
         {
             let __x = &f_data;
-            let __key = rt::ops::decimal(
-                r
-                    .arith(
-                        (|| Some(
-                            rt::ops::add(rt::ops::mul(p_channel, 1000i128)?, 7i128)?,
-                        ))(),
-                    )?,
+            let __key: &[u8] = &rt::ops::decimal(
+                r.arith((|| rt::ops::add(rt::ops::mul(p_channel, 1000i128)?, 7i128))())?,
             );
-            let __value = &__x[..];
-            r.append_memory(b"record", &__key, &__value);
+            let __value: &[u8] = &__x[..];
+            r.append_memory(b"record", __key, __value);
         }
         r.set_order(__outer_order);
         r.leave(__mark);
@@ -487,16 +467,11 @@ impl LastPiece {
         let f_data = r.field(&__F_LASTPIECE_DATA, |r| Ok(r.rest()))?;
         {
             let __x = &f_data;
-            let __key = rt::ops::decimal(
-                r
-                    .arith(
-                        (|| Some(
-                            rt::ops::add(rt::ops::mul(p_channel, 1000i128)?, 7i128)?,
-                        ))(),
-                    )?,
+            let __key: &[u8] = &rt::ops::decimal(
+                r.arith((|| rt::ops::add(rt::ops::mul(p_channel, 1000i128)?, 7i128))())?,
             );
-            let __value = &__x[..];
-            r.append_memory(b"record", &__key, &__value);
+            let __value: &[u8] = &__x[..];
+            r.append_memory(b"record", __key, __value);
         }
         let f_record: Option<Record> = {
             let mut __sub = rt::Reader::new(

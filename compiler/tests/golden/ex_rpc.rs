@@ -662,7 +662,7 @@ impl LookupDomainRequest {
         let __outer_order = r.order();
         let f_handle = r.field(&__F_LOOKUPDOMAINREQUEST_HANDLE, |r| r.bytes_by(20i128))?;
         let f_name = r
-            .field(&__F_LOOKUPDOMAINREQUEST_NAME, |r| UnicodeString::decode_scalars(r))?;
+            .field(&__F_LOOKUPDOMAINREQUEST_NAME, UnicodeString::decode_scalars)?;
         let f_pad0 = r.field(&__F_LOOKUPDOMAINREQUEST_PAD0, |r| r.align(4, "stub"))?;
         let f_sid = r
             .field(

@@ -217,8 +217,7 @@ impl PortArgs {
         let __outer_order = r.order();
         r.set_order(rt::ByteOrder::Big);
         let f_reserved0 = r.field(&__F_PORTARGS_RESERVED0, |r| r.spaces())?;
-        let f_addr = r
-            .field(&__F_PORTARGS_ADDR, |r| <rt::HostPort as rt::Leaf>::decode(r))?;
+        let f_addr = r.field(&__F_PORTARGS_ADDR, <rt::HostPort as rt::Leaf>::decode)?;
         r.set_order(__outer_order);
         r.leave(__mark);
         Ok(Self {
@@ -370,8 +369,7 @@ impl LiteralArgs {
             &__F_LITERALARGS_RESERVED1,
             |r| r.literal(b"[").map(|()| rt::Bytes::new()),
         )?;
-        let f_addr = r
-            .field(&__F_LITERALARGS_ADDR, |r| <rt::Ipv4Text as rt::Leaf>::decode(r))?;
+        let f_addr = r.field(&__F_LITERALARGS_ADDR, <rt::Ipv4Text as rt::Leaf>::decode)?;
         r.field(
             &__F_LITERALARGS_RESERVED2,
             |r| r.literal(b"]").map(|()| rt::Bytes::new()),
@@ -442,8 +440,7 @@ impl SizeArgs {
         let __outer_order = r.order();
         r.set_order(rt::ByteOrder::Big);
         let f_reserved0 = r.field(&__F_SIZEARGS_RESERVED0, |r| r.spaces())?;
-        let f_size = r
-            .field(&__F_SIZEARGS_SIZE, |r| <rt::TextNumber as rt::Leaf>::decode(r))?;
+        let f_size = r.field(&__F_SIZEARGS_SIZE, <rt::TextNumber as rt::Leaf>::decode)?;
         r.set_order(__outer_order);
         r.leave(__mark);
         Ok(Self {
@@ -785,7 +782,7 @@ impl PassiveReply {
         let f_reserved0 = r.field(&__F_PASSIVEREPLY_RESERVED0, |r| r.spaces())?;
         let f_text = r.field(&__F_PASSIVEREPLY_TEXT, |r| r.bytes_until(b"("))?;
         let f_addr = r
-            .field(&__F_PASSIVEREPLY_ADDR, |r| <rt::HostPort as rt::Leaf>::decode(r))?;
+            .field(&__F_PASSIVEREPLY_ADDR, <rt::HostPort as rt::Leaf>::decode)?;
         r.field(
             &__F_PASSIVEREPLY_RESERVED1,
             |r| r.literal(b")").map(|()| rt::Bytes::new()),
@@ -869,7 +866,7 @@ impl MailData {
         let __outer_order = r.order();
         r.set_order(rt::ByteOrder::Big);
         let f_content = r
-            .field(&__F_MAILDATA_CONTENT, |r| <rt::DotStuffed as rt::Leaf>::decode(r))?;
+            .field(&__F_MAILDATA_CONTENT, <rt::DotStuffed as rt::Leaf>::decode)?;
         r.set_order(__outer_order);
         r.leave(__mark);
         Ok(Self { content: f_content })
@@ -925,14 +922,14 @@ impl Bdat {
         let __mark = r.enter()?;
         let __outer_order = r.order();
         r.set_order(rt::ByteOrder::Big);
-        let f_cmd = r.field(&__F_BDAT_CMD, |r| BdatLine::decode_from(r))?;
+        let f_cmd = r.field(&__F_BDAT_CMD, BdatLine::decode_from)?;
         let f_chunk = r
             .field(
                 &__F_BDAT_CHUNK,
                 |r| Ok({
                     let __held: Option<i128> = (|| {
                         {
-                            let __o = &(&f_cmd).size;
+                            let __o = &f_cmd.size;
                             return __o.value();
                         }
                         None
@@ -955,7 +952,7 @@ impl Bdat {
                 let __size = self.chunk.len() as i128;
                 let __found: bool = (|| -> Result<bool, rt::EncodeError> {
                     {
-                        let __o = &mut (&mut __copy).size;
+                        let __o = &mut __copy.size;
                         if __o.value() != Some(__size) {
                             *__o = rt::TextNumber::from_value(__size);
                         }
@@ -1040,8 +1037,7 @@ impl BdatLine {
         let __line = r.field(&__F_BDATLINE_EOL, |r| r.line(512))?;
         let f_reserved0 = r.field(&__F_BDATLINE_RESERVED0, |r| r.ci_literal(b"BDAT"))?;
         let f_reserved1 = r.field(&__F_BDATLINE_RESERVED1, |r| r.spaces())?;
-        let f_size = r
-            .field(&__F_BDATLINE_SIZE, |r| <rt::TextNumber as rt::Leaf>::decode(r))?;
+        let f_size = r.field(&__F_BDATLINE_SIZE, <rt::TextNumber as rt::Leaf>::decode)?;
         let f_last = r.field(&__F_BDATLINE_LAST, |r| Ok(r.rest()))?;
         let f_eol = r.field(&__F_BDATLINE_EOL, |r| r.end_line(__line))?;
         r.set_order(__outer_order);
@@ -1155,7 +1151,7 @@ impl ExtendedPassiveReply {
         let f_port = r
             .field(
                 &__F_EXTENDEDPASSIVEREPLY_PORT,
-                |r| <rt::TextNumber as rt::Leaf>::decode(r),
+                <rt::TextNumber as rt::Leaf>::decode,
             )?;
         r.field(
             &__F_EXTENDEDPASSIVEREPLY_RESERVED1,
@@ -1243,7 +1239,7 @@ impl Exchange {
             .field(
                 &__F_EXCHANGE_ITEM,
                 |r| Ok({
-                    let __s0 = r.arith((|| Some(r.is_request()?))())?;
+                    let __s0 = r.arith(r.is_request())?;
                     if __s0 {
                         ExchangeItem::Command(Command::decode_from(r)?)
                     } else if !__s0 {

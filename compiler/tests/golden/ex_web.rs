@@ -33,15 +33,15 @@ impl Request {
         let __mark = r.enter()?;
         let __outer_order = r.order();
         r.set_order(rt::ByteOrder::Big);
-        let f_line = r.field(&__F_REQUEST_LINE, |r| RequestLine::decode_from(r))?;
-        let f_head = r.field(&__F_REQUEST_HEAD, |r| Headers::decode_from(r))?;
+        let f_line = r.field(&__F_REQUEST_LINE, RequestLine::decode_from)?;
+        let f_head = r.field(&__F_REQUEST_HEAD, Headers::decode_from)?;
         let f_body = r
             .field(
                 &__F_REQUEST_BODY,
                 |r| Ok({
                     let __held: Option<i128> = (|| {
                         {
-                            let __o = &(&f_head).lines;
+                            let __o = &f_head.lines;
                             for __o in __o.iter() {
                                 {
                                     let __o = &__o.entry;
@@ -84,7 +84,7 @@ impl Request {
                 let __size = self.body.len() as i128;
                 let __found: bool = (|| -> Result<bool, rt::EncodeError> {
                     {
-                        let __o = &mut (&mut __copy).lines;
+                        let __o = &mut __copy.lines;
                         for __o in __o.iter_mut() {
                             {
                                 let __o = &mut __o.entry;
@@ -172,15 +172,15 @@ impl Response {
         let __mark = r.enter()?;
         let __outer_order = r.order();
         r.set_order(rt::ByteOrder::Big);
-        let f_line = r.field(&__F_RESPONSE_LINE, |r| StatusLine::decode_from(r))?;
-        let f_head = r.field(&__F_RESPONSE_HEAD, |r| Headers::decode_from(r))?;
+        let f_line = r.field(&__F_RESPONSE_LINE, StatusLine::decode_from)?;
+        let f_head = r.field(&__F_RESPONSE_HEAD, Headers::decode_from)?;
         let f_body = r
             .field(
                 &__F_RESPONSE_BODY,
                 |r| Ok({
                     let __held: Option<i128> = (|| {
                         {
-                            let __o = &(&f_head).lines;
+                            let __o = &f_head.lines;
                             for __o in __o.iter() {
                                 {
                                     let __o = &__o.entry;
@@ -223,7 +223,7 @@ impl Response {
                 let __size = self.body.len() as i128;
                 let __found: bool = (|| -> Result<bool, rt::EncodeError> {
                     {
-                        let __o = &mut (&mut __copy).lines;
+                        let __o = &mut __copy.lines;
                         for __o in __o.iter_mut() {
                             {
                                 let __o = &mut __o.entry;
@@ -317,10 +317,10 @@ impl ChunkedResponse {
         let __mark = r.enter()?;
         let __outer_order = r.order();
         r.set_order(rt::ByteOrder::Big);
-        let f_line = r.field(&__F_CHUNKEDRESPONSE_LINE, |r| StatusLine::decode_from(r))?;
-        let f_head = r.field(&__F_CHUNKEDRESPONSE_HEAD, |r| Headers::decode_from(r))?;
+        let f_line = r.field(&__F_CHUNKEDRESPONSE_LINE, StatusLine::decode_from)?;
+        let f_head = r.field(&__F_CHUNKEDRESPONSE_HEAD, Headers::decode_from)?;
         let f_body = r
-            .field(&__F_CHUNKEDRESPONSE_BODY, |r| <rt::Chunked as rt::Leaf>::decode(r))?;
+            .field(&__F_CHUNKEDRESPONSE_BODY, <rt::Chunked as rt::Leaf>::decode)?;
         r.set_order(__outer_order);
         r.leave(__mark);
         Ok(Self {
@@ -968,7 +968,7 @@ impl ContentLengthValue {
         let f_length = r
             .field(
                 &__F_CONTENTLENGTHVALUE_LENGTH,
-                |r| <rt::TextNumber as rt::Leaf>::decode(r),
+                <rt::TextNumber as rt::Leaf>::decode,
             )?;
         let f_reserved1 = r
             .field(&__F_CONTENTLENGTHVALUE_RESERVED1, |r| Ok(r.optional_spaces()))?;

@@ -54,7 +54,12 @@ impl Writer<'_> {
 
     /// Bytes then their terminator, which they must not contain.
     pub fn bytes_until(&mut self, v: &[u8], delim: &[u8]) -> Result<(), EncodeError> {
-        if v.windows(delim.len()).any(|x| x == delim) {
+        let inside = match delim {
+            // The usual NUL or CR: a byte search, not a comparison per position.
+            [d] => v.contains(d),
+            _ => v.windows(delim.len()).any(|x| x == delim),
+        };
+        if inside {
             return Err(invalid("the value contains its own terminator"));
         }
         self.bytes(v);

@@ -65,6 +65,13 @@ pub fn decimal(v: i128) -> Decimal {
     let mut buf = [0u8; 40];
     let mut start = buf.len();
     let mut n = v.unsigned_abs();
+    // 128-bit division is a library call: digits of what fits 64 bits use 64-bit division.
+    while n > u128::from(u64::MAX) {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let mut n = n as u64;
     loop {
         start -= 1;
         buf[start] = b'0' + (n % 10) as u8;
@@ -100,6 +107,8 @@ mod tests {
             10,
             65535,
             4294967296 * 3 + 5,
+            i128::from(u64::MAX),
+            i128::from(u64::MAX) + 1,
             i128::MAX,
             i128::MIN,
         ] {
