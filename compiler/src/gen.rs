@@ -44,6 +44,7 @@ pub fn protocol(p: &ir::Protocol, runtime: &TokenStream) -> TokenStream {
         #[allow(unused_imports)]
         use #runtime::{self as rt, FieldValue as _, InField as _, Message as _};
         /// The static facts of a field of this protocol: unit, field, `line:col`, role.
+        #[allow(unused_macros)]
         macro_rules! field_info {
             ($unit:literal, $field:literal, $at:literal $(, $role:ident)?) => {
                 rt::FieldInfo {
@@ -56,6 +57,27 @@ pub fn protocol(p: &ir::Protocol, runtime: &TokenStream) -> TokenStream {
             };
             (@role) => { None };
             (@role $role:ident) => { Some(&$role) };
+        }
+        /// A unit without parameters is a message: `rt::Message` by its inherent functions.
+        #[allow(unused_macros)]
+        macro_rules! message {
+            ($unit:ident, $name:literal) => {
+                impl rt::Message for $unit {
+                    const NAME: &'static str = $name;
+                    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
+                        Self::decode_from(r)
+                    }
+                    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
+                        self.encode_to(w)
+                    }
+                    fn visit(&self, v: &mut dyn rt::Visitor) {
+                        self.visit_fields(v)
+                    }
+                    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
+                        self.visit_fields_mut(v)
+                    }
+                }
+            };
         }
         #(#consts)*
         #(#enums)*
@@ -448,15 +470,7 @@ impl Gen<'_> {
         };
         let message = if u.params.is_empty() {
             let full = format!("{}.{}", self.p.name, u.name);
-            quote! {
-                impl #rt::Message for #name {
-                    const NAME: &'static str = #full;
-                    fn decode_from_reader(r: &mut #rt::Reader) -> Result<Self, #rt::DecodeError> { Self::decode_from(r) }
-                    fn encode_to_writer(&self, w: &mut #rt::Writer) -> Result<(), #rt::EncodeError> { self.encode_to(w) }
-                    fn visit(&self, v: &mut dyn #rt::Visitor) { self.visit_fields(v) }
-                    fn visit_mut(&mut self, v: &mut dyn #rt::VisitorMut) { self.visit_fields_mut(v) }
-                }
-            }
+            quote!(message!(#name, #full);)
         } else {
             quote!()
         };
@@ -468,14 +482,23 @@ impl Gen<'_> {
             impl #name {
                 #decode_fns
                 /// Shows every leaf field to `v`.
-                #[allow(unused_variables)]
                 pub fn visit_fields(&self, v: &mut dyn #rt::Visitor) { #visit }
                 /// Lets `v` rewrite leaf fields in place.
-                #[allow(unused_variables)]
                 pub fn visit_fields_mut(&mut self, v: &mut dyn #rt::VisitorMut) { #visit_mut }
             }
             #message
             #(#switches)*
+        }
+    }
+
+    /// The byte order a unit of this protocol declares (`Option<ByteOrder>`).
+    fn unit_order(&self) -> TokenStream {
+        match self.p.order {
+            Some(o) => {
+                let o = order_tokens(self.rt, o);
+                quote!(Some(#o))
+            }
+            None => quote!(None),
         }
     }
 

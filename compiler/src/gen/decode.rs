@@ -58,14 +58,7 @@ impl Dec {
 
 impl Gen<'_> {
     fn unit_prologue(&self, u: &ir::Unit) -> (TokenStream, TokenStream) {
-        let rt = self.rt;
-        let set_order = match self.p.order {
-            Some(o) => {
-                let o = order_tokens(rt, o);
-                quote!(r.set_order(#o);)
-            }
-            None => quote!(),
-        };
+        let order = self.unit_order();
         let (line_open, line_close) = if u.kind == UnitKind::Line {
             let max = Literal::usize_unsuffixed(self.p.text.max_line as usize);
             let info = self.info_ident(u, "_eol");
@@ -78,15 +71,12 @@ impl Gen<'_> {
         };
         (
             quote! {
-                let __mark = r.enter()?;
-                let __outer_order = r.order();
-                #set_order
+                let __unit = r.begin_unit(#order)?;
                 #line_open
             },
             quote! {
                 #line_close
-                r.set_order(__outer_order);
-                r.leave(__mark);
+                r.end_unit(__unit);
             },
         )
     }
@@ -592,6 +582,7 @@ impl Gen<'_> {
                     let v = self.expr_value(a, Cx::Decode, *ty);
                     let id = format_ident!("__a{}", i);
                     match ty {
+                        _ if !super::expr::needs_reader(a) => passed.push(v),
                         ExprTy::Bytes => {
                             lets.push(quote!(let #id = #rt::Bytes::copy_from_slice(#v);));
                             passed.push(quote!(&#id[..]));
@@ -601,6 +592,9 @@ impl Gen<'_> {
                             passed.push(quote!(#id));
                         }
                     }
+                }
+                if lets.is_empty() {
+                    return Dec::Res(quote!(#path::#f(r #(, #passed)*)));
                 }
                 Dec::Res(quote!({ #(#lets)* #path::#f(r #(, #passed)*) }))
             }
@@ -656,7 +650,6 @@ impl Gen<'_> {
     }
 
     fn decode_switch(&self, sw: &ir::Switch, phase: Phase) -> TokenStream {
-        let rt = self.rt;
         let name = format_ident!("{}", sw.name);
         let sels: Vec<proc_macro2::Ident> = (0..sw.on.len())
             .map(|i| format_ident!("__s{}", i))
@@ -696,12 +689,7 @@ impl Gen<'_> {
             });
             chain.push(quote!(if #(#tests)||* { #build }));
         }
-        let fallback = default.unwrap_or_else(|| {
-            let shows = sels.iter().map(|s| quote!(format!("{:?}", #s)));
-            quote! {
-                return Err(r.error(#rt::DecodeErrorKind::NoCase { value: [#(#shows),*].join(", ") }))
-            }
-        });
+        let fallback = default.unwrap_or_else(|| quote!(return Err(r.no_case(&[#(&#sels),*]))));
         quote!({
             #(#evals)*
             #(#chain else)* { #fallback }

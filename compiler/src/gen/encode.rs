@@ -10,14 +10,7 @@ use crate::ir::{self, BytesSize, ExprTy, Item, Role, SizeUnit, Ty, UnitKind};
 
 impl Gen<'_> {
     pub(super) fn encode_body(&self, u: &ir::Unit, phase: Phase) -> TokenStream {
-        let rt = self.rt;
-        let set_order = match self.p.order {
-            Some(o) => {
-                let o = order_tokens(rt, o);
-                quote!(w.set_order(#o);)
-            }
-            None => quote!(),
-        };
+        let order = self.unit_order();
         let mut stmts = Vec::new();
         let mut patches = Vec::new();
         for (gi, item) in u.items.iter().enumerate() {
@@ -56,15 +49,12 @@ impl Gen<'_> {
             (quote!(), quote!())
         };
         quote! {
-            let __mark = w.enter();
-            let __outer_order = w.order();
-            #set_order
+            let __unit = w.begin_unit(#order);
             #line_start
             #(#stmts)*
             #(#patches)*
             #eol
-            w.set_order(__outer_order);
-            w.leave(__mark);
+            w.end_unit(__unit);
             Ok(())
         }
     }

@@ -272,6 +272,28 @@ fn fallible(e: &Expr) -> bool {
     }
 }
 
+/// Whether the Rust of an expression uses the reader (its state, or `r.arith` for a check), so
+/// that it cannot be an argument beside `r` in a call.
+pub(super) fn needs_reader(e: &Expr) -> bool {
+    match e {
+        Expr::Remaining
+        | Expr::IsRequest
+        | Expr::NextIs(_)
+        | Expr::Ahead
+        | Expr::Contains(_)
+        | Expr::Answering
+        | Expr::Recall { .. }
+        | Expr::Found { .. } => true,
+        _ if fallible(e) => true,
+        Expr::StartsWith(a, b) | Expr::ByteAt(a, b) | Expr::Binary(_, a, b, _) => {
+            needs_reader(a) || needs_reader(b)
+        }
+        Expr::Raw(a) | Expr::Unary(_, a) | Expr::Len(a) => needs_reader(a),
+        Expr::IsCase { base, .. } | Expr::Member { base, .. } => needs_reader(base),
+        _ => false,
+    }
+}
+
 /// Whether an expression needs what only the decoder has (parameters, the reader).
 pub(super) fn uses_context(e: &Expr) -> bool {
     match e {

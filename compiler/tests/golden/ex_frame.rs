@@ -5,6 +5,7 @@ use ::honeyfarm_runtime::codec::{
     self as rt, FieldValue as _, InField as _, Message as _,
 };
 /// The static facts of a field of this protocol: unit, field, `line:col`, role.
+#[allow(unused_macros)]
 macro_rules! field_info {
     ($unit:literal, $field:literal, $at:literal $(, $role:ident)?) => {
         rt::FieldInfo { protocol : "ex_frame", unit : $unit, field : $field, location :
@@ -15,6 +16,18 @@ macro_rules! field_info {
     };
     (@ role $role:ident) => {
         Some(& $role)
+    };
+}
+/// A unit without parameters is a message: `rt::Message` by its inherent functions.
+#[allow(unused_macros)]
+macro_rules! message {
+    ($unit:ident, $name:literal) => {
+        impl rt::Message for $unit { const NAME : & 'static str = $name; fn
+        decode_from_reader(r : & mut rt::Reader) -> Result < Self, rt::DecodeError > {
+        Self::decode_from(r) } fn encode_to_writer(& self, w : & mut rt::Writer) ->
+        Result < (), rt::EncodeError > { self.encode_to(w) } fn visit(& self, v : & mut
+        dyn rt::Visitor) { self.visit_fields(v) } fn visit_mut(& mut self, v : & mut dyn
+        rt::VisitorMut) { self.visit_fields_mut(v) } }
     };
 }
 /// Packet types.
@@ -93,9 +106,7 @@ pub struct Packet {
 impl Packet {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_kind = r.field(&__F_PACKET_KIND, |r| Ok(Kind::from_raw(r.int(1)?)))?;
         let __bits = r.field(&__F_PACKET_RESERVED0, |r| r.uint(3))?;
         let f_reserved0 = rt::bits::<u8>(__bits, 17, 7);
@@ -121,8 +132,7 @@ impl Packet {
             )?;
         let __e_body = r.pos();
         r.end_limit(__lim0)?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         let this = Self {
             kind: f_kind,
             _reserved0: f_reserved0,
@@ -139,9 +149,7 @@ impl Packet {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.int(self.kind.raw(), 1);
         let __at_g1 = w.slot(3);
         let __s_body = w.pos();
@@ -166,12 +174,10 @@ impl Packet {
             let __g = rt::pack(__g, __d_length, 17, 0).in_field(&__F_PACKET_LENGTH)?;
             w.fill(__at_g1, __g);
         }
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("kind", rt::Class::Content, &self.kind);
         v.field("_reserved0", rt::Class::Layout, &self._reserved0);
@@ -195,7 +201,6 @@ impl Packet {
         v.leave();
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("kind", rt::Class::Content, &mut self.kind);
         v.field("_reserved0", rt::Class::Layout, &mut self._reserved0);
@@ -219,21 +224,7 @@ impl Packet {
         v.leave();
     }
 }
-impl rt::Message for Packet {
-    const NAME: &'static str = "ex_frame.Packet";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Packet, "ex_frame.Packet");
 /// The cases of `PacketBody`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PacketBody {

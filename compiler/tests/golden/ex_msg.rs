@@ -5,6 +5,7 @@ use ::honeyfarm_runtime::codec::{
     self as rt, FieldValue as _, InField as _, Message as _,
 };
 /// The static facts of a field of this protocol: unit, field, `line:col`, role.
+#[allow(unused_macros)]
 macro_rules! field_info {
     ($unit:literal, $field:literal, $at:literal $(, $role:ident)?) => {
         rt::FieldInfo { protocol : "ex_msg", unit : $unit, field : $field, location :
@@ -15,6 +16,18 @@ macro_rules! field_info {
     };
     (@ role $role:ident) => {
         Some(& $role)
+    };
+}
+/// A unit without parameters is a message: `rt::Message` by its inherent functions.
+#[allow(unused_macros)]
+macro_rules! message {
+    ($unit:ident, $name:literal) => {
+        impl rt::Message for $unit { const NAME : & 'static str = $name; fn
+        decode_from_reader(r : & mut rt::Reader) -> Result < Self, rt::DecodeError > {
+        Self::decode_from(r) } fn encode_to_writer(& self, w : & mut rt::Writer) ->
+        Result < (), rt::EncodeError > { self.encode_to(w) } fn visit(& self, v : & mut
+        dyn rt::Visitor) { self.visit_fields(v) } fn visit_mut(& mut self, v : & mut dyn
+        rt::VisitorMut) { self.visit_fields_mut(v) } }
     };
 }
 /// The reply bit of `flags`.
@@ -160,9 +173,7 @@ pub struct Message {
 impl Message {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Little);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
         r.push_anchor("header");
         r.field(
             &__F_MESSAGE_MAGIC,
@@ -198,18 +209,17 @@ impl Message {
                         )
                     } else if __s0 == 43i128 {
                         MessageBody::Echo(
-                            {
-                                let __a0 = ((i128::from(f_flags) & 128i128) == 0i128);
-                                Echo::decode_from(r, __a0)
-                            }?,
+                            Echo::decode_from(
+                                r,
+                                ((i128::from(f_flags) & 128i128) == 0i128),
+                            )?,
                         )
                     } else {
                         MessageBody::Raw(r.rest())
                     }
                 }),
             )?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             command: f_command,
             status: f_status,
@@ -227,9 +237,7 @@ impl Message {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Little);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
         w.push_anchor("header");
         w.bytes(b"\xFFSMB");
         w.int(self.command.raw(), 1);
@@ -261,12 +269,10 @@ impl Message {
                 w.bytes(__c);
             }
         }
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("command", rt::Class::Content, &self.command);
         v.field("status", rt::Class::Content, &self.status);
@@ -300,7 +306,6 @@ impl Message {
         v.leave();
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("command", rt::Class::Content, &mut self.command);
         v.field("status", rt::Class::Content, &mut self.status);
@@ -338,21 +343,7 @@ impl Message {
         v.leave();
     }
 }
-impl rt::Message for Message {
-    const NAME: &'static str = "ex_msg.Message";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Message, "ex_msg.Message");
 /// The cases of `MessageBody`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MessageBody {
@@ -400,9 +391,7 @@ pub struct NegotiateRequest {
 impl NegotiateRequest {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Little);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
         let f_word_count = r
             .field(
                 &__F_NEGOTIATEREQUEST_WORD_COUNT,
@@ -420,8 +409,7 @@ impl NegotiateRequest {
             .field(&__F_NEGOTIATEREQUEST_DIALECTS, |r| r.to_end(Dialect::decode_from))?;
         let __e_dialects = r.pos();
         r.end_limit(__lim0)?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         let this = Self {
             word_count: f_word_count,
             byte_count: f_byte_count,
@@ -437,9 +425,7 @@ impl NegotiateRequest {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Little);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
         w.int(self.word_count, 1);
         let __at_byte_count = w.slot(2);
         let __s_dialects = w.pos();
@@ -452,12 +438,10 @@ impl NegotiateRequest {
             rt::length_value(__e_dialects - __s_dialects, 0, 1, 16)
                 .in_field(&__F_NEGOTIATEREQUEST_BYTE_COUNT)?,
         );
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("word_count", rt::Class::Content, &self.word_count);
         v.field(
@@ -475,7 +459,6 @@ impl NegotiateRequest {
         );
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("word_count", rt::Class::Content, &mut self.word_count);
         v.field(
@@ -493,21 +476,7 @@ impl NegotiateRequest {
         );
     }
 }
-impl rt::Message for NegotiateRequest {
-    const NAME: &'static str = "ex_msg.NegotiateRequest";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(NegotiateRequest, "ex_msg.NegotiateRequest");
 static __F_DIALECT_FORMAT: rt::FieldInfo = field_info!("Dialect", "format", "53:5");
 static __F_DIALECT_NAME: rt::FieldInfo = field_info!("Dialect", "name", "54:5");
 /// `ex_msg.Dialect` (ex_msg.proto-dsl:52:1).
@@ -519,17 +488,14 @@ pub struct Dialect {
 impl Dialect {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Little);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
         let f_format = r
             .field(
                 &__F_DIALECT_FORMAT,
                 |r| r.int::<u8>(1).and_then(|__v| r.expect(__v, 2)),
             )?;
         let f_name = r.field(&__F_DIALECT_NAME, |r| r.bytes_until(b"\0"))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             format: f_format,
             name: f_name,
@@ -537,43 +503,24 @@ impl Dialect {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Little);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
         w.int(self.format, 1);
         w.bytes_until(&self.name, b"\0").in_field(&__F_DIALECT_NAME)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("format", rt::Class::Content, &self.format);
         v.field("name", rt::Class::Content, &self.name);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("format", rt::Class::Content, &mut self.format);
         v.field("name", rt::Class::Content, &mut self.name);
     }
 }
-impl rt::Message for Dialect {
-    const NAME: &'static str = "ex_msg.Dialect";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Dialect, "ex_msg.Dialect");
 static __F_NEGOTIATERESPONSE_WORD_COUNT: rt::FieldInfo = field_info!(
     "NegotiateResponse", "word_count", "58:5", __R_NEGOTIATERESPONSE_WORD_COUNT
 );
@@ -654,9 +601,7 @@ pub struct NegotiateResponse {
 impl NegotiateResponse {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Little);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
         let f_word_count = r
             .field(&__F_NEGOTIATERESPONSE_WORD_COUNT, |r| r.int::<u8>(1))?;
         let __lim0 = r
@@ -708,8 +653,7 @@ impl NegotiateResponse {
             )?;
         let __e_domain = r.pos();
         r.end_limit(__lim1)?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         let this = Self {
             word_count: f_word_count,
             dialect_index: f_dialect_index,
@@ -744,9 +688,7 @@ impl NegotiateResponse {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Little);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
         let __at_word_count = w.slot(1);
         let __s_dialect_index = w.pos();
         w.int(self.dialect_index, 2);
@@ -780,12 +722,10 @@ impl NegotiateResponse {
             rt::length_value(__e_domain - __s_challenge, 0, 1, 16)
                 .in_field(&__F_NEGOTIATERESPONSE_BYTE_COUNT)?,
         );
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field(
             "word_count",
@@ -819,7 +759,6 @@ impl NegotiateResponse {
         v.field("domain", rt::Class::Role(&__R_NEGOTIATERESPONSE_DOMAIN), &self.domain);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field(
             "word_count",
@@ -857,21 +796,7 @@ impl NegotiateResponse {
         );
     }
 }
-impl rt::Message for NegotiateResponse {
-    const NAME: &'static str = "ex_msg.NegotiateResponse";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(NegotiateResponse, "ex_msg.NegotiateResponse");
 static __F_TREECONNECTREQUEST_WORD_COUNT: rt::FieldInfo = field_info!(
     "TreeConnectRequest", "word_count", "72:5", __R_TREECONNECTREQUEST_WORD_COUNT
 );
@@ -964,9 +889,7 @@ pub struct TreeConnectRequest {
 impl TreeConnectRequest {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Little);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
         let f_word_count = r
             .field(&__F_TREECONNECTREQUEST_WORD_COUNT, |r| r.int::<u8>(1))?;
         let __lim0 = r
@@ -1038,8 +961,7 @@ impl TreeConnectRequest {
             None
         };
         let __e_next = r.pos();
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         let this = Self {
             word_count: f_word_count,
             andx_command: f_andx_command,
@@ -1077,9 +999,7 @@ impl TreeConnectRequest {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Little);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
         let __at_word_count = w.slot(1);
         let __s_andx_command = w.pos();
         w.int(self.andx_command, 1);
@@ -1129,12 +1049,10 @@ impl TreeConnectRequest {
             rt::length_value(__e_service - __s_password, 0, 1, 16)
                 .in_field(&__F_TREECONNECTREQUEST_BYTE_COUNT)?,
         );
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field(
             "word_count",
@@ -1169,7 +1087,6 @@ impl TreeConnectRequest {
         }
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field(
             "word_count",
@@ -1204,21 +1121,7 @@ impl TreeConnectRequest {
         }
     }
 }
-impl rt::Message for TreeConnectRequest {
-    const NAME: &'static str = "ex_msg.TreeConnectRequest";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(TreeConnectRequest, "ex_msg.TreeConnectRequest");
 static __F_ANDXBLOCK_WORD_COUNT: rt::FieldInfo = field_info!(
     "AndxBlock", "word_count", "89:5", __R_ANDXBLOCK_WORD_COUNT
 );
@@ -1276,9 +1179,7 @@ pub struct AndxBlock {
 impl AndxBlock {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Little);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
         let f_word_count = r.field(&__F_ANDXBLOCK_WORD_COUNT, |r| r.int::<u8>(1))?;
         let __lim0 = r
             .field(
@@ -1333,8 +1234,7 @@ impl AndxBlock {
             None
         };
         let __e_next = r.pos();
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         let this = Self {
             word_count: f_word_count,
             andx_command: f_andx_command,
@@ -1362,9 +1262,7 @@ impl AndxBlock {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Little);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
         let __at_word_count = w.slot(1);
         let __s_andx_command = w.pos();
         w.int(self.andx_command, 1);
@@ -1403,12 +1301,10 @@ impl AndxBlock {
             rt::length_value(__e_data - __s_data, 0, 1, 16)
                 .in_field(&__F_ANDXBLOCK_BYTE_COUNT)?,
         );
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field(
             "word_count",
@@ -1435,7 +1331,6 @@ impl AndxBlock {
         }
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field(
             "word_count",
@@ -1462,21 +1357,7 @@ impl AndxBlock {
         }
     }
 }
-impl rt::Message for AndxBlock {
-    const NAME: &'static str = "ex_msg.AndxBlock";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(AndxBlock, "ex_msg.AndxBlock");
 static __F_ECHO_WORD_COUNT: rt::FieldInfo = field_info!("Echo", "word_count", "101:5");
 static __F_ECHO_COUNT: rt::FieldInfo = field_info!("Echo", "count", "102:5");
 static __F_ECHO_SEQUENCE: rt::FieldInfo = field_info!("Echo", "sequence", "103:5");
@@ -1506,9 +1387,7 @@ impl Echo {
         r: &mut rt::Reader,
         p_request: bool,
     ) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Little);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
         let f_word_count = r
             .field(
                 &__F_ECHO_WORD_COUNT,
@@ -1534,8 +1413,7 @@ impl Echo {
         let f_data = r.field(&__F_ECHO_DATA, |r| Ok(r.rest()))?;
         let __e_data = r.pos();
         r.end_limit(__lim0)?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         let this = Self {
             word_count: f_word_count,
             count: f_count,
@@ -1553,9 +1431,7 @@ impl Echo {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Little);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
         w.int(self.word_count, 1);
         if let Some(__f) = &self.count {
             w.int(*__f, 2);
@@ -1572,12 +1448,10 @@ impl Echo {
             rt::length_value(__e_data - __s_data, 0, 1, 16)
                 .in_field(&__F_ECHO_BYTE_COUNT)?,
         );
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("word_count", rt::Class::Content, &self.word_count);
         if let Some(__f) = &self.count {
@@ -1590,7 +1464,6 @@ impl Echo {
         v.field("data", rt::Class::Content, &self.data);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("word_count", rt::Class::Content, &mut self.word_count);
         if let Some(__f) = &mut self.count {
@@ -1752,9 +1625,7 @@ pub struct NtlmAuthenticate {
 impl NtlmAuthenticate {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Little);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
         r.push_anchor("ntlm");
         r.field(
             &__F_NTLMAUTHENTICATE_SIGNATURE,
@@ -1874,8 +1745,7 @@ impl NtlmAuthenticate {
         let __e_workstation = r.pos();
         r.end_limit(__lim5)?;
         r.end_limit(__lim4)?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         let this = Self {
             message_type: f_message_type,
             domain_length: f_domain_length,
@@ -1935,9 +1805,7 @@ impl NtlmAuthenticate {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Little);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
         w.push_anchor("ntlm");
         w.bytes(b"NTLMSSP\0");
         w.int(self.message_type, 4);
@@ -2008,12 +1876,10 @@ impl NtlmAuthenticate {
             rt::offset_value(__s_workstation, w.anchor("ntlm"), 0, 32)
                 .in_field(&__F_NTLMAUTHENTICATE_WORKSTATION_OFFSET)?,
         );
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("message_type", rt::Class::Content, &self.message_type);
         v.field(
@@ -2074,7 +1940,6 @@ impl NtlmAuthenticate {
         );
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("message_type", rt::Class::Content, &mut self.message_type);
         v.field(
@@ -2139,18 +2004,4 @@ impl NtlmAuthenticate {
         );
     }
 }
-impl rt::Message for NtlmAuthenticate {
-    const NAME: &'static str = "ex_msg.NtlmAuthenticate";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(NtlmAuthenticate, "ex_msg.NtlmAuthenticate");

@@ -5,6 +5,7 @@ use ::honeyfarm_runtime::codec::{
     self as rt, FieldValue as _, InField as _, Message as _,
 };
 /// The static facts of a field of this protocol: unit, field, `line:col`, role.
+#[allow(unused_macros)]
 macro_rules! field_info {
     ($unit:literal, $field:literal, $at:literal $(, $role:ident)?) => {
         rt::FieldInfo { protocol : "ex_pieces", unit : $unit, field : $field, location :
@@ -15,6 +16,18 @@ macro_rules! field_info {
     };
     (@ role $role:ident) => {
         Some(& $role)
+    };
+}
+/// A unit without parameters is a message: `rt::Message` by its inherent functions.
+#[allow(unused_macros)]
+macro_rules! message {
+    ($unit:ident, $name:literal) => {
+        impl rt::Message for $unit { const NAME : & 'static str = $name; fn
+        decode_from_reader(r : & mut rt::Reader) -> Result < Self, rt::DecodeError > {
+        Self::decode_from(r) } fn encode_to_writer(& self, w : & mut rt::Writer) ->
+        Result < (), rt::EncodeError > { self.encode_to(w) } fn visit(& self, v : & mut
+        dyn rt::Visitor) { self.visit_fields(v) } fn visit_mut(& mut self, v : & mut dyn
+        rt::VisitorMut) { self.visit_fields_mut(v) } }
     };
 }
 static __F_MESSAGE_CHANNEL: rt::FieldInfo = field_info!("Message", "channel", "9:5");
@@ -44,9 +57,7 @@ pub struct Message {
 impl Message {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_channel = r.field(&__F_MESSAGE_CHANNEL, |r| r.int::<u8>(1))?;
         let f_flags = r.field(&__F_MESSAGE_FLAGS, |r| r.int::<u8>(1))?;
         let __lim0 = r
@@ -73,24 +84,15 @@ impl Message {
                         MessageBody::Whole(Record::decode_from(r)?)
                     } else if __s0 == 1i128 {
                         MessageBody::First(
-                            {
-                                let __a0 = i128::from(f_channel);
-                                FirstPiece::decode_from(r, __a0)
-                            }?,
+                            FirstPiece::decode_from(r, i128::from(f_channel))?,
                         )
                     } else if __s0 == 0i128 {
                         MessageBody::Middle(
-                            {
-                                let __a0 = i128::from(f_channel);
-                                MiddlePiece::decode_from(r, __a0)
-                            }?,
+                            MiddlePiece::decode_from(r, i128::from(f_channel))?,
                         )
                     } else {
                         MessageBody::Last(
-                            {
-                                let __a0 = i128::from(f_channel);
-                                LastPiece::decode_from(r, __a0)
-                            }?,
+                            LastPiece::decode_from(r, i128::from(f_channel))?,
                         )
                     }
                 }),
@@ -104,8 +106,7 @@ impl Message {
             )?;
         let __e_trailer = r.pos();
         let f_trailer_length = r.field(&__F_MESSAGE_TRAILER_LENGTH, |r| r.int::<u8>(1))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         let this = Self {
             channel: f_channel,
             flags: f_flags,
@@ -123,9 +124,7 @@ impl Message {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.int(self.channel, 1);
         w.int(self.flags, 1);
         match &self.body {
@@ -151,12 +150,10 @@ impl Message {
             rt::length_value(__e_trailer - __s_trailer, 0, 1, 8)
                 .in_field(&__F_MESSAGE_TRAILER_LENGTH)?,
         );
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("channel", rt::Class::Content, &self.channel);
         v.field("flags", rt::Class::Content, &self.flags);
@@ -184,7 +181,6 @@ impl Message {
         );
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("channel", rt::Class::Content, &mut self.channel);
         v.field("flags", rt::Class::Content, &mut self.flags);
@@ -212,21 +208,7 @@ impl Message {
         );
     }
 }
-impl rt::Message for Message {
-    const NAME: &'static str = "ex_pieces.Message";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Message, "ex_pieces.Message");
 /// The cases of `MessageBody`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MessageBody {
@@ -266,17 +248,14 @@ pub struct Record {
 impl Record {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_count = r.field(&__F_RECORD_COUNT, |r| r.int::<u8>(1))?;
         let f_items = r
             .field(
                 &__F_RECORD_ITEMS,
                 |r| r.count_by(i128::from(f_count), 0, |r| r.int::<u16>(2)),
             )?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         let this = Self {
             count: f_count,
             items: f_items,
@@ -291,9 +270,7 @@ impl Record {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         let __at_count = w.slot(1);
         for __e in &self.items {
             w.int(*__e, 2);
@@ -302,12 +279,10 @@ impl Record {
             __at_count,
             rt::length_value(self.items.len(), 0, 1, 8).in_field(&__F_RECORD_COUNT)?,
         );
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("count", rt::Class::Role(&__R_RECORD_COUNT), &self.count);
         rt::visit_elements(
@@ -320,7 +295,6 @@ impl Record {
         );
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("count", rt::Class::Role(&__R_RECORD_COUNT), &mut self.count);
         rt::visit_elements(
@@ -333,21 +307,7 @@ impl Record {
         );
     }
 }
-impl rt::Message for Record {
-    const NAME: &'static str = "ex_pieces.Record";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Record, "ex_pieces.Record");
 static __F_FIRSTPIECE_DATA: rt::FieldInfo = field_info!("FirstPiece", "data", "28:5");
 /// `ex_pieces.FirstPiece` (ex_pieces.proto-dsl:27:1).
 #[derive(Debug, Clone, PartialEq)]
@@ -360,9 +320,7 @@ impl FirstPiece {
         r: &mut rt::Reader,
         p_channel: i128,
     ) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_data = r.field(&__F_FIRSTPIECE_DATA, |r| Ok(r.rest()))?;
         {
             let __x = &f_data;
@@ -372,27 +330,21 @@ impl FirstPiece {
             let __value: &[u8] = &__x[..];
             r.remember(b"record", __key, __value);
         }
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self { data: f_data })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.bytes(&self.data);
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("data", rt::Class::Content, &self.data);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("data", rt::Class::Content, &mut self.data);
     }
@@ -409,9 +361,7 @@ impl MiddlePiece {
         r: &mut rt::Reader,
         p_channel: i128,
     ) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_data = r.field(&__F_MIDDLEPIECE_DATA, |r| Ok(r.rest()))?;
         {
             let __x = &f_data;
@@ -421,27 +371,21 @@ impl MiddlePiece {
             let __value: &[u8] = &__x[..];
             r.append_memory(b"record", __key, __value);
         }
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self { data: f_data })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.bytes(&self.data);
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("data", rt::Class::Content, &self.data);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("data", rt::Class::Content, &mut self.data);
     }
@@ -461,9 +405,7 @@ impl LastPiece {
         r: &mut rt::Reader,
         p_channel: i128,
     ) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_data = r.field(&__F_LASTPIECE_DATA, |r| Ok(r.rest()))?;
         {
             let __x = &f_data;
@@ -507,8 +449,7 @@ impl LastPiece {
             r.set_memory(__sub.take_memory());
             __res.ok()
         };
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             data: f_data,
             record: f_record,
@@ -516,16 +457,12 @@ impl LastPiece {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.bytes(&self.data);
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("data", rt::Class::Content, &self.data);
         if let Some(__f) = &self.record {
@@ -533,7 +470,6 @@ impl LastPiece {
         }
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("data", rt::Class::Content, &mut self.data);
     }

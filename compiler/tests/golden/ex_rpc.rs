@@ -5,6 +5,7 @@ use ::honeyfarm_runtime::codec::{
     self as rt, FieldValue as _, InField as _, Message as _,
 };
 /// The static facts of a field of this protocol: unit, field, `line:col`, role.
+#[allow(unused_macros)]
 macro_rules! field_info {
     ($unit:literal, $field:literal, $at:literal $(, $role:ident)?) => {
         rt::FieldInfo { protocol : "ex_rpc", unit : $unit, field : $field, location :
@@ -15,6 +16,18 @@ macro_rules! field_info {
     };
     (@ role $role:ident) => {
         Some(& $role)
+    };
+}
+/// A unit without parameters is a message: `rt::Message` by its inherent functions.
+#[allow(unused_macros)]
+macro_rules! message {
+    ($unit:ident, $name:literal) => {
+        impl rt::Message for $unit { const NAME : & 'static str = $name; fn
+        decode_from_reader(r : & mut rt::Reader) -> Result < Self, rt::DecodeError > {
+        Self::decode_from(r) } fn encode_to_writer(& self, w : & mut rt::Writer) ->
+        Result < (), rt::EncodeError > { self.encode_to(w) } fn visit(& self, v : & mut
+        dyn rt::Visitor) { self.visit_fields(v) } fn visit_mut(& mut self, v : & mut dyn
+        rt::VisitorMut) { self.visit_fields_mut(v) } }
     };
 }
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,8 +120,7 @@ pub struct Pdu {
 impl Pdu {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
+        let __unit = r.begin_unit(None)?;
         let __p_version = r.pos();
         let __s_version = r.pos();
         let f_version = r
@@ -154,8 +166,7 @@ impl Pdu {
             )?;
         let __e_body = r.pos();
         r.end_limit(__lim0)?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         let this = Self {
             version: f_version,
             version_minor: f_version_minor,
@@ -178,8 +189,7 @@ impl Pdu {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
+        let __unit = w.begin_unit(None);
         let __s_version = w.pos();
         w.int(self.version, 1);
         let __e_version = w.pos();
@@ -217,12 +227,10 @@ impl Pdu {
             rt::length_value(__e_body - __s_version, 0, 1, 16)
                 .in_field(&__F_PDU_FRAG_LENGTH)?,
         );
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("version", rt::Class::Content, &self.version);
         v.field("version_minor", rt::Class::Content, &self.version_minor);
@@ -248,7 +256,6 @@ impl Pdu {
         v.leave();
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("version", rt::Class::Content, &mut self.version);
         v.field("version_minor", rt::Class::Content, &mut self.version_minor);
@@ -278,21 +285,7 @@ impl Pdu {
         v.leave();
     }
 }
-impl rt::Message for Pdu {
-    const NAME: &'static str = "ex_rpc.Pdu";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Pdu, "ex_rpc.Pdu");
 /// The cases of `PduBody`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PduBody {
@@ -336,8 +329,7 @@ pub struct Request {
 impl Request {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
+        let __unit = r.begin_unit(None)?;
         let f_alloc_hint = r.field(&__F_REQUEST_ALLOC_HINT, |r| r.int::<u32>(4))?;
         let f_context_id = r.field(&__F_REQUEST_CONTEXT_ID, |r| r.int::<u16>(2))?;
         let f_opnum = r.field(&__F_REQUEST_OPNUM, |r| r.int::<u16>(2))?;
@@ -348,17 +340,10 @@ impl Request {
             )?;
         let __s_stub = r.pos();
         let f_stub = r
-            .field(
-                &__F_REQUEST_STUB,
-                |r| {
-                    let __a0 = i128::from(f_opnum);
-                    Stub::decode_from(r, __a0)
-                },
-            )?;
+            .field(&__F_REQUEST_STUB, |r| Stub::decode_from(r, i128::from(f_opnum)))?;
         let __e_stub = r.pos();
         r.end_limit(__lim0)?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         let this = Self {
             alloc_hint: f_alloc_hint,
             context_id: f_context_id,
@@ -375,8 +360,7 @@ impl Request {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
+        let __unit = w.begin_unit(None);
         let __at_alloc_hint = w.slot(4);
         w.int(self.context_id, 2);
         w.int(self.opnum, 2);
@@ -388,12 +372,10 @@ impl Request {
             rt::length_value(__e_stub - __s_stub, 0, 1, 32)
                 .in_field(&__F_REQUEST_ALLOC_HINT)?,
         );
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field(
             "alloc_hint",
@@ -405,7 +387,6 @@ impl Request {
         rt::visit_unit(v, "stub", |v| self.stub.visit_fields(v));
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field(
             "alloc_hint",
@@ -417,21 +398,7 @@ impl Request {
         rt::visit_unit(v, "stub", |v| self.stub.visit_fields_mut(v));
     }
 }
-impl rt::Message for Request {
-    const NAME: &'static str = "ex_rpc.Request";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Request, "ex_rpc.Request");
 static __F_RESPONSE_ALLOC_HINT: rt::FieldInfo = field_info!(
     "Response", "alloc_hint", "43:5"
 );
@@ -458,15 +425,13 @@ pub struct Response {
 impl Response {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
+        let __unit = r.begin_unit(None)?;
         let f_alloc_hint = r.field(&__F_RESPONSE_ALLOC_HINT, |r| r.int::<u32>(4))?;
         let f_context_id = r.field(&__F_RESPONSE_CONTEXT_ID, |r| r.int::<u16>(2))?;
         let f_cancel_count = r.field(&__F_RESPONSE_CANCEL_COUNT, |r| r.int::<u8>(1))?;
         let f_reserved0 = r.field(&__F_RESPONSE_RESERVED0, |r| r.int::<u8>(1))?;
         let f_stub = r.field(&__F_RESPONSE_STUB, |r| Ok(r.rest()))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             alloc_hint: f_alloc_hint,
             context_id: f_context_id,
@@ -477,19 +442,16 @@ impl Response {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
+        let __unit = w.begin_unit(None);
         w.int(self.alloc_hint, 4);
         w.int(self.context_id, 2);
         w.int(self.cancel_count, 1);
         w.int(self._reserved0, 1);
         w.bytes(&self.stub);
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("alloc_hint", rt::Class::Content, &self.alloc_hint);
         v.field("context_id", rt::Class::Content, &self.context_id);
@@ -498,7 +460,6 @@ impl Response {
         v.field("stub", rt::Class::Content, &self.stub);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("alloc_hint", rt::Class::Content, &mut self.alloc_hint);
         v.field("context_id", rt::Class::Content, &mut self.context_id);
@@ -507,21 +468,7 @@ impl Response {
         v.field("stub", rt::Class::Content, &mut self.stub);
     }
 }
-impl rt::Message for Response {
-    const NAME: &'static str = "ex_rpc.Response";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Response, "ex_rpc.Response");
 static __F_STUB_CALL: rt::FieldInfo = field_info!("Stub", "call", "53:5");
 /// The NDR stub of one call; alignment counts from its start.
 #[derive(Debug, Clone, PartialEq)]
@@ -534,8 +481,7 @@ impl Stub {
         r: &mut rt::Reader,
         p_opnum: i128,
     ) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
+        let __unit = r.begin_unit(None)?;
         r.push_anchor("stub");
         let f_call = r
             .field(
@@ -551,14 +497,12 @@ impl Stub {
                     }
                 }),
             )?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self { call: f_call })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
+        let __unit = w.begin_unit(None);
         w.push_anchor("stub");
         match &self.call {
             StubCall::LookupDomainRequest(__c) => {
@@ -568,12 +512,10 @@ impl Stub {
                 w.bytes(__c);
             }
         }
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.enter("call");
         match &self.call {
@@ -587,7 +529,6 @@ impl Stub {
         v.leave();
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.enter("call");
         match &mut self.call {
@@ -658,8 +599,7 @@ impl LookupDomainRequest {
     }
     /// Decodes the scalars only; pointers keep their referent ids and no value.
     pub fn decode_scalars(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
+        let __unit = r.begin_unit(None)?;
         let f_handle = r.field(&__F_LOOKUPDOMAINREQUEST_HANDLE, |r| r.bytes_by(20i128))?;
         let f_name = r
             .field(&__F_LOOKUPDOMAINREQUEST_NAME, UnicodeString::decode_scalars)?;
@@ -672,8 +612,7 @@ impl LookupDomainRequest {
                     value: None,
                 }),
             )?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             handle: f_handle,
             name: f_name,
@@ -699,16 +638,14 @@ impl LookupDomainRequest {
         self.encode_deferred(w)
     }
     pub fn encode_scalars(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
+        let __unit = w.begin_unit(None);
         rt::check_len(self.handle.len(), 20i128)
             .in_field(&__F_LOOKUPDOMAINREQUEST_HANDLE)?;
         w.bytes(&self.handle);
         self.name.encode_scalars(w).in_field(&__F_LOOKUPDOMAINREQUEST_NAME)?;
         w.align(4, "stub", &self._pad0);
         w.referent(&self.sid).in_field(&__F_LOOKUPDOMAINREQUEST_SID)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     pub fn encode_deferred(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
@@ -721,7 +658,6 @@ impl LookupDomainRequest {
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field(
             "handle",
@@ -742,7 +678,6 @@ impl LookupDomainRequest {
         v.leave();
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field(
             "handle",
@@ -763,21 +698,7 @@ impl LookupDomainRequest {
         v.leave();
     }
 }
-impl rt::Message for LookupDomainRequest {
-    const NAME: &'static str = "ex_rpc.LookupDomainRequest";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(LookupDomainRequest, "ex_rpc.LookupDomainRequest");
 static __F_UNICODESTRING_PAD0: rt::FieldInfo = field_info!(
     "UnicodeString", "_pad0", "67:1"
 );
@@ -823,8 +744,7 @@ impl UnicodeString {
     }
     /// Decodes the scalars only; pointers keep their referent ids and no value.
     pub fn decode_scalars(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
+        let __unit = r.begin_unit(None)?;
         let f_pad0 = r.field(&__F_UNICODESTRING_PAD0, |r| r.align(4, "stub"))?;
         let f_length = r.field(&__F_UNICODESTRING_LENGTH, |r| r.int::<u16>(2))?;
         let f_maximum_length = r
@@ -837,8 +757,7 @@ impl UnicodeString {
                     value: None,
                 }),
             )?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             _pad0: f_pad0,
             length: f_length,
@@ -876,8 +795,7 @@ impl UnicodeString {
         self.encode_deferred(w)
     }
     pub fn encode_scalars(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
+        let __unit = w.begin_unit(None);
         w.align(4, "stub", &self._pad0);
         let __at_length = w.slot(2);
         w.int(self.maximum_length, 2);
@@ -895,8 +813,7 @@ impl UnicodeString {
                 )
                 .in_field(&__F_UNICODESTRING_LENGTH)?,
         );
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     pub fn encode_deferred(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
@@ -908,7 +825,6 @@ impl UnicodeString {
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("_pad0", rt::Class::Layout, &self._pad0);
         v.field("length", rt::Class::Role(&__R_UNICODESTRING_LENGTH), &self.length);
@@ -925,7 +841,6 @@ impl UnicodeString {
         v.leave();
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("_pad0", rt::Class::Layout, &mut self._pad0);
         v.field("length", rt::Class::Role(&__R_UNICODESTRING_LENGTH), &mut self.length);
@@ -942,21 +857,7 @@ impl UnicodeString {
         v.leave();
     }
 }
-impl rt::Message for UnicodeString {
-    const NAME: &'static str = "ex_rpc.UnicodeString";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(UnicodeString, "ex_rpc.UnicodeString");
 static __F_WIDECHARS_PAD0: rt::FieldInfo = field_info!("WideChars", "_pad0", "77:1");
 static __F_WIDECHARS_MAX_COUNT: rt::FieldInfo = field_info!(
     "WideChars", "max_count", "79:5"
@@ -991,8 +892,7 @@ pub struct WideChars {
 impl WideChars {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
+        let __unit = r.begin_unit(None)?;
         let f_pad0 = r.field(&__F_WIDECHARS_PAD0, |r| r.align(4, "stub"))?;
         let f_max_count = r.field(&__F_WIDECHARS_MAX_COUNT, |r| r.int::<u32>(4))?;
         let f_offset = r.field(&__F_WIDECHARS_OFFSET, |r| r.int::<u32>(4))?;
@@ -1007,8 +907,7 @@ impl WideChars {
             .field(&__F_WIDECHARS_CHARS, |r| Ok(rt::Utf16 { raw: r.rest() }))?;
         let __e_chars = r.pos();
         r.end_limit(__lim0)?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         let this = Self {
             _pad0: f_pad0,
             max_count: f_max_count,
@@ -1026,8 +925,7 @@ impl WideChars {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
+        let __unit = w.begin_unit(None);
         w.align(4, "stub", &self._pad0);
         w.int(self.max_count, 4);
         w.int(self.offset, 4);
@@ -1040,12 +938,10 @@ impl WideChars {
             rt::length_value(__e_chars - __s_chars, 0, 2, 32)
                 .in_field(&__F_WIDECHARS_ACTUAL_COUNT)?,
         );
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("_pad0", rt::Class::Layout, &self._pad0);
         v.field("max_count", rt::Class::Content, &self.max_count);
@@ -1058,7 +954,6 @@ impl WideChars {
         v.field("chars", rt::Class::Role(&__R_WIDECHARS_CHARS), &self.chars);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("_pad0", rt::Class::Layout, &mut self._pad0);
         v.field("max_count", rt::Class::Content, &mut self.max_count);
@@ -1071,21 +966,7 @@ impl WideChars {
         v.field("chars", rt::Class::Role(&__R_WIDECHARS_CHARS), &mut self.chars);
     }
 }
-impl rt::Message for WideChars {
-    const NAME: &'static str = "ex_rpc.WideChars";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(WideChars, "ex_rpc.WideChars");
 static __F_SID_PAD0: rt::FieldInfo = field_info!("Sid", "_pad0", "85:1");
 static __F_SID_MAX_COUNT: rt::FieldInfo = field_info!(
     "Sid", "max_count", "88:5", __R_SID_MAX_COUNT
@@ -1126,8 +1007,7 @@ pub struct Sid {
 impl Sid {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
+        let __unit = r.begin_unit(None)?;
         let f_pad0 = r.field(&__F_SID_PAD0, |r| r.align(4, "stub"))?;
         let f_max_count = r.field(&__F_SID_MAX_COUNT, |r| r.int::<u32>(4))?;
         let f_revision = r.field(&__F_SID_REVISION, |r| r.int::<u8>(1))?;
@@ -1140,8 +1020,7 @@ impl Sid {
                 &__F_SID_SUB_AUTHORITY,
                 |r| r.count_by(i128::from(f_max_count), 0, |r| r.int::<u32>(4)),
             )?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         let this = Self {
             _pad0: f_pad0,
             max_count: f_max_count,
@@ -1166,8 +1045,7 @@ impl Sid {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
+        let __unit = w.begin_unit(None);
         w.align(4, "stub", &self._pad0);
         let __at_max_count = w.slot(4);
         w.int(self.revision, 1);
@@ -1188,12 +1066,10 @@ impl Sid {
             rt::length_value(self.sub_authority.len(), 0, 1, 8)
                 .in_field(&__F_SID_SUB_AUTHORITY_COUNT)?,
         );
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("_pad0", rt::Class::Layout, &self._pad0);
         v.field("max_count", rt::Class::Role(&__R_SID_MAX_COUNT), &self.max_count);
@@ -1221,7 +1097,6 @@ impl Sid {
         );
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("_pad0", rt::Class::Layout, &mut self._pad0);
         v.field("max_count", rt::Class::Role(&__R_SID_MAX_COUNT), &mut self.max_count);
@@ -1249,20 +1124,6 @@ impl Sid {
         );
     }
 }
-impl rt::Message for Sid {
-    const NAME: &'static str = "ex_rpc.Sid";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Sid, "ex_rpc.Sid");
 /// Frames a byte stream into [`Pdu`] messages (`tokio_util::codec`).
 pub type PduCodec = rt::FrameCodec<Pdu>;

@@ -5,6 +5,7 @@ use ::honeyfarm_runtime::codec::{
     self as rt, FieldValue as _, InField as _, Message as _,
 };
 /// The static facts of a field of this protocol: unit, field, `line:col`, role.
+#[allow(unused_macros)]
 macro_rules! field_info {
     ($unit:literal, $field:literal, $at:literal $(, $role:ident)?) => {
         rt::FieldInfo { protocol : "ex_text", unit : $unit, field : $field, location :
@@ -15,6 +16,18 @@ macro_rules! field_info {
     };
     (@ role $role:ident) => {
         Some(& $role)
+    };
+}
+/// A unit without parameters is a message: `rt::Message` by its inherent functions.
+#[allow(unused_macros)]
+macro_rules! message {
+    ($unit:ident, $name:literal) => {
+        impl rt::Message for $unit { const NAME : & 'static str = $name; fn
+        decode_from_reader(r : & mut rt::Reader) -> Result < Self, rt::DecodeError > {
+        Self::decode_from(r) } fn encode_to_writer(& self, w : & mut rt::Writer) ->
+        Result < (), rt::EncodeError > { self.encode_to(w) } fn visit(& self, v : & mut
+        dyn rt::Visitor) { self.visit_fields(v) } fn visit_mut(& mut self, v : & mut dyn
+        rt::VisitorMut) { self.visit_fields_mut(v) } }
     };
 }
 static __F_COMMAND_VERB: rt::FieldInfo = field_info!("Command", "verb", "10:5");
@@ -31,9 +44,7 @@ pub struct Command {
 impl Command {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_COMMAND_EOL, |r| r.line(512))?;
         let f_verb = r.field(&__F_COMMAND_VERB, |r| r.token())?;
         let f_args = r
@@ -59,8 +70,7 @@ impl Command {
                 }),
             )?;
         let f_eol = r.field(&__F_COMMAND_EOL, |r| r.end_line(__line))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             verb: f_verb,
             args: f_args,
@@ -69,9 +79,7 @@ impl Command {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         w.token(&self.verb).in_field(&__F_COMMAND_VERB)?;
         match &self.args {
@@ -93,12 +101,10 @@ impl Command {
             }
         }
         w.end_line(__line_start, &self._eol, b"\r\n", 512).in_field(&__F_COMMAND_EOL)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("verb", rt::Class::Content, &self.verb);
         v.enter("args");
@@ -127,7 +133,6 @@ impl Command {
         v.field("_eol", rt::Class::Layout, &self._eol);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("verb", rt::Class::Content, &mut self.verb);
         v.enter("args");
@@ -156,21 +161,7 @@ impl Command {
         v.field("_eol", rt::Class::Layout, &mut self._eol);
     }
 }
-impl rt::Message for Command {
-    const NAME: &'static str = "ex_text.Command";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Command, "ex_text.Command");
 /// The cases of `CommandArgs`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CommandArgs {
@@ -213,13 +204,10 @@ pub struct PortArgs {
 impl PortArgs {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r.field(&__F_PORTARGS_RESERVED0, |r| r.spaces())?;
         let f_addr = r.field(&__F_PORTARGS_ADDR, <rt::HostPort as rt::Leaf>::decode)?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             addr: f_addr,
@@ -227,43 +215,24 @@ impl PortArgs {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.spaces(&self._reserved0).in_field(&__F_PORTARGS_RESERVED0)?;
         rt::Leaf::encode(&self.addr, w).in_field(&__F_PORTARGS_ADDR)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("_reserved0", rt::Class::Layout, &self._reserved0);
         v.field("addr", rt::Class::Role(&__R_PORTARGS_ADDR), &self.addr);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("_reserved0", rt::Class::Layout, &mut self._reserved0);
         v.field("addr", rt::Class::Role(&__R_PORTARGS_ADDR), &mut self.addr);
     }
 }
-impl rt::Message for PortArgs {
-    const NAME: &'static str = "ex_text.PortArgs";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(PortArgs, "ex_text.PortArgs");
 static __F_HELLOARGS_RESERVED0: rt::FieldInfo = field_info!(
     "HelloArgs", "_reserved0", "29:5"
 );
@@ -283,13 +252,10 @@ pub struct HelloArgs {
 impl HelloArgs {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r.field(&__F_HELLOARGS_RESERVED0, |r| r.spaces())?;
         let f_domain = r.field(&__F_HELLOARGS_DOMAIN, |r| Ok(r.rest()))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             domain: f_domain,
@@ -297,45 +263,26 @@ impl HelloArgs {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.spaces(&self._reserved0).in_field(&__F_HELLOARGS_RESERVED0)?;
         rt::text_after_space(Some(&self.domain[..]), false)
             .in_field(&__F_HELLOARGS_DOMAIN)?;
         w.bytes(&self.domain);
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("_reserved0", rt::Class::Layout, &self._reserved0);
         v.field("domain", rt::Class::Role(&__R_HELLOARGS_DOMAIN), &self.domain);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("_reserved0", rt::Class::Layout, &mut self._reserved0);
         v.field("domain", rt::Class::Role(&__R_HELLOARGS_DOMAIN), &mut self.domain);
     }
 }
-impl rt::Message for HelloArgs {
-    const NAME: &'static str = "ex_text.HelloArgs";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(HelloArgs, "ex_text.HelloArgs");
 static __F_LITERALARGS_RESERVED0: rt::FieldInfo = field_info!(
     "LiteralArgs", "_reserved0", "35:5"
 );
@@ -361,9 +308,7 @@ pub struct LiteralArgs {
 impl LiteralArgs {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r.field(&__F_LITERALARGS_RESERVED0, |r| r.spaces())?;
         r.field(
             &__F_LITERALARGS_RESERVED1,
@@ -374,8 +319,7 @@ impl LiteralArgs {
             &__F_LITERALARGS_RESERVED2,
             |r| r.literal(b"]").map(|()| rt::Bytes::new()),
         )?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             addr: f_addr,
@@ -383,45 +327,26 @@ impl LiteralArgs {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.spaces(&self._reserved0).in_field(&__F_LITERALARGS_RESERVED0)?;
         w.bytes(b"[");
         rt::Leaf::encode(&self.addr, w).in_field(&__F_LITERALARGS_ADDR)?;
         w.bytes(b"]");
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("_reserved0", rt::Class::Layout, &self._reserved0);
         v.field("addr", rt::Class::Role(&__R_LITERALARGS_ADDR), &self.addr);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("_reserved0", rt::Class::Layout, &mut self._reserved0);
         v.field("addr", rt::Class::Role(&__R_LITERALARGS_ADDR), &mut self.addr);
     }
 }
-impl rt::Message for LiteralArgs {
-    const NAME: &'static str = "ex_text.LiteralArgs";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(LiteralArgs, "ex_text.LiteralArgs");
 static __F_SIZEARGS_RESERVED0: rt::FieldInfo = field_info!(
     "SizeArgs", "_reserved0", "42:5"
 );
@@ -436,13 +361,10 @@ pub struct SizeArgs {
 impl SizeArgs {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r.field(&__F_SIZEARGS_RESERVED0, |r| r.spaces())?;
         let f_size = r.field(&__F_SIZEARGS_SIZE, <rt::TextNumber as rt::Leaf>::decode)?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             size: f_size,
@@ -450,43 +372,24 @@ impl SizeArgs {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.spaces(&self._reserved0).in_field(&__F_SIZEARGS_RESERVED0)?;
         rt::Leaf::encode(&self.size, w).in_field(&__F_SIZEARGS_SIZE)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("_reserved0", rt::Class::Layout, &self._reserved0);
         v.field("size", rt::Class::Content, &self.size);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("_reserved0", rt::Class::Layout, &mut self._reserved0);
         v.field("size", rt::Class::Content, &mut self.size);
     }
 }
-impl rt::Message for SizeArgs {
-    const NAME: &'static str = "ex_text.SizeArgs";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(SizeArgs, "ex_text.SizeArgs");
 static __F_REPLY_LINES: rt::FieldInfo = field_info!("Reply", "lines", "48:5");
 /// A reply: lines `250-...` up to and including the line `250 ...`.
 #[derive(Debug, Clone, PartialEq)]
@@ -496,9 +399,7 @@ pub struct Reply {
 impl Reply {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_lines = r
             .field(
                 &__F_REPLY_LINES,
@@ -510,24 +411,19 @@ impl Reply {
                         )
                 },
             )?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self { lines: f_lines })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         for __e in &self.lines {
             __e.encode_to(w).in_field(&__F_REPLY_LINES)?;
         }
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         rt::visit_elements(
             v,
@@ -539,7 +435,6 @@ impl Reply {
         );
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         rt::visit_elements(
             v,
@@ -551,21 +446,7 @@ impl Reply {
         );
     }
 }
-impl rt::Message for Reply {
-    const NAME: &'static str = "ex_text.Reply";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Reply, "ex_text.Reply");
 static __F_REPLYLINE_CODE: rt::FieldInfo = field_info!("ReplyLine", "code", "54:5");
 static __F_REPLYLINE_SEP: rt::FieldInfo = field_info!("ReplyLine", "sep", "55:5");
 static __F_REPLYLINE_TEXT: rt::FieldInfo = field_info!("ReplyLine", "text", "56:5");
@@ -582,17 +463,14 @@ pub struct ReplyLine {
 impl ReplyLine {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_REPLYLINE_EOL, |r| r.line(512))?;
         let f_code = r
             .field(&__F_REPLYLINE_CODE, |r| rt::TextNumber::decode_width(r, 3))?;
         let f_sep = r.field(&__F_REPLYLINE_SEP, |r| r.int::<u8>(1))?;
         let f_text = r.field(&__F_REPLYLINE_TEXT, |r| Ok(r.rest()))?;
         let f_eol = r.field(&__F_REPLYLINE_EOL, |r| r.end_line(__line))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             code: f_code,
             sep: f_sep,
@@ -602,20 +480,16 @@ impl ReplyLine {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         rt::Leaf::encode(&self.code, w).in_field(&__F_REPLYLINE_CODE)?;
         w.int(self.sep, 1);
         w.bytes(&self.text);
         w.end_line(__line_start, &self._eol, b"\r\n", 512).in_field(&__F_REPLYLINE_EOL)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("code", rt::Class::Content, &self.code);
         v.field("sep", rt::Class::Content, &self.sep);
@@ -623,7 +497,6 @@ impl ReplyLine {
         v.field("_eol", rt::Class::Layout, &self._eol);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("code", rt::Class::Content, &mut self.code);
         v.field("sep", rt::Class::Content, &mut self.sep);
@@ -631,21 +504,7 @@ impl ReplyLine {
         v.field("_eol", rt::Class::Layout, &mut self._eol);
     }
 }
-impl rt::Message for ReplyLine {
-    const NAME: &'static str = "ex_text.ReplyLine";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(ReplyLine, "ex_text.ReplyLine");
 static __F_BANNER_CODE: rt::FieldInfo = field_info!("Banner", "code", "61:5");
 static __F_BANNER_RESERVED0: rt::FieldInfo = field_info!("Banner", "_reserved0", "62:5");
 static __F_BANNER_HOST: rt::FieldInfo = field_info!(
@@ -669,17 +528,14 @@ pub struct Banner {
 impl Banner {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_BANNER_EOL, |r| r.line(512))?;
         r.field(&__F_BANNER_CODE, |r| r.literal(b"220").map(|()| rt::Bytes::new()))?;
         let f_reserved0 = r.field(&__F_BANNER_RESERVED0, |r| r.spaces())?;
         let f_host = r.field(&__F_BANNER_HOST, |r| r.token())?;
         let f_rest = r.field(&__F_BANNER_REST, |r| Ok(r.rest()))?;
         let f_eol = r.field(&__F_BANNER_EOL, |r| r.end_line(__line))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             host: f_host,
@@ -689,9 +545,7 @@ impl Banner {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         w.bytes(b"220");
         w.spaces(&self._reserved0).in_field(&__F_BANNER_RESERVED0)?;
@@ -699,12 +553,10 @@ impl Banner {
         w.token(&self.host).in_field(&__F_BANNER_HOST)?;
         w.bytes(&self.rest);
         w.end_line(__line_start, &self._eol, b"\r\n", 512).in_field(&__F_BANNER_EOL)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("_reserved0", rt::Class::Layout, &self._reserved0);
         v.field("host", rt::Class::Role(&__R_BANNER_HOST), &self.host);
@@ -712,7 +564,6 @@ impl Banner {
         v.field("_eol", rt::Class::Layout, &self._eol);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("_reserved0", rt::Class::Layout, &mut self._reserved0);
         v.field("host", rt::Class::Role(&__R_BANNER_HOST), &mut self.host);
@@ -720,21 +571,7 @@ impl Banner {
         v.field("_eol", rt::Class::Layout, &mut self._eol);
     }
 }
-impl rt::Message for Banner {
-    const NAME: &'static str = "ex_text.Banner";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Banner, "ex_text.Banner");
 static __F_PASSIVEREPLY_CODE: rt::FieldInfo = field_info!(
     "PassiveReply", "code", "69:5"
 );
@@ -771,9 +608,7 @@ pub struct PassiveReply {
 impl PassiveReply {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_PASSIVEREPLY_EOL, |r| r.line(512))?;
         r.field(
             &__F_PASSIVEREPLY_CODE,
@@ -789,8 +624,7 @@ impl PassiveReply {
         )?;
         let f_rest = r.field(&__F_PASSIVEREPLY_REST, |r| Ok(r.rest()))?;
         let f_eol = r.field(&__F_PASSIVEREPLY_EOL, |r| r.end_line(__line))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             text: f_text,
@@ -801,9 +635,7 @@ impl PassiveReply {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         w.bytes(b"227");
         w.spaces(&self._reserved0).in_field(&__F_PASSIVEREPLY_RESERVED0)?;
@@ -815,12 +647,10 @@ impl PassiveReply {
         w.bytes(&self.rest);
         w.end_line(__line_start, &self._eol, b"\r\n", 512)
             .in_field(&__F_PASSIVEREPLY_EOL)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("_reserved0", rt::Class::Layout, &self._reserved0);
         v.field("text", rt::Class::Content, &self.text);
@@ -829,7 +659,6 @@ impl PassiveReply {
         v.field("_eol", rt::Class::Layout, &self._eol);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("_reserved0", rt::Class::Layout, &mut self._reserved0);
         v.field("text", rt::Class::Content, &mut self.text);
@@ -838,21 +667,7 @@ impl PassiveReply {
         v.field("_eol", rt::Class::Layout, &mut self._eol);
     }
 }
-impl rt::Message for PassiveReply {
-    const NAME: &'static str = "ex_text.PassiveReply";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(PassiveReply, "ex_text.PassiveReply");
 static __F_MAILDATA_CONTENT: rt::FieldInfo = field_info!("MailData", "content", "79:5");
 /// SMTP `DATA` content: dot-stuffed lines up to a line holding a single `.`.
 #[derive(Debug, Clone, PartialEq)]
@@ -862,51 +677,29 @@ pub struct MailData {
 impl MailData {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_content = r
             .field(&__F_MAILDATA_CONTENT, <rt::DotStuffed as rt::Leaf>::decode)?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self { content: f_content })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         rt::Leaf::encode(&self.content, w).in_field(&__F_MAILDATA_CONTENT)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("content", rt::Class::Content, &self.content);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("content", rt::Class::Content, &mut self.content);
     }
 }
-impl rt::Message for MailData {
-    const NAME: &'static str = "ex_text.MailData";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(MailData, "ex_text.MailData");
 static __F_BDAT_CMD: rt::FieldInfo = field_info!("Bdat", "cmd", "85:5");
 static __F_BDAT_CHUNK: rt::FieldInfo = field_info!("Bdat", "chunk", "86:5");
 /// SMTP `BDAT 86 LAST` (RFC 3030) and the chunk of exactly that many bytes after it: the size
@@ -919,9 +712,7 @@ pub struct Bdat {
 impl Bdat {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_cmd = r.field(&__F_BDAT_CMD, BdatLine::decode_from)?;
         let f_chunk = r
             .field(
@@ -937,15 +728,12 @@ impl Bdat {
                     r.bytes_by(__held.unwrap_or(0))?
                 }),
             )?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self { cmd: f_cmd, chunk: f_chunk })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         {
             let mut __copy = self.cmd.clone();
             if true {
@@ -975,38 +763,21 @@ impl Bdat {
             __copy.encode_to(w).in_field(&__F_BDAT_CMD)?;
         }
         w.bytes(&self.chunk);
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         rt::visit_unit(v, "cmd", |v| self.cmd.visit_fields(v));
         v.field("chunk", rt::Class::Content, &self.chunk);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         rt::visit_unit(v, "cmd", |v| self.cmd.visit_fields_mut(v));
         v.field("chunk", rt::Class::Content, &mut self.chunk);
     }
 }
-impl rt::Message for Bdat {
-    const NAME: &'static str = "ex_text.Bdat";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Bdat, "ex_text.Bdat");
 static __F_BDATLINE_RESERVED0: rt::FieldInfo = field_info!(
     "BdatLine", "_reserved0", "90:5"
 );
@@ -1031,17 +802,14 @@ pub struct BdatLine {
 impl BdatLine {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_BDATLINE_EOL, |r| r.line(512))?;
         let f_reserved0 = r.field(&__F_BDATLINE_RESERVED0, |r| r.ci_literal(b"BDAT"))?;
         let f_reserved1 = r.field(&__F_BDATLINE_RESERVED1, |r| r.spaces())?;
         let f_size = r.field(&__F_BDATLINE_SIZE, <rt::TextNumber as rt::Leaf>::decode)?;
         let f_last = r.field(&__F_BDATLINE_LAST, |r| Ok(r.rest()))?;
         let f_eol = r.field(&__F_BDATLINE_EOL, |r| r.end_line(__line))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             _reserved1: f_reserved1,
@@ -1052,21 +820,17 @@ impl BdatLine {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         w.ci_literal(&self._reserved0, b"BDAT");
         w.spaces(&self._reserved1).in_field(&__F_BDATLINE_RESERVED1)?;
         rt::Leaf::encode(&self.size, w).in_field(&__F_BDATLINE_SIZE)?;
         w.bytes(&self.last);
         w.end_line(__line_start, &self._eol, b"\r\n", 512).in_field(&__F_BDATLINE_EOL)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("_reserved0", rt::Class::Layout, &self._reserved0);
         v.field("_reserved1", rt::Class::Layout, &self._reserved1);
@@ -1075,7 +839,6 @@ impl BdatLine {
         v.field("_eol", rt::Class::Layout, &self._eol);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("_reserved0", rt::Class::Layout, &mut self._reserved0);
         v.field("_reserved1", rt::Class::Layout, &mut self._reserved1);
@@ -1084,21 +847,7 @@ impl BdatLine {
         v.field("_eol", rt::Class::Layout, &mut self._eol);
     }
 }
-impl rt::Message for BdatLine {
-    const NAME: &'static str = "ex_text.BdatLine";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(BdatLine, "ex_text.BdatLine");
 static __F_EXTENDEDPASSIVEREPLY_CODE: rt::FieldInfo = field_info!(
     "ExtendedPassiveReply", "code", "98:5"
 );
@@ -1137,9 +886,7 @@ pub struct ExtendedPassiveReply {
 impl ExtendedPassiveReply {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_EXTENDEDPASSIVEREPLY_EOL, |r| r.line(512))?;
         r.field(
             &__F_EXTENDEDPASSIVEREPLY_CODE,
@@ -1159,8 +906,7 @@ impl ExtendedPassiveReply {
         )?;
         let f_rest = r.field(&__F_EXTENDEDPASSIVEREPLY_REST, |r| Ok(r.rest()))?;
         let f_eol = r.field(&__F_EXTENDEDPASSIVEREPLY_EOL, |r| r.end_line(__line))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             text: f_text,
@@ -1171,9 +917,7 @@ impl ExtendedPassiveReply {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         w.bytes(b"229");
         w.spaces(&self._reserved0).in_field(&__F_EXTENDEDPASSIVEREPLY_RESERVED0)?;
@@ -1185,12 +929,10 @@ impl ExtendedPassiveReply {
         w.bytes(&self.rest);
         w.end_line(__line_start, &self._eol, b"\r\n", 512)
             .in_field(&__F_EXTENDEDPASSIVEREPLY_EOL)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("_reserved0", rt::Class::Layout, &self._reserved0);
         v.field("text", rt::Class::Content, &self.text);
@@ -1199,7 +941,6 @@ impl ExtendedPassiveReply {
         v.field("_eol", rt::Class::Layout, &self._eol);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("_reserved0", rt::Class::Layout, &mut self._reserved0);
         v.field("text", rt::Class::Content, &mut self.text);
@@ -1208,21 +949,7 @@ impl ExtendedPassiveReply {
         v.field("_eol", rt::Class::Layout, &mut self._eol);
     }
 }
-impl rt::Message for ExtendedPassiveReply {
-    const NAME: &'static str = "ex_text.ExtendedPassiveReply";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(ExtendedPassiveReply, "ex_text.ExtendedPassiveReply");
 static __F_EXCHANGE_ITEM: rt::FieldInfo = field_info!("Exchange", "item", "108:5");
 /// Either side of a conversation: which one is told by the caller (`is_request()`).
 #[derive(Debug, Clone, PartialEq)]
@@ -1232,9 +959,7 @@ pub struct Exchange {
 impl Exchange {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_item = r
             .field(
                 &__F_EXCHANGE_ITEM,
@@ -1245,24 +970,16 @@ impl Exchange {
                     } else if !__s0 {
                         ExchangeItem::Reply(Reply::decode_from(r)?)
                     } else {
-                        return Err(
-                            r
-                                .error(rt::DecodeErrorKind::NoCase {
-                                    value: [format!("{:?}", __s0)].join(", "),
-                                }),
-                        )
+                        return Err(r.no_case(&[&__s0]))
                     }
                 }),
             )?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self { item: f_item })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         match &self.item {
             ExchangeItem::Command(__c) => {
                 __c.encode_to(w).in_field(&__F_EXCHANGE_ITEM)?;
@@ -1271,12 +988,10 @@ impl Exchange {
                 __c.encode_to(w).in_field(&__F_EXCHANGE_ITEM)?;
             }
         }
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.enter("item");
         match &self.item {
@@ -1290,7 +1005,6 @@ impl Exchange {
         v.leave();
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.enter("item");
         match &mut self.item {
@@ -1304,21 +1018,7 @@ impl Exchange {
         v.leave();
     }
 }
-impl rt::Message for Exchange {
-    const NAME: &'static str = "ex_text.Exchange";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Exchange, "ex_text.Exchange");
 /// The cases of `ExchangeItem`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExchangeItem {

@@ -5,6 +5,7 @@ use ::honeyfarm_runtime::codec::{
     self as rt, FieldValue as _, InField as _, Message as _,
 };
 /// The static facts of a field of this protocol: unit, field, `line:col`, role.
+#[allow(unused_macros)]
 macro_rules! field_info {
     ($unit:literal, $field:literal, $at:literal $(, $role:ident)?) => {
         rt::FieldInfo { protocol : "ex_web", unit : $unit, field : $field, location :
@@ -15,6 +16,18 @@ macro_rules! field_info {
     };
     (@ role $role:ident) => {
         Some(& $role)
+    };
+}
+/// A unit without parameters is a message: `rt::Message` by its inherent functions.
+#[allow(unused_macros)]
+macro_rules! message {
+    ($unit:ident, $name:literal) => {
+        impl rt::Message for $unit { const NAME : & 'static str = $name; fn
+        decode_from_reader(r : & mut rt::Reader) -> Result < Self, rt::DecodeError > {
+        Self::decode_from(r) } fn encode_to_writer(& self, w : & mut rt::Writer) ->
+        Result < (), rt::EncodeError > { self.encode_to(w) } fn visit(& self, v : & mut
+        dyn rt::Visitor) { self.visit_fields(v) } fn visit_mut(& mut self, v : & mut dyn
+        rt::VisitorMut) { self.visit_fields_mut(v) } }
     };
 }
 static __F_REQUEST_LINE: rt::FieldInfo = field_info!("Request", "line", "8:5");
@@ -30,9 +43,7 @@ pub struct Request {
 impl Request {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_line = r.field(&__F_REQUEST_LINE, RequestLine::decode_from)?;
         let f_head = r.field(&__F_REQUEST_HEAD, Headers::decode_from)?;
         let f_body = r
@@ -64,8 +75,7 @@ impl Request {
                     r.bytes_by(__held.unwrap_or(0))?
                 }),
             )?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             line: f_line,
             head: f_head,
@@ -74,9 +84,7 @@ impl Request {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         self.line.encode_to(w).in_field(&__F_REQUEST_LINE)?;
         {
             let mut __copy = self.head.clone();
@@ -122,40 +130,23 @@ impl Request {
             __copy.encode_to(w).in_field(&__F_REQUEST_HEAD)?;
         }
         w.bytes(&self.body);
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         rt::visit_unit(v, "line", |v| self.line.visit_fields(v));
         rt::visit_unit(v, "head", |v| self.head.visit_fields(v));
         v.field("body", rt::Class::Content, &self.body);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         rt::visit_unit(v, "line", |v| self.line.visit_fields_mut(v));
         rt::visit_unit(v, "head", |v| self.head.visit_fields_mut(v));
         v.field("body", rt::Class::Content, &mut self.body);
     }
 }
-impl rt::Message for Request {
-    const NAME: &'static str = "ex_web.Request";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Request, "ex_web.Request");
 static __F_RESPONSE_LINE: rt::FieldInfo = field_info!("Response", "line", "16:5");
 static __F_RESPONSE_HEAD: rt::FieldInfo = field_info!("Response", "head", "17:5");
 static __F_RESPONSE_BODY: rt::FieldInfo = field_info!("Response", "body", "18:5");
@@ -169,9 +160,7 @@ pub struct Response {
 impl Response {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_line = r.field(&__F_RESPONSE_LINE, StatusLine::decode_from)?;
         let f_head = r.field(&__F_RESPONSE_HEAD, Headers::decode_from)?;
         let f_body = r
@@ -203,8 +192,7 @@ impl Response {
                     r.bytes_by(__held.unwrap_or(0))?
                 }),
             )?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             line: f_line,
             head: f_head,
@@ -213,9 +201,7 @@ impl Response {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         self.line.encode_to(w).in_field(&__F_RESPONSE_LINE)?;
         {
             let mut __copy = self.head.clone();
@@ -261,40 +247,23 @@ impl Response {
             __copy.encode_to(w).in_field(&__F_RESPONSE_HEAD)?;
         }
         w.bytes(&self.body);
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         rt::visit_unit(v, "line", |v| self.line.visit_fields(v));
         rt::visit_unit(v, "head", |v| self.head.visit_fields(v));
         v.field("body", rt::Class::Content, &self.body);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         rt::visit_unit(v, "line", |v| self.line.visit_fields_mut(v));
         rt::visit_unit(v, "head", |v| self.head.visit_fields_mut(v));
         v.field("body", rt::Class::Content, &mut self.body);
     }
 }
-impl rt::Message for Response {
-    const NAME: &'static str = "ex_web.Response";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Response, "ex_web.Response");
 static __F_CHUNKEDRESPONSE_LINE: rt::FieldInfo = field_info!(
     "ChunkedResponse", "line", "23:5"
 );
@@ -314,15 +283,12 @@ pub struct ChunkedResponse {
 impl ChunkedResponse {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_line = r.field(&__F_CHUNKEDRESPONSE_LINE, StatusLine::decode_from)?;
         let f_head = r.field(&__F_CHUNKEDRESPONSE_HEAD, Headers::decode_from)?;
         let f_body = r
             .field(&__F_CHUNKEDRESPONSE_BODY, <rt::Chunked as rt::Leaf>::decode)?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             line: f_line,
             head: f_head,
@@ -331,46 +297,27 @@ impl ChunkedResponse {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         self.line.encode_to(w).in_field(&__F_CHUNKEDRESPONSE_LINE)?;
         self.head.encode_to(w).in_field(&__F_CHUNKEDRESPONSE_HEAD)?;
         rt::Leaf::encode(&self.body, w).in_field(&__F_CHUNKEDRESPONSE_BODY)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         rt::visit_unit(v, "line", |v| self.line.visit_fields(v));
         rt::visit_unit(v, "head", |v| self.head.visit_fields(v));
         v.field("body", rt::Class::Content, &self.body);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         rt::visit_unit(v, "line", |v| self.line.visit_fields_mut(v));
         rt::visit_unit(v, "head", |v| self.head.visit_fields_mut(v));
         v.field("body", rt::Class::Content, &mut self.body);
     }
 }
-impl rt::Message for ChunkedResponse {
-    const NAME: &'static str = "ex_web.ChunkedResponse";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(ChunkedResponse, "ex_web.ChunkedResponse");
 static __F_REQUESTLINE_METHOD: rt::FieldInfo = field_info!(
     "RequestLine", "method", "30:5"
 );
@@ -403,9 +350,7 @@ pub struct RequestLine {
 impl RequestLine {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_REQUESTLINE_EOL, |r| r.line(8192))?;
         let f_method = r.field(&__F_REQUESTLINE_METHOD, |r| r.token())?;
         let f_reserved0 = r.field(&__F_REQUESTLINE_RESERVED0, |r| r.spaces())?;
@@ -413,8 +358,7 @@ impl RequestLine {
         let f_reserved1 = r.field(&__F_REQUESTLINE_RESERVED1, |r| r.spaces())?;
         let f_version = r.field(&__F_REQUESTLINE_VERSION, |r| Ok(r.rest()))?;
         let f_eol = r.field(&__F_REQUESTLINE_EOL, |r| r.end_line(__line))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             method: f_method,
             _reserved0: f_reserved0,
@@ -426,9 +370,7 @@ impl RequestLine {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         w.token(&self.method).in_field(&__F_REQUESTLINE_METHOD)?;
         w.spaces(&self._reserved0).in_field(&__F_REQUESTLINE_RESERVED0)?;
@@ -441,12 +383,10 @@ impl RequestLine {
         w.bytes(&self.version);
         w.end_line(__line_start, &self._eol, b"\r\n", 8192)
             .in_field(&__F_REQUESTLINE_EOL)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("method", rt::Class::Content, &self.method);
         v.field("_reserved0", rt::Class::Layout, &self._reserved0);
@@ -456,7 +396,6 @@ impl RequestLine {
         v.field("_eol", rt::Class::Layout, &self._eol);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("method", rt::Class::Content, &mut self.method);
         v.field("_reserved0", rt::Class::Layout, &mut self._reserved0);
@@ -466,21 +405,7 @@ impl RequestLine {
         v.field("_eol", rt::Class::Layout, &mut self._eol);
     }
 }
-impl rt::Message for RequestLine {
-    const NAME: &'static str = "ex_web.RequestLine";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(RequestLine, "ex_web.RequestLine");
 static __F_STATUSLINE_VERSION: rt::FieldInfo = field_info!(
     "StatusLine", "version", "38:5"
 );
@@ -508,9 +433,7 @@ pub struct StatusLine {
 impl StatusLine {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_STATUSLINE_EOL, |r| r.line(8192))?;
         let f_version = r.field(&__F_STATUSLINE_VERSION, |r| r.token())?;
         let f_reserved0 = r.field(&__F_STATUSLINE_RESERVED0, |r| r.spaces())?;
@@ -518,8 +441,7 @@ impl StatusLine {
             .field(&__F_STATUSLINE_STATUS, |r| rt::TextNumber::decode_width(r, 3))?;
         let f_reason = r.field(&__F_STATUSLINE_REASON, |r| Ok(r.rest()))?;
         let f_eol = r.field(&__F_STATUSLINE_EOL, |r| r.end_line(__line))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             version: f_version,
             _reserved0: f_reserved0,
@@ -530,9 +452,7 @@ impl StatusLine {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         w.token(&self.version).in_field(&__F_STATUSLINE_VERSION)?;
         w.spaces(&self._reserved0).in_field(&__F_STATUSLINE_RESERVED0)?;
@@ -540,12 +460,10 @@ impl StatusLine {
         w.bytes(&self.reason);
         w.end_line(__line_start, &self._eol, b"\r\n", 8192)
             .in_field(&__F_STATUSLINE_EOL)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("version", rt::Class::Content, &self.version);
         v.field("_reserved0", rt::Class::Layout, &self._reserved0);
@@ -554,7 +472,6 @@ impl StatusLine {
         v.field("_eol", rt::Class::Layout, &self._eol);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("version", rt::Class::Content, &mut self.version);
         v.field("_reserved0", rt::Class::Layout, &mut self._reserved0);
@@ -563,21 +480,7 @@ impl StatusLine {
         v.field("_eol", rt::Class::Layout, &mut self._eol);
     }
 }
-impl rt::Message for StatusLine {
-    const NAME: &'static str = "ex_web.StatusLine";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(StatusLine, "ex_web.StatusLine");
 static __F_HEADERS_LINES: rt::FieldInfo = field_info!("Headers", "lines", "46:5");
 /// Header lines up to and including the empty line.
 #[derive(Debug, Clone, PartialEq)]
@@ -587,9 +490,7 @@ pub struct Headers {
 impl Headers {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_lines = r
             .field(
                 &__F_HEADERS_LINES,
@@ -601,24 +502,19 @@ impl Headers {
                         )
                 },
             )?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self { lines: f_lines })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         for __e in &self.lines {
             __e.encode_to(w).in_field(&__F_HEADERS_LINES)?;
         }
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         rt::visit_elements(
             v,
@@ -630,7 +526,6 @@ impl Headers {
         );
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         rt::visit_elements(
             v,
@@ -642,21 +537,7 @@ impl Headers {
         );
     }
 }
-impl rt::Message for Headers {
-    const NAME: &'static str = "ex_web.Headers";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(Headers, "ex_web.Headers");
 static __F_HEADERLINE_ENTRY: rt::FieldInfo = field_info!("HeaderLine", "entry", "50:5");
 static __F_HEADERLINE_EOL: rt::FieldInfo = field_info!("HeaderLine", "_eol", "49:1");
 /// `ex_web.HeaderLine` (ex_web.proto-dsl:49:1).
@@ -669,9 +550,7 @@ pub struct HeaderLine {
 impl HeaderLine {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_HEADERLINE_EOL, |r| r.line(8192))?;
         let f_entry = r
             .field(
@@ -686,8 +565,7 @@ impl HeaderLine {
                 }),
             )?;
         let f_eol = r.field(&__F_HEADERLINE_EOL, |r| r.end_line(__line))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             entry: f_entry,
             _eol: f_eol,
@@ -695,9 +573,7 @@ impl HeaderLine {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         match &self.entry {
             HeaderLineEntry::End => {}
@@ -707,12 +583,10 @@ impl HeaderLine {
         }
         w.end_line(__line_start, &self._eol, b"\r\n", 8192)
             .in_field(&__F_HEADERLINE_EOL)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.enter("entry");
         match &self.entry {
@@ -728,7 +602,6 @@ impl HeaderLine {
         v.field("_eol", rt::Class::Layout, &self._eol);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.enter("entry");
         match &mut self.entry {
@@ -744,21 +617,7 @@ impl HeaderLine {
         v.field("_eol", rt::Class::Layout, &mut self._eol);
     }
 }
-impl rt::Message for HeaderLine {
-    const NAME: &'static str = "ex_web.HeaderLine";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(HeaderLine, "ex_web.HeaderLine");
 /// The cases of `HeaderLineEntry`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HeaderLineEntry {
@@ -787,9 +646,7 @@ pub struct HeaderField {
 impl HeaderField {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_name = r.field(&__F_HEADERFIELD_NAME, |r| r.bytes_until(b":"))?;
         let f_value = r
             .field(
@@ -813,8 +670,7 @@ impl HeaderField {
                     }
                 }),
             )?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             name: f_name,
             value: f_value,
@@ -822,9 +678,7 @@ impl HeaderField {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.bytes_until(&self.name, b":").in_field(&__F_HEADERFIELD_NAME)?;
         match &self.value {
             HeaderFieldValue::ContentLength(__c) => {
@@ -843,12 +697,10 @@ impl HeaderField {
                 w.bytes(__c);
             }
         }
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("name", rt::Class::Content, &self.name);
         v.enter("value");
@@ -872,7 +724,6 @@ impl HeaderField {
         v.leave();
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("name", rt::Class::Content, &mut self.name);
         v.enter("value");
@@ -896,21 +747,7 @@ impl HeaderField {
         v.leave();
     }
 }
-impl rt::Message for HeaderField {
-    const NAME: &'static str = "ex_web.HeaderField";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(HeaderField, "ex_web.HeaderField");
 /// The cases of `HeaderFieldValue`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HeaderFieldValue {
@@ -960,9 +797,7 @@ pub struct ContentLengthValue {
 impl ContentLengthValue {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r
             .field(&__F_CONTENTLENGTHVALUE_RESERVED0, |r| Ok(r.optional_spaces()))?;
         let f_length = r
@@ -972,8 +807,7 @@ impl ContentLengthValue {
             )?;
         let f_reserved1 = r
             .field(&__F_CONTENTLENGTHVALUE_RESERVED1, |r| Ok(r.optional_spaces()))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             length: f_length,
@@ -982,25 +816,20 @@ impl ContentLengthValue {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.optional_spaces(&self._reserved0).in_field(&__F_CONTENTLENGTHVALUE_RESERVED0)?;
         rt::Leaf::encode(&self.length, w).in_field(&__F_CONTENTLENGTHVALUE_LENGTH)?;
         w.optional_spaces(&self._reserved1).in_field(&__F_CONTENTLENGTHVALUE_RESERVED1)?;
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("_reserved0", rt::Class::Layout, &self._reserved0);
         v.field("length", rt::Class::Role(&__R_CONTENTLENGTHVALUE_LENGTH), &self.length);
         v.field("_reserved1", rt::Class::Layout, &self._reserved1);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("_reserved0", rt::Class::Layout, &mut self._reserved0);
         v.field(
@@ -1011,21 +840,7 @@ impl ContentLengthValue {
         v.field("_reserved1", rt::Class::Layout, &mut self._reserved1);
     }
 }
-impl rt::Message for ContentLengthValue {
-    const NAME: &'static str = "ex_web.ContentLengthValue";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(ContentLengthValue, "ex_web.ContentLengthValue");
 static __F_HOSTVALUE_RESERVED0: rt::FieldInfo = field_info!(
     "HostValue", "_reserved0", "74:5"
 );
@@ -1045,14 +860,11 @@ pub struct HostValue {
 impl HostValue {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r
             .field(&__F_HOSTVALUE_RESERVED0, |r| Ok(r.optional_spaces()))?;
         let f_host = r.field(&__F_HOSTVALUE_HOST, |r| Ok(r.rest()))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             host: f_host,
@@ -1060,44 +872,25 @@ impl HostValue {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.optional_spaces(&self._reserved0).in_field(&__F_HOSTVALUE_RESERVED0)?;
         rt::text_after_space(Some(&self.host[..]), true).in_field(&__F_HOSTVALUE_HOST)?;
         w.bytes(&self.host);
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("_reserved0", rt::Class::Layout, &self._reserved0);
         v.field("host", rt::Class::Role(&__R_HOSTVALUE_HOST), &self.host);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("_reserved0", rt::Class::Layout, &mut self._reserved0);
         v.field("host", rt::Class::Role(&__R_HOSTVALUE_HOST), &mut self.host);
     }
 }
-impl rt::Message for HostValue {
-    const NAME: &'static str = "ex_web.HostValue";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(HostValue, "ex_web.HostValue");
 static __F_DATEVALUE_RESERVED0: rt::FieldInfo = field_info!(
     "DateValue", "_reserved0", "79:5"
 );
@@ -1119,14 +912,11 @@ pub struct DateValue {
 impl DateValue {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r
             .field(&__F_DATEVALUE_RESERVED0, |r| Ok(r.optional_spaces()))?;
         let f_date = r.field(&__F_DATEVALUE_DATE, |r| Ok(r.rest()))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             date: f_date,
@@ -1134,44 +924,25 @@ impl DateValue {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.optional_spaces(&self._reserved0).in_field(&__F_DATEVALUE_RESERVED0)?;
         rt::text_after_space(Some(&self.date[..]), true).in_field(&__F_DATEVALUE_DATE)?;
         w.bytes(&self.date);
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("_reserved0", rt::Class::Layout, &self._reserved0);
         v.field("date", rt::Class::Role(&__R_DATEVALUE_DATE), &self.date);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("_reserved0", rt::Class::Layout, &mut self._reserved0);
         v.field("date", rt::Class::Role(&__R_DATEVALUE_DATE), &mut self.date);
     }
 }
-impl rt::Message for DateValue {
-    const NAME: &'static str = "ex_web.DateValue";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(DateValue, "ex_web.DateValue");
 static __F_COOKIEVALUE_RESERVED0: rt::FieldInfo = field_info!(
     "CookieValue", "_reserved0", "84:5"
 );
@@ -1194,14 +965,11 @@ pub struct CookieValue {
 impl CookieValue {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __mark = r.enter()?;
-        let __outer_order = r.order();
-        r.set_order(rt::ByteOrder::Big);
+        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r
             .field(&__F_COOKIEVALUE_RESERVED0, |r| Ok(r.optional_spaces()))?;
         let f_value = r.field(&__F_COOKIEVALUE_VALUE, |r| Ok(r.rest()))?;
-        r.set_order(__outer_order);
-        r.leave(__mark);
+        r.end_unit(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             value: f_value,
@@ -1209,44 +977,25 @@ impl CookieValue {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __mark = w.enter();
-        let __outer_order = w.order();
-        w.set_order(rt::ByteOrder::Big);
+        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.optional_spaces(&self._reserved0).in_field(&__F_COOKIEVALUE_RESERVED0)?;
         rt::text_after_space(Some(&self.value[..]), true)
             .in_field(&__F_COOKIEVALUE_VALUE)?;
         w.bytes(&self.value);
-        w.set_order(__outer_order);
-        w.leave(__mark);
+        w.end_unit(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
-    #[allow(unused_variables)]
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.field("_reserved0", rt::Class::Layout, &self._reserved0);
         v.field("value", rt::Class::Role(&__R_COOKIEVALUE_VALUE), &self.value);
     }
     /// Lets `v` rewrite leaf fields in place.
-    #[allow(unused_variables)]
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.field("_reserved0", rt::Class::Layout, &mut self._reserved0);
         v.field("value", rt::Class::Role(&__R_COOKIEVALUE_VALUE), &mut self.value);
     }
 }
-impl rt::Message for CookieValue {
-    const NAME: &'static str = "ex_web.CookieValue";
-    fn decode_from_reader(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        Self::decode_from(r)
-    }
-    fn encode_to_writer(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        self.encode_to(w)
-    }
-    fn visit(&self, v: &mut dyn rt::Visitor) {
-        self.visit_fields(v)
-    }
-    fn visit_mut(&mut self, v: &mut dyn rt::VisitorMut) {
-        self.visit_fields_mut(v)
-    }
-}
+message!(CookieValue, "ex_web.CookieValue");
 /// Frames a byte stream into [`Request`] messages (`tokio_util::codec`).
 pub type RequestCodec = rt::FrameCodec<Request>;

@@ -9,7 +9,43 @@ use super::int::Int;
 use super::reader::{Limit, Reader};
 use super::{ops, ByteOrder};
 
+/// A unit being decoded (or encoded): where its anchors begin, and the byte order around it.
+#[must_use]
+#[derive(Debug)]
+pub struct UnitScope {
+    pub(crate) mark: usize,
+    pub(crate) outer: ByteOrder,
+}
+
 impl Reader {
+    /// Begins a unit: one level deeper, in its own byte order if it declares one.
+    #[inline]
+    pub fn begin_unit(&mut self, order: Option<ByteOrder>) -> Result<UnitScope, DecodeError> {
+        let mark = self.enter()?;
+        let outer = self.order();
+        if let Some(o) = order {
+            self.set_order(o);
+        }
+        Ok(UnitScope { mark, outer })
+    }
+
+    /// Ends a unit: its anchors go, the byte order around it comes back.
+    #[inline]
+    pub fn end_unit(&mut self, scope: UnitScope) {
+        self.set_order(scope.outer);
+        self.leave(scope.mark);
+    }
+
+    /// The error of a switch without a case for the values of its selectors.
+    pub fn no_case(&self, values: &[&dyn std::fmt::Debug]) -> DecodeError {
+        let value = values
+            .iter()
+            .map(|v| format!("{v:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.error(DecodeErrorKind::NoCase { value })
+    }
+
     /// An integer of `n` bytes in the current byte order.
     #[inline]
     pub fn int<T: Int>(&mut self, n: usize) -> Result<T, DecodeError> {

@@ -2,6 +2,7 @@
 //! for a length, count or offset filled in once its target is written, the recomputed
 //! values themselves, and bit-field packing.
 
+use super::decode::UnitScope;
 use super::error::{EncodeError, EncodeErrorKind};
 use super::int::Int;
 use super::writer::{fit, Writer};
@@ -17,6 +18,24 @@ pub struct Slot {
 }
 
 impl Writer<'_> {
+    /// Begins a unit, in its own byte order if it declares one.
+    #[inline]
+    pub fn begin_unit(&mut self, order: Option<ByteOrder>) -> UnitScope {
+        let mark = self.enter();
+        let outer = self.order();
+        if let Some(o) = order {
+            self.set_order(o);
+        }
+        UnitScope { mark, outer }
+    }
+
+    /// Ends a unit: its anchors go, the byte order around it comes back.
+    #[inline]
+    pub fn end_unit(&mut self, scope: UnitScope) {
+        self.set_order(scope.outer);
+        self.leave(scope.mark);
+    }
+
     /// An integer in `n` bytes, in the current byte order.
     #[inline]
     pub fn int<T: Int>(&mut self, v: T, n: usize) {

@@ -23,7 +23,7 @@ mod writer;
 
 pub use body::{Chunked, DotStuffed};
 pub use bytes::{Bytes, BytesMut};
-pub use decode::bits;
+pub use decode::{bits, UnitScope};
 pub use describe::Description;
 pub use encode::{
     check_len, evaluated, invalid, length_value, offset_value, pack, text_after_space, Slot,
