@@ -119,6 +119,7 @@ impl Reader {
     /// Checks that a length, count or offset that did not size its target agrees with it
     /// (`want`, `None` when the target is not a whole number of units), so that a decoded
     /// message re-encodes to the bytes it came from.
+    #[inline]
     pub fn check_size(
         &self,
         info: &'static FieldInfo,
@@ -129,13 +130,23 @@ impl Reader {
         if want == Some(have) {
             return Ok(());
         }
+        Err(self.size_mismatch(info, want, have, what))
+    }
+
+    #[cold]
+    fn size_mismatch(
+        &self,
+        info: &'static FieldInfo,
+        want: Option<i128>,
+        have: i128,
+        what: &str,
+    ) -> DecodeError {
         let want = want.map_or_else(|| "a whole number of units".to_string(), |v| v.to_string());
-        Err(self
-            .error(DecodeErrorKind::Mismatch {
-                expected: format!("{want} ({what})"),
-                found: have.to_string(),
-            })
-            .in_field(info))
+        self.error(DecodeErrorKind::Mismatch {
+            expected: format!("{want} ({what})"),
+            found: have.to_string(),
+        })
+        .in_field(info)
     }
 
     /// `n` elements decoded by `elem`.

@@ -72,6 +72,7 @@ impl Writer<'_> {
     }
 
     /// Bytes then their terminator, which they must not contain.
+    #[inline]
     pub fn bytes_until(&mut self, v: &[u8], delim: &[u8]) -> Result<(), EncodeError> {
         let inside = match delim {
             // The usual NUL or CR: a byte search, not a comparison per position.
@@ -120,7 +121,7 @@ impl Writer<'_> {
 
     /// UTF-16 code units, then the NUL code unit that ends them.
     pub fn utf16z(&mut self, raw: &[u8]) -> Result<(), EncodeError> {
-        if raw.len() % 2 != 0 || raw.chunks_exact(2).any(|c| c == [0, 0]) {
+        if !raw.len().is_multiple_of(2) || raw.chunks_exact(2).any(|c| c == [0, 0]) {
             return Err(invalid("the string contains a NUL, its terminator"));
         }
         self.bytes(raw);
@@ -176,6 +177,7 @@ pub fn text_after_space(v: Option<&[u8]>, tabs_too: bool) -> Result<(), EncodeEr
 
 /// A byte string sized by an expression of fields must still have that size, or it would not
 /// decode back (a `bytes[8]` signature set to 9 bytes).
+#[inline]
 pub fn check_len(len: usize, want: i128) -> Result<(), EncodeError> {
     if i128::try_from(len).ok() == Some(want) {
         Ok(())

@@ -47,27 +47,14 @@ pub fn visit_elements<V: Walk + ?Sized, T>(
     mut f: impl FnMut(&mut V, T),
 ) {
     v.enter(name);
-    let mut digits = [0u8; 20];
     for (i, e) in items.into_iter().enumerate() {
-        v.enter(index(i, &mut digits));
+        // Decimal text on the stack: no allocation per element.
+        let digits = super::ops::decimal(i as i128);
+        v.enter(std::str::from_utf8(&digits).unwrap_or_default());
         f(v, e);
         v.leave();
     }
     v.leave();
-}
-
-/// `i` in decimal, written into `buf` (no allocation per element).
-fn index(mut i: usize, buf: &mut [u8; 20]) -> &str {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (i % 10) as u8;
-        i /= 10;
-        if i == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[at..]).unwrap_or_default()
 }
 
 #[cfg(test)]
