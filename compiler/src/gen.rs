@@ -91,6 +91,17 @@ fn docs(lines: &[String]) -> TokenStream {
     quote! { #(#[doc = #lines])* }
 }
 
+/// A match arm's body: a lone statement as the arm's expression (`X(c) => f(c),`), more
+/// as a block.
+fn arm(body: TokenStream) -> TokenStream {
+    if let Ok(block) = syn::parse2::<syn::Block>(quote!({ #body })) {
+        if let [syn::Stmt::Expr(e, Some(_))] = block.stmts.as_slice() {
+            return quote!(#e,);
+        }
+    }
+    quote!({ #body })
+}
+
 /// An integer literal without a suffix (the type comes from where it is used).
 fn num(v: impl Into<i128>) -> Literal {
     Literal::i128_unsuffixed(v.into())

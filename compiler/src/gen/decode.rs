@@ -149,14 +149,7 @@ impl Gen<'_> {
                     let from = &loc.from;
                     let add = num(loc.add);
                     let rt = self.rt;
-                    let seek = quote! {
-                        r.field(&#info, |r| {
-                            let __target = #rt::ops::add(#off, r.anchor(#from) as i128)
-                                .and_then(|__t| #rt::ops::sub(__t, i128::from(#add)))
-                                .and_then(#rt::ops::usize);
-                            r.seek_to(r.arith(__target)?)
-                        })?
-                    };
+                    let seek = quote!(r.field(&#info, |r| r.seek_offset(#off, #from, #add))?);
                     stmts.push(match &f.cond {
                         None => quote!(let #g = #seek;),
                         Some(c) => {
@@ -600,14 +593,10 @@ impl Gen<'_> {
             }
             Ty::Ptr(inner) => {
                 if phase == Phase::Scalars {
-                    return Dec::Val(quote!(#rt::Pointer { referent: r.int(4)?, value: None }));
+                    return Dec::Call(quote!(#rt::Pointer::decode_referent));
                 }
-                let v = self.decode_value(inner, Phase::Whole).val();
-                Dec::Val(quote!({
-                    let __referent: u32 = r.int(4)?;
-                    let __value = if __referent != 0 { Some(#v) } else { None };
-                    #rt::Pointer { referent: __referent, value: __value }
-                }))
+                let pointee = self.decode_value(inner, Phase::Whole).closure();
+                Dec::Res(quote!(#rt::Pointer::decode(r, #pointee)))
             }
             Ty::Array { elem, len } => self.decode_array(elem, len, phase),
             Ty::Switch(sw) => Dec::Val(self.decode_switch(sw, phase)),

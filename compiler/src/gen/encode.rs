@@ -420,7 +420,8 @@ impl Gen<'_> {
                         None => quote!(#name::#var => {}),
                         Some(t) => {
                             let e = self.encode_value(u, f, t, &Place::ident("__c"), phase);
-                            quote!(#name::#var(__c) => { #e })
+                            let body = super::arm(e);
+                            quote!(#name::#var(__c) => #body)
                         }
                     }
                 });

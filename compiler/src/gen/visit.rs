@@ -125,12 +125,13 @@ impl Gen<'_> {
                     let var = format_ident!("{}", c.name);
                     let cname = c.name.as_str();
                     match &c.ty {
-                        None => quote!(#ename::#var => { v.enter(#cname); v.leave(); }),
+                        None => quote!(#ename::#var => #rt::visit_unit(v, #cname, |_| {}),),
                         // A unit case is a level of the path; a leaf case is the leaf itself.
                         Some(t) => {
                             let inner =
                                 self.visit_value(t, &Place::ident("__c"), cname, class, mutable);
-                            quote!(#ename::#var(__c) => { #inner })
+                            let body = super::arm(inner);
+                            quote!(#ename::#var(__c) => #body)
                         }
                     }
                 });

@@ -154,16 +154,10 @@ impl Packet {
         let __at_g1 = w.slot(3);
         let __s_body = w.pos();
         match &self.body {
-            PacketBody::Message(__c) => {
-                __c.encode_to(w).in_field(&__F_PACKET_BODY)?;
-            }
-            PacketBody::Negative(__c) => {
-                w.int(*__c, 1);
-            }
+            PacketBody::Message(__c) => __c.encode_to(w).in_field(&__F_PACKET_BODY)?,
+            PacketBody::Negative(__c) => w.int(*__c, 1),
             PacketBody::Keepalive => {}
-            PacketBody::Other(__c) => {
-                w.bytes(__c);
-            }
+            PacketBody::Other(__c) => w.bytes(__c),
         }
         let __e_body = w.pos();
         {
@@ -185,18 +179,11 @@ impl Packet {
         v.enter("body");
         match &self.body {
             PacketBody::Message(__c) => {
-                rt::visit_unit(v, "Message", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "Message", |v| __c.visit_fields(v))
             }
-            PacketBody::Negative(__c) => {
-                v.field("Negative", rt::Class::Content, __c);
-            }
-            PacketBody::Keepalive => {
-                v.enter("Keepalive");
-                v.leave();
-            }
-            PacketBody::Other(__c) => {
-                v.field("Other", rt::Class::Content, __c);
-            }
+            PacketBody::Negative(__c) => v.field("Negative", rt::Class::Content, __c),
+            PacketBody::Keepalive => rt::visit_unit(v, "Keepalive", |_| {}),
+            PacketBody::Other(__c) => v.field("Other", rt::Class::Content, __c),
         }
         v.leave();
     }
@@ -208,18 +195,11 @@ impl Packet {
         v.enter("body");
         match &mut self.body {
             PacketBody::Message(__c) => {
-                rt::visit_unit(v, "Message", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Message", |v| __c.visit_fields_mut(v))
             }
-            PacketBody::Negative(__c) => {
-                v.field("Negative", rt::Class::Content, __c);
-            }
-            PacketBody::Keepalive => {
-                v.enter("Keepalive");
-                v.leave();
-            }
-            PacketBody::Other(__c) => {
-                v.field("Other", rt::Class::Content, __c);
-            }
+            PacketBody::Negative(__c) => v.field("Negative", rt::Class::Content, __c),
+            PacketBody::Keepalive => rt::visit_unit(v, "Keepalive", |_| {}),
+            PacketBody::Other(__c) => v.field("Other", rt::Class::Content, __c),
         }
         v.leave();
     }

@@ -254,20 +254,16 @@ impl Message {
         w.int(self.mid, 2);
         match &self.body {
             MessageBody::NegotiateRequest(__c) => {
-                __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?;
+                __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?
             }
             MessageBody::NegotiateResponse(__c) => {
-                __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?;
+                __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?
             }
             MessageBody::TreeConnectRequest(__c) => {
-                __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?;
+                __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?
             }
-            MessageBody::Echo(__c) => {
-                __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?;
-            }
-            MessageBody::Raw(__c) => {
-                w.bytes(__c);
-            }
+            MessageBody::Echo(__c) => __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?,
+            MessageBody::Raw(__c) => w.bytes(__c),
         }
         w.end_unit(__unit);
         Ok(())
@@ -288,20 +284,16 @@ impl Message {
         v.enter("body");
         match &self.body {
             MessageBody::NegotiateRequest(__c) => {
-                rt::visit_unit(v, "NegotiateRequest", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "NegotiateRequest", |v| __c.visit_fields(v))
             }
             MessageBody::NegotiateResponse(__c) => {
-                rt::visit_unit(v, "NegotiateResponse", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "NegotiateResponse", |v| __c.visit_fields(v))
             }
             MessageBody::TreeConnectRequest(__c) => {
-                rt::visit_unit(v, "TreeConnectRequest", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "TreeConnectRequest", |v| __c.visit_fields(v))
             }
-            MessageBody::Echo(__c) => {
-                rt::visit_unit(v, "Echo", |v| __c.visit_fields(v));
-            }
-            MessageBody::Raw(__c) => {
-                v.field("Raw", rt::Class::Content, __c);
-            }
+            MessageBody::Echo(__c) => rt::visit_unit(v, "Echo", |v| __c.visit_fields(v)),
+            MessageBody::Raw(__c) => v.field("Raw", rt::Class::Content, __c),
         }
         v.leave();
     }
@@ -325,20 +317,18 @@ impl Message {
         v.enter("body");
         match &mut self.body {
             MessageBody::NegotiateRequest(__c) => {
-                rt::visit_unit(v, "NegotiateRequest", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "NegotiateRequest", |v| __c.visit_fields_mut(v))
             }
             MessageBody::NegotiateResponse(__c) => {
-                rt::visit_unit(v, "NegotiateResponse", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "NegotiateResponse", |v| __c.visit_fields_mut(v))
             }
             MessageBody::TreeConnectRequest(__c) => {
-                rt::visit_unit(v, "TreeConnectRequest", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "TreeConnectRequest", |v| __c.visit_fields_mut(v))
             }
             MessageBody::Echo(__c) => {
-                rt::visit_unit(v, "Echo", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Echo", |v| __c.visit_fields_mut(v))
             }
-            MessageBody::Raw(__c) => {
-                v.field("Raw", rt::Class::Content, __c);
-            }
+            MessageBody::Raw(__c) => v.field("Raw", rt::Class::Content, __c),
         }
         v.leave();
     }
@@ -941,15 +931,7 @@ impl TreeConnectRequest {
         let f_gap_next = if (i128::from(f_andx_command) != 255i128) {
             r.field(
                 &__F_TREECONNECTREQUEST_NEXT,
-                |r| {
-                    let __target = rt::ops::add(
-                            i128::from(f_andx_offset),
-                            r.anchor("header") as i128,
-                        )
-                        .and_then(|__t| rt::ops::sub(__t, i128::from(0)))
-                        .and_then(rt::ops::usize);
-                    r.seek_to(r.arith(__target)?)
-                },
+                |r| r.seek_offset(i128::from(f_andx_offset), "header", 0),
             )?
         } else {
             rt::Bytes::new()
@@ -1208,15 +1190,7 @@ impl AndxBlock {
         let f_gap_next = if (i128::from(f_andx_command) != 255i128) {
             r.field(
                 &__F_ANDXBLOCK_NEXT,
-                |r| {
-                    let __target = rt::ops::add(
-                            i128::from(f_andx_offset),
-                            r.anchor("header") as i128,
-                        )
-                        .and_then(|__t| rt::ops::sub(__t, i128::from(0)))
-                        .and_then(rt::ops::usize);
-                    r.seek_to(r.arith(__target)?)
-                },
+                |r| r.seek_offset(i128::from(f_andx_offset), "header", 0),
             )?
         } else {
             rt::Bytes::new()
@@ -1658,15 +1632,7 @@ impl NtlmAuthenticate {
         let f_gap_domain = r
             .field(
                 &__F_NTLMAUTHENTICATE_DOMAIN,
-                |r| {
-                    let __target = rt::ops::add(
-                            i128::from(f_domain_offset),
-                            r.anchor("ntlm") as i128,
-                        )
-                        .and_then(|__t| rt::ops::sub(__t, i128::from(0)))
-                        .and_then(rt::ops::usize);
-                    r.seek_to(r.arith(__target)?)
-                },
+                |r| r.seek_offset(i128::from(f_domain_offset), "ntlm", 0),
             )?;
         let __lim0 = r
             .field(
@@ -1687,15 +1653,7 @@ impl NtlmAuthenticate {
         let f_gap_user = r
             .field(
                 &__F_NTLMAUTHENTICATE_USER,
-                |r| {
-                    let __target = rt::ops::add(
-                            i128::from(f_user_offset),
-                            r.anchor("ntlm") as i128,
-                        )
-                        .and_then(|__t| rt::ops::sub(__t, i128::from(0)))
-                        .and_then(rt::ops::usize);
-                    r.seek_to(r.arith(__target)?)
-                },
+                |r| r.seek_offset(i128::from(f_user_offset), "ntlm", 0),
             )?;
         let __lim2 = r
             .field(
@@ -1716,15 +1674,7 @@ impl NtlmAuthenticate {
         let f_gap_workstation = r
             .field(
                 &__F_NTLMAUTHENTICATE_WORKSTATION,
-                |r| {
-                    let __target = rt::ops::add(
-                            i128::from(f_workstation_offset),
-                            r.anchor("ntlm") as i128,
-                        )
-                        .and_then(|__t| rt::ops::sub(__t, i128::from(0)))
-                        .and_then(rt::ops::usize);
-                    r.seek_to(r.arith(__target)?)
-                },
+                |r| r.seek_offset(i128::from(f_workstation_offset), "ntlm", 0),
             )?;
         let __lim4 = r
             .field(

@@ -128,18 +128,10 @@ impl Message {
         w.int(self.channel, 1);
         w.int(self.flags, 1);
         match &self.body {
-            MessageBody::Whole(__c) => {
-                __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?;
-            }
-            MessageBody::First(__c) => {
-                __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?;
-            }
-            MessageBody::Middle(__c) => {
-                __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?;
-            }
-            MessageBody::Last(__c) => {
-                __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?;
-            }
+            MessageBody::Whole(__c) => __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?,
+            MessageBody::First(__c) => __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?,
+            MessageBody::Middle(__c) => __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?,
+            MessageBody::Last(__c) => __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?,
         }
         let __s_trailer = w.pos();
         w.bytes(&self.trailer);
@@ -160,17 +152,15 @@ impl Message {
         v.enter("body");
         match &self.body {
             MessageBody::Whole(__c) => {
-                rt::visit_unit(v, "Whole", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "Whole", |v| __c.visit_fields(v))
             }
             MessageBody::First(__c) => {
-                rt::visit_unit(v, "First", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "First", |v| __c.visit_fields(v))
             }
             MessageBody::Middle(__c) => {
-                rt::visit_unit(v, "Middle", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "Middle", |v| __c.visit_fields(v))
             }
-            MessageBody::Last(__c) => {
-                rt::visit_unit(v, "Last", |v| __c.visit_fields(v));
-            }
+            MessageBody::Last(__c) => rt::visit_unit(v, "Last", |v| __c.visit_fields(v)),
         }
         v.leave();
         v.field("trailer", rt::Class::Content, &self.trailer);
@@ -187,16 +177,16 @@ impl Message {
         v.enter("body");
         match &mut self.body {
             MessageBody::Whole(__c) => {
-                rt::visit_unit(v, "Whole", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Whole", |v| __c.visit_fields_mut(v))
             }
             MessageBody::First(__c) => {
-                rt::visit_unit(v, "First", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "First", |v| __c.visit_fields_mut(v))
             }
             MessageBody::Middle(__c) => {
-                rt::visit_unit(v, "Middle", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Middle", |v| __c.visit_fields_mut(v))
             }
             MessageBody::Last(__c) => {
-                rt::visit_unit(v, "Last", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Last", |v| __c.visit_fields_mut(v))
             }
         }
         v.leave();

@@ -211,15 +211,9 @@ impl Pdu {
         w.int(self.call_id, 4);
         let __s_body = w.pos();
         match &self.body {
-            PduBody::Request(__c) => {
-                __c.encode_to(w).in_field(&__F_PDU_BODY)?;
-            }
-            PduBody::Response(__c) => {
-                __c.encode_to(w).in_field(&__F_PDU_BODY)?;
-            }
-            PduBody::Other(__c) => {
-                w.bytes(__c);
-            }
+            PduBody::Request(__c) => __c.encode_to(w).in_field(&__F_PDU_BODY)?,
+            PduBody::Response(__c) => __c.encode_to(w).in_field(&__F_PDU_BODY)?,
+            PduBody::Other(__c) => w.bytes(__c),
         }
         let __e_body = w.pos();
         w.fill(
@@ -244,14 +238,12 @@ impl Pdu {
         v.enter("body");
         match &self.body {
             PduBody::Request(__c) => {
-                rt::visit_unit(v, "Request", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "Request", |v| __c.visit_fields(v))
             }
             PduBody::Response(__c) => {
-                rt::visit_unit(v, "Response", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "Response", |v| __c.visit_fields(v))
             }
-            PduBody::Other(__c) => {
-                v.field("Other", rt::Class::Content, __c);
-            }
+            PduBody::Other(__c) => v.field("Other", rt::Class::Content, __c),
         }
         v.leave();
     }
@@ -273,14 +265,12 @@ impl Pdu {
         v.enter("body");
         match &mut self.body {
             PduBody::Request(__c) => {
-                rt::visit_unit(v, "Request", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Request", |v| __c.visit_fields_mut(v))
             }
             PduBody::Response(__c) => {
-                rt::visit_unit(v, "Response", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Response", |v| __c.visit_fields_mut(v))
             }
-            PduBody::Other(__c) => {
-                v.field("Other", rt::Class::Content, __c);
-            }
+            PduBody::Other(__c) => v.field("Other", rt::Class::Content, __c),
         }
         v.leave();
     }
@@ -506,11 +496,9 @@ impl Stub {
         w.push_anchor("stub");
         match &self.call {
             StubCall::LookupDomainRequest(__c) => {
-                __c.encode_to(w).in_field(&__F_STUB_CALL)?;
+                __c.encode_to(w).in_field(&__F_STUB_CALL)?
             }
-            StubCall::Opaque(__c) => {
-                w.bytes(__c);
-            }
+            StubCall::Opaque(__c) => w.bytes(__c),
         }
         w.end_unit(__unit);
         Ok(())
@@ -520,11 +508,9 @@ impl Stub {
         v.enter("call");
         match &self.call {
             StubCall::LookupDomainRequest(__c) => {
-                rt::visit_unit(v, "LookupDomainRequest", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "LookupDomainRequest", |v| __c.visit_fields(v))
             }
-            StubCall::Opaque(__c) => {
-                v.field("Opaque", rt::Class::Content, __c);
-            }
+            StubCall::Opaque(__c) => v.field("Opaque", rt::Class::Content, __c),
         }
         v.leave();
     }
@@ -533,11 +519,9 @@ impl Stub {
         v.enter("call");
         match &mut self.call {
             StubCall::LookupDomainRequest(__c) => {
-                rt::visit_unit(v, "LookupDomainRequest", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "LookupDomainRequest", |v| __c.visit_fields_mut(v))
             }
-            StubCall::Opaque(__c) => {
-                v.field("Opaque", rt::Class::Content, __c);
-            }
+            StubCall::Opaque(__c) => v.field("Opaque", rt::Class::Content, __c),
         }
         v.leave();
     }
@@ -604,14 +588,7 @@ impl LookupDomainRequest {
         let f_name = r
             .field(&__F_LOOKUPDOMAINREQUEST_NAME, UnicodeString::decode_scalars)?;
         let f_pad0 = r.field(&__F_LOOKUPDOMAINREQUEST_PAD0, |r| r.align(4, "stub"))?;
-        let f_sid = r
-            .field(
-                &__F_LOOKUPDOMAINREQUEST_SID,
-                |r| Ok(rt::Pointer {
-                    referent: r.int(4)?,
-                    value: None,
-                }),
-            )?;
+        let f_sid = r.field(&__F_LOOKUPDOMAINREQUEST_SID, rt::Pointer::decode_referent)?;
         r.end_unit(__unit);
         Ok(Self {
             handle: f_handle,
@@ -749,14 +726,7 @@ impl UnicodeString {
         let f_length = r.field(&__F_UNICODESTRING_LENGTH, |r| r.int::<u16>(2))?;
         let f_maximum_length = r
             .field(&__F_UNICODESTRING_MAXIMUM_LENGTH, |r| r.int::<u16>(2))?;
-        let f_buffer = r
-            .field(
-                &__F_UNICODESTRING_BUFFER,
-                |r| Ok(rt::Pointer {
-                    referent: r.int(4)?,
-                    value: None,
-                }),
-            )?;
+        let f_buffer = r.field(&__F_UNICODESTRING_BUFFER, rt::Pointer::decode_referent)?;
         r.end_unit(__unit);
         Ok(Self {
             _pad0: f_pad0,

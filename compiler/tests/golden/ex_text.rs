@@ -83,22 +83,14 @@ impl Command {
         let __line_start = w.pos();
         w.token(&self.verb).in_field(&__F_COMMAND_VERB)?;
         match &self.args {
-            CommandArgs::Port(__c) => {
-                __c.encode_to(w).in_field(&__F_COMMAND_ARGS)?;
-            }
-            CommandArgs::Hello(__c) => {
-                __c.encode_to(w).in_field(&__F_COMMAND_ARGS)?;
-            }
+            CommandArgs::Port(__c) => __c.encode_to(w).in_field(&__F_COMMAND_ARGS)?,
+            CommandArgs::Hello(__c) => __c.encode_to(w).in_field(&__F_COMMAND_ARGS)?,
             CommandArgs::HelloLiteral(__c) => {
-                __c.encode_to(w).in_field(&__F_COMMAND_ARGS)?;
+                __c.encode_to(w).in_field(&__F_COMMAND_ARGS)?
             }
-            CommandArgs::Size(__c) => {
-                __c.encode_to(w).in_field(&__F_COMMAND_ARGS)?;
-            }
+            CommandArgs::Size(__c) => __c.encode_to(w).in_field(&__F_COMMAND_ARGS)?,
             CommandArgs::NoArgs => {}
-            CommandArgs::Unknown(__c) => {
-                w.bytes(__c);
-            }
+            CommandArgs::Unknown(__c) => w.bytes(__c),
         }
         w.end_line(__line_start, &self._eol, b"\r\n", 512).in_field(&__F_COMMAND_EOL)?;
         w.end_unit(__unit);
@@ -109,25 +101,16 @@ impl Command {
         v.field("verb", rt::Class::Content, &self.verb);
         v.enter("args");
         match &self.args {
-            CommandArgs::Port(__c) => {
-                rt::visit_unit(v, "Port", |v| __c.visit_fields(v));
-            }
+            CommandArgs::Port(__c) => rt::visit_unit(v, "Port", |v| __c.visit_fields(v)),
             CommandArgs::Hello(__c) => {
-                rt::visit_unit(v, "Hello", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "Hello", |v| __c.visit_fields(v))
             }
             CommandArgs::HelloLiteral(__c) => {
-                rt::visit_unit(v, "HelloLiteral", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "HelloLiteral", |v| __c.visit_fields(v))
             }
-            CommandArgs::Size(__c) => {
-                rt::visit_unit(v, "Size", |v| __c.visit_fields(v));
-            }
-            CommandArgs::NoArgs => {
-                v.enter("NoArgs");
-                v.leave();
-            }
-            CommandArgs::Unknown(__c) => {
-                v.field("Unknown", rt::Class::Content, __c);
-            }
+            CommandArgs::Size(__c) => rt::visit_unit(v, "Size", |v| __c.visit_fields(v)),
+            CommandArgs::NoArgs => rt::visit_unit(v, "NoArgs", |_| {}),
+            CommandArgs::Unknown(__c) => v.field("Unknown", rt::Class::Content, __c),
         }
         v.leave();
         v.field("_eol", rt::Class::Layout, &self._eol);
@@ -138,24 +121,19 @@ impl Command {
         v.enter("args");
         match &mut self.args {
             CommandArgs::Port(__c) => {
-                rt::visit_unit(v, "Port", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Port", |v| __c.visit_fields_mut(v))
             }
             CommandArgs::Hello(__c) => {
-                rt::visit_unit(v, "Hello", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Hello", |v| __c.visit_fields_mut(v))
             }
             CommandArgs::HelloLiteral(__c) => {
-                rt::visit_unit(v, "HelloLiteral", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "HelloLiteral", |v| __c.visit_fields_mut(v))
             }
             CommandArgs::Size(__c) => {
-                rt::visit_unit(v, "Size", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Size", |v| __c.visit_fields_mut(v))
             }
-            CommandArgs::NoArgs => {
-                v.enter("NoArgs");
-                v.leave();
-            }
-            CommandArgs::Unknown(__c) => {
-                v.field("Unknown", rt::Class::Content, __c);
-            }
+            CommandArgs::NoArgs => rt::visit_unit(v, "NoArgs", |_| {}),
+            CommandArgs::Unknown(__c) => v.field("Unknown", rt::Class::Content, __c),
         }
         v.leave();
         v.field("_eol", rt::Class::Layout, &mut self._eol);
@@ -981,12 +959,8 @@ impl Exchange {
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
         let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         match &self.item {
-            ExchangeItem::Command(__c) => {
-                __c.encode_to(w).in_field(&__F_EXCHANGE_ITEM)?;
-            }
-            ExchangeItem::Reply(__c) => {
-                __c.encode_to(w).in_field(&__F_EXCHANGE_ITEM)?;
-            }
+            ExchangeItem::Command(__c) => __c.encode_to(w).in_field(&__F_EXCHANGE_ITEM)?,
+            ExchangeItem::Reply(__c) => __c.encode_to(w).in_field(&__F_EXCHANGE_ITEM)?,
         }
         w.end_unit(__unit);
         Ok(())
@@ -996,10 +970,10 @@ impl Exchange {
         v.enter("item");
         match &self.item {
             ExchangeItem::Command(__c) => {
-                rt::visit_unit(v, "Command", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "Command", |v| __c.visit_fields(v))
             }
             ExchangeItem::Reply(__c) => {
-                rt::visit_unit(v, "Reply", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "Reply", |v| __c.visit_fields(v))
             }
         }
         v.leave();
@@ -1009,10 +983,10 @@ impl Exchange {
         v.enter("item");
         match &mut self.item {
             ExchangeItem::Command(__c) => {
-                rt::visit_unit(v, "Command", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Command", |v| __c.visit_fields_mut(v))
             }
             ExchangeItem::Reply(__c) => {
-                rt::visit_unit(v, "Reply", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Reply", |v| __c.visit_fields_mut(v))
             }
         }
         v.leave();

@@ -578,7 +578,7 @@ impl HeaderLine {
         match &self.entry {
             HeaderLineEntry::End => {}
             HeaderLineEntry::Field(__c) => {
-                __c.encode_to(w).in_field(&__F_HEADERLINE_ENTRY)?;
+                __c.encode_to(w).in_field(&__F_HEADERLINE_ENTRY)?
             }
         }
         w.end_line(__line_start, &self._eol, b"\r\n", 8192)
@@ -590,12 +590,9 @@ impl HeaderLine {
     pub fn visit_fields(&self, v: &mut dyn rt::Visitor) {
         v.enter("entry");
         match &self.entry {
-            HeaderLineEntry::End => {
-                v.enter("End");
-                v.leave();
-            }
+            HeaderLineEntry::End => rt::visit_unit(v, "End", |_| {}),
             HeaderLineEntry::Field(__c) => {
-                rt::visit_unit(v, "Field", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "Field", |v| __c.visit_fields(v))
             }
         }
         v.leave();
@@ -605,12 +602,9 @@ impl HeaderLine {
     pub fn visit_fields_mut(&mut self, v: &mut dyn rt::VisitorMut) {
         v.enter("entry");
         match &mut self.entry {
-            HeaderLineEntry::End => {
-                v.enter("End");
-                v.leave();
-            }
+            HeaderLineEntry::End => rt::visit_unit(v, "End", |_| {}),
             HeaderLineEntry::Field(__c) => {
-                rt::visit_unit(v, "Field", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Field", |v| __c.visit_fields_mut(v))
             }
         }
         v.leave();
@@ -682,20 +676,18 @@ impl HeaderField {
         w.bytes_until(&self.name, b":").in_field(&__F_HEADERFIELD_NAME)?;
         match &self.value {
             HeaderFieldValue::ContentLength(__c) => {
-                __c.encode_to(w).in_field(&__F_HEADERFIELD_VALUE)?;
+                __c.encode_to(w).in_field(&__F_HEADERFIELD_VALUE)?
             }
             HeaderFieldValue::Host(__c) => {
-                __c.encode_to(w).in_field(&__F_HEADERFIELD_VALUE)?;
+                __c.encode_to(w).in_field(&__F_HEADERFIELD_VALUE)?
             }
             HeaderFieldValue::Date(__c) => {
-                __c.encode_to(w).in_field(&__F_HEADERFIELD_VALUE)?;
+                __c.encode_to(w).in_field(&__F_HEADERFIELD_VALUE)?
             }
             HeaderFieldValue::Cookie(__c) => {
-                __c.encode_to(w).in_field(&__F_HEADERFIELD_VALUE)?;
+                __c.encode_to(w).in_field(&__F_HEADERFIELD_VALUE)?
             }
-            HeaderFieldValue::Other(__c) => {
-                w.bytes(__c);
-            }
+            HeaderFieldValue::Other(__c) => w.bytes(__c),
         }
         w.end_unit(__unit);
         Ok(())
@@ -706,20 +698,18 @@ impl HeaderField {
         v.enter("value");
         match &self.value {
             HeaderFieldValue::ContentLength(__c) => {
-                rt::visit_unit(v, "ContentLength", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "ContentLength", |v| __c.visit_fields(v))
             }
             HeaderFieldValue::Host(__c) => {
-                rt::visit_unit(v, "Host", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "Host", |v| __c.visit_fields(v))
             }
             HeaderFieldValue::Date(__c) => {
-                rt::visit_unit(v, "Date", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "Date", |v| __c.visit_fields(v))
             }
             HeaderFieldValue::Cookie(__c) => {
-                rt::visit_unit(v, "Cookie", |v| __c.visit_fields(v));
+                rt::visit_unit(v, "Cookie", |v| __c.visit_fields(v))
             }
-            HeaderFieldValue::Other(__c) => {
-                v.field("Other", rt::Class::Content, __c);
-            }
+            HeaderFieldValue::Other(__c) => v.field("Other", rt::Class::Content, __c),
         }
         v.leave();
     }
@@ -729,20 +719,18 @@ impl HeaderField {
         v.enter("value");
         match &mut self.value {
             HeaderFieldValue::ContentLength(__c) => {
-                rt::visit_unit(v, "ContentLength", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "ContentLength", |v| __c.visit_fields_mut(v))
             }
             HeaderFieldValue::Host(__c) => {
-                rt::visit_unit(v, "Host", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Host", |v| __c.visit_fields_mut(v))
             }
             HeaderFieldValue::Date(__c) => {
-                rt::visit_unit(v, "Date", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Date", |v| __c.visit_fields_mut(v))
             }
             HeaderFieldValue::Cookie(__c) => {
-                rt::visit_unit(v, "Cookie", |v| __c.visit_fields_mut(v));
+                rt::visit_unit(v, "Cookie", |v| __c.visit_fields_mut(v))
             }
-            HeaderFieldValue::Other(__c) => {
-                v.field("Other", rt::Class::Content, __c);
-            }
+            HeaderFieldValue::Other(__c) => v.field("Other", rt::Class::Content, __c),
         }
         v.leave();
     }

@@ -107,6 +107,22 @@ impl Reader {
         self.limit(n)
     }
 
+    /// Moves forward to where an offset field points: `offset` from the anchor `from`, less
+    /// `add`; the bytes skipped are returned (kept as received).
+    #[inline]
+    pub fn seek_offset(
+        &mut self,
+        offset: i128,
+        from: &str,
+        add: i64,
+    ) -> Result<Bytes, DecodeError> {
+        let target = ops::add(offset, self.anchor(from) as i128)
+            .and_then(|t| ops::sub(t, i128::from(add)))
+            .and_then(ops::usize);
+        let target = self.arith(target)?;
+        self.seek_to(target)
+    }
+
     /// Leaves a limit that was only set when a condition held.
     #[inline]
     pub fn end_limit_if(&mut self, saved: Option<Limit>) -> Result<(), DecodeError> {
