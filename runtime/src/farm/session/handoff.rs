@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use tokio::net::TcpStream;
 
-use crate::codec::{AnyMessage, MatchKey};
-use crate::replay::{pair_cookies, Deviation};
+use crate::codec::{AnyMessage, MatchKey, RoleField, RoleFields};
+use crate::replay::{pair_cookies, Conversation, Deviation, Script};
 
 use super::super::events::Source;
 use super::super::honeypot::{HoneypotError, Lease, Pool};
@@ -17,7 +17,7 @@ use super::bridge::Bridged;
 use super::error::{End, SessionError, Side};
 use super::peer::{Patience, Peer};
 use super::relay::{relay, Link};
-use super::scripted::{Exchange, Sent};
+use super::scripted::Exchange;
 use super::{Session, State};
 
 pub struct HandingOff {
@@ -27,6 +27,26 @@ pub struct HandingOff {
     /// The deviating message's index among the attacker's.
     pub at: usize,
     pub deviation: Deviation,
+}
+
+/// A reply the attacker got, as the honeypot's answer is checked against it: its content and
+/// kind are those of the script message it was rewritten from (only role fields change).
+struct Sent<'a> {
+    script: &'a Script,
+    /// The script message's index.
+    index: usize,
+    /// Its role fields as the attacker got them.
+    fields: Vec<RoleField>,
+}
+
+impl Sent<'_> {
+    fn key(&self) -> &MatchKey {
+        &self.script.messages[self.index].key
+    }
+
+    fn kind(&self) -> &str {
+        &self.script.messages[self.index].kind
+    }
 }
 
 /// Lends the session a honeypot for as long as it lives.
@@ -80,9 +100,19 @@ impl HandingOff {
         let cfg = s.cfg.clone();
         let (mut hp, held, addr) = connect(s).await?;
         let mut link = Link::new(s.telescope.ip(), addr.ip(), &cfg.names);
+        // The attacker's side of the conversation so far, decoded again in the order its
+        // conversation saw it: the requests to relay, the replies to compare.
+        let mut conv = Conversation::new();
         for (n, ex) in std::mem::take(&mut self.history).into_iter().enumerate() {
-            if let Some(mut msg) = ex.request {
-                relay(s, msg.as_mut(), &mut hp, &mut link, Source::Replayed)
+            if let Some(bytes) = ex.request {
+                let mut d = conv
+                    .decode(cfg.service.client, bytes, true)
+                    .map_err(|source| SessionError::Undecodable {
+                        side: Side::Attacker,
+                        at: n,
+                        source,
+                    })?;
+                relay(s, d.msg.as_mut(), &mut hp, &mut link, Source::Replayed)
                     .await
                     .map_err(|e| match e {
                         e @ SessionError::Io { .. } => e,
@@ -92,8 +122,16 @@ impl HandingOff {
                         },
                     })?;
             }
-            for sent in &ex.replies {
-                check_reply(s, &mut hp, &mut link, sent).await?;
+            for (index, bytes) in (ex.first..).zip(ex.replies) {
+                let d = conv
+                    .decode(cfg.service.server, bytes, false)
+                    .map_err(SessionError::ReplyUndecodable)?;
+                let sent = Sent {
+                    script: &ex.script,
+                    index,
+                    fields: RoleFields::of_any(d.msg.as_ref()),
+                };
+                check_reply(s, &mut hp, &mut link, &sent).await?;
             }
         }
         relay(
@@ -152,7 +190,7 @@ async fn check_reply(
     s: &mut Session,
     hp: &mut Peer,
     link: &mut Link,
-    sent: &Sent,
+    sent: &Sent<'_>,
 ) -> Result<(), SessionError> {
     let reply = hp
         .read_message()
@@ -165,16 +203,16 @@ async fn check_reply(
         Source::Replayed,
     );
     let key = MatchKey::of_any(reply.msg.as_ref());
-    if let Some((path, got, want)) = key.first_difference(&sent.key) {
+    if let Some((path, got, want)) = key.first_difference(sent.key()) {
         return Err(SessionError::Differs {
-            kind: sent.kind.clone(),
+            kind: sent.kind().to_string(),
             path,
             got,
             want,
         });
     }
     pair_cookies(&mut link.map, &sent.fields, &theirs).map_err(|reason| SessionError::Cookies {
-        kind: sent.kind.clone(),
+        kind: sent.kind().to_string(),
         reason,
     })
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-use crate::codec::{AnyMessage, Description, RoleField};
+use crate::codec::{AnyMessage, Description, RoleField, RoleFields};
 use crate::replay::{Library, ServiceCodecs};
 
 use super::artifacts::Files;
@@ -95,15 +95,40 @@ impl Session {
     ) -> (String, Vec<RoleField>) {
         let desc = Description::of(d);
         let kind = desc.kind(self.cfg.service.text);
+        self.record(kind.clone(), &desc.roles, bytes, to_server, source);
+        (kind, desc.roles)
+    }
+
+    /// Records a message whose kind is known (a script reply: its script message's), without
+    /// describing the rest of it.
+    fn event_of_kind(
+        &self,
+        kind: &str,
+        d: &dyn AnyMessage,
+        bytes: usize,
+        to_server: bool,
+        source: Source,
+    ) {
+        let roles = RoleFields::of_any(d);
+        self.record(kind.to_string(), &roles, bytes, to_server, source);
+    }
+
+    fn record(
+        &self,
+        kind: String,
+        roles: &[RoleField],
+        length: usize,
+        to_server: bool,
+        source: Source,
+    ) {
         self.cfg.events.message(MessageEvent {
             connection: self.id,
             to_server,
-            kind: kind.clone(),
-            length: bytes,
+            kind,
+            length,
             source,
-            roles: desc.roles.iter().map(ToString::to_string).collect(),
+            roles: roles.iter().map(ToString::to_string).collect(),
         });
-        (kind, desc.roles)
     }
 
     /// Counts and records a message that does not decode where it went (or came from).

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::codec::{DecodeError, Entry, FrameBuf, FrameError};
@@ -49,6 +49,9 @@ impl Peer {
             Side::Attacker => (codecs.client, codecs.server),
             Side::Honeypot => (codecs.server, codecs.client),
         };
+        // Replies go out as soon as they are written (one write per step), not held back
+        // until the previous segment is acknowledged.
+        let _ = sock.set_nodelay(true);
         Peer {
             side,
             sock,
@@ -118,7 +121,7 @@ impl Peer {
             (a, b) => a.or(b),
         };
         let was_empty = self.buf.is_empty();
-        let read = self.sock.read_buf(self.buf.read_target());
+        let read = read_into(&self.sock, &mut self.buf);
         let r = match wait {
             Some(w) => match tokio::time::timeout(w, read).await {
                 Ok(r) => r,
@@ -177,9 +180,36 @@ impl Peer {
             .map_err(|source| SessionError::Io { side, source })
     }
 
+    /// Writes messages to the peer in one write (one segment, not one per message).
+    pub async fn write_messages(&mut self, messages: &[Bytes]) -> Result<(), SessionError> {
+        match messages {
+            [] => Ok(()),
+            [one] => self.write_message(one).await,
+            many => {
+                let mut all = BytesMut::with_capacity(many.iter().map(Bytes::len).sum());
+                for m in many {
+                    all.extend_from_slice(m);
+                }
+                self.write_message(&all.freeze()).await
+            }
+        }
+    }
+
     /// Closes our half of the connection.
     pub async fn shutdown(&mut self) {
         // The peer may be gone already: nothing to do then.
         let _ = self.sock.shutdown().await;
+    }
+}
+
+/// Reads what has come into `buf`. An empty buffer gets its room only once bytes are there to
+/// read: a connection idle between messages holds no receive buffer.
+async fn read_into(sock: &TcpStream, buf: &mut FrameBuf) -> std::io::Result<usize> {
+    loop {
+        sock.readable().await?;
+        match sock.try_read_buf(buf.read_target()) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            r => return r,
+        }
     }
 }

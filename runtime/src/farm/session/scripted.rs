@@ -1,10 +1,12 @@
 //! The scripted phase: the attacker's messages matched against the scripts, answered with
 //! their replies rewritten for this attacker; what was sent is kept for a handoff.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
-use crate::codec::{AnyMessage, MatchKey, RoleField};
-use crate::replay::{Audience, Candidate, Deviation};
+use crate::codec::{AnyMessage, MatchKey};
+use crate::replay::{Audience, Candidate, Deviation, Script};
 
 use super::super::events::Source;
 use super::error::{End, SessionError};
@@ -12,18 +14,16 @@ use super::handoff::HandingOff;
 use super::peer::Peer;
 use super::{Session, State};
 
-/// A reply the attacker got, as the handoff compares it with the honeypot's.
-pub struct Sent {
-    pub key: MatchKey,
-    pub fields: Vec<RoleField>,
-    pub kind: String,
-}
-
-/// An attacker message answered from the script, and the answers.
+/// An attacker message answered from the script, and the answers, kept as their bytes (exact
+/// copies: an idle session holds neither receive buffers nor decoded messages); the rare
+/// handoff decodes them again.
 pub struct Exchange {
     /// The attacker's message (none for a banner).
-    pub request: Option<Box<dyn AnyMessage>>,
-    pub replies: Vec<Sent>,
+    pub request: Option<Bytes>,
+    /// The script the replies came from, and the index of the first among its messages.
+    pub script: Arc<Script>,
+    pub first: usize,
+    pub replies: Vec<Bytes>,
 }
 
 pub struct Scripted {
@@ -85,9 +85,12 @@ impl Scripted {
             let mut c = Candidate::new(script);
             cfg.events.script(s.id, &c.script.source);
             let step = c.serve(audience)?;
-            let replies = self.send(s, step.replies).await?;
+            let first = c.pos - step.replies.len();
+            let replies = self.send(s, &c.script, first, step.replies).await?;
             self.history.push(Exchange {
                 request: None,
+                script: c.script.clone(),
+                first,
                 replies,
             });
             self.cand = Some(c);
@@ -104,12 +107,15 @@ impl Scripted {
             s.files.collect(d.msg.as_ref());
             match self
                 .follow(s, d.msg.as_ref())
-                .and_then(|c| c.serve(audience))
+                .and_then(|c| Ok((c.serve(audience)?, c.script.clone(), c.pos)))
             {
-                Ok(step) => {
-                    let replies = self.send(s, step.replies).await?;
+                Ok((step, script, pos)) => {
+                    let first = pos - step.replies.len();
+                    let replies = self.send(s, &script, first, step.replies).await?;
                     self.history.push(Exchange {
-                        request: Some(d.msg),
+                        request: Some(Bytes::copy_from_slice(&d.bytes)),
+                        script,
+                        first,
                         replies,
                     });
                 }
@@ -156,28 +162,29 @@ impl Scripted {
         Ok(self.cand.insert(c))
     }
 
-    /// Sends script replies to the attacker; returns what the handoff needs to know of them.
+    /// Sends script replies (made from the script's messages from `first` on) to the attacker
+    /// in one write; returns them as the history keeps them.
     async fn send(
         &mut self,
         s: &mut Session,
+        script: &Script,
+        first: usize,
         replies: Vec<Bytes>,
-    ) -> Result<Vec<Sent>, SessionError> {
-        let mut sent = Vec::with_capacity(replies.len());
-        for r in replies {
+    ) -> Result<Vec<Bytes>, SessionError> {
+        for (index, r) in (first..).zip(&replies) {
             // Decoded on the attacker's side too: later requests may recall what it remembers.
             let d = self
                 .attacker
-                .note_sent(&r)
+                .note_sent(r)
                 .map_err(SessionError::ReplyUndecodable)?;
-            self.attacker.write_message(&r).await?;
-            s.first_reply();
-            let (kind, fields) = s.event(d.msg.as_ref(), r.len(), false, Source::Script);
-            sent.push(Sent {
-                key: MatchKey::of_any(d.msg.as_ref()),
-                fields,
-                kind,
-            });
+            // Its kind is its script message's: only role fields were rewritten.
+            let kind = &script.messages[index].kind;
+            s.event_of_kind(kind, d.msg.as_ref(), r.len(), false, Source::Script);
         }
-        Ok(sent)
+        self.attacker.write_messages(&replies).await?;
+        if !replies.is_empty() {
+            s.first_reply();
+        }
+        Ok(replies.iter().map(|r| Bytes::copy_from_slice(r)).collect())
     }
 }
