@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use crate::codec::{AnyMessage, Choices, MatchKey, Role, RoleField, RoleFields, Value};
-use crate::rewrite::{Rewrite, ValueMap, Way};
+use crate::rewrite::{detached, Rewrite, ValueMap, Way};
 
 use super::script::{Script, Side};
 
@@ -83,7 +83,10 @@ impl Candidate {
         pair_cookies(&mut cookies, &fields, &expected.fields)
             .map_err(|e| Deviation(format!("message {}: {e}", self.pos)))?;
         self.cookies = cookies;
-        self.options = (Choices::of_any(msg), expected.options.clone());
+        // Kept until the next message: detached from this one's receive buffer.
+        let theirs = Choices::of_any(msg).0.into_iter();
+        let theirs = Choices(theirs.map(|(l, v)| (l, detached(v))).collect());
+        self.options = (theirs, expected.options.clone());
         self.pos += 1;
         Ok(())
     }

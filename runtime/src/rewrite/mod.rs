@@ -7,7 +7,7 @@ mod time;
 mod value_map;
 
 pub use time::{at_recorded_precision, fresh_timestamp};
-pub use value_map::{Conflict, ValueMap};
+pub use value_map::{detached, Conflict, ValueMap};
 
 use std::net::IpAddr;
 use std::time::SystemTime;

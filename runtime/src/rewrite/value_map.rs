@@ -3,7 +3,18 @@
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
+
 use crate::codec::Value;
+
+/// `v` holding its own bytes: a value decoded from a message shares the message's receive
+/// buffer, which a session that keeps the value (a cookie, an option) would keep alive.
+pub fn detached(v: Value) -> Value {
+    match v {
+        Value::Bytes(b) => Value::Bytes(Bytes::copy_from_slice(&b)),
+        v => v,
+    }
+}
 
 /// A pair that contradicts one made earlier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +60,7 @@ impl ValueMap {
         if let Some(l) = self.backward.get(&(namespace, right.clone())) {
             return Err(conflict(l));
         }
+        let (left, right) = (detached(left), detached(right));
         self.forward
             .insert((namespace, left.clone()), right.clone());
         self.backward.insert((namespace, right), left);

@@ -184,8 +184,10 @@ async fn run(s: &mut Session, mut state: State) -> End {
     loop {
         state = match state {
             State::Scripted(x) => x.step(s).await,
-            State::HandingOff(x) => x.step(s).await,
-            State::Bridged(x) => x.step(s).await,
+            // The rare states' futures boxed: every session's task holds the largest of these
+            // inline, an idle scripted one included.
+            State::HandingOff(x) => Box::pin(x.step(s)).await,
+            State::Bridged(x) => Box::pin(x.step(s)).await,
             State::Finished(end) => return end,
         }
     }
