@@ -23,6 +23,8 @@ use honeyfarm_runtime::rewrite::{Rewrite, ValueMap, Way};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod common;
+
 fn script() -> Arc<Script> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("protocols/scripts/samba-enumdomusers.json");
@@ -235,9 +237,21 @@ fn store() -> (EventStore, PathBuf) {
 }
 
 fn config(pool: Option<Arc<Pool>>, events: EventStore, deadlines: Deadlines) -> Arc<SessionConfig> {
-    let s = script();
+    config_with(&[script()], pool, events, deadlines)
+}
+
+/// A session configuration whose library holds `scripts`, in this order.
+fn config_with(
+    scripts: &[Arc<Script>],
+    pool: Option<Arc<Pool>>,
+    events: EventStore,
+    deadlines: Deadlines,
+) -> Arc<SessionConfig> {
+    let s = &scripts[0];
     let mut library = Library::new();
-    library.add((*s).clone());
+    for x in scripts {
+        library.add((**x).clone());
+    }
     Arc::new(SessionConfig {
         service: s.service.clone(),
         library: Arc::new(library),
@@ -546,4 +560,129 @@ async fn a_session_past_its_deadline_ends() {
     .await;
     assert_eq!(outcome, Outcome::Error, "{detail}");
     assert_eq!(detail, "the session lasted more than 300 ms");
+}
+
+/// A second script from the same honeypot configuration as the shipped one: rpcclient
+/// `getdompwinfo; getusrdompwinfo 1000; queryusergroups 1000`, which begins with the same
+/// requests as `enumdomusers` (Negotiate, Session Setup, Tree Connect, the `\\samr` pipe, its
+/// bind and SAMR Connect) and then goes its own way.
+fn pwinfo_script() -> Arc<Script> {
+    let pcap =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/samba/samr-pwinfo.pcap");
+    let messages = common::conversation(&pcap)
+        .into_iter()
+        .map(|(to_server, b)| {
+            (
+                if to_server {
+                    Side::Client
+                } else {
+                    Side::Server
+                },
+                b,
+            )
+        })
+        .collect();
+    let shipped = script();
+    Arc::new(
+        Script::new(
+            shipped.service.clone(),
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.0.0.1:4497".parse().unwrap(),
+            "samr-pwinfo.pcap",
+            messages,
+        )
+        .expect("the capture makes a script"),
+    )
+}
+
+/// An attacker that follows `s` the way a real client does: its requests carry the cookies
+/// the farm's replies gave it (learnt by pairing each reply with the script's).
+async fn echo(mut sock: TcpStream, s: Arc<Script>) -> usize {
+    let mut farm = ValueMap::new();
+    let mut conv = Conversation::new();
+    let mut answered = 0;
+    for (i, m) in s.messages.iter().enumerate() {
+        if m.side == Side::Client {
+            let mut d = s.decode(i).expect("the script decodes");
+            let mut rw = Rewrite::new();
+            rw.cookies = Some((&farm, Way::Backward));
+            let out = rw.apply(d.msg.as_mut()).expect("rewrites");
+            conv.decode(s.service.client, out.clone(), true)
+                .expect("decodes");
+            if sock.write_all(&out).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        let Some(reply) = read_frame(&mut sock).await else {
+            break;
+        };
+        let d = conv
+            .decode(s.service.server, reply, false)
+            .expect("decodes");
+        pair_cookies(&mut farm, &RoleFields::of_any(d.msg.as_ref()), &m.fields)
+            .expect("the farm's cookies pair with the script's");
+        assert_eq!(
+            MatchKey::of_any(d.msg.as_ref()),
+            m.key,
+            "reply {i} ({}) is the script's",
+            m.kind
+        );
+        answered += 1;
+    }
+    answered
+}
+
+/// `(script, outcome)` of every connection.
+fn connections(events: &EventStore, path: &PathBuf) -> Vec<(String, String)> {
+    events.close();
+    let db = rusqlite::Connection::open(path).unwrap();
+    let mut q = db
+        .prepare("SELECT script, outcome FROM connections ORDER BY id")
+        .unwrap();
+    let rows = q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_that_begin_alike_each_serve_their_own_dialog() {
+    let (a, b) = (script(), pwinfo_script());
+    // The two really share their opening requests (up to cookies).
+    let requests = |s: &Script| -> Vec<MatchKey> {
+        s.messages
+            .iter()
+            .filter(|m| m.side == Side::Client)
+            .map(|m| m.key.clone())
+            .collect()
+    };
+    let shared = requests(&a)
+        .iter()
+        .zip(requests(&b).iter())
+        .take_while(|(x, y)| x == y)
+        .count();
+    assert!(shared >= 5, "only {shared} requests in common");
+    for (order, follows) in [
+        ([a.clone(), b.clone()], b.clone()),
+        ([a.clone(), b.clone()], a.clone()),
+        ([b.clone(), a.clone()], a.clone()),
+    ] {
+        let (events, path) = store();
+        let cfg = config_with(&order, None, events.clone(), Deadlines::default());
+        let follows2 = follows.clone();
+        let ((outcome, detail), answered) = session(cfg, |sock| echo(sock, follows2)).await;
+        let replies = follows
+            .messages
+            .iter()
+            .filter(|m| m.side == Side::Server)
+            .count();
+        assert_eq!(outcome, Outcome::Scripted, "{detail}");
+        assert_eq!(answered, replies);
+        let c = connections(&events, &path);
+        assert_eq!(c, vec![(follows.source.clone(), "scripted".to_string())]);
+        let _ = std::fs::remove_file(&path);
+    }
 }

@@ -1,10 +1,12 @@
 //! The scripted phase: the attacker's messages matched against the scripts, answered with
 //! their replies rewritten for this attacker; what was sent is kept for a handoff.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::codec::{AnyMessage, MatchKey, RoleField};
-use crate::replay::{Audience, Candidate, Deviation};
+use crate::replay::{Audience, Candidates, Deviation, Script};
 
 use super::super::events::Source;
 use super::error::{End, SessionError};
@@ -29,7 +31,10 @@ pub struct Exchange {
 pub struct Scripted {
     attacker: Peer,
     history: Vec<Exchange>,
-    cand: Option<Candidate>,
+    /// Every script the dialog still fits; the first answers.
+    cands: Candidates,
+    /// The script recorded as answering (the event store's `script`).
+    answering: Option<Arc<Script>>,
 }
 
 /// Where the scripted phase led.
@@ -48,7 +53,8 @@ impl Scripted {
         Scripted {
             attacker,
             history: Vec::new(),
-            cand: None,
+            cands: Candidates::default(),
+            answering: None,
         }
     }
 
@@ -81,16 +87,15 @@ impl Scripted {
             attacker: s.attacker.ip(),
         };
         // Services where the server speaks first: the first script's banner.
-        if let Some(script) = cfg.library.server_first(&svc.name).into_iter().next() {
-            let mut c = Candidate::new(script);
-            cfg.events.script(s.id, &c.script.source);
-            let step = c.serve(audience)?;
+        self.cands = Candidates::new(cfg.library.server_first(&svc.name));
+        if !self.cands.is_empty() {
+            let step = self.cands.serve(audience)?;
+            self.note_answering(s);
             let replies = self.send(s, step.replies).await?;
             self.history.push(Exchange {
                 request: None,
                 replies,
             });
-            self.cand = Some(c);
         }
         loop {
             let at = self.attacker.messages_read();
@@ -104,9 +109,10 @@ impl Scripted {
             s.files.collect(d.msg.as_ref());
             match self
                 .follow(s, d.msg.as_ref())
-                .and_then(|c| c.serve(audience))
+                .and_then(|()| self.cands.serve(audience))
             {
                 Ok(step) => {
+                    self.note_answering(s);
                     let replies = self.send(s, step.replies).await?;
                     self.history.push(Exchange {
                         request: Some(d.msg),
@@ -124,36 +130,35 @@ impl Scripted {
         }
     }
 
-    /// The script the attacker's message follows: the one being followed, or the first whose
-    /// opening it matches.
-    fn follow(&mut self, s: &Session, msg: &dyn AnyMessage) -> Result<&mut Candidate, Deviation> {
-        // A deviation ends the scripted phase: the candidate is not needed after it.
-        let c = match self.cand.take() {
-            Some(mut c) => {
-                c.accept(msg)?;
-                c
+    /// Matches the attacker's message against the scripts it still fits (at the first
+    /// message: every script whose opening it matches).
+    fn follow(&mut self, s: &Session, msg: &dyn AnyMessage) -> Result<(), Deviation> {
+        if self.cands.is_empty() {
+            let svc = &s.cfg.service;
+            self.cands =
+                Candidates::new(s.cfg.library.candidates(&svc.name, &MatchKey::of_any(msg)));
+            if self.cands.is_empty() {
+                return Err(Deviation(format!(
+                    "no {} script starts with this message",
+                    svc.name
+                )));
             }
-            None => {
-                let svc = &s.cfg.service;
-                let first = MatchKey::of_any(msg);
-                let found = s
-                    .cfg
-                    .library
-                    .candidates(&svc.name, &first)
-                    .into_iter()
-                    .map(Candidate::new)
-                    .find_map(|mut c| c.accept(msg).is_ok().then_some(c));
-                let Some(c) = found else {
-                    return Err(Deviation(format!(
-                        "no {} script starts with this message",
-                        svc.name
-                    )));
-                };
-                s.cfg.events.script(s.id, &c.script.source);
-                c
+            return self.cands.accept(msg).map_err(|_| {
+                Deviation(format!("no {} script starts with this message", svc.name))
+            });
+        }
+        self.cands.accept(msg)
+    }
+
+    /// Records which script answers, when that changes.
+    fn note_answering(&mut self, s: &Session) {
+        let now = self.cands.answering();
+        if now.is_some_and(|a| !self.answering.as_ref().is_some_and(|b| Arc::ptr_eq(a, b))) {
+            self.answering = now.cloned();
+            if let Some(a) = &self.answering {
+                s.cfg.events.script(s.id, &a.source);
             }
-        };
-        Ok(self.cand.insert(c))
+        }
     }
 
     /// Sends script replies to the attacker; returns what the handoff needs to know of them.
@@ -178,6 +183,8 @@ impl Scripted {
                 kind,
             });
         }
+        let heard: Vec<_> = sent.iter().map(|x| (&x.key, x.fields.as_slice())).collect();
+        self.cands.heard(&heard);
         Ok(sent)
     }
 }
