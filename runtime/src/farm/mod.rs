@@ -11,7 +11,10 @@ mod throttle;
 
 pub use artifacts::Files;
 pub use events::{EventStore, MessageEvent, Outcome, Source, StoreError};
-pub use honeypot::{Backend, Honeypot, HoneypotError, Lease, Pool, ProcessBackend, ProcessConfig};
+pub use honeypot::{
+    Backend, Honeypot, HoneypotError, Lease, Pool, PoolStats, ProcessBackend, ProcessConfig,
+    LEASE_WAIT,
+};
 pub use intake::{
     accept_loop, listen, raise_fd_limit, Intake, IntakeCounts, Limits, Permit, Refusal,
 };
