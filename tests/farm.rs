@@ -920,3 +920,37 @@ fn honeypots_show_one_ordinary_identity() {
     }
     assert_eq!(shown[0], shown[1], "two honeypots, two identities");
 }
+
+/// One deviating rpcclient command a second (issue 10): the pool of the default configuration
+/// (three addresses, two warm) replaces each used honeypot in the background and every
+/// command is bridged; none fails for want of a honeypot.
+#[test]
+fn a_deviating_command_a_second_is_always_bridged() {
+    let (dir, _cleanup) = test_dir("honeyfarm-farm-burst");
+    // srvinfo deviates from the shipped script at the pipe it opens.
+    ship_script(&dir);
+    let script = root().join("scripts/samba-honeypot.sh");
+    let command = format!(
+        r#"["{}", "{{dir}}", "{{address}}", "{{port}}"]"#,
+        script.display()
+    );
+    let honeypots = ["127.0.0.41:4470", "127.0.0.42:4470", "127.0.0.43:4470"];
+    let config = farm_config(&dir, "127.0.0.81:4469", &command, &honeypots, 2);
+    let (farm, farm_log) = start_farm(&dir, &config);
+    wait_log(&farm_log, "honeypot pool warm");
+    let runs: Vec<_> = (0..5)
+        .map(|i| {
+            std::thread::sleep(Duration::from_secs(u64::from(i > 0)));
+            std::thread::spawn(|| rpcclient("127.0.0.81", 4469, "srvinfo"))
+        })
+        .collect();
+    let outs: Vec<String> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    let db = dir.join("events.sqlite");
+    for (n, out) in outs.iter().enumerate() {
+        assert!(out.contains("FILESRV01"), "command {n}: {out}");
+        let (outcome, _, _, handoff, detail) = ended(&db, n as i64 + 1);
+        assert_eq!(outcome, "bridged", "connection {}: {detail}", n + 1);
+        eprintln!("connection {}: handoff {handoff:?} ms", n + 1);
+    }
+    assert!(farm.stop().success());
+}
