@@ -304,15 +304,28 @@ async fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
 
 /// Follows the whole script, then sends its last client message again (MID 15): a deviation.
 /// Returns the reply to it, if any.
-async fn follow_then_repeat(mut sock: TcpStream, after: Option<&'static [u8]>) -> Option<Bytes> {
-    let d = dialog(&script());
+async fn follow_then_repeat(sock: TcpStream, after: Option<&'static [u8]>) -> Option<Bytes> {
+    let s = script();
+    let last = dialog(&s).len() - 1;
+    follow_then_ask(sock, s, last, after).await
+}
+
+/// Follows the whole of `s`, then sends its client message `again` once more (MID 15): a
+/// deviation; then `after`, if any. Returns the reply to the repeated message, if any.
+async fn follow_then_ask(
+    mut sock: TcpStream,
+    s: Arc<Script>,
+    again: usize,
+    after: Option<&'static [u8]>,
+) -> Option<Bytes> {
+    let d = dialog(&s);
     for (bytes, replies) in &d {
         sock.write_all(bytes).await.ok()?;
         for _ in 0..*replies {
             read_frame(&mut sock).await?;
         }
     }
-    let mut again = d.last().unwrap().0.to_vec();
+    let mut again = d[again].0.to_vec();
     // NetBIOS header (4) + SMB header: the MID sits at offset 30.
     again[34..36].copy_from_slice(&15u16.to_le_bytes());
     sock.write_all(&again).await.ok()?;
@@ -685,4 +698,101 @@ async fn scripts_that_begin_alike_each_serve_their_own_dialog() {
         assert_eq!(c, vec![(follows.source.clone(), "scripted".to_string())]);
         let _ = std::fs::remove_file(&path);
     }
+}
+
+/// The domain SID's own sub-authorities (`S-1-5-21-a-b-c`: a, b, c) in a script's replies.
+fn domain_sid(s: &Script) -> Vec<u32> {
+    let key = &s
+        .messages
+        .iter()
+        .find(|m| m.kind.ends_with("LookupDomainResponse"))
+        .expect("the script looks its domain up")
+        .key;
+    (1..=3)
+        .map(|n| {
+            let suffix = format!("sub_authority.{n}.item");
+            match key.fields().iter().find(|(p, _)| p.ends_with(&suffix)) {
+                Some((_, Value::Uint(v))) => *v as u32,
+                other => panic!("{suffix}: {other:?}"),
+            }
+        })
+        .collect()
+}
+
+/// Replaces every occurrence of `from` (little-endian u32s) by `to` in `b`.
+fn replace_words(b: &[u8], from: &[u32], to: &[u32]) -> Bytes {
+    let mut out = b.to_vec();
+    for (f, t) in from.iter().zip(to) {
+        let (f, t) = (f.to_le_bytes(), t.to_le_bytes());
+        let mut i = 0;
+        while i + 4 <= out.len() {
+            if out[i..i + 4] == f {
+                out[i..i + 4].copy_from_slice(&t);
+                i += 4;
+            } else {
+                i += 1;
+            }
+        }
+    }
+    out.into()
+}
+
+/// The shipped script as if recorded on another machine: another domain SID in every message.
+fn script_of_another_domain() -> (Arc<Script>, Vec<u32>) {
+    let s = script();
+    let ours = domain_sid(&s);
+    let theirs: Vec<u32> = ours.iter().map(|v| v ^ 0x5a5a_5a5a).collect();
+    let messages = s
+        .messages
+        .iter()
+        .map(|m| (m.side, replace_words(&m.bytes, &ours, &theirs)))
+        .collect();
+    let other = Script::new(s.service.clone(), s.client, s.server, &s.source, messages)
+        .expect("still a script");
+    (Arc::new(other), theirs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_of_another_domain_hands_off_with_its_sid_mapped() {
+    let (other, sid) = script_of_another_domain();
+    assert_eq!(domain_sid(&other), sid);
+    let honeypot_sid = domain_sid(&script());
+    // The honeypot is the machine of the shipped script: its own SID, not the script's.
+    let fake = Fake::new(script(), Mode::Faithful);
+    let (events, path) = store();
+    let pool = fake_pool(fake.clone()).await;
+    let cfg = config_with(
+        std::slice::from_ref(&other),
+        Some(pool),
+        events.clone(),
+        Deadlines::default(),
+    );
+    // Deviates by looking the domain up again once the script is over: the honeypot answers.
+    let lookup = other
+        .messages
+        .iter()
+        .filter(|m| m.side == Side::Client)
+        .position(|m| m.kind.ends_with("LookupDomainRequest"))
+        .expect("a LookupDomain request");
+    let ((outcome, detail), reply) = session(cfg, |sock| {
+        follow_then_ask(sock, other.clone(), lookup, None)
+    })
+    .await;
+    assert_eq!(outcome, Outcome::Bridged { deviated_at: 15 }, "{detail}");
+    // The replayed prefix (its LookupDomain and OpenDomain) reached the honeypot in its SID.
+    let seen = fake.seen.lock().unwrap();
+    assert!(seen.errors.is_empty(), "{:?}", seen.errors);
+    assert_eq!(seen.messages.len(), 16);
+    // The honeypot's answer reaches the attacker in the script's SID.
+    let reply = reply.expect("the honeypot's answer reaches the attacker");
+    let has = |w: &[u32]| {
+        w.iter()
+            .all(|v| reply.windows(4).any(|x| x == v.to_le_bytes()))
+    };
+    assert!(has(&sid), "the script's SID");
+    assert!(!honeypot_sid
+        .iter()
+        .any(|v| reply.windows(4).any(|x| x == v.to_le_bytes())));
+    drop(seen);
+    let _ = std::fs::remove_file(&path);
 }

@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 
 use crate::codec::{AnyMessage, MatchKey};
 use crate::replay::{pair_cookies, Deviation};
+use crate::rewrite::pair_domain_sids;
 
 use super::super::events::Source;
 use super::super::honeypot::{HoneypotError, Lease, Pool};
@@ -165,7 +166,13 @@ async fn check_reply(
         Source::Replayed,
     );
     let key = MatchKey::of_any(reply.msg.as_ref());
-    if let Some((path, got, want)) = key.first_difference(&sent.key) {
+    // A domain SID of another machine (the script's) is an identity mapped from now on.
+    let differs = key.first_difference(&sent.key).filter(|_| {
+        let paired = pair_domain_sids(&mut link.map, &sent.key, &key);
+        link.sids |= paired;
+        !paired
+    });
+    if let Some((path, got, want)) = differs {
         return Err(SessionError::Differs {
             kind: sent.kind.clone(),
             path,
