@@ -8,6 +8,9 @@ mod honeypot;
 mod session;
 
 pub use artifacts::Files;
-pub use events::{EventStore, MessageEvent, Outcome, Source, StoreError};
+pub use events::{
+    stored_messages, DecodeError, Difference, Differences, EventStore, MessageEvent, Outcome,
+    ReadError, Source, StoreError, StoreOptions, StoredMessage, INTERRUPTED, SCHEMA_VERSION,
+};
 pub use honeypot::{Backend, Honeypot, HoneypotError, Lease, Pool, ProcessBackend, ProcessConfig};
 pub use session::{serve_connection, SessionConfig};

@@ -75,13 +75,15 @@ enum End {
 }
 
 impl Session {
-    /// Records a message; returns its kind and role fields.
+    /// Records a message (`followed`: it followed the script, see [`MessageEvent::followed`]);
+    /// returns its kind and role fields.
     fn event(
         &self,
         d: &dyn AnyMessage,
         bytes: usize,
         to_server: bool,
         source: Source,
+        followed: bool,
     ) -> (String, Vec<RoleField>) {
         let desc = Description::of(d);
         let kind = desc.kind(self.cfg.service.text);
@@ -92,6 +94,7 @@ impl Session {
             length: bytes,
             source,
             roles: desc.roles.iter().map(ToString::to_string).collect(),
+            followed,
         });
         (kind, desc.roles)
     }
@@ -181,7 +184,7 @@ async fn scripted(s: &mut Session, sock: &mut TcpStream) -> (Outcome, String) {
     // Services where the server speaks first: the first script's banner.
     if let Some(script) = cfg.library.server_first(&svc.name).into_iter().next() {
         let mut c = Candidate::new(script);
-        cfg.events.script(s.id, &c.script.source);
+        cfg.events.script(s.id, &c.script);
         match c.serve(audience) {
             Ok(step) => match send(s, sock, &mut conv, step.replies).await {
                 Ok(replies) => history.push(Exchange {
@@ -223,7 +226,6 @@ async fn scripted(s: &mut Session, sock: &mut TcpStream) -> (Outcome, String) {
             }
             Err(e) => return (Outcome::Error, format!("attacker message {count}: {e}")),
         };
-        s.event(d.msg.as_ref(), d.bytes.len(), true, Source::Attacker);
         s.files.collect(d.msg.as_ref());
         let followed = match cand.as_mut() {
             Some(c) => c.accept(d.msg.as_ref()).map(|()| c),
@@ -239,7 +241,7 @@ async fn scripted(s: &mut Session, sock: &mut TcpStream) -> (Outcome, String) {
                 }
                 match found {
                     Some(c) => {
-                        cfg.events.script(s.id, &c.script.source);
+                        cfg.events.script(s.id, &c.script);
                         Ok(cand.insert(c))
                     }
                     None => Err(Deviation(format!(
@@ -250,6 +252,14 @@ async fn scripted(s: &mut Session, sock: &mut TcpStream) -> (Outcome, String) {
             }
         };
         let step = followed.and_then(|c| c.serve(audience));
+        // Recorded once the script accepted it or not: the store keeps only what differs.
+        s.event(
+            d.msg.as_ref(),
+            d.bytes.len(),
+            true,
+            Source::Attacker,
+            step.is_ok(),
+        );
         match step {
             Ok(step) => {
                 let replies = match send(s, sock, &mut conv, step.replies).await {
@@ -284,7 +294,7 @@ async fn send(
             .map_err(|e| format!("a rewritten reply does not decode: {e}"))?;
         sock.write_all(&r).await.map_err(|e| e.to_string())?;
         s.first_reply();
-        let (kind, fields) = s.event(d.msg.as_ref(), r.len(), false, Source::Script);
+        let (kind, fields) = s.event(d.msg.as_ref(), r.len(), false, Source::Script, true);
         sent.push(Sent {
             key: MatchKey::of_any(d.msg.as_ref()),
             fields,
@@ -412,7 +422,7 @@ async fn handoff(
             if let Err(e) = hp.write_all(&out).await {
                 return failed(format!("{deviation}; honeypot: {e}"));
             }
-            s.event(d.msg.as_ref(), out.len(), true, Source::Replayed);
+            s.event(d.msg.as_ref(), out.len(), true, Source::Replayed, false);
         }
         for sent in &ex.replies {
             let reply = loop {
@@ -438,6 +448,7 @@ async fn handoff(
                 reply.bytes.len(),
                 false,
                 Source::Replayed,
+                false,
             );
             let key = MatchKey::of_any(reply.msg.as_ref());
             if let Some((path, got, want)) = key.first_difference(&sent.key) {
@@ -466,7 +477,7 @@ async fn handoff(
             if let Err(e) = hp.write_all(&out).await {
                 return failed(format!("{deviation}; honeypot: {e}"));
             }
-            s.event(d.msg.as_ref(), out.len(), true, Source::Relayed);
+            s.event(d.msg.as_ref(), out.len(), true, Source::Relayed, false);
         }
         Err(e) => return failed(format!("{deviation}; {e}")),
     }
@@ -530,7 +541,7 @@ async fn bridge(
                     if let Err(e) = hp.write_all(&out).await {
                         return End::Failed(format!("honeypot: {e}"));
                     }
-                    s.event(d.msg.as_ref(), out.len(), true, Source::Relayed);
+                    s.event(d.msg.as_ref(), out.len(), true, Source::Relayed, false);
                 }
                 Ok(None) => break,
                 Err(e) => return End::Failed(format!("attacker message does not decode: {e}")),
@@ -564,7 +575,7 @@ async fn bridge(
                     if let Some(t) = s.deviated.take() {
                         cfg.events.handoff(s.id, t.elapsed().as_secs_f64() * 1000.0);
                     }
-                    s.event(d.msg.as_ref(), out.len(), false, Source::Relayed);
+                    s.event(d.msg.as_ref(), out.len(), false, Source::Relayed, false);
                 }
                 Ok(None) => break,
                 Err(e) => return End::Failed(format!("honeypot message does not decode: {e}")),
