@@ -201,7 +201,7 @@ mod tests {
         d.record(0, (10, &script), (10, &script));
         d.record(1, (12, &mine), (10, &script));
         d.record(2, (3, &odd), (10, &script));
-        assert_eq!(d.0.len(), 4, "{d}");
+        assert_eq!(d.0.len(), 5, "{d}");
         let back = Differences::decode(&d.encode()).unwrap();
         assert_eq!(back, d);
         for (i, (want_len, want)) in [(10, &script), (12, &mine), (3, &odd)].iter().enumerate() {
