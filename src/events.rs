@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use honeyfarm_runtime::farm::stored_messages;
+use anyhow::{bail, Context, Result};
+use honeyfarm_runtime::farm::{stored_messages, SCHEMA_VERSION};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 /// Prints the connections (a line each), or one connection's messages with their role fields
@@ -12,6 +12,13 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 pub fn show(db: &Path, connection: Option<i64>, out: &mut dyn std::io::Write) -> Result<()> {
     let c = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("opening the event store {}", db.display()))?;
+    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version != SCHEMA_VERSION {
+        bail!(
+            "the event store {} has schema version {version}; this build reads version {SCHEMA_VERSION} (`honeyfarm run` migrates version 1)",
+            db.display()
+        );
+    }
     match connection {
         None => {
             let mut q = c.prepare(
