@@ -241,7 +241,10 @@ fn kill_9_loses_no_session_older_than_the_flush_interval() {
             .copied()
             .collect();
         let old = 50_000_000;
-        let old_lacking: Vec<_> = lacking.iter().filter(|(_, t)| killed - t > old).collect();
+        let old_lacking: Vec<_> = lacking
+            .iter()
+            .filter(|(_, t)| killed.saturating_sub(*t) > old)
+            .collect();
         let open: i64 = c
             .query_row(
                 "SELECT COUNT(*) FROM connections WHERE outcome IS NULL",
@@ -261,10 +264,10 @@ fn kill_9_loses_no_session_older_than_the_flush_interval() {
             )
             .unwrap();
         eprintln!(
-            "kill -9 run {run}: {} sessions ended, {} of them without an outcome (newest {:.1} ms before the kill), {} older than 50 ms; {open} rows open -> {interrupted} interrupted after the restart; -journal {journal}, -wal {wal}",
+            "kill -9 run {run}: {} sessions ended, {} of them without an outcome (the oldest ended {:.1} ms before the kill), {} older than 50 ms; {open} rows open -> {interrupted} interrupted after the restart; -journal {journal}, -wal {wal}",
             ended.len(),
             lacking.len(),
-            lacking.iter().map(|(_, t)| (killed - t) as f64 / 1e6).fold(f64::NAN, f64::max),
+            lacking.iter().map(|(_, t)| killed.saturating_sub(*t) as f64 / 1e6).fold(f64::NAN, f64::max),
             old_lacking.len(),
         );
         assert!(

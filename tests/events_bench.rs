@@ -56,26 +56,21 @@ fn measure(
     )
 }
 
-/// User and system time of the `event-store` thread, from /proc (clock ticks of 10 ms).
+/// Time the `event-store` thread spent on a CPU (`schedstat`, in nanoseconds).
 fn writer_cpu() -> Duration {
-    let mut ticks = 0;
+    let mut ns = 0;
     for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        if comm.trim() != "event-store" {
-            continue;
+        if comm.trim() == "event-store" {
+            let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+            ns += stat
+                .split(' ')
+                .next()
+                .and_then(|x| x.parse::<u64>().ok())
+                .unwrap_or(0);
         }
-        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-        // After the `(comm)` field: state is field 3, utime 14 and stime 15.
-        let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-        let f: Vec<u64> = rest
-            .split(' ')
-            .skip(11)
-            .take(2)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        ticks += f.iter().sum::<u64>();
     }
-    Duration::from_millis(ticks * 10)
+    Duration::from_nanos(ns)
 }
 
 #[test]

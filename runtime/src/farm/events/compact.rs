@@ -45,20 +45,24 @@ impl Differences {
         if length != script_length {
             self.0.push((index, Difference::Length(length)));
         }
+        let mut values = Vec::new();
         let aligned = roles.len() == script_roles.len()
             && roles
                 .iter()
                 .zip(script_roles)
-                .all(|(a, b)| split(a).0 == split(b).0);
-        if !aligned {
+                .enumerate()
+                .all(|(k, (a, b))| {
+                    if a == b {
+                        return true;
+                    }
+                    let (path, value) = split(a);
+                    values.push((index, Difference::Value(k, value.to_string())));
+                    path == split(b).0
+                });
+        if aligned {
+            self.0.extend(values);
+        } else {
             self.0.push((index, Difference::Roles(roles.to_vec())));
-            return;
-        }
-        for (k, (a, b)) in roles.iter().zip(script_roles).enumerate() {
-            if a != b {
-                self.0
-                    .push((index, Difference::Value(k, split(a).1.to_string())));
-            }
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -129,7 +129,8 @@ impl Writer {
     }
 
     /// Runs until [`Write::Close`] or until every handle is gone: each batch starts at the first
-    /// event that arrives and is committed `flush` later (at once on close).
+    /// event that arrives and is committed `flush` later (at once on close). In between the
+    /// writer sleeps and then takes what arrived at once, rather than waking for every event.
     pub(super) fn run(mut self, rx: Receiver<Write>) {
         let mut closing = false;
         // An event that arrived after the last batch's deadline starts the next batch.
@@ -148,21 +149,32 @@ impl Writer {
                 continue;
             }
             let mut next = Some(first);
-            while let Some(w) = next.take() {
-                self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-                if matches!(w, Write::Close) {
-                    closing = true;
-                    break;
-                }
-                if let Err(e) = self.apply(w) {
-                    tracing::error!("event store: {e}");
+            loop {
+                while let Some(w) = next.take() {
+                    self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+                    if matches!(w, Write::Close) {
+                        closing = true;
+                        break;
+                    }
+                    if let Err(e) = self.apply(w) {
+                        tracing::error!("event store: {e}");
+                    }
+                    match rx.try_recv() {
+                        Ok(w) if Instant::now() >= deadline => carried = Some(w),
+                        Ok(w) => next = Some(w),
+                        Err(TryRecvError::Empty) => {}
+                        Err(TryRecvError::Disconnected) => closing = true,
+                    }
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
-                match rx.recv_timeout(left) {
-                    Ok(w) if left.is_zero() => carried = Some(w),
+                if closing || carried.is_some() || left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left);
+                match rx.try_recv() {
                     Ok(w) => next = Some(w),
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => closing = true,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => closing = true,
                 }
             }
             if let Err(e) = self
