@@ -12,7 +12,8 @@ targets=(frame registry matcher)
 cargo +nightly fuzz build
 seeds=$(mktemp -d)
 trap 'rm -rf "$seeds"' EXIT
-cargo run --quiet --release --bin seeds -- "$seeds"
+host=$(rustc +nightly -vV | sed -n 's/^host: //p')
+"target/$host/release/seeds" "$seeds"
 for t in "${targets[@]}"; do
     if [ -d "regressions/$t" ]; then
         cargo +nightly fuzz run "$t" "regressions/$t" -- -runs=0
