@@ -15,8 +15,8 @@ use bytes::Bytes;
 use honeyfarm_protocols::REGISTRY;
 use honeyfarm_runtime::codec::{AnyMessage, FrameBuf, MatchKey, Role, RoleFields, Value};
 use honeyfarm_runtime::farm::{
-    serve_connection, Backend, Deadlines, EventStore, Honeypot, HoneypotError, Outcome, Pool,
-    SessionConfig, UNDECODABLE,
+    serve_connection, stored_messages, Backend, Deadlines, EventStore, Honeypot, HoneypotError,
+    Outcome, Pool, SessionConfig, UNDECODABLE,
 };
 use honeyfarm_runtime::replay::{pair_cookies, Conversation, Library, Script, Side};
 use honeyfarm_runtime::rewrite::{Rewrite, ValueMap, Way};
@@ -694,8 +694,22 @@ async fn scripts_that_begin_alike_each_serve_their_own_dialog() {
             .count();
         assert_eq!(outcome, Outcome::Scripted, "{detail}");
         assert_eq!(answered, replies);
+        // The connection's script is the first to answer; the store still gives back every
+        // message as it went, those answered after another script took over kept whole.
         let c = connections(&events, &path);
-        assert_eq!(c, vec![(follows.source.clone(), "scripted".to_string())]);
+        assert_eq!(c, vec![(order[0].source.clone(), "scripted".to_string())]);
+        let db = rusqlite::Connection::open(&path).unwrap();
+        let stored: Vec<(bool, String)> = stored_messages(&db, 1)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.to_server, m.kind))
+            .collect();
+        let sent: Vec<(bool, String)> = follows
+            .messages
+            .iter()
+            .map(|m| (m.side == Side::Client, m.kind.clone()))
+            .collect();
+        assert_eq!(stored, sent);
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -10,7 +10,10 @@ mod session;
 mod throttle;
 
 pub use artifacts::Files;
-pub use events::{EventStore, MessageEvent, Outcome, Source, StoreError};
+pub use events::{
+    stored_messages, DecodeError, Difference, Differences, EventStore, MessageEvent, Outcome,
+    ReadError, Source, StoreError, StoreOptions, StoredMessage, INTERRUPTED, SCHEMA_VERSION,
+};
 pub use honeypot::{
     Backend, Honeypot, HoneypotError, Lease, Pool, PoolStats, ProcessBackend, ProcessConfig,
     LEASE_WAIT,

@@ -164,6 +164,7 @@ async fn check_reply(
         reply.bytes.len(),
         false,
         Source::Replayed,
+        false,
     );
     let key = MatchKey::of_any(reply.msg.as_ref());
     // A domain SID of another machine (the script's) is an identity mapped from now on.

@@ -33,8 +33,11 @@ pub struct Scripted {
     history: Vec<Exchange>,
     /// Every script the dialog still fits; the first answers.
     cands: Candidates,
-    /// The script recorded as answering (the event store's `script`).
-    answering: Option<Arc<Script>>,
+    /// The script recorded as the connection's (the first to answer).
+    recorded: Option<Arc<Script>>,
+    /// Another script answers now: the messages from here on are not the recorded script's
+    /// and are stored whole.
+    switched: bool,
 }
 
 /// Where the scripted phase led.
@@ -54,7 +57,8 @@ impl Scripted {
             attacker,
             history: Vec::new(),
             cands: Candidates::default(),
-            answering: None,
+            recorded: None,
+            switched: false,
         }
     }
 
@@ -105,14 +109,23 @@ impl Scripted {
                     _ => Ok(Next::Done),
                 };
             };
-            s.event(d.msg.as_ref(), d.bytes.len(), true, Source::Attacker);
             s.files.collect(d.msg.as_ref());
-            match self
+            let step = self
                 .follow(s, d.msg.as_ref())
-                .and_then(|()| self.cands.serve(audience))
-            {
+                .and_then(|()| self.cands.serve(audience));
+            if step.is_ok() {
+                self.note_answering(s);
+            }
+            // Recorded once the script accepted it or not: the store keeps only what differs.
+            s.event(
+                d.msg.as_ref(),
+                d.bytes.len(),
+                true,
+                Source::Attacker,
+                step.is_ok() && !self.switched,
+            );
+            match step {
                 Ok(step) => {
-                    self.note_answering(s);
                     let replies = self.send(s, step.replies).await?;
                     self.history.push(Exchange {
                         request: Some(d.msg),
@@ -135,29 +148,26 @@ impl Scripted {
     fn follow(&mut self, s: &Session, msg: &dyn AnyMessage) -> Result<(), Deviation> {
         if self.cands.is_empty() {
             let svc = &s.cfg.service;
+            let none = || Deviation(format!("no {} script starts with this message", svc.name));
             self.cands =
                 Candidates::new(s.cfg.library.candidates(&svc.name, &MatchKey::of_any(msg)));
-            if self.cands.is_empty() {
-                return Err(Deviation(format!(
-                    "no {} script starts with this message",
-                    svc.name
-                )));
-            }
-            return self.cands.accept(msg).map_err(|_| {
-                Deviation(format!("no {} script starts with this message", svc.name))
-            });
+            return self.cands.accept(msg).map_err(|_| none());
         }
         self.cands.accept(msg)
     }
 
-    /// Records which script answers, when that changes.
+    /// Records the first script to answer as the connection's; once another answers, the
+    /// messages are no longer that script's (the store keeps them whole from then on).
     fn note_answering(&mut self, s: &Session) {
-        let now = self.cands.answering();
-        if now.is_some_and(|a| !self.answering.as_ref().is_some_and(|b| Arc::ptr_eq(a, b))) {
-            self.answering = now.cloned();
-            if let Some(a) = &self.answering {
-                s.cfg.events.script(s.id, &a.source);
+        let Some(now) = self.cands.answering() else {
+            return;
+        };
+        match &self.recorded {
+            None => {
+                s.cfg.events.script(s.id, now);
+                self.recorded = Some(now.clone());
             }
+            Some(r) => self.switched |= !Arc::ptr_eq(r, now),
         }
     }
 
@@ -176,7 +186,13 @@ impl Scripted {
                 .map_err(SessionError::ReplyUndecodable)?;
             self.attacker.write_message(&r).await?;
             s.first_reply();
-            let (kind, fields) = s.event(d.msg.as_ref(), r.len(), false, Source::Script);
+            let (kind, fields) = s.event(
+                d.msg.as_ref(),
+                r.len(),
+                false,
+                Source::Script,
+                !self.switched,
+            );
             sent.push(Sent {
                 key: MatchKey::of_any(d.msg.as_ref()),
                 fields,
