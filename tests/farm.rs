@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{read_frame, script_messages};
+use honeyfarm_protocols::REGISTRY;
+use honeyfarm_runtime::replay::Script;
 
 const TELESCOPE: &str = "127.0.0.77";
 const FARM_PORT: u16 = 4460;
@@ -946,5 +948,82 @@ fn a_deviating_command_a_second_is_always_bridged() {
         assert_eq!(outcome, "bridged", "connection {}: {detail}", n + 1);
         eprintln!("connection {}: handoff {handoff:?} ms", n + 1);
     }
+    assert!(farm.stop().success());
+}
+
+/// Two scripts that begin alike (issue 10): rpcclient's enumdomusers and its getdompwinfo
+/// dialog (`tests/data/samba/samr-pwinfo.pcap`) open with the same requests; through the farm
+/// each is served from its own script, no honeypot needed.
+#[test]
+fn two_scripts_that_begin_alike_both_serve_through_the_farm() {
+    let (dir, _cleanup) = test_dir("honeyfarm-farm-alike");
+    ship_script(&dir);
+    let pcap = root().join("tests/data/samba/samr-pwinfo.pcap");
+    let out = dir.join("scripts/samba-pwinfo.json");
+    honeyfarm(&[
+        "script",
+        "import",
+        "--pcap",
+        &pcap.display().to_string(),
+        "--port",
+        "4497=smb",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    // No honeypot can start: a deviation would fail its handoff.
+    let config = farm_config(
+        &dir,
+        "127.0.0.82:4471",
+        r#"["sh", "-c", "exit 3"]"#,
+        &["127.0.0.44:4472"],
+        0,
+    );
+    let (farm, _log) = start_farm(&dir, &config);
+    let db = dir.join("events.sqlite");
+    let commands = "getdompwinfo; getusrdompwinfo 1000; queryusergroups 1000";
+    let pw = rpcclient("127.0.0.82", 4471, commands);
+    let recorded =
+        std::fs::read_to_string(root().join("tests/data/samba/samr-pwinfo.out")).unwrap();
+    for line in ["min_password_length: 5", "group rid:[0x201] attr:[0x7]"] {
+        assert!(pw.contains(line) && recorded.contains(line), "{pw}");
+    }
+    let (outcome, _, _, _, detail) = ended(&db, 1);
+    assert_eq!(outcome, "scripted", "{detail}");
+    let users = rpcclient("127.0.0.82", 4471, "enumdomusers");
+    assert!(users.contains("user:[alice]"), "{users}");
+    let (outcome, _, _, _, detail) = ended(&db, 2);
+    assert_eq!(outcome, "scripted", "{detail}");
+    assert!(farm.stop().success());
+}
+
+/// A script recorded on another machine (issue 10): its domain SID is not the honeypot's, and
+/// the SID is part of the replayed prefix (LookupDomain, OpenDomain); the handoff pairs the
+/// two SIDs and the bridge maps them, so `enumdomusers; querydominfo` is bridged.
+#[test]
+fn a_script_of_another_domain_bridges_to_a_honeypot() {
+    let (dir, _cleanup) = test_dir("honeyfarm-farm-domain");
+    let shipped = Script::load(
+        &root().join("protocols/scripts/samba-enumdomusers.json"),
+        &|name| REGISTRY.iter().find(|e| e.name == name),
+    )
+    .unwrap();
+    let (other, _) = common::of_another_domain(&shipped);
+    other.save(&dir.join("scripts/other-domain.json")).unwrap();
+    let script = root().join("scripts/samba-honeypot.sh");
+    let command = format!(
+        r#"["{}", "{{dir}}", "{{address}}", "{{port}}"]"#,
+        script.display()
+    );
+    let config = farm_config(&dir, "127.0.0.83:4473", &command, &["127.0.0.45:4474"], 1);
+    let (farm, farm_log) = start_farm(&dir, &config);
+    wait_log(&farm_log, "honeypot pool warm");
+    let out = rpcclient("127.0.0.83", 4473, "enumdomusers; querydominfo");
+    assert!(
+        out.contains("user:[alice]") && out.contains("Total Users:\t2"),
+        "{out}"
+    );
+    let db = dir.join("events.sqlite");
+    let (outcome, _, _, _, detail) = ended(&db, 1);
+    assert_eq!(outcome, "bridged", "{detail}");
     assert!(farm.stop().success());
 }

@@ -714,63 +714,12 @@ async fn scripts_that_begin_alike_each_serve_their_own_dialog() {
     }
 }
 
-/// The domain SID's own sub-authorities (`S-1-5-21-a-b-c`: a, b, c) in a script's replies.
-fn domain_sid(s: &Script) -> Vec<u32> {
-    let key = &s
-        .messages
-        .iter()
-        .find(|m| m.kind.ends_with("LookupDomainResponse"))
-        .expect("the script looks its domain up")
-        .key;
-    (1..=3)
-        .map(|n| {
-            let suffix = format!("sub_authority.{n}.item");
-            match key.fields().iter().find(|(p, _)| p.ends_with(&suffix)) {
-                Some((_, Value::Uint(v))) => *v as u32,
-                other => panic!("{suffix}: {other:?}"),
-            }
-        })
-        .collect()
-}
-
-/// Replaces every occurrence of `from` (little-endian u32s) by `to` in `b`.
-fn replace_words(b: &[u8], from: &[u32], to: &[u32]) -> Bytes {
-    let mut out = b.to_vec();
-    for (f, t) in from.iter().zip(to) {
-        let (f, t) = (f.to_le_bytes(), t.to_le_bytes());
-        let mut i = 0;
-        while i + 4 <= out.len() {
-            if out[i..i + 4] == f {
-                out[i..i + 4].copy_from_slice(&t);
-                i += 4;
-            } else {
-                i += 1;
-            }
-        }
-    }
-    out.into()
-}
-
-/// The shipped script as if recorded on another machine: another domain SID in every message.
-fn script_of_another_domain() -> (Arc<Script>, Vec<u32>) {
-    let s = script();
-    let ours = domain_sid(&s);
-    let theirs: Vec<u32> = ours.iter().map(|v| v ^ 0x5a5a_5a5a).collect();
-    let messages = s
-        .messages
-        .iter()
-        .map(|m| (m.side, replace_words(&m.bytes, &ours, &theirs)))
-        .collect();
-    let other = Script::new(s.service.clone(), s.client, s.server, &s.source, messages)
-        .expect("still a script");
-    (Arc::new(other), theirs)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_of_another_domain_hands_off_with_its_sid_mapped() {
-    let (other, sid) = script_of_another_domain();
-    assert_eq!(domain_sid(&other), sid);
-    let honeypot_sid = domain_sid(&script());
+    let (other, sid) = common::of_another_domain(&script());
+    let other = Arc::new(other);
+    assert_eq!(common::domain_sid(&other), sid);
+    let honeypot_sid = common::domain_sid(&script());
     // The honeypot is the machine of the shipped script: its own SID, not the script's.
     let fake = Fake::new(script(), Mode::Faithful);
     let (events, path) = store();
