@@ -759,3 +759,34 @@ async fn a_script_of_another_domain_hands_off_with_its_sid_mapped() {
     drop(seen);
     let _ = std::fs::remove_file(&path);
 }
+
+/// nmap -sV's probes that are not SMB at all (GetRequest, HTTPOptions, RTSPRequest): like
+/// Samba, the farm waits for the rest of what it took for a message until the client gives
+/// up (here: its idle timeout of 1 s), instead of closing at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_message_that_is_not_smb_is_waited_out() {
+    for probe in [
+        &b"GET / HTTP/1.0\r\n\r\n"[..],
+        &b"OPTIONS / HTTP/1.0\r\n\r\n"[..],
+        &b"OPTIONS / RTSP/1.0\r\n\r\n"[..],
+    ] {
+        let (events, path) = store();
+        let mut cfg = config(None, events, Deadlines::default());
+        Arc::get_mut(&mut cfg).unwrap().idle_timeout = Duration::from_secs(1);
+        let ((outcome, detail), (read, waited)) = session(cfg, |mut sock| async move {
+            let t = std::time::Instant::now();
+            sock.write_all(probe).await.unwrap();
+            let mut rest = Vec::new();
+            let r = sock.read_to_end(&mut rest).await.map(|_| rest.len());
+            (r.ok(), t.elapsed())
+        })
+        .await;
+        assert!(matches!(outcome, Outcome::Error), "{outcome:?} {detail}");
+        assert_eq!(read, Some(0), "no answer");
+        assert!(
+            waited >= Duration::from_millis(900),
+            "closed after {waited:?}"
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -177,6 +177,25 @@ impl Peer {
             .map_err(|source| SessionError::Io { side, source })
     }
 
+    /// Reads and drops what the peer sends until it closes or stays silent past its idle
+    /// patience: a server waiting for the rest of a message it will not use.
+    pub async fn wait_out(&mut self) {
+        let mut scrap = [0u8; 4096];
+        loop {
+            let read = self.sock.read(&mut scrap);
+            let r = match self.patience.idle {
+                Some(w) => match tokio::time::timeout(w, read).await {
+                    Ok(r) => r,
+                    Err(_) => return,
+                },
+                None => read.await,
+            };
+            if !matches!(r, Ok(n) if n > 0) {
+                return;
+            }
+        }
+    }
+
     /// Closes our half of the connection.
     pub async fn shutdown(&mut self) {
         // The peer may be gone already: nothing to do then.

@@ -77,6 +77,18 @@ impl Scripted {
             }
             Err(e) => {
                 s.read_failed(&e, Source::Attacker);
+                // A first message that is not the protocol at all (nmap -sV's GetRequest,
+                // HTTPOptions, RTSP probes on the SMB port): Samba keeps waiting for the rest
+                // of what it took for a message until the client gives up, and so does the
+                // farm on a binary service, up to the idle timeout, rather than closing at
+                // once.
+                let not_protocol = matches!(
+                    e,
+                    SessionError::Frame { at: 0, .. } | SessionError::Undecodable { at: 0, .. }
+                );
+                if not_protocol && !s.cfg.service.text {
+                    self.attacker.wait_out().await;
+                }
                 self.attacker.shutdown().await;
                 State::Finished(End::Failed(e))
             }
