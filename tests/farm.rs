@@ -951,6 +951,13 @@ fn a_deviating_command_a_second_is_always_bridged() {
     assert!(farm.stop().success());
 }
 
+/// A farm on `listen` whose honeypot (on `honeypot`) cannot start: a deviation fails its
+/// handoff, so only scripts answer.
+fn scripts_only_farm(dir: &Path, listen: &str, honeypot: &str) -> Group {
+    let config = farm_config(dir, listen, r#"["sh", "-c", "exit 3"]"#, &[honeypot], 0);
+    start_farm(dir, &config).0
+}
+
 /// Two scripts that begin alike (issue 10): rpcclient's enumdomusers and its getdompwinfo
 /// dialog (`tests/data/samba/samr-pwinfo.pcap`) open with the same requests; through the farm
 /// each is served from its own script, no honeypot needed.
@@ -970,15 +977,7 @@ fn two_scripts_that_begin_alike_both_serve_through_the_farm() {
         "--out",
         &out.display().to_string(),
     ]);
-    // No honeypot can start: a deviation would fail its handoff.
-    let config = farm_config(
-        &dir,
-        "127.0.0.82:4471",
-        r#"["sh", "-c", "exit 3"]"#,
-        &["127.0.0.44:4472"],
-        0,
-    );
-    let (farm, _log) = start_farm(&dir, &config);
+    let farm = scripts_only_farm(&dir, "127.0.0.82:4471", "127.0.0.44:4472");
     let db = dir.join("events.sqlite");
     let commands = "getdompwinfo; getusrdompwinfo 1000; queryusergroups 1000";
     let pw = rpcclient("127.0.0.82", 4471, commands);
@@ -1025,5 +1024,32 @@ fn a_script_of_another_domain_bridges_to_a_honeypot() {
     let db = dir.join("events.sqlite");
     let (outcome, _, _, _, detail) = ended(&db, 1);
     assert_eq!(outcome, "bridged", "{detail}");
+    assert!(farm.stop().success());
+}
+
+/// impacket's samrdump calls (issue 10: every impacket client was bridged at its first
+/// message): answered from the shipped `impacket-samrdump.json`, no honeypot needed.
+#[test]
+fn impacket_samrdump_is_served_from_its_script() {
+    let (dir, _cleanup) = test_dir("honeyfarm-farm-impacket");
+    std::fs::copy(
+        root().join("protocols/scripts/impacket-samrdump.json"),
+        dir.join("scripts/impacket-samrdump.json"),
+    )
+    .unwrap();
+    ship_script(&dir);
+    let farm = scripts_only_farm(&dir, "127.0.0.84:4475", "127.0.0.46:4476");
+    let out = Command::new("python3")
+        .arg(root().join("tests/data/samba/impacket-samrdump.py"))
+        .args(["127.0.0.84", "4475"])
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let recorded =
+        std::fs::read_to_string(root().join("tests/data/samba/impacket-samrdump.out")).unwrap();
+    assert_eq!(text, recorded, "{}", String::from_utf8_lossy(&out.stderr));
+    let db = dir.join("events.sqlite");
+    let (outcome, _, _, _, detail) = ended(&db, 1);
+    assert_eq!(outcome, "scripted", "{detail}");
     assert!(farm.stop().success());
 }
