@@ -30,6 +30,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_apt[@]}"
 fi
 
+# impacket (PyPI): its samrdump calls are a shipped script, checked through the farm.
+if ! python3 -c 'import impacket' >/dev/null 2>&1; then
+    command -v pip3 >/dev/null 2>&1 || { echo "setup: pip3 is missing (apt-get install python3-pip)" >&2; exit 1; }
+    pip3 install --break-system-packages 'impacket==0.13.*' 2>/dev/null || pip3 install 'impacket==0.13.*'
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo not found; install the Rust toolchain (rustup) first" >&2
     exit 1
