@@ -148,7 +148,39 @@ enum Write {
         content: Vec<u8>,
         time: f64,
     },
+    Lease(LeaseRecord),
     Close,
+}
+
+/// A honeypot's lease to one telescope address, recorded when it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseRecord {
+    pub telescope: std::net::IpAddr,
+    pub honeypot: SocketAddr,
+    /// Unix times.
+    pub started: f64,
+    pub ended: f64,
+    /// Sessions it served.
+    pub sessions: u64,
+}
+
+/// The `leases` table, and how a lease goes in: kept together so they move as one.
+const LEASES_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS leases (
+    started REAL NOT NULL,
+    ended REAL NOT NULL,
+    telescope TEXT NOT NULL,
+    honeypot TEXT NOT NULL,
+    sessions INTEGER NOT NULL
+);
+";
+
+fn insert_lease(db: &Connection, r: &LeaseRecord) -> rusqlite::Result<()> {
+    db.execute(
+        "INSERT INTO leases (started, ended, telescope, honeypot, sessions) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![r.started, r.ended, r.telescope.to_string(), r.honeypot.to_string(), r.sessions as i64],
+    )?;
+    Ok(())
 }
 
 /// The layout of the tables; a store of another version is refused, not altered.
@@ -224,6 +256,7 @@ impl EventStore {
             });
         }
         db.execute_batch(SCHEMA).map_err(fail)?;
+        db.execute_batch(LEASES_SCHEMA).map_err(fail)?;
         db.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(fail)?;
         let last: i64 = db
@@ -305,6 +338,11 @@ impl EventStore {
         });
     }
 
+    /// Records a lease that ended.
+    pub fn lease(&self, record: &LeaseRecord) {
+        self.send(Write::Lease(record.clone()));
+    }
+
     /// Writes everything sent so far and stops the writer; later events are dropped.
     pub fn close(&self) {
         let handle = self.writer.lock().ok().and_then(|mut h| h.take());
@@ -341,6 +379,7 @@ fn write_loop(mut db: Connection, rx: mpsc::Receiver<Write>) {
 fn apply(db: &Connection, w: Write) -> rusqlite::Result<()> {
     match w {
         Write::Close => {}
+        Write::Lease(r) => insert_lease(db, &r)?,
         Write::Start {
             id,
             attacker,

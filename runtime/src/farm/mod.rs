@@ -4,12 +4,21 @@
 
 mod artifacts;
 mod events;
+mod filter;
 mod honeypot;
+mod metrics;
 mod session;
 
 pub use artifacts::Files;
-pub use events::{EventStore, MessageEvent, Outcome, Source, StoreError};
-pub use honeypot::{Backend, Honeypot, HoneypotError, Lease, Pool, ProcessBackend, ProcessConfig};
+pub use events::{EventStore, LeaseRecord, MessageEvent, Outcome, Source, StoreError};
+pub use filter::{
+    FilterConfig, FilterConfigError, FilterDecision, FilterStats, Probe, ScanFilter, ENTRY_BYTES,
+    MAX_N,
+};
+pub use honeypot::{
+    Backend, Honeypot, HoneypotError, Lease, Pool, PoolCounts, ProcessBackend, ProcessConfig,
+};
+pub use metrics::{bind as bind_metrics, serve as serve_metrics, Metrics, MetricsError};
 pub use session::{
     serve_connection, Deadlines, End, Patience, Peer, SessionConfig, SessionError, Side,
     UNDECODABLE,
