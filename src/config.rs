@@ -20,6 +20,8 @@ pub struct Config {
     pub honeypots: Option<Honeypots>,
     #[serde(default)]
     pub session: Session,
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +109,48 @@ impl Default for Session {
     }
 }
 
+/// What the farm takes in at most (`docs/RUNNING.md`, "Limits").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Connections served at once, over all listeners; more are reset at once and counted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections served at once from one source address.
+    #[serde(default = "default_max_per_source")]
+    pub max_per_source: usize,
+    /// Connections the kernel queues for each listener before the farm accepts them.
+    #[serde(default = "default_backlog")]
+    pub listen_backlog: u32,
+    /// How often refusals, accept errors and outcomes are summarised (log and event store).
+    #[serde(default = "default_report")]
+    pub report_interval_secs: u64,
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_max_per_source() -> usize {
+    64
+}
+fn default_backlog() -> u32 {
+    4096
+}
+fn default_report() -> u64 {
+    10
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: default_max_connections(),
+            max_per_source: default_max_per_source(),
+            listen_backlog: default_backlog(),
+            report_interval_secs: default_report(),
+        }
+    }
+}
+
 impl Config {
     /// Reads a configuration file; `None` gives the embedded default.
     pub fn load(path: Option<&Path>) -> Result<Config> {
@@ -121,6 +165,14 @@ impl Config {
         if c.listen.is_empty() {
             bail!("{name}: no [[listen]] entries: the farm would answer nothing");
         }
+        let l = &c.limits;
+        if l.max_connections == 0
+            || l.max_per_source == 0
+            || l.listen_backlog == 0
+            || l.report_interval_secs == 0
+        {
+            bail!("{name}: every [limits] value must be at least 1");
+        }
         if let Some(h) = &c.honeypots {
             if h.backend != "process" {
                 bail!(
@@ -133,5 +185,42 @@ impl Config {
             }
         }
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_states_the_default_limits() {
+        let c = Config::load(None).unwrap();
+        let d = Limits::default();
+        assert_eq!(
+            (
+                c.limits.max_connections,
+                c.limits.max_per_source,
+                c.limits.listen_backlog,
+                c.limits.report_interval_secs
+            ),
+            (
+                d.max_connections,
+                d.max_per_source,
+                d.listen_backlog,
+                d.report_interval_secs
+            )
+        );
+    }
+
+    #[test]
+    fn a_zero_limit_is_refused() {
+        let dir = std::env::temp_dir().join(format!("honeyfarm-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("zero.toml");
+        let text = DEFAULT.replace("max_per_source = 64", "max_per_source = 0");
+        std::fs::write(&path, text).unwrap();
+        let e = Config::load(Some(&path)).unwrap_err();
+        assert!(format!("{e:#}").contains("[limits]"), "{e:#}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -125,16 +125,13 @@ pub fn run(path: &Path, opts: &Options, out: &mut dyn std::io::Write) -> Result<
                     .map(|(_, k)| k.clone())
                     .unwrap_or_default()
             };
-            let found = dissect_half(
+            let half = Half {
                 stream,
                 dir,
-                entry(name)?,
+                entry: entry(name)?,
                 service,
-                opts,
-                &mut summary,
-                &answering,
-                &mut conv,
-            );
+            };
+            let found = dissect_half(half, opts, &mut summary, &answering, &mut conv);
             if service.data_connections {
                 for m in &found {
                     for endpoint in m.announces(stream, dir) {
@@ -197,16 +194,27 @@ impl Found {
     }
 }
 
-fn dissect_half(
-    stream: &Stream,
+/// One direction of a stream, with the service and message type that read it.
+struct Half<'a> {
+    stream: &'a Stream,
     dir: Direction,
-    entry: &Entry,
-    service: &Service,
+    entry: &'static Entry,
+    service: &'static Service,
+}
+
+fn dissect_half(
+    half: Half<'_>,
     opts: &Options,
     summary: &mut Summary,
     answering: &dyn Fn(f64) -> Bytes,
     conv: &mut Conversation,
 ) -> Vec<Found> {
+    let Half {
+        stream,
+        dir,
+        entry,
+        service,
+    } = half;
     let half = stream.half(dir);
     let data = Bytes::copy_from_slice(&half.data);
     let mut found = Vec::new();

@@ -86,6 +86,7 @@ pub fn show(db: &Path, connection: Option<i64>, out: &mut dyn std::io::Write) ->
                     "artifact {sha} {size} bytes, connection {conn} ({name})"
                 )?;
             }
+            intake(&c, out)?;
         }
         Some(id) => {
             let mut q = c.prepare(
@@ -105,6 +106,45 @@ pub fn show(db: &Path, connection: Option<i64>, out: &mut dyn std::io::Write) ->
                 writeln!(out, "{arrow} {source:<9} [{kind}] {len} bytes")?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The intake's totals (refused connections, accept errors), if the store has its table (a
+/// store written before it existed has not).
+fn intake(c: &Connection, out: &mut dyn std::io::Write) -> Result<()> {
+    let present: i64 = c.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'intake'",
+        [],
+        |r| r.get(0),
+    )?;
+    if present == 0 {
+        return Ok(());
+    }
+    let (intervals, accepted, global, source, errors, peak): (i64, i64, i64, i64, i64, i64) = c
+        .query_row(
+            "SELECT COUNT(*), COALESCE(SUM(accepted), 0), COALESCE(SUM(refused_global), 0), \
+             COALESCE(SUM(refused_source), 0), COALESCE(SUM(accept_errors), 0), \
+             COALESCE(MAX(peak_open), 0) FROM intake",
+            [],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )?;
+    if intervals > 0 {
+        writeln!(
+            out,
+            "intake: {accepted} accepted, {global} refused over max_connections, {source} refused \
+             over max_per_source, {errors} accept errors, at most {peak} at once \
+             ({intervals} report intervals)"
+        )?;
     }
     Ok(())
 }

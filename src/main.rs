@@ -2,8 +2,9 @@
 //!
 //! `run` is the farm (replay from scripts, handoff to honeypots, events in SQLite); `script`
 //! makes and shows scripts; `events` reads the event store; `dissect` and `decode` run the
-//! codecs compiled from `protocols/specs/` on captures and bytes.
+//! codecs compiled from `protocols/specs/` on captures and bytes; `bench` measures the farm.
 
+mod bench;
 mod config;
 mod dissect;
 mod events;
@@ -123,6 +124,9 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Measure the farm: scripted sessions/s against a baseline server, memory per idle
+    /// connection (`bench idle`), floods and bad input (`bench flood`).
+    Bench(Box<bench::Args>),
     /// Scripts: recorded dialogs the farm answers attackers from.
     Script {
         #[command(subcommand)]
@@ -204,6 +208,7 @@ fn main() -> ExitCode {
             true
         }),
         Command::Run { config } => run::run(config.as_deref()),
+        Command::Bench(args) => bench::run(*args),
         Command::Events { db, connection } => {
             events::show(&db, connection, &mut std::io::stdout().lock()).map(|()| true)
         }

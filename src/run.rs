@@ -1,25 +1,38 @@
-//! `honeyfarm run`: the farm's main loop. Listeners per telescope address, a session per
-//! connection, honeypots from the pool for attackers who deviate, events in SQLite; SIGINT or
-//! SIGTERM shuts it all down cleanly.
+//! `honeyfarm run`: the farm's main loop. Listeners per telescope address behind one intake
+//! (connection caps, accept back-off), a session per admitted connection, honeypots from the
+//! pool for attackers who deviate, events in SQLite; SIGINT or SIGTERM shuts it all down
+//! cleanly.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use honeyfarm_runtime::farm::{
-    serve_connection, EventStore, HoneypotError, Outcome, Pool, ProcessBackend, ProcessConfig,
-    SessionConfig,
+    accept_loop, listen, raise_fd_limit, serve_connection, EventStore, HoneypotError, Intake,
+    Limits, Outcome, Pool, ProcessBackend, ProcessConfig, SessionConfig,
 };
 use honeyfarm_runtime::replay::Library;
-use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+use tracing_subscriber::EnvFilter;
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::services::{self, types};
 
+/// The target of the farm's own log lines (`RUST_LOG=honeyfarm=debug` shows a line per
+/// connection; the runtime's lines are under `honeyfarm_runtime`).
+const LOG: &str = "honeyfarm";
+
+/// Descriptors a farm needs besides two per connection: listeners, the store, honeypots.
+const FD_OVERHEAD: u64 = 256;
+
 pub fn run(config: Option<&Path>) -> Result<bool> {
+    init_logging();
     let cfg = Config::load(config)?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -28,29 +41,34 @@ pub fn run(config: Option<&Path>) -> Result<bool> {
         .block_on(farm(cfg))
 }
 
+/// Log lines on standard error; `RUST_LOG` chooses which (default: `info`).
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Already set (a second farm in one process): keep the first.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
 async fn farm(cfg: Config) -> Result<bool> {
     let events = EventStore::open(&cfg.events.path)?;
     let mut library = Library::new();
     for dir in &cfg.scripts.dirs {
         for e in library.load_dir(dir, &types)? {
-            eprintln!("honeyfarm: skipping a script: {e}");
+            warn!(target: LOG, "skipping a script: {e}");
         }
     }
-    let pool = cfg.honeypots.as_ref().map(|h| {
-        Pool::new(
-            Arc::new(ProcessBackend::new(ProcessConfig {
-                command: h.command.clone(),
-                ready_file: h.ready_file.clone(),
-                work_dir: h.work_dir.clone(),
-                keep: h.keep,
-                ready_timeout: Duration::from_secs(h.ready_timeout_secs),
-            })),
-            h.addresses.clone(),
-            h.pool,
-        )
-    });
     let library = Arc::new(library);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let pool = pool(&cfg);
+    let intake = Intake::new(Limits {
+        max_connections: cfg.limits.max_connections,
+        max_per_source: cfg.limits.max_per_source,
+        report_interval: Duration::from_secs(cfg.limits.report_interval_secs),
+    });
+    check_fd_limit(&cfg.limits);
+    let (stop_tx, stop_rx) = watch::channel(false);
     let mut listeners = JoinSet::new();
     for l in &cfg.listen {
         let svc = services::service(&l.service)?;
@@ -75,26 +93,36 @@ async fn farm(cfg: Config) -> Result<bool> {
                 .map(|h| h.names.clone())
                 .unwrap_or_default(),
         });
-        let listener = TcpListener::bind(l.address)
-            .await
+        let listener = listen(l.address, cfg.limits.listen_backlog)
             .with_context(|| format!("listening on {}", l.address))?;
-        eprintln!(
-            "honeyfarm: {} on {} ({} scripts loaded)",
+        info!(target: LOG,
+            "{} on {} ({} scripts loaded)",
             svc.name,
             l.address,
             library.len()
         );
-        listeners.spawn(accept_loop(listener, session, stop_rx.clone()));
+        let serve = serve_fn(session, intake.clone(), stop_rx.clone(), l.address);
+        listeners.spawn(accept_loop(
+            listener,
+            intake.clone(),
+            stop_rx.clone(),
+            serve,
+        ));
     }
-    eprintln!(
-        "honeyfarm: events in {}; stop with Ctrl-C",
+    let reporter = tokio::spawn(
+        intake
+            .clone()
+            .report_every_interval(events.clone(), stop_rx.clone()),
+    );
+    info!(target: LOG,
+        "events in {}; stop with Ctrl-C",
         cfg.events.path.display()
     );
     if let Some(p) = pool.clone() {
         tokio::task::spawn_blocking(move || match p.fill() {
-            Ok(()) => eprintln!("honeyfarm: honeypot pool warm"),
+            Ok(()) => info!(target: LOG, "honeypot pool warm"),
             Err(HoneypotError::Closed) => {}
-            Err(e) => eprintln!("honeyfarm: warming the honeypot pool: {e}"),
+            Err(e) => warn!(target: LOG, "warming the honeypot pool: {e}"),
         });
     }
     let mut term = signal(SignalKind::terminate())?;
@@ -103,55 +131,81 @@ async fn farm(cfg: Config) -> Result<bool> {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    eprintln!("honeyfarm: shutting down");
+    info!(target: LOG, "shutting down");
     let _ = stop_tx.send(true);
     while listeners.join_next().await.is_some() {}
+    let _ = reporter.await;
+    // The last interval, with the sessions the shutdown ended.
+    intake.report(&events);
     if let Some(p) = pool {
         let _ = tokio::task::spawn_blocking(move || p.shutdown()).await;
     }
     events.close();
-    eprintln!("honeyfarm: stopped");
+    info!(target: LOG, "stopped");
     Ok(true)
 }
 
-/// Accepts connections until shutdown, then waits for its sessions to end.
-async fn accept_loop(
-    listener: TcpListener,
-    session: Arc<SessionConfig>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut sessions = JoinSet::new();
-    let for_sessions = stop.clone();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((sock, attacker)) => {
-                    let telescope = sock.local_addr().unwrap_or_else(|_| {
-                        listener.local_addr().expect("a bound listener has an address")
-                    });
-                    let cfg = session.clone();
-                    let stop = for_sessions.clone();
-                    sessions.spawn(async move {
-                        let (id, outcome, detail) =
-                            serve_connection(cfg, sock, attacker, telescope, stop).await;
-                        let at = match &outcome {
-                            Outcome::Bridged { deviated_at } | Outcome::HandoffFailed { deviated_at } => {
-                                format!(" deviated_at={deviated_at}")
-                            }
-                            _ => String::new(),
-                        };
-                        eprintln!(
-                            "honeyfarm: connection {id} from {attacker} to {telescope}: {}{at}{}{detail}",
-                            outcome.name(),
-                            if detail.is_empty() { "" } else { ": " }
-                        );
-                    });
-                }
-                Err(e) => eprintln!("honeyfarm: accept: {e}"),
-            },
-            _ = stop.wait_for(|s| *s) => break,
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
-        }
+/// The honeypot pool of the configuration, if it has one.
+fn pool(cfg: &Config) -> Option<Arc<Pool>> {
+    cfg.honeypots.as_ref().map(|h| {
+        Pool::new(
+            Arc::new(ProcessBackend::new(ProcessConfig {
+                command: h.command.clone(),
+                ready_file: h.ready_file.clone(),
+                work_dir: h.work_dir.clone(),
+                keep: h.keep,
+                ready_timeout: Duration::from_secs(h.ready_timeout_secs),
+            })),
+            h.addresses.clone(),
+            h.pool,
+        )
+    })
+}
+
+/// Raises the open-file limit for `max_connections`, and says so when the hard limit is
+/// lower: accepts would then fail with EMFILE before the cap refuses anything.
+fn check_fd_limit(limits: &config::Limits) {
+    let want = 2 * limits.max_connections as u64 + FD_OVERHEAD;
+    match raise_fd_limit(want) {
+        Ok(n) if n < want => warn!(target: LOG,
+            "the open-file limit is {n}, below the {want} that max_connections = {} needs: \
+             accepts may fail with EMFILE (they pause and retry)",
+            limits.max_connections
+        ),
+        Ok(n) => debug!(target: LOG, "open-file limit {n}"),
+        Err(e) => warn!(target: LOG, "reading the open-file limit: {e}"),
     }
-    while sessions.join_next().await.is_some() {}
+}
+
+/// Serves one admitted connection of the listener on `listening`: its session, then its
+/// outcome counted and logged.
+fn serve_fn(
+    session: Arc<SessionConfig>,
+    intake: Arc<Intake>,
+    stop: watch::Receiver<bool>,
+    listening: SocketAddr,
+) -> impl Fn(TcpStream, SocketAddr) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+{
+    move |sock, attacker| {
+        let cfg = session.clone();
+        let stop = stop.clone();
+        let intake = intake.clone();
+        Box::pin(async move {
+            let telescope = sock.local_addr().unwrap_or(listening);
+            let (id, outcome, detail) =
+                serve_connection(cfg, sock, attacker, telescope, stop).await;
+            intake.ended(&outcome);
+            let at = match &outcome {
+                Outcome::Bridged { deviated_at } | Outcome::HandoffFailed { deviated_at } => {
+                    format!(" deviated_at={deviated_at}")
+                }
+                _ => String::new(),
+            };
+            debug!(target: LOG,
+                "connection {id} from {attacker} to {telescope}: {}{at}{}{detail}",
+                outcome.name(),
+                if detail.is_empty() { "" } else { ": " }
+            );
+        })
+    }
 }

@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{read_frame, script_messages};
+
 const TELESCOPE: &str = "127.0.0.77";
 const FARM_PORT: u16 = 4460;
 /// The recording server and the honeypots listen on this port, each on its own address.
@@ -704,44 +708,6 @@ fn a_honeypot_that_fails_to_start_is_a_clear_event() {
     assert!(users.contains("user:[alice]"), "{users}");
     assert_eq!(ended(&db, 2).0, "scripted");
     assert!(farm.stop().success());
-}
-
-/// Reads one NetBIOS session message (a script's reply).
-fn read_frame(s: &mut TcpStream) -> Vec<u8> {
-    let mut head = [0u8; 4];
-    s.read_exact(&mut head).unwrap();
-    let len = (usize::from(head[1] & 1) << 16) | usize::from(head[2]) << 8 | usize::from(head[3]);
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).unwrap();
-    body
-}
-
-/// The bytes of every message one side sent in a script file.
-fn script_messages(script: &Path, from: &str) -> Vec<Vec<u8>> {
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(script).unwrap()).unwrap();
-    s["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["from"] == from)
-        .map(|m| {
-            let hex: String = m["hex"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| h.as_str().unwrap())
-                .collect();
-            unhex(&hex)
-        })
-        .collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 /// An SMB1 ECHO request (MS-CIFS 2.2.4.39), behind its NetBIOS session header.

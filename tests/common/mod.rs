@@ -1,7 +1,9 @@
 //! Helpers shared by the binary's tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use honeyfarm_runtime::capture::tcp_streams;
@@ -108,4 +110,42 @@ pub fn conversation_pcap(conv: &[(bool, Bytes)], name: &str) -> PathBuf {
         }
     }
     p.write(name)
+}
+
+/// Reads one NetBIOS session message (a script's reply).
+pub fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+    let mut head = [0u8; 4];
+    s.read_exact(&mut head).unwrap();
+    let len = (usize::from(head[1] & 1) << 16) | usize::from(head[2]) << 8 | usize::from(head[3]);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    body
+}
+
+/// The bytes of every message one side sent in a script file.
+pub fn script_messages(script: &Path, from: &str) -> Vec<Vec<u8>> {
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(script).unwrap()).unwrap();
+    s["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["from"] == from)
+        .map(|m| {
+            let hex: String = m["hex"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h.as_str().unwrap())
+                .collect();
+            unhex(&hex)
+        })
+        .collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }

@@ -7,10 +7,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection};
 use sha2::{Digest, Sha256};
+
+use super::intake::IntakeCounts;
+use super::throttle::Throttle;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS connections (
@@ -48,6 +51,15 @@ CREATE TABLE IF NOT EXISTS artifact_sightings (
     artifact TEXT NOT NULL REFERENCES artifacts(sha256),
     connection INTEGER NOT NULL REFERENCES connections(id),
     name TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS intake (
+    since REAL NOT NULL,
+    until REAL NOT NULL,
+    accepted INTEGER NOT NULL,
+    refused_global INTEGER NOT NULL,
+    refused_source INTEGER NOT NULL,
+    accept_errors INTEGER NOT NULL,
+    peak_open INTEGER NOT NULL
 );
 ";
 
@@ -149,6 +161,8 @@ enum Write {
         time: f64,
     },
     Lease(LeaseRecord),
+    /// A report interval of the intake.
+    Intake(IntakeCounts),
     Close,
 }
 
@@ -225,7 +239,7 @@ pub struct EventStore {
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
-fn now() -> f64 {
+pub(super) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -343,6 +357,11 @@ impl EventStore {
         self.send(Write::Lease(record.clone()));
     }
 
+    /// Records what the intake admitted, refused and failed to accept during one interval.
+    pub fn intake(&self, counts: &IntakeCounts) {
+        self.send(Write::Intake(counts.clone()));
+    }
+
     /// Writes everything sent so far and stops the writer; later events are dropped.
     pub fn close(&self) {
         let handle = self.writer.lock().ok().and_then(|mut h| h.take());
@@ -354,6 +373,17 @@ impl EventStore {
 }
 
 fn write_loop(mut db: Connection, rx: mpsc::Receiver<Write>) {
+    // A store that fails (no descriptor left to open its journal) fails for every write.
+    let mut errors = Throttle::new(Duration::from_secs(10));
+    let mut failed = |e: rusqlite::Error| {
+        if let Some(held) = errors.allow() {
+            if held > 0 {
+                tracing::error!("event store: {e} ({held} more since the last line)");
+            } else {
+                tracing::error!("event store: {e}");
+            }
+        }
+    };
     let mut open = true;
     while open {
         let Ok(first) = rx.recv() else { return };
@@ -366,12 +396,12 @@ fn write_loop(mut db: Connection, rx: mpsc::Receiver<Write>) {
                 break;
             }
             if let Err(e) = apply(&tx, w) {
-                tracing::error!("event store: {e}");
+                failed(e);
             }
             next = rx.try_recv().ok();
         }
         if let Err(e) = tx.commit() {
-            tracing::error!("event store: {e}");
+            failed(e);
         }
     }
 }
@@ -443,6 +473,20 @@ fn apply(db: &Connection, w: Write) -> rusqlite::Result<()> {
             db.execute(
                 "INSERT INTO artifact_sightings (artifact, connection, name) VALUES (?1, ?2, ?3)",
                 params![sha, connection, name],
+            )?;
+        }
+        Write::Intake(c) => {
+            db.execute(
+                "INSERT INTO intake (since, until, accepted, refused_global, refused_source, accept_errors, peak_open) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    c.since,
+                    c.until,
+                    c.accepted as i64,
+                    c.refused_global as i64,
+                    c.refused_source as i64,
+                    c.accept_errors as i64,
+                    c.peak_open as i64
+                ],
             )?;
         }
     }

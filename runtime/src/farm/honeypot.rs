@@ -147,7 +147,8 @@ impl Backend for ProcessBackend {
             .ready_file
             .as_ref()
             .map(|f| PathBuf::from(fill(f, addr, &dir)));
-        let deadline = Instant::now() + c.ready_timeout;
+        let began = Instant::now();
+        let deadline = began + c.ready_timeout;
         loop {
             // An exited command is not ready, whatever else answers on its address.
             let exited = matches!(child.try_wait(), Ok(Some(_)));
@@ -156,6 +157,10 @@ impl Backend for ProcessBackend {
                 && warm
                 && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
             {
+                tracing::info!(
+                    "honeypot {addr} ready after {} ms",
+                    began.elapsed().as_millis()
+                );
                 return Ok(Honeypot {
                     addr,
                     dir,
@@ -171,6 +176,7 @@ impl Backend for ProcessBackend {
                     child: Some(child),
                 };
                 self.stop(hp);
+                tracing::warn!("honeypot {addr} did not start (exited: {exited})");
                 return Err(HoneypotError::NotReady {
                     addr,
                     why: if exited {
@@ -196,6 +202,7 @@ impl Backend for ProcessBackend {
     }
 
     fn stop(&self, mut honeypot: Honeypot) {
+        tracing::debug!("stopping honeypot {}", honeypot.addr);
         let Some(child) = &mut honeypot.child else {
             return;
         };

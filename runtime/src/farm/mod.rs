@@ -6,8 +6,10 @@ mod artifacts;
 mod events;
 mod filter;
 mod honeypot;
+mod intake;
 mod metrics;
 mod session;
+mod throttle;
 
 pub use artifacts::Files;
 pub use events::{EventStore, LeaseRecord, MessageEvent, Outcome, Source, StoreError};
@@ -18,8 +20,12 @@ pub use filter::{
 pub use honeypot::{
     Backend, Honeypot, HoneypotError, Lease, Pool, PoolCounts, ProcessBackend, ProcessConfig,
 };
+pub use intake::{
+    accept_loop, listen, raise_fd_limit, Intake, IntakeCounts, Limits, Permit, Refusal,
+};
 pub use metrics::{bind as bind_metrics, serve as serve_metrics, Metrics, MetricsError};
 pub use session::{
     serve_connection, Deadlines, End, Patience, Peer, SessionConfig, SessionError, Side,
     UNDECODABLE,
 };
+pub use throttle::Throttle;
