@@ -189,6 +189,17 @@ pub struct ScanFilter {
     shards: Box<[Shard]>,
 }
 
+impl std::fmt::Debug for ScanFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanFilter")
+            .field("n", &self.n)
+            .field("window", &self.window)
+            .field("shards", &self.shards.len())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
 /// A 64-bit mixer (splitmix64's finaliser): sources spread evenly over buckets.
 fn mix(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);

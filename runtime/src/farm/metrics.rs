@@ -50,6 +50,16 @@ pub struct Metrics {
     pool: OnceLock<Arc<Pool>>,
 }
 
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("admitted", &self.admitted)
+            .field("follow_ups", &self.follow_ups)
+            .field("filtered", &self.filtered)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         Arc::new(Metrics::default())
