@@ -8,8 +8,9 @@
 //! sweeping many addresses, so answering only their first few is what lets a few honeypots
 //! serve a whole prefix (GQ reported a gain of about 15x at N = 4).
 //!
-//! Memory is fixed: a table of `capacity` entries of [`ENTRY_BYTES`] each, allocated at start,
-//! in shards (one lock each, so threads rarely meet) of 4-way buckets. A new source takes an
+//! Memory is fixed: a table of `capacity` slots of [`ENTRY_BYTES`] (56) each, allocated at
+//! start, in shards (one lock each, so threads rarely meet) of 4-way buckets; a bucket's keys,
+//! times and counts share one cache line, each source's admitted addresses are apart. A new source takes an
 //! empty slot of its bucket, or one whose source was idle longer than the window (forgotten),
 //! or else evicts the bucket's least recently seen source (counted). An evicted source that
 //! comes back starts afresh: at worst it is answered N more times, so a flood of spoofed
@@ -127,30 +128,36 @@ impl FilterConfig {
     }
 }
 
-/// One tracked source: 56 bytes.
+/// A bucket's sources, all in one cache line: a lookup reads this line, then the found
+/// source's admitted addresses (kept apart, in [`Table::admitted`]).
 #[derive(Debug, Clone, Copy, Default)]
-#[repr(C)]
-struct Entry {
-    /// The source's prefix (see [`ScanFilter::source_key`]).
-    key: u64,
-    /// When it was last seen (the probe's `now`, truncated to 32 bits: wraps in 136 years).
-    seen: u32,
+#[repr(C, align(64))]
+struct Head {
+    /// The sources' prefixes (see [`ScanFilter::source_key`]).
+    keys: [u64; WAYS],
+    /// When each was last seen (the probe's `now`, truncated to 32 bits: wraps in 136 years).
+    seen: [u32; WAYS],
     /// Probes in the window, saturating; 0 marks an empty slot.
-    probes: u16,
-    /// How many of `admitted` are in use.
-    answered: u8,
-    admitted: [u32; MAX_N],
+    probes: [u16; WAYS],
+    /// How many of its admitted addresses are in use.
+    answered: [u8; WAYS],
 }
 
-/// The bytes one tracked source takes in the table.
-pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
+/// The addresses admitted for one source.
+type Admitted = [u32; MAX_N];
+
+/// The bytes one tracked source takes in the table: its share of a bucket's head and its
+/// admitted addresses (56).
+pub const ENTRY_BYTES: usize = std::mem::size_of::<Head>() / WAYS + std::mem::size_of::<Admitted>();
 
 /// A shard's table; its own cache lines, so shards locked by different threads do not share.
 #[repr(align(64))]
 struct Shard(Mutex<Table>);
 
 struct Table {
-    entries: Box<[Entry]>,
+    heads: Box<[Head]>,
+    /// Slot `WAYS * bucket + way`'s admitted addresses.
+    admitted: Box<[Admitted]>,
     tracked: usize,
     evicted: u64,
     forgotten: u64,
@@ -229,7 +236,8 @@ impl ScanFilter {
         let shards: Box<[Shard]> = (0..shards)
             .map(|_| {
                 Shard(Mutex::new(Table {
-                    entries: vec![Entry::default(); per_shard * WAYS].into_boxed_slice(),
+                    heads: vec![Head::default(); per_shard].into_boxed_slice(),
+                    admitted: vec![[0; MAX_N]; per_shard * WAYS].into_boxed_slice(),
                     tracked: 0,
                     evicted: 0,
                     forgotten: 0,
@@ -292,20 +300,24 @@ impl ScanFilter {
             Ok(t) => t,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let (window, n) = (self.window, self.n);
-        let e = t.slot(bucket * WAYS, key, now, window);
-        e.seen = now;
-        let used = usize::from(e.answered);
-        if e.admitted[..used].contains(&address) {
+        let way = t.slot(bucket, key, now, self.window);
+        let Table {
+            heads, admitted, ..
+        } = &mut *t;
+        let head = &mut heads[bucket];
+        let admitted = &mut admitted[bucket * WAYS + way];
+        head.seen[way] = now;
+        let used = usize::from(head.answered[way]);
+        if admitted[..used].contains(&address) {
             return FilterDecision::FollowUp;
         }
-        e.probes = e.probes.saturating_add(1);
-        if e.answered < n {
-            e.admitted[used] = address;
-            e.answered += 1;
+        head.probes[way] = head.probes[way].saturating_add(1);
+        if used < usize::from(self.n) {
+            admitted[used] = address;
+            head.answered[way] += 1;
             FilterDecision::Admit
         } else {
-            FilterDecision::Filtered(e.probes)
+            FilterDecision::Filtered(head.probes[way])
         }
     }
 
@@ -318,7 +330,7 @@ impl ScanFilter {
                 Err(poisoned) => poisoned.into_inner(),
             };
             s.tracked += t.tracked;
-            s.capacity += t.entries.len();
+            s.capacity += t.admitted.len();
             s.evicted += t.evicted;
             s.forgotten += t.forgotten;
         }
@@ -327,45 +339,41 @@ impl ScanFilter {
 }
 
 impl Table {
-    /// The entry of `key` in the bucket starting at `at`: its own, or a slot cleared for it
-    /// (empty, forgotten, or the least recently seen one's, evicted).
-    fn slot(&mut self, at: usize, key: u64, now: u32, window: u32) -> &mut Entry {
-        let bucket = &self.entries[at..at + WAYS];
-        let idle = |e: &Entry| now.wrapping_sub(e.seen) > window;
-        let found = bucket.iter().position(|e| e.probes > 0 && e.key == key);
-        let i = match found {
-            Some(i) if idle(&bucket[i]) => {
-                self.forgotten += 1;
-                self.entries[at + i] = Entry::default();
-                i
+    /// The way of `key` in `bucket`: its own, or one cleared for it (empty, forgotten, or the
+    /// least recently seen one's, evicted).
+    fn slot(&mut self, bucket: usize, key: u64, now: u32, window: u32) -> usize {
+        let h = &self.heads[bucket];
+        let idle = |i: usize| now.wrapping_sub(h.seen[i]) > window;
+        if let Some(i) = (0..WAYS).find(|&i| h.probes[i] > 0 && h.keys[i] == key) {
+            if !idle(i) {
+                return i;
             }
-            Some(i) => i,
-            None => {
-                let i = match bucket.iter().position(|e| e.probes == 0) {
-                    Some(i) => {
-                        self.tracked += 1;
-                        i
-                    }
-                    None => match bucket.iter().position(idle) {
-                        Some(i) => {
-                            self.forgotten += 1;
-                            i
-                        }
-                        None => {
-                            self.evicted += 1;
-                            (0..WAYS)
-                                .max_by_key(|&i| now.wrapping_sub(bucket[i].seen))
-                                .unwrap_or(0)
-                        }
-                    },
-                };
-                self.entries[at + i] = Entry::default();
-                i
-            }
+            self.forgotten += 1;
+            self.clear(bucket, i, key);
+            return i;
+        }
+        let i = if let Some(i) = (0..WAYS).find(|&i| h.probes[i] == 0) {
+            self.tracked += 1;
+            i
+        } else if let Some(i) = (0..WAYS).find(|&i| idle(i)) {
+            self.forgotten += 1;
+            i
+        } else {
+            self.evicted += 1;
+            (0..WAYS)
+                .max_by_key(|&i| now.wrapping_sub(h.seen[i]))
+                .unwrap_or(0)
         };
-        let e = &mut self.entries[at + i];
-        e.key = key;
-        e
+        self.clear(bucket, i, key);
+        i
+    }
+
+    /// Gives a slot to `key`, afresh.
+    fn clear(&mut self, bucket: usize, way: usize, key: u64) {
+        let h = &mut self.heads[bucket];
+        h.keys[way] = key;
+        h.probes[way] = 0;
+        h.answered[way] = 0;
     }
 }
 
@@ -396,9 +404,11 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_fits_in_64_bytes() {
-        assert!(std::mem::size_of::<Entry>() <= 64, "{}", ENTRY_BYTES);
-        assert_eq!(ENTRY_BYTES, 56);
+    fn a_source_takes_at_most_64_bytes() {
+        assert_eq!(std::mem::size_of::<Head>(), 64, "one cache line a bucket");
+        let per_source = std::mem::size_of::<Head>() / WAYS + std::mem::size_of::<Admitted>();
+        assert!(per_source <= 64, "{per_source}");
+        assert_eq!(ENTRY_BYTES, per_source);
     }
 
     #[test]
