@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
-use honeyfarm_runtime::farm::{FilterConfig, FilterDecision, Probe, ScanFilter, ENTRY_BYTES};
+use honeyfarm_runtime::farm::{FilterConfig, Probe, ScanFilter, ENTRY_BYTES};
 
 const PROBES: usize = 4_000_000;
 const SOURCES: u32 = 200_000;
