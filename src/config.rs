@@ -321,4 +321,29 @@ mod tests {
         assert!(format!("{e:#}").contains("[limits]"), "{e:#}");
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn filter_and_metrics_settings_are_checked() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.filter.settings(), FilterConfig::default());
+        assert!(c.metrics.is_none(), "metrics are off by default");
+        let dir = std::env::temp_dir().join(format!("honeyfarm-config-f-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f.toml");
+        let load = |text: String| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path)).map_err(|e| format!("{e:#}"))
+        };
+        let off = load(DEFAULT.replace("enabled = true", "enabled = false")).unwrap();
+        assert_eq!(off.filter.settings().n, 0);
+        let e = load(DEFAULT.replace("n = 4", "n = 11")).unwrap_err();
+        assert!(e.contains("[filter] n = 11"), "{e}");
+        let e = load(DEFAULT.replace(
+            "# [metrics]\n# listen = \"127.0.0.1:9464\"",
+            "[metrics]\nlisten = \"0.0.0.0:9464\"",
+        ))
+        .unwrap_err();
+        assert!(e.contains("loopback"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
