@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use honeyfarm_runtime::farm::{
-    accept_loop, bind_metrics, listen, serve_metrics, FilterConfig, Intake, Limits, Metrics,
-    ScanFilter,
+    accept_loop, bind_metrics, listen, sample, serve_metrics, FilterConfig, Intake, Limits,
+    Metrics, ScanFilter,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -40,14 +40,6 @@ async fn scrape(addr: SocketAddr) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out
-}
-
-fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,21 +97,22 @@ async fn n_probes_served_the_next_reset_follow_ups_served() {
     assert!(served(b, telescope[4]).await, "another source is its own");
 
     let text = scrape(metrics_addr).await;
-    let v = |s: &str| value(&text, s);
-    assert_eq!(
-        v("honeyfarm_filter_decisions_total{decision=\"admit\"}"),
-        5.0
-    );
-    assert_eq!(
-        v("honeyfarm_filter_decisions_total{decision=\"follow_up\"}"),
-        1.0
-    );
-    assert_eq!(
-        v("honeyfarm_filter_decisions_total{decision=\"filtered\"}"),
-        2.0
-    );
-    assert_eq!(v("honeyfarm_connections_total{outcome=\"filtered\"}"), 2.0);
-    assert_eq!(v("honeyfarm_filter_sources_tracked"), 2.0);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    for (series, want) in [
+        ("honeyfarm_filter_decisions_total{decision=\"admit\"}", 5.0),
+        (
+            "honeyfarm_filter_decisions_total{decision=\"follow_up\"}",
+            1.0,
+        ),
+        (
+            "honeyfarm_filter_decisions_total{decision=\"filtered\"}",
+            2.0,
+        ),
+        ("honeyfarm_connections_total{outcome=\"filtered\"}", 2.0),
+        ("honeyfarm_filter_sources_tracked", 2.0),
+    ] {
+        assert_eq!(sample(&text, series), Some(want), "{series} in\n{text}");
+    }
     let _ = stop_tx.send(true);
     for l in loops {
         l.await.unwrap();

@@ -160,31 +160,34 @@ impl Metrics {
         );
         if let Some(f) = self.filter.get() {
             let s = f.stats();
-            let one = |v: f64| [(String::new(), v)];
-            metric(
-                "honeyfarm_filter_sources_tracked",
-                "gauge",
-                "Sources in the filter's table.",
-                &one(s.tracked as f64),
-            );
-            metric(
-                "honeyfarm_filter_sources_capacity",
-                "gauge",
-                "The filter table's slots.",
-                &one(s.capacity as f64),
-            );
-            metric(
-                "honeyfarm_filter_sources_evicted_total",
-                "counter",
-                "Sources pushed out of the table within their window.",
-                &one(s.evicted as f64),
-            );
-            metric(
-                "honeyfarm_filter_sources_forgotten_total",
-                "counter",
-                "Sources idle past the window whose slot was reused.",
-                &one(s.forgotten as f64),
-            );
+            for (name, kind, help, v) in [
+                (
+                    "honeyfarm_filter_sources_tracked",
+                    "gauge",
+                    "Sources in the filter's table.",
+                    s.tracked as f64,
+                ),
+                (
+                    "honeyfarm_filter_sources_capacity",
+                    "gauge",
+                    "The filter table's slots.",
+                    s.capacity as f64,
+                ),
+                (
+                    "honeyfarm_filter_sources_evicted_total",
+                    "counter",
+                    "Sources pushed out of the table within their window.",
+                    s.evicted as f64,
+                ),
+                (
+                    "honeyfarm_filter_sources_forgotten_total",
+                    "counter",
+                    "Sources idle past the window whose slot was reused.",
+                    s.forgotten as f64,
+                ),
+            ] {
+                metric(name, kind, help, &[(String::new(), v)]);
+            }
         }
         if let Some(p) = self.pool.get() {
             let c = p.counts();
@@ -235,6 +238,15 @@ impl Metrics {
         );
         out
     }
+}
+
+/// The value of one series (`name{labels}` as rendered) in Prometheus text: for tests and
+/// tools that scrape the farm.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))?
+        .parse()
+        .ok()
 }
 
 /// Binds the metrics endpoint; loopback addresses only (the farm's state is not for the
@@ -303,27 +315,8 @@ mod tests {
     use crate::farm::EventStore;
     use std::net::IpAddr;
 
-    async fn scrape(addr: SocketAddr) -> String {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
-        out
-    }
-
-    fn value(text: &str, series: &str) -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-            .parse()
-            .unwrap()
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_scrape_says_what_happened() {
+    async fn the_text_says_what_happened() {
         let path =
             std::env::temp_dir().join(format!("honeyfarm-metrics-{}.sqlite", std::process::id()));
         let _ = std::fs::remove_file(&path);
@@ -349,11 +342,6 @@ mod tests {
         );
         metrics.attach_filter(filter.clone());
         metrics.attach_pool(pool.clone());
-        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(serve(listener, metrics.clone(), stop_rx));
-
         // Source A: 6 new addresses (4 admitted, 2 filtered), a follow-up; source B: 1.
         let probe = |src: [u8; 4], last: u8| Probe {
             source: IpAddr::from(src),
@@ -394,31 +382,31 @@ mod tests {
         metrics.handoff(Duration::from_millis(30));
         metrics.set_event_queue_depth(3);
 
-        let text = scrape(addr).await;
-        let v = |s: &str| value(&text, s);
-        assert_eq!(
-            v("honeyfarm_filter_decisions_total{decision=\"admit\"}"),
-            5.0
-        );
-        assert_eq!(
-            v("honeyfarm_filter_decisions_total{decision=\"follow_up\"}"),
-            1.0
-        );
-        assert_eq!(
-            v("honeyfarm_filter_decisions_total{decision=\"filtered\"}"),
-            2.0
-        );
-        assert_eq!(v("honeyfarm_connections_total{outcome=\"filtered\"}"), 2.0);
-        assert_eq!(v("honeyfarm_connections_total{outcome=\"scripted\"}"), 6.0);
-        assert_eq!(v("honeyfarm_filter_sources_tracked"), 2.0);
-        assert_eq!(v("honeyfarm_filter_sources_evicted_total"), 0.0);
-        assert_eq!(v("honeyfarm_leases_total{event=\"started\"}"), 6.0);
-        assert_eq!(v("honeyfarm_leases_total{event=\"ended\"}"), 6.0);
-        assert_eq!(v("honeyfarm_honeypots{state=\"in_use\"}"), 0.0);
-        assert_eq!(v("honeyfarm_handoff_latency_ms_bucket{le=\"25\"}"), 0.0);
-        assert_eq!(v("honeyfarm_handoff_latency_ms_bucket{le=\"50\"}"), 1.0);
-        assert_eq!(v("honeyfarm_handoff_latency_ms_count"), 1.0);
-        assert_eq!(v("honeyfarm_event_queue_depth"), 3.0);
+        let text = metrics.render();
+        for (series, want) in [
+            ("honeyfarm_filter_decisions_total{decision=\"admit\"}", 5.0),
+            (
+                "honeyfarm_filter_decisions_total{decision=\"follow_up\"}",
+                1.0,
+            ),
+            (
+                "honeyfarm_filter_decisions_total{decision=\"filtered\"}",
+                2.0,
+            ),
+            ("honeyfarm_connections_total{outcome=\"filtered\"}", 2.0),
+            ("honeyfarm_connections_total{outcome=\"scripted\"}", 6.0),
+            ("honeyfarm_filter_sources_tracked", 2.0),
+            ("honeyfarm_filter_sources_evicted_total", 0.0),
+            ("honeyfarm_leases_total{event=\"started\"}", 6.0),
+            ("honeyfarm_leases_total{event=\"ended\"}", 6.0),
+            ("honeyfarm_honeypots{state=\"in_use\"}", 0.0),
+            ("honeyfarm_handoff_latency_ms_bucket{le=\"25\"}", 0.0),
+            ("honeyfarm_handoff_latency_ms_bucket{le=\"50\"}", 1.0),
+            ("honeyfarm_handoff_latency_ms_count", 1.0),
+            ("honeyfarm_event_queue_depth", 3.0),
+        ] {
+            assert_eq!(sample(&text, series), Some(want), "{series} in\n{text}");
+        }
 
         // The event store agrees on the leases.
         events.close();
@@ -426,9 +414,10 @@ mod tests {
         let n: i64 = db
             .query_row("SELECT COUNT(*) FROM leases", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(n as f64, v("honeyfarm_leases_total{event=\"ended\"}"));
-        let _ = stop_tx.send(true);
-        server.await.unwrap();
+        assert_eq!(
+            Some(n as f64),
+            sample(&text, "honeyfarm_leases_total{event=\"ended\"}")
+        );
         pool.shutdown();
         let _ = std::fs::remove_file(&path);
     }

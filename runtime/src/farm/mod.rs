@@ -23,7 +23,7 @@ pub use honeypot::{
 pub use intake::{
     accept_loop, listen, raise_fd_limit, Intake, IntakeCounts, Limits, Permit, Refusal,
 };
-pub use metrics::{bind as bind_metrics, serve as serve_metrics, Metrics, MetricsError};
+pub use metrics::{bind as bind_metrics, sample, serve as serve_metrics, Metrics, MetricsError};
 pub use session::{
     serve_connection, Deadlines, End, Patience, Peer, SessionConfig, SessionError, Side,
     UNDECODABLE,
