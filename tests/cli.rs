@@ -28,22 +28,26 @@ fn specs_lists_every_message_type_and_framings() {
     assert_eq!(code, 0);
     assert!(
         out.lines()
-            .any(|l| l == "ex_frame.Packet  (frames a stream)"),
+            .any(|l| l == "netbios.Session  (frames a stream)"),
         "{out}"
     );
-    assert!(out.lines().any(|l| l == "ex_rpc.Sid"), "{out}");
+    assert!(out.lines().any(|l| l == "ndr.Sid"), "{out}");
     assert!(
-        !out.contains("ex_rpc.Stub"),
+        !out.contains("smb.SessionSetupRequest\n"),
         "units with parameters are not messages on their own"
+    );
+    assert!(
+        !out.contains("ex_"),
+        "the example specs are not in the registry"
     );
 }
 
 #[test]
 fn decode_shows_roles_through_every_layer_and_checks_the_round_trip() {
-    let (code, out, _) = honeyfarm(&["decode", "ex_frame.Packet", "--hex", NEGOTIATE]);
+    let (code, out, _) = honeyfarm(&["decode", "netbios.Session", "--hex", NEGOTIATE]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.starts_with("ex_frame.Packet at input byte 0 (62 bytes)\n"),
+        out.starts_with("netbios.Session at input byte 0 (62 bytes)\n"),
         "{out}"
     );
     let line = |path: &str| {
@@ -51,14 +55,14 @@ fn decode_shows_roles_through_every_layer_and_checks_the_round_trip() {
             .find(|l| l.trim_start().starts_with(&format!("{path} ")))
             .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
     };
-    assert_eq!(line("length").as_deref(), Some("@length(of=body) 58"));
+    assert_eq!(line("length").as_deref(), Some("@length(of=payload) 58"));
     assert_eq!(
-        line("body.Message.mid").as_deref(),
-        Some("@cookie(ex.mid, client) 0")
+        line("payload.Message.message.Smb1.mid").as_deref(),
+        Some("@cookie(smb.mid, client) 0")
     );
     assert_eq!(
-        line("body.Message.body.NegotiateRequest.dialects.1.name").as_deref(),
-        Some("content \"SMB 2.002\"")
+        line("payload.Message.message.Smb1.body.shape.NegotiateRequest.dialects.1.name").as_deref(),
+        Some("@choice \"SMB 2.002\"")
     );
     assert!(out.ends_with("  roundtrip: exact\n"), "{out}");
 }
@@ -69,10 +73,10 @@ fn decode_a_stream_of_text_commands() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let (code, out, _) = honeyfarm(&["decode", "ex_text.Command", "--stream", "--hex", &hex]);
+    let (code, out, _) = honeyfarm(&["decode", "ftp.Command", "--stream", "--hex", &hex]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("ex_text.Command at input byte 18 (6 bytes)"),
+        out.contains("ftp.Command at input byte 18 (6 bytes)"),
         "{out}"
     );
     assert!(out.contains("@address"), "{out}");
@@ -83,15 +87,16 @@ fn decode_a_stream_of_text_commands() {
 fn bad_input_and_bad_arguments_fail_clearly() {
     let (code, out, _) = honeyfarm(&[
         "decode",
-        "ex_frame.Packet",
+        "netbios.Session",
         "--hex",
-        "00 00 00 04 ff 53 4d 43",
+        "00 00 00 05 ff 53 4d 42 72",
     ]);
     assert_eq!(code, 1);
     assert_eq!(
         out,
-        "ex_frame.Packet at input byte 0: error: expected b\"\\xffSMB\", found b\"\\xffSMC\" at byte 4 \
-         (ex_frame.Packet.body.ex_msg.Message.magic, ex_msg.proto-dsl:25:5)\n"
+        "netbios.Session at input byte 0: error: needs 4 byte(s) but only 0 remain in the \
+         enclosing length at byte 9 (netbios.Session.payload.smb.Envelope.message.Message.status, \
+         smb.proto-dsl:91:5)\n"
     );
     let (code, _, err) = honeyfarm(&["decode", "nope.Unit", "--hex", "00"]);
     assert_eq!(code, 2);
@@ -100,10 +105,10 @@ fn bad_input_and_bad_arguments_fail_clearly() {
         "{err}"
     );
     assert!(
-        err.contains(" ftp.Command,") && err.contains(" ex_msg.Message,"),
+        err.contains(" ftp.Command,") && err.contains(" smb.Message,"),
         "{err}"
     );
-    let (code, _, err) = honeyfarm(&["decode", "ex_text.Command", "--hex", "0"]);
+    let (code, _, err) = honeyfarm(&["decode", "ftp.Command", "--hex", "0"]);
     assert_eq!(code, 2);
     assert!(err.contains("odd number of digits"), "{err}");
 }

@@ -29,6 +29,7 @@ pub struct Builder {
     include_file: Option<String>,
     runtime_path: String,
     emit_rerun: bool,
+    registry: Option<String>,
 }
 
 impl Default for Builder {
@@ -39,6 +40,7 @@ impl Default for Builder {
             include_file: None,
             runtime_path: "::honeyfarm_runtime::codec".to_string(),
             emit_rerun: true,
+            registry: Some("REGISTRY".to_string()),
         }
     }
 }
@@ -79,6 +81,13 @@ impl Builder {
         self
     }
 
+    /// The name of the static that lists every message in the include file (default:
+    /// `REGISTRY`); `None` for no registry (specs that are not the program's, like examples).
+    pub fn registry(mut self, name: Option<&str>) -> Self {
+        self.registry = name.map(str::to_string);
+        self
+    }
+
     /// Checks and compiles `specs` and the specs they import.
     pub fn compile(&self, specs: &[impl AsRef<Path>]) -> Result<(), Error> {
         let paths: Vec<PathBuf> = specs.iter().map(|p| p.as_ref().to_path_buf()).collect();
@@ -107,22 +116,31 @@ impl Builder {
                 }
                 let _ = writeln!(
                     s,
-                    "#[allow(unused_parens, unused_braces, unused_mut, unused_assignments, unused_variables, unreachable_code, clippy::all)]\npub mod {name} {{ include!(concat!(env!(\"OUT_DIR\"), \"/{name}.rs\")); }}",
+                    "#[allow({ALLOWED})]\npub mod {name} {{ include!(concat!(env!(\"OUT_DIR\"), \"/{name}.rs\")); }}",
                     name = p.name
                 );
             }
-            s.push_str(&registry(&program, &self.runtime_path));
+            if let Some(name) = &self.registry {
+                s.push_str(&registry(&program, &self.runtime_path, name));
+            }
             write_if_changed(&out_dir.join(include), &s)?;
         }
         Ok(())
     }
 }
 
+/// What generated code leaves to the compiler: lints about the forms that spec expressions and
+/// conditions take in Rust (parentheses, casts, `i128` arithmetic), not about the codec.
+const ALLOWED: &str =
+    "unused_parens, unused_braces, unused_mut, unused_variables, unreachable_code, \
+    clippy::double_parens, clippy::nonminimal_bool, clippy::identity_op, clippy::op_ref, \
+    clippy::unnecessary_cast, clippy::useless_conversion, clippy::large_enum_variant";
+
 /// `REGISTRY`: every unit without parameters, by `protocol.Unit`, so that a program can pick a
 /// decoder at run time without naming protocols in its code.
-fn registry(program: &crate::ir::Program, rt: &str) -> String {
-    let mut s = String::from(
-        "\n/// Every message type of these specs, by `protocol.Unit`.\npub static REGISTRY: &[",
+fn registry(program: &crate::ir::Program, rt: &str, name: &str) -> String {
+    let mut s = format!(
+        "\n/// Every message type of these specs, by `protocol.Unit`.\npub static {name}: &["
     );
     let _ = writeln!(s, "{rt}::Entry] = &[");
     for p in &program.protocols {

@@ -285,8 +285,10 @@ fn protodslc_expand_and_ir() {
     assert_eq!(out.status.code(), Some(0));
     let code = String::from_utf8_lossy(&out.stdout);
     assert!(code.contains("pub struct Command {"), "{code}");
+    assert!(code.contains("use ::honeyfarm_runtime::codec::{"), "{code}");
     assert!(
-        code.contains("pub type CommandCodec = ::honeyfarm_runtime::codec::FrameCodec<Command>;")
+        code.contains("pub type CommandCodec = rt::FrameCodec<Command>;"),
+        "{code}"
     );
     syn::parse_file(
         code.split("// ===== protocol ex_text =====")

@@ -203,3 +203,22 @@ impl fmt::Display for EncodeError {
 }
 
 impl std::error::Error for EncodeError {}
+
+/// Names the field an error happened in, on a `Result` (`w.token(v).in_field(&INFO)?`).
+pub trait InField {
+    fn in_field(self, info: &'static FieldInfo) -> Self;
+}
+
+impl<T> InField for Result<T, DecodeError> {
+    #[inline]
+    fn in_field(self, info: &'static FieldInfo) -> Self {
+        self.map_err(|e| e.in_field(info))
+    }
+}
+
+impl<T> InField for Result<T, EncodeError> {
+    #[inline]
+    fn in_field(self, info: &'static FieldInfo) -> Self {
+        self.map_err(|e| e.in_field(info))
+    }
+}

@@ -5,9 +5,12 @@
 
 mod anchors;
 mod body;
+mod decode;
 mod describe;
+mod encode;
 mod error;
 mod framing;
+mod int;
 mod memory;
 mod ndr;
 pub mod ops;
@@ -16,13 +19,19 @@ mod registry;
 mod role;
 mod text;
 mod value;
+mod walk;
 mod writer;
 
 pub use body::{Chunked, DotStuffed};
 pub use bytes::{Bytes, BytesMut};
+pub use decode::{bits, UnitScope};
 pub use describe::Description;
-pub use error::{DecodeError, DecodeErrorKind, EncodeError, EncodeErrorKind, FieldInfo};
+pub use encode::{
+    check_len, evaluated, invalid, length_value, offset_value, pack, text_after_space, Slot,
+};
+pub use error::{DecodeError, DecodeErrorKind, EncodeError, EncodeErrorKind, FieldInfo, InField};
 pub use framing::{FrameBuf, FrameCodec, FrameError};
+pub use int::Int;
 pub use memory::Memory;
 pub use ndr::Pointer;
 pub use reader::{Limit, Reader, Span, MAX_DEPTH};
@@ -32,6 +41,7 @@ pub use role::{
 };
 pub use text::{DatedText, EnhancedStatus, HostPort, Ipv4Text, Leaf, TextNumber};
 pub use value::{FieldValue, SetError, Utf16, Value};
+pub use walk::{visit_elements, visit_unit, Walk};
 pub use writer::{fit, Writer};
 
 /// Byte order of multi-byte integers.

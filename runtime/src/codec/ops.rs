@@ -2,37 +2,47 @@
 //! anything that would overflow, divide by zero or shift too far yields `None`, which the
 //! decoder reports as [`crate::codec::DecodeErrorKind::Arithmetic`] instead of panicking.
 
+#[inline]
 pub fn add(a: i128, b: i128) -> Option<i128> {
     a.checked_add(b)
 }
+#[inline]
 pub fn sub(a: i128, b: i128) -> Option<i128> {
     a.checked_sub(b)
 }
+#[inline]
 pub fn mul(a: i128, b: i128) -> Option<i128> {
     a.checked_mul(b)
 }
+#[inline]
 pub fn div(a: i128, b: i128) -> Option<i128> {
     a.checked_div(b)
 }
+#[inline]
 pub fn rem(a: i128, b: i128) -> Option<i128> {
     a.checked_rem(b)
 }
+#[inline]
 pub fn neg(a: i128) -> Option<i128> {
     a.checked_neg()
 }
+#[inline]
 pub fn shl(a: i128, b: i128) -> Option<i128> {
     u32::try_from(b).ok().and_then(|b| a.checked_shl(b))
 }
+#[inline]
 pub fn shr(a: i128, b: i128) -> Option<i128> {
     u32::try_from(b).ok().and_then(|b| a.checked_shr(b))
 }
 
 /// A size or count as `usize`.
+#[inline]
 pub fn usize(v: i128) -> Option<usize> {
     usize::try_from(v).ok()
 }
 
 /// The byte size a length field gives: `(value - add) * unit`.
+#[inline]
 pub fn size(value: i128, add: i64, unit: u64) -> Option<usize> {
     usize(
         value
@@ -43,6 +53,7 @@ pub fn size(value: i128, add: i64, unit: u64) -> Option<usize> {
 
 /// The value a length field takes for `size` bytes: `size / unit + add`; `None` if `size` is
 /// not a whole number of units.
+#[inline]
 pub fn length_of(size: usize, add: i64, unit: u64) -> Option<i128> {
     let unit = usize::try_from(unit).ok()?;
     if !size.is_multiple_of(unit) {
@@ -61,10 +72,18 @@ pub struct Decimal {
 }
 
 /// `v` in decimal (`-170141183460469231731687303715884105728` is the longest, 40 bytes).
+#[inline]
 pub fn decimal(v: i128) -> Decimal {
     let mut buf = [0u8; 40];
     let mut start = buf.len();
     let mut n = v.unsigned_abs();
+    // 128-bit division is a library call: digits of what fits 64 bits use 64-bit division.
+    while n > u128::from(u64::MAX) {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let mut n = n as u64;
     loop {
         start -= 1;
         buf[start] = b'0' + (n % 10) as u8;
@@ -82,6 +101,7 @@ pub fn decimal(v: i128) -> Decimal {
 
 impl std::ops::Deref for Decimal {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         &self.buf[self.start..]
     }
@@ -100,6 +120,8 @@ mod tests {
             10,
             65535,
             4294967296 * 3 + 5,
+            i128::from(u64::MAX),
+            i128::from(u64::MAX) + 1,
             i128::MAX,
             i128::MIN,
         ] {

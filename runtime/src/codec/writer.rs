@@ -123,6 +123,7 @@ impl<'a> Writer<'a> {
 }
 
 /// Checks that a recomputed value fits its field.
+#[inline]
 pub fn fit(value: i128, bits: u32) -> Result<u64, EncodeError> {
     let max = if bits >= 64 {
         u64::MAX as i128
