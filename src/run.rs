@@ -101,6 +101,7 @@ async fn farm(cfg: Config) -> Result<bool> {
             max_message: cfg.session.max_message_bytes,
             max_artifact: cfg.session.max_artifact_bytes,
             deadlines: Default::default(),
+            metrics: Some(metrics.clone()),
             names: cfg
                 .honeypots
                 .as_ref()
