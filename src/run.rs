@@ -160,7 +160,8 @@ async fn farm(cfg: Config) -> Result<bool> {
     Ok(true)
 }
 
-/// Ends the leases that lingered long enough, every second until shutdown.
+/// Ends the leases that lingered long enough, every second until shutdown, and warms
+/// honeypots in place of the stopped ones.
 async fn expire_leases(pool: Arc<Pool>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
@@ -168,7 +169,15 @@ async fn expire_leases(pool: Arc<Pool>, mut stop: watch::Receiver<bool>) {
             _ = stop.wait_for(|s| *s) => return,
         }
         let p = pool.clone();
-        let _ = tokio::task::spawn_blocking(move || p.expire()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            if p.expire() > 0 {
+                match p.fill() {
+                    Ok(()) | Err(HoneypotError::Closed) => {}
+                    Err(e) => warn!(target: LOG, "refilling the honeypot pool: {e}"),
+                }
+            }
+        })
+        .await;
     }
 }
 

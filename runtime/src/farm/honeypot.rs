@@ -386,9 +386,10 @@ impl Pool {
     }
 
     /// Ends the leases idle longer than the linger time and stops their honeypots
-    /// (blocking). The farm calls it now and then; [`Pool::lease`] calls it too.
-    pub fn expire(&self) {
-        let ended = {
+    /// (blocking); returns how many ended. The farm calls it every second (and refills the
+    /// pool after); not [`Pool::lease`], whose caller is waiting for a handoff.
+    pub fn expire(&self) -> usize {
+        let ended: Vec<Honeypot> = {
             let mut st = self.state.lock().expect("pool lock");
             let old: Vec<IpAddr> = st
                 .leased
@@ -400,7 +401,9 @@ impl Pool {
                 .filter_map(|t| self.end_lease(&mut st, t))
                 .collect()
         };
+        let n = ended.len();
         self.stop_all(ended);
+        n
     }
 
     fn free_address(&self, st: &PoolState) -> Option<SocketAddr> {
@@ -494,7 +497,6 @@ impl Pool {
     /// The honeypot of this telescope address: the one already leased for it (held or
     /// lingering), a warm one, or a new one (blocking).
     pub fn lease(&self, telescope: IpAddr) -> Result<Lease, HoneypotError> {
-        self.expire();
         {
             let mut st = self.state.lock().expect("pool lock");
             if let Some(l) = Self::hold(&mut st, telescope) {
