@@ -450,7 +450,27 @@ fn the_scan_filter_resets_a_sources_next_address_and_the_metrics_and_store_agree
             "{series} in\n{text}"
         );
     }
-    // The store has a row for each answered connection, none for the filtered one.
+    // The store has a row for each answered connection, none for the filtered one, and the
+    // decisions per source and interval.
     farm.wait_connections(3);
+    let db = farm.db.clone();
     assert!(farm.stop().success());
+    let per_source: Vec<(String, i64, i64, i64)> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare(
+            "SELECT source, SUM(admitted), SUM(follow_ups), SUM(filtered) FROM filter \
+             GROUP BY source ORDER BY source",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        per_source,
+        [
+            ("127.0.0.113".to_string(), 1, 1, 1),
+            ("127.0.0.114".to_string(), 1, 0, 0)
+        ]
+    );
 }

@@ -189,6 +189,36 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 ";
 
+/// The `filter` table: the scan filter's decisions per source and report interval (no
+/// `source` for the sources past the tally's bound), and how they go in.
+const FILTER_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS filter (
+    since REAL NOT NULL,
+    until REAL NOT NULL,
+    source TEXT,
+    admitted INTEGER NOT NULL,
+    follow_ups INTEGER NOT NULL,
+    filtered INTEGER NOT NULL
+);
+";
+
+fn insert_filter(db: &Connection, c: &IntakeCounts) -> rusqlite::Result<()> {
+    let mut st = db.prepare_cached(
+        "INSERT INTO filter (since, until, source, admitted, follow_ups, filtered) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for r in c.filter.rows().0 {
+        st.execute(params![
+            c.since,
+            c.until,
+            r.source.map(|s| s.to_string()),
+            r.admitted as i64,
+            r.follow_ups as i64,
+            r.filtered as i64
+        ])?;
+    }
+    Ok(())
+}
+
 fn insert_lease(db: &Connection, r: &LeaseRecord) -> rusqlite::Result<()> {
     db.execute(
         "INSERT INTO leases (started, ended, telescope, honeypot, sessions) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -271,6 +301,7 @@ impl EventStore {
         }
         db.execute_batch(SCHEMA).map_err(fail)?;
         db.execute_batch(LEASES_SCHEMA).map_err(fail)?;
+        db.execute_batch(FILTER_SCHEMA).map_err(fail)?;
         db.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(fail)?;
         let last: i64 = db
@@ -488,6 +519,7 @@ fn apply(db: &Connection, w: Write) -> rusqlite::Result<()> {
                     c.peak_open as i64
                 ],
             )?;
+            insert_filter(db, &c)?;
         }
     }
     Ok(())

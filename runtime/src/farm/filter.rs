@@ -59,6 +59,77 @@ impl FilterDecision {
     }
 }
 
+/// Sources a [`Tally`] keeps apart per interval; the rest are summed together.
+pub const MAX_TALLIED: usize = 4096;
+
+/// The filter's decisions of one report interval by source address, for the event store (a
+/// row per source and interval, not per probe). Bounded: a flood of spoofed sources past
+/// [`MAX_TALLIED`] lands in one row without a source.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    by_source: std::collections::HashMap<IpAddr, [u64; 3]>,
+    rest: [u64; 3],
+}
+
+/// One row of a [`Tally`]: `source` is `None` for the sources past [`MAX_TALLIED`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TallyRow {
+    pub source: Option<IpAddr>,
+    pub admitted: u64,
+    pub follow_ups: u64,
+    pub filtered: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, source: IpAddr, d: FilterDecision) {
+        let i = match d {
+            FilterDecision::Admit => 0,
+            FilterDecision::FollowUp => 1,
+            FilterDecision::Filtered(_) => 2,
+        };
+        let full = self.by_source.len() >= MAX_TALLIED;
+        match self.by_source.get_mut(&source) {
+            Some(c) => c[i] += 1,
+            None if full => self.rest[i] += 1,
+            None => {
+                let mut c = [0; 3];
+                c[i] = 1;
+                self.by_source.insert(source, c);
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_source.is_empty() && self.rest == [0; 3]
+    }
+
+    /// Its rows, by source (the rest last); `[admitted, follow-ups, filtered]` summed.
+    pub fn rows(&self) -> (Vec<TallyRow>, [u64; 3]) {
+        let row = |source, c: &[u64; 3]| TallyRow {
+            source,
+            admitted: c[0],
+            follow_ups: c[1],
+            filtered: c[2],
+        };
+        let mut rows: Vec<TallyRow> = self
+            .by_source
+            .iter()
+            .map(|(s, c)| row(Some(*s), c))
+            .collect();
+        rows.sort_by_key(|r| r.source);
+        if self.rest != [0; 3] {
+            rows.push(row(None, &self.rest));
+        }
+        let mut sum = self.rest;
+        for c in self.by_source.values() {
+            for (t, v) in sum.iter_mut().zip(c) {
+                *t += v;
+            }
+        }
+        (rows, sum)
+    }
+}
+
 /// One connection as the filter sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Probe {
@@ -541,6 +612,22 @@ mod tests {
         assert_eq!(s.evicted, u64::from(total) - s.capacity as u64);
         assert_eq!(s.forgotten, 0);
         assert_eq!(s.bytes(), (1 << 16) * ENTRY_BYTES);
+    }
+
+    #[test]
+    fn a_tally_is_bounded() {
+        let mut t = Tally::default();
+        for i in 0..(MAX_TALLIED as u32 + 10) {
+            t.add(IpAddr::V4(Ipv4Addr::from(i)), FilterDecision::Filtered(5));
+        }
+        t.add(IpAddr::V4(Ipv4Addr::from(0)), FilterDecision::Admit);
+        let (rows, sum) = t.rows();
+        assert_eq!(rows.len(), MAX_TALLIED + 1);
+        assert_eq!(rows[0].source, Some(IpAddr::V4(Ipv4Addr::from(0))));
+        assert_eq!((rows[0].admitted, rows[0].filtered), (1, 1));
+        let last = rows.last().unwrap();
+        assert_eq!((last.source, last.filtered), (None, 10));
+        assert_eq!(sum, [1, 0, MAX_TALLIED as u64 + 10]);
     }
 
     #[test]

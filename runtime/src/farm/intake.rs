@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::events::{now, EventStore, Outcome};
-use super::filter::{FilterDecision, Probe, ScanFilter};
+use super::filter::{FilterDecision, Probe, ScanFilter, Tally};
 use super::metrics::Metrics;
 use super::throttle::Throttle;
 
@@ -59,6 +59,8 @@ struct Counters {
     peak_open: AtomicU64,
     /// Ended connections by outcome name (whatever outcomes the sessions have).
     ended: Mutex<BTreeMap<&'static str, u64>>,
+    /// The scan filter's decisions by source.
+    filter: Mutex<Tally>,
 }
 
 /// What one report interval saw; a row of the event store's `intake` table.
@@ -77,6 +79,8 @@ pub struct IntakeCounts {
     pub open: u64,
     /// Connections ended, by outcome name (log only: the `connections` table has each).
     pub ended: BTreeMap<&'static str, u64>,
+    /// The scan filter's decisions by source (the store's `filter` table).
+    pub filter: Tally,
 }
 
 impl IntakeCounts {
@@ -84,6 +88,7 @@ impl IntakeCounts {
     fn is_quiet(&self) -> bool {
         self.accepted + self.refused_global + self.refused_source + self.accept_errors == 0
             && self.ended.is_empty()
+            && self.filter.is_empty()
     }
 
     fn is_trouble(&self) -> bool {
@@ -114,6 +119,14 @@ impl IntakeCounts {
         }
         if self.accept_errors > 0 {
             s.push_str(&format!("; {} accept errors", self.accept_errors));
+        }
+        if !self.filter.is_empty() {
+            let (rows, [admitted, follow_ups, filtered]) = self.filter.rows();
+            s.push_str(&format!(
+                "; filter: {admitted} admitted, {follow_ups} follow-ups, {filtered} filtered, \
+                 from {} sources",
+                rows.len()
+            ));
         }
         s
     }
@@ -184,10 +197,12 @@ impl Intake {
             telescope,
             now: now() as u64,
         };
-        match self.metrics.get() {
+        let d = match self.metrics.get() {
             Some(m) => m.gate(filter, &probe),
             None => filter.decide(&probe),
-        }
+        };
+        lock(&self.counters.filter).add(source, d);
+        d
     }
 
     /// Takes a place for a connection from `source`, or says which cap refuses it (counted).
@@ -278,6 +293,7 @@ impl Intake {
             peak_open: c.peak_open.swap(open, Ordering::Relaxed).max(open),
             open,
             ended: std::mem::take(&mut *lock(&c.ended)),
+            filter: std::mem::take(&mut *lock(&c.filter)),
         }
     }
 

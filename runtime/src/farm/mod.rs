@@ -14,8 +14,8 @@ mod throttle;
 pub use artifacts::Files;
 pub use events::{EventStore, LeaseRecord, MessageEvent, Outcome, Source, StoreError};
 pub use filter::{
-    FilterConfig, FilterConfigError, FilterDecision, FilterStats, Probe, ScanFilter, ENTRY_BYTES,
-    MAX_N,
+    FilterConfig, FilterConfigError, FilterDecision, FilterStats, Probe, ScanFilter, Tally,
+    TallyRow, ENTRY_BYTES, MAX_N, MAX_TALLIED,
 };
 pub use honeypot::{
     Backend, Honeypot, HoneypotError, Lease, Pool, PoolCounts, ProcessBackend, ProcessConfig,
