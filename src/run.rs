@@ -86,7 +86,7 @@ async fn farm(cfg: Config) -> Result<bool> {
             idle_timeout: Duration::from_secs(cfg.session.idle_timeout_secs),
             max_message: cfg.session.max_message_bytes,
             max_artifact: cfg.session.max_artifact_bytes,
-            deadlines: Default::default(),
+            deadlines: cfg.session.deadlines(),
             names: cfg
                 .honeypots
                 .as_ref()
