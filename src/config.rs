@@ -3,11 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use honeyfarm_runtime::farm::FilterConfig;
+use honeyfarm_runtime::farm::{Deadlines, FilterConfig};
 use serde::Deserialize;
 
 /// The configuration `honeyfarm run` uses without `--config`.
@@ -93,6 +92,32 @@ pub struct Session {
     pub max_message_bytes: usize,
     #[serde(default = "default_artifact")]
     pub max_artifact_bytes: usize,
+    /// From a message's first byte to its last (0: no limit).
+    #[serde(default = "default_message_deadline")]
+    pub message_deadline_secs: u64,
+    /// From a connection's start to its end (0: no limit).
+    #[serde(default = "default_session_deadline")]
+    pub session_deadline_secs: u64,
+}
+
+impl Session {
+    /// The deadlines besides the idle timeout, as the runtime takes them.
+    pub fn deadlines(&self) -> Deadlines {
+        let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        Deadlines {
+            message: secs(self.message_deadline_secs),
+            session: secs(self.session_deadline_secs),
+        }
+    }
+}
+
+/// A slowloris that sends a byte before the idle timeout, message after message, is cut here.
+fn default_message_deadline() -> u64 {
+    30
+}
+/// Long enough for a worm's upload through the bridge, short enough that nothing stays forever.
+fn default_session_deadline() -> u64 {
+    3600
 }
 
 fn default_idle() -> u64 {
@@ -115,6 +140,8 @@ impl Default for Session {
             reply_timeout_secs: default_reply(),
             max_message_bytes: default_max(),
             max_artifact_bytes: default_artifact(),
+            message_deadline_secs: default_message_deadline(),
+            session_deadline_secs: default_session_deadline(),
         }
     }
 }

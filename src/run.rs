@@ -73,6 +73,7 @@ async fn farm(cfg: Config) -> Result<bool> {
     let metrics = Metrics::new();
     let filter = Arc::new(ScanFilter::new(&cfg.filter.settings())?);
     metrics.attach_filter(filter.clone());
+    metrics.attach_events(events.clone());
     intake.attach(filter, metrics.clone());
     if let Some(p) = &pool {
         metrics.attach_pool(p.clone());
@@ -100,7 +101,7 @@ async fn farm(cfg: Config) -> Result<bool> {
             idle_timeout: Duration::from_secs(cfg.session.idle_timeout_secs),
             max_message: cfg.session.max_message_bytes,
             max_artifact: cfg.session.max_artifact_bytes,
-            deadlines: Default::default(),
+            deadlines: cfg.session.deadlines(),
             metrics: Some(metrics.clone()),
             names: cfg
                 .honeypots

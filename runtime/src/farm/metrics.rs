@@ -6,13 +6,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::events::EventStore;
 use super::filter::{FilterDecision, Probe, ScanFilter};
 use super::honeypot::Pool;
 
@@ -44,8 +45,8 @@ pub struct Metrics {
     handoff_count: AtomicU64,
     /// Sum of handoff latencies, in microseconds.
     handoff_sum_us: AtomicU64,
-    /// Fed by the event store's writer: events queued and not yet written.
-    event_queue_depth: AtomicI64,
+    /// The event store, whose queue depth is read when scraped.
+    events: OnceLock<EventStore>,
     filter: OnceLock<Arc<ScanFilter>>,
     pool: OnceLock<Arc<Pool>>,
 }
@@ -109,9 +110,9 @@ impl Metrics {
             .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// The hook for the event store: its queue's depth now.
-    pub fn set_event_queue_depth(&self, depth: i64) {
-        self.event_queue_depth.store(depth, Ordering::Relaxed);
+    /// Reports this store's queue depth when scraped (the first one attached stays).
+    pub fn attach_events(&self, events: EventStore) {
+        let _ = self.events.set(events);
     }
 
     /// The filter's decision for one connection, counted: what the intake calls after its
@@ -227,15 +228,14 @@ impl Metrics {
             "From a deviation to the honeypot's first answer relayed, in milliseconds.",
             &rows,
         );
-        metric(
-            "honeyfarm_event_queue_depth",
-            "gauge",
-            "Events queued for the store and not yet written.",
-            &[(
-                String::new(),
-                self.event_queue_depth.load(Ordering::Relaxed) as f64,
-            )],
-        );
+        if let Some(e) = self.events.get() {
+            metric(
+                "honeyfarm_event_queue_depth",
+                "gauge",
+                "Events queued for the store and not yet written.",
+                &[(String::new(), e.queued() as f64)],
+            );
+        }
         out
     }
 }
@@ -380,7 +380,7 @@ mod tests {
             metrics.outcome("scripted");
         }
         metrics.handoff(Duration::from_millis(30));
-        metrics.set_event_queue_depth(3);
+        metrics.attach_events(events.clone());
 
         let text = metrics.render();
         for (series, want) in [
@@ -403,10 +403,11 @@ mod tests {
             ("honeyfarm_handoff_latency_ms_bucket{le=\"25\"}", 0.0),
             ("honeyfarm_handoff_latency_ms_bucket{le=\"50\"}", 1.0),
             ("honeyfarm_handoff_latency_ms_count", 1.0),
-            ("honeyfarm_event_queue_depth", 3.0),
         ] {
             assert_eq!(sample(&text, series), Some(want), "{series} in\n{text}");
         }
+        let depth = sample(&text, "honeyfarm_event_queue_depth").expect("the store's queue");
+        assert!(depth >= 0.0, "{depth}");
 
         // The event store agrees on the leases.
         events.close();

@@ -12,7 +12,11 @@ mod session;
 mod throttle;
 
 pub use artifacts::Files;
-pub use events::{EventStore, LeaseRecord, MessageEvent, Outcome, Source, StoreError};
+pub use events::{
+    stored_messages, DecodeError, Difference, Differences, EventStore, LeaseRecord, MessageEvent,
+    Outcome, ReadError, Source, StoreError, StoreOptions, StoredMessage, INTERRUPTED,
+    SCHEMA_VERSION,
+};
 pub use filter::{
     FilterConfig, FilterConfigError, FilterDecision, FilterStats, Probe, ScanFilter, Tally,
     TallyRow, ENTRY_BYTES, MAX_N, MAX_TALLIED,

@@ -88,13 +88,15 @@ enum State {
 }
 
 impl Session {
-    /// Records a message; returns its kind and role fields.
+    /// Records a message (`followed`: it followed the script, so the store keeps only what
+    /// differs from it, see [`MessageEvent::followed`]); returns its kind and role fields.
     fn event(
         &self,
         d: &dyn AnyMessage,
         bytes: usize,
         to_server: bool,
         source: Source,
+        followed: bool,
     ) -> (String, Vec<RoleField>) {
         let desc = Description::of(d);
         let kind = desc.kind(self.cfg.service.text);
@@ -105,6 +107,7 @@ impl Session {
             length: bytes,
             source,
             roles: desc.roles.iter().map(ToString::to_string).collect(),
+            followed,
         });
         (kind, desc.roles)
     }
@@ -125,6 +128,7 @@ impl Session {
             length,
             source,
             roles: vec![error.to_string()],
+            followed: false,
         });
     }
 
