@@ -4,22 +4,8 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::Command;
 
-use common::Pcap;
-
-fn honeyfarm(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{honeyfarm_ok as honeyfarm, Pcap};
 
 /// The table's rows: N -> (probes, answered, sources).
 fn rows(table: &str) -> HashMap<usize, (u64, u64, u64)> {
