@@ -6,6 +6,7 @@
 //! values that differed; messages off the script are rows. [`EventStore::close`] flushes.
 
 mod compact;
+mod farm_tables;
 mod read;
 mod schema;
 mod writer;
@@ -21,6 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::replay::Script;
 
 pub use compact::{DecodeError, Difference, Differences};
+pub use farm_tables::LeaseRecord;
 pub use read::{stored_messages, ReadError, StoredMessage};
 pub use schema::{INTERRUPTED, SCHEMA_VERSION};
 
@@ -200,6 +202,7 @@ impl EventStore {
             path: path.display().to_string(),
             source,
         };
+        db.execute_batch(farm_tables::SCHEMA).map_err(fail)?;
         let last: i64 = db
             .query_row("SELECT COALESCE(MAX(id), 0) FROM connections", [], |r| {
                 r.get(0)
@@ -346,6 +349,16 @@ impl EventStore {
     /// Records what the intake admitted, refused and failed to accept during one interval.
     pub fn intake(&self, counts: &super::intake::IntakeCounts) {
         self.send(Write::Intake(counts.clone()), true);
+    }
+
+    /// Records a honeypot lease that ended.
+    pub fn lease(&self, record: &LeaseRecord) {
+        self.send(Write::Lease(record.clone()), true);
+    }
+
+    /// Events waiting in the queue for the writer (the metrics' `event_queue_depth`).
+    pub fn queued(&self) -> usize {
+        self.counters.queued.load(Ordering::Relaxed)
     }
 
     /// Writes everything queued so far, checkpoints the WAL into the main file and stops the

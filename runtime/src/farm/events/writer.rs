@@ -17,6 +17,7 @@ use crate::replay::{Script, Side};
 use super::super::intake::IntakeCounts;
 use super::super::throttle::Throttle;
 use super::compact::Differences;
+use super::farm_tables::{self, LeaseRecord};
 use super::{now, Column, Counters, MessageEvent, Outcome};
 
 pub(super) enum Write {
@@ -52,6 +53,8 @@ pub(super) enum Write {
     },
     /// A report interval of the intake.
     Intake(IntakeCounts),
+    /// A honeypot lease that ended.
+    Lease(LeaseRecord),
     Close,
 }
 
@@ -285,7 +288,9 @@ impl Writer {
                         c.accept_errors as i64,
                         c.peak_open as i64
                     ])?;
+                farm_tables::insert_filter(&self.db, &c)?;
             }
+            Write::Lease(r) => farm_tables::insert_lease(&self.db, &r)?,
             Write::Artifact {
                 connection,
                 name,
