@@ -917,10 +917,16 @@ fn honeypots_show_one_ordinary_identity() {
     assert_eq!(shown[0], shown[1], "two honeypots, two identities");
 }
 
-/// `count` deviating rpcclient commands (`srvinfo`), one a second, through a farm whose pool
-/// has these honeypot addresses and keeps `warm` started; each must be bridged. Returns each
-/// connection's handoff time (ms).
-fn one_command_a_second(name: &str, count: u64, honeypots: &[&str], warm: usize) -> Vec<f64> {
+/// `count` deviating rpcclient commands (`srvinfo`), one a second, through a farm on `listen`
+/// whose pool has these honeypot addresses and keeps `warm` started; each must be bridged.
+/// Returns each connection's handoff time (ms).
+fn one_command_a_second(
+    name: &str,
+    listen: SocketAddr,
+    count: u64,
+    honeypots: &[&str],
+    warm: usize,
+) -> Vec<f64> {
     let (dir, _cleanup) = test_dir(name);
     // srvinfo deviates from the shipped script at the pipe it opens.
     ship_script(&dir);
@@ -929,13 +935,15 @@ fn one_command_a_second(name: &str, count: u64, honeypots: &[&str], warm: usize)
         r#"["{}", "{{dir}}", "{{address}}", "{{port}}"]"#,
         script.display()
     );
-    let config = farm_config(&dir, "127.0.0.81:4469", &command, honeypots, warm);
+    let config = farm_config(&dir, &listen.to_string(), &command, honeypots, warm);
     let (farm, farm_log) = start_farm(&dir, &config);
     wait_log(&farm_log, "honeypot pool warm");
     let runs: Vec<_> = (0..count)
         .map(|i| {
             std::thread::sleep(Duration::from_secs(u64::from(i > 0)));
-            std::thread::spawn(|| rpcclient("127.0.0.81", 4469, "srvinfo"))
+            std::thread::spawn(move || {
+                rpcclient(&listen.ip().to_string(), listen.port(), "srvinfo")
+            })
         })
         .collect();
     let outs: Vec<String> = runs.into_iter().map(|r| r.join().unwrap()).collect();
@@ -957,7 +965,8 @@ fn one_command_a_second(name: &str, count: u64, honeypots: &[&str], warm: usize)
 #[test]
 fn a_deviating_command_a_second_is_always_bridged() {
     let honeypots = ["127.0.0.41:4470", "127.0.0.42:4470", "127.0.0.43:4470"];
-    let handoffs = one_command_a_second("honeyfarm-farm-burst", 5, &honeypots, 2);
+    let listen = "127.0.0.81:4469".parse().unwrap();
+    let handoffs = one_command_a_second("honeyfarm-farm-burst", listen, 5, &honeypots, 2);
     eprintln!("handoff times (ms): {handoffs:?}");
 }
 
@@ -968,15 +977,17 @@ fn a_deviating_command_a_second_is_always_bridged() {
 #[ignore]
 fn pool_for_a_minute() {
     let all = [
-        "127.0.0.41:4470",
-        "127.0.0.42:4470",
-        "127.0.0.43:4470",
-        "127.0.0.47:4470",
-        "127.0.0.48:4470",
-        "127.0.0.49:4470",
+        "127.0.0.51:4478",
+        "127.0.0.52:4478",
+        "127.0.0.53:4478",
+        "127.0.0.54:4478",
+        "127.0.0.55:4478",
+        "127.0.0.56:4478",
     ];
+    let listen = "127.0.0.85:4477".parse().unwrap();
     for (addresses, warm) in [(3, 2), (6, 3)] {
-        let mut h = one_command_a_second("honeyfarm-farm-minute", 60, &all[..addresses], warm);
+        let mut h =
+            one_command_a_second("honeyfarm-farm-minute", listen, 60, &all[..addresses], warm);
         h.sort_by(f64::total_cmp);
         let at = |p: usize| h[(h.len() - 1) * p / 100];
         eprintln!(
