@@ -211,8 +211,11 @@ impl Scripted {
                 kind,
             });
         }
-        let heard: Vec<_> = sent.iter().map(|x| (&x.key, x.fields.as_slice())).collect();
-        self.cands.heard(&heard);
+        // The other candidates, if any, follow what was sent (none: nothing to build).
+        if self.cands.len() > 1 {
+            let heard: Vec<_> = sent.iter().map(|x| (&x.key, x.fields.as_slice())).collect();
+            self.cands.heard(&heard);
+        }
         Ok(sent)
     }
 }
