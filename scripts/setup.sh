@@ -11,6 +11,7 @@ command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+command -v pip3 >/dev/null 2>&1 || need_apt+=(python3-pip)
 # Samba: the real SMB1 server and clients the tests record dialogs with.
 command -v smbd >/dev/null 2>&1 || need_apt+=(samba)
 command -v smbclient >/dev/null 2>&1 || need_apt+=(smbclient)
