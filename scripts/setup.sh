@@ -11,6 +11,7 @@ command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+command -v pip3 >/dev/null 2>&1 || need_apt+=(python3-pip)
 # Samba: the real SMB1 server and clients the tests record dialogs with.
 command -v smbd >/dev/null 2>&1 || need_apt+=(samba)
 command -v smbclient >/dev/null 2>&1 || need_apt+=(smbclient)
@@ -30,8 +31,22 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_apt[@]}"
 fi
 
+# impacket (PyPI): its samrdump calls are a shipped script, checked through the farm.
+if ! python3 -c 'import impacket' >/dev/null 2>&1; then
+    command -v pip3 >/dev/null 2>&1 || { echo "setup: pip3 is missing (apt-get install python3-pip)" >&2; exit 1; }
+    pip3 install --break-system-packages 'impacket==0.13.*' 2>/dev/null || pip3 install 'impacket==0.13.*'
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo not found; install the Rust toolchain (rustup) first" >&2
     exit 1
+fi
+# Fuzzing (scripts/fuzz.sh): cargo-fuzz from crates.io on the nightly toolchain.
+if ! rustup toolchain list | grep -q '^nightly'; then
+    echo "setup: the nightly toolchain (for cargo fuzz) is missing: rustup toolchain install nightly" >&2
+    exit 1
+fi
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
 fi
 cargo fetch --locked

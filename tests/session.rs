@@ -15,13 +15,15 @@ use bytes::Bytes;
 use honeyfarm_protocols::REGISTRY;
 use honeyfarm_runtime::codec::{AnyMessage, FrameBuf, MatchKey, Role, RoleFields, Value};
 use honeyfarm_runtime::farm::{
-    serve_connection, Backend, Deadlines, EventStore, Honeypot, HoneypotError, Outcome, Pool,
-    SessionConfig, UNDECODABLE,
+    sample, serve_connection, stored_messages, Backend, Deadlines, EventStore, Honeypot,
+    HoneypotError, Metrics, Outcome, Pool, SessionConfig, UNDECODABLE,
 };
 use honeyfarm_runtime::replay::{pair_cookies, Conversation, Library, Script, Side};
 use honeyfarm_runtime::rewrite::{Rewrite, ValueMap, Way};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+mod common;
 
 fn script() -> Arc<Script> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -235,9 +237,21 @@ fn store() -> (EventStore, PathBuf) {
 }
 
 fn config(pool: Option<Arc<Pool>>, events: EventStore, deadlines: Deadlines) -> Arc<SessionConfig> {
-    let s = script();
+    config_with(&[script()], pool, events, deadlines)
+}
+
+/// A session configuration whose library holds `scripts`, in this order.
+fn config_with(
+    scripts: &[Arc<Script>],
+    pool: Option<Arc<Pool>>,
+    events: EventStore,
+    deadlines: Deadlines,
+) -> Arc<SessionConfig> {
+    let s = &scripts[0];
     let mut library = Library::new();
-    library.add((*s).clone());
+    for x in scripts {
+        library.add((**x).clone());
+    }
     Arc::new(SessionConfig {
         service: s.service.clone(),
         library: Arc::new(library),
@@ -249,6 +263,7 @@ fn config(pool: Option<Arc<Pool>>, events: EventStore, deadlines: Deadlines) -> 
         max_artifact: 1 << 20,
         names: Vec::new(),
         deadlines,
+        metrics: Some(Metrics::new()),
     })
 }
 
@@ -290,15 +305,28 @@ async fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
 
 /// Follows the whole script, then sends its last client message again (MID 15): a deviation.
 /// Returns the reply to it, if any.
-async fn follow_then_repeat(mut sock: TcpStream, after: Option<&'static [u8]>) -> Option<Bytes> {
-    let d = dialog(&script());
+async fn follow_then_repeat(sock: TcpStream, after: Option<&'static [u8]>) -> Option<Bytes> {
+    let s = script();
+    let last = dialog(&s).len() - 1;
+    follow_then_ask(sock, s, last, after).await
+}
+
+/// Follows the whole of `s`, then sends its client message `again` once more (MID 15): a
+/// deviation; then `after`, if any. Returns the reply to the repeated message, if any.
+async fn follow_then_ask(
+    mut sock: TcpStream,
+    s: Arc<Script>,
+    again: usize,
+    after: Option<&'static [u8]>,
+) -> Option<Bytes> {
+    let d = dialog(&s);
     for (bytes, replies) in &d {
         sock.write_all(bytes).await.ok()?;
         for _ in 0..*replies {
             read_frame(&mut sock).await?;
         }
     }
-    let mut again = d.last().unwrap().0.to_vec();
+    let mut again = d[again].0.to_vec();
     // NetBIOS header (4) + SMB header: the MID sits at offset 30.
     again[34..36].copy_from_slice(&15u16.to_le_bytes());
     sock.write_all(&again).await.ok()?;
@@ -342,6 +370,8 @@ struct Run {
     reply: Option<Bytes>,
     /// `(source, kind, roles)` of every message recorded.
     messages: Vec<(String, String, String)>,
+    /// Handoffs the metrics counted.
+    handoffs: Option<f64>,
 }
 
 impl Run {
@@ -366,12 +396,14 @@ async fn deviating(fake: Option<Arc<Fake>>, after: Option<&'static [u8]>) -> Run
         None => None,
     };
     let cfg = config(pool, events.clone(), Deadlines::default());
+    let metrics = cfg.metrics.clone();
     let ((outcome, detail), reply) = session(cfg, |sock| follow_then_repeat(sock, after)).await;
     Run {
         outcome,
         detail,
         reply,
         messages: messages(&events, &path),
+        handoffs: metrics.and_then(|m| sample(&m.render(), "honeyfarm_handoff_latency_ms_count")),
     }
 }
 
@@ -422,6 +454,11 @@ async fn a_deviating_attacker_is_bridged_with_cookies_translated_both_ways() {
     assert_eq!(run.count(|(s, _, _)| s == "replayed"), 30, "{m:?}");
     assert_eq!(run.count(|(s, _, _)| s == "relayed"), 2, "{m:?}");
     assert_eq!(run.count(|(_, k, _)| k == UNDECODABLE), 0, "{m:?}");
+    assert_eq!(
+        run.handoffs,
+        Some(1.0),
+        "the handoff's latency is in the histogram"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -546,4 +583,220 @@ async fn a_session_past_its_deadline_ends() {
     .await;
     assert_eq!(outcome, Outcome::Error, "{detail}");
     assert_eq!(detail, "the session lasted more than 300 ms");
+}
+
+/// A second script from the same honeypot configuration as the shipped one: rpcclient
+/// `getdompwinfo; getusrdompwinfo 1000; queryusergroups 1000`, which begins with the same
+/// requests as `enumdomusers` (Negotiate, Session Setup, Tree Connect, the `\\samr` pipe, its
+/// bind and SAMR Connect) and then goes its own way.
+fn pwinfo_script() -> Arc<Script> {
+    let pcap =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/samba/samr-pwinfo.pcap");
+    let messages = common::conversation(&pcap)
+        .into_iter()
+        .map(|(to_server, b)| {
+            (
+                if to_server {
+                    Side::Client
+                } else {
+                    Side::Server
+                },
+                b,
+            )
+        })
+        .collect();
+    let shipped = script();
+    Arc::new(
+        Script::new(
+            shipped.service.clone(),
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.0.0.1:4497".parse().unwrap(),
+            "samr-pwinfo.pcap",
+            messages,
+        )
+        .expect("the capture makes a script"),
+    )
+}
+
+/// An attacker that follows `s` the way a real client does: its requests carry the cookies
+/// the farm's replies gave it (learnt by pairing each reply with the script's).
+async fn echo(mut sock: TcpStream, s: Arc<Script>) -> usize {
+    let mut farm = ValueMap::new();
+    let mut conv = Conversation::new();
+    let mut answered = 0;
+    for (i, m) in s.messages.iter().enumerate() {
+        if m.side == Side::Client {
+            let mut d = s.decode(i).expect("the script decodes");
+            let mut rw = Rewrite::new();
+            rw.cookies = Some((&farm, Way::Backward));
+            let out = rw.apply(d.msg.as_mut()).expect("rewrites");
+            conv.decode(s.service.client, out.clone(), true)
+                .expect("decodes");
+            if sock.write_all(&out).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        let Some(reply) = read_frame(&mut sock).await else {
+            break;
+        };
+        let d = conv
+            .decode(s.service.server, reply, false)
+            .expect("decodes");
+        pair_cookies(&mut farm, &RoleFields::of_any(d.msg.as_ref()), &m.fields)
+            .expect("the farm's cookies pair with the script's");
+        assert_eq!(
+            MatchKey::of_any(d.msg.as_ref()),
+            m.key,
+            "reply {i} ({}) is the script's",
+            m.kind
+        );
+        answered += 1;
+    }
+    answered
+}
+
+/// `(script, outcome)` of every connection.
+fn connections(events: &EventStore, path: &PathBuf) -> Vec<(String, String)> {
+    events.close();
+    let db = rusqlite::Connection::open(path).unwrap();
+    let mut q = db
+        .prepare("SELECT script, outcome FROM connections ORDER BY id")
+        .unwrap();
+    let rows = q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_that_begin_alike_each_serve_their_own_dialog() {
+    let (a, b) = (script(), pwinfo_script());
+    // The two really share their opening requests (up to cookies).
+    let requests = |s: &Script| -> Vec<MatchKey> {
+        s.messages
+            .iter()
+            .filter(|m| m.side == Side::Client)
+            .map(|m| m.key.clone())
+            .collect()
+    };
+    let shared = requests(&a)
+        .iter()
+        .zip(requests(&b).iter())
+        .take_while(|(x, y)| x == y)
+        .count();
+    assert!(shared >= 5, "only {shared} requests in common");
+    for (order, follows) in [
+        ([a.clone(), b.clone()], b.clone()),
+        ([a.clone(), b.clone()], a.clone()),
+        ([b.clone(), a.clone()], a.clone()),
+    ] {
+        let (events, path) = store();
+        let cfg = config_with(&order, None, events.clone(), Deadlines::default());
+        let follows2 = follows.clone();
+        let ((outcome, detail), answered) = session(cfg, |sock| echo(sock, follows2)).await;
+        let replies = follows
+            .messages
+            .iter()
+            .filter(|m| m.side == Side::Server)
+            .count();
+        assert_eq!(outcome, Outcome::Scripted, "{detail}");
+        assert_eq!(answered, replies);
+        // The connection's script is the first to answer; the store still gives back every
+        // message as it went, those answered after another script took over kept whole.
+        let c = connections(&events, &path);
+        assert_eq!(c, vec![(order[0].source.clone(), "scripted".to_string())]);
+        let db = rusqlite::Connection::open(&path).unwrap();
+        let stored: Vec<(bool, String)> = stored_messages(&db, 1)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.to_server, m.kind))
+            .collect();
+        let sent: Vec<(bool, String)> = follows
+            .messages
+            .iter()
+            .map(|m| (m.side == Side::Client, m.kind.clone()))
+            .collect();
+        assert_eq!(stored, sent);
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_of_another_domain_hands_off_with_its_sid_mapped() {
+    let (other, sid) = common::of_another_domain(&script());
+    let other = Arc::new(other);
+    assert_eq!(common::domain_sid(&other), sid);
+    let honeypot_sid = common::domain_sid(&script());
+    // The honeypot is the machine of the shipped script: its own SID, not the script's.
+    let fake = Fake::new(script(), Mode::Faithful);
+    let (events, path) = store();
+    let pool = fake_pool(fake.clone()).await;
+    let cfg = config_with(
+        std::slice::from_ref(&other),
+        Some(pool),
+        events.clone(),
+        Deadlines::default(),
+    );
+    // Deviates by looking the domain up again once the script is over: the honeypot answers.
+    let lookup = other
+        .messages
+        .iter()
+        .filter(|m| m.side == Side::Client)
+        .position(|m| m.kind.ends_with("LookupDomainRequest"))
+        .expect("a LookupDomain request");
+    let ((outcome, detail), reply) = session(cfg, |sock| {
+        follow_then_ask(sock, other.clone(), lookup, None)
+    })
+    .await;
+    assert_eq!(outcome, Outcome::Bridged { deviated_at: 15 }, "{detail}");
+    // The replayed prefix (its LookupDomain and OpenDomain) reached the honeypot in its SID.
+    let seen = fake.seen.lock().unwrap();
+    assert!(seen.errors.is_empty(), "{:?}", seen.errors);
+    assert_eq!(seen.messages.len(), 16);
+    // The honeypot's answer reaches the attacker in the script's SID.
+    let reply = reply.expect("the honeypot's answer reaches the attacker");
+    let has = |w: &[u32]| {
+        w.iter()
+            .all(|v| reply.windows(4).any(|x| x == v.to_le_bytes()))
+    };
+    assert!(has(&sid), "the script's SID");
+    assert!(!honeypot_sid
+        .iter()
+        .any(|v| reply.windows(4).any(|x| x == v.to_le_bytes())));
+    drop(seen);
+    let _ = std::fs::remove_file(&path);
+}
+
+/// nmap -sV's probes that are not SMB at all (GetRequest, HTTPOptions, RTSPRequest): like
+/// Samba, the farm waits for the rest of what it took for a message until the client gives
+/// up (here: its idle timeout of 1 s), instead of closing at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_message_that_is_not_smb_is_waited_out() {
+    for probe in [
+        &b"GET / HTTP/1.0\r\n\r\n"[..],
+        &b"OPTIONS / HTTP/1.0\r\n\r\n"[..],
+        &b"OPTIONS / RTSP/1.0\r\n\r\n"[..],
+    ] {
+        let (events, path) = store();
+        let mut cfg = config(None, events, Deadlines::default());
+        Arc::get_mut(&mut cfg).unwrap().idle_timeout = Duration::from_secs(1);
+        let ((outcome, detail), (read, waited)) = session(cfg, |mut sock| async move {
+            let t = std::time::Instant::now();
+            sock.write_all(probe).await.unwrap();
+            let mut rest = Vec::new();
+            let r = sock.read_to_end(&mut rest).await.map(|_| rest.len());
+            (r.ok(), t.elapsed())
+        })
+        .await;
+        assert!(matches!(outcome, Outcome::Error), "{outcome:?} {detail}");
+        assert_eq!(read, Some(0), "no answer");
+        assert!(
+            waited >= Duration::from_millis(900),
+            "closed after {waited:?}"
+        );
+        let _ = std::fs::remove_file(&path);
+    }
 }

@@ -7,6 +7,22 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use honeyfarm_runtime::capture::tcp_streams;
+use honeyfarm_runtime::codec::Value;
+use honeyfarm_runtime::replay::Script;
+
+/// Runs the `honeyfarm` binary; its standard output, once it has succeeded.
+pub fn honeyfarm_ok(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "honeyfarm {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 /// A pcap file of Ethernet/IPv4/TCP packets.
 pub struct Pcap(Vec<u8>);
@@ -148,4 +164,56 @@ fn unhex(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
+}
+
+/// The domain SID's own sub-authorities (`S-1-5-21-a-b-c`: a, b, c) in a script's replies.
+pub fn domain_sid(s: &Script) -> Vec<u32> {
+    let key = &s
+        .messages
+        .iter()
+        .find(|m| m.kind.ends_with("LookupDomainResponse"))
+        .expect("the script looks its domain up")
+        .key;
+    (1..=3)
+        .map(|n| {
+            let suffix = format!("sub_authority.{n}.item");
+            match key.fields().iter().find(|(p, _)| p.ends_with(&suffix)) {
+                Some((_, Value::Uint(v))) => *v as u32,
+                other => panic!("{suffix}: {other:?}"),
+            }
+        })
+        .collect()
+}
+
+/// Replaces every occurrence of `from` (little-endian u32s) by `to` in `b`.
+pub fn replace_words(b: &[u8], from: &[u32], to: &[u32]) -> Bytes {
+    let mut out = b.to_vec();
+    for (f, t) in from.iter().zip(to) {
+        let (f, t) = (f.to_le_bytes(), t.to_le_bytes());
+        let mut i = 0;
+        while i + 4 <= out.len() {
+            if out[i..i + 4] == f {
+                out[i..i + 4].copy_from_slice(&t);
+                i += 4;
+            } else {
+                i += 1;
+            }
+        }
+    }
+    out.into()
+}
+
+/// A script as if recorded on another machine: another domain SID in every message; returns
+/// it with that SID's own sub-authorities.
+pub fn of_another_domain(s: &Script) -> (Script, Vec<u32>) {
+    let ours = domain_sid(s);
+    let theirs: Vec<u32> = ours.iter().map(|v| v ^ 0x5a5a_5a5a).collect();
+    let messages = s
+        .messages
+        .iter()
+        .map(|m| (m.side, replace_words(&m.bytes, &ours, &theirs)))
+        .collect();
+    let other = Script::new(s.service.clone(), s.client, s.server, &s.source, messages)
+        .expect("still a script");
+    (other, theirs)
 }

@@ -129,7 +129,7 @@ impl MatchKey {
                 let show = |f: Option<&(String, Value)>| {
                     f.map_or(
                         ("(nothing)".to_string(), "(nothing)".to_string()),
-                        |(p, v)| (p.clone(), v.to_string()),
+                        |(p, v)| (p.clone(), brief(v)),
                     )
                 };
                 let (pa, va) = show(a);
@@ -142,6 +142,30 @@ impl MatchKey {
     /// Content fields with their paths, in wire order.
     pub fn fields(&self) -> &[(String, Value)] {
         &self.0
+    }
+}
+
+/// The longest value a difference shows whole; longer ones (file bodies) are shown by size
+/// and SHA-256, the hash artifacts are stored under, so a deviation's detail stays short.
+const BRIEF: usize = 64;
+
+/// A value as a difference shows it: whole when short, by size and hash when long.
+fn brief(v: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = |b: &[u8]| {
+        Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    match v {
+        Value::Bytes(b) if b.len() > BRIEF => format!("{} bytes, sha256 {}", b.len(), digest(b)),
+        Value::Str(s) if s.len() > BRIEF => format!(
+            "{} characters, sha256 {}",
+            s.chars().count(),
+            digest(s.as_bytes())
+        ),
+        v => v.to_string(),
     }
 }
 
@@ -213,5 +237,30 @@ impl Visitor for MatchKeyVisitor {
         if matches!(class, Class::Content | Class::Role(Role::Artifact { .. })) {
             self.key.push((join(&self.stack, name), value.value()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_difference_shows_long_values_by_size_and_hash() {
+        let key = |b: Vec<u8>| MatchKey(vec![("Write.data".to_string(), Value::Bytes(b.into()))]);
+        let (path, got, want) = key(vec![1; 4096])
+            .first_difference(&key(vec![2; 4096]))
+            .unwrap();
+        assert_eq!(path, "Write.data");
+        assert!(
+            got.starts_with("4096 bytes, sha256 ") && got.len() < 100,
+            "{got}"
+        );
+        assert!(
+            want.starts_with("4096 bytes, sha256 ") && want != got,
+            "{want}"
+        );
+        // Short values are shown whole, as before.
+        let (_, got, _) = key(vec![1; 4]).first_difference(&key(vec![2; 4])).unwrap();
+        assert_eq!(got, Value::Bytes(vec![1u8; 4].into()).to_string());
     }
 }

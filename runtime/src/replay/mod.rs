@@ -1,12 +1,14 @@
 //! Replay (after RolePlayer): recorded dialogs as scripts, a library that picks the scripts an
 //! attacker's first messages fit, and the matching of an attacker's messages against them.
 
+mod candidates;
 mod conversation;
 mod library;
 mod matcher;
 mod script;
 
 pub use crate::codec::FrameError;
+pub use candidates::Candidates;
 pub use conversation::{Conversation, Decoded, MEMORY_LIMIT};
 pub use library::Library;
 pub use matcher::{pair_cookies, Audience, Candidate, Deviation, Step};

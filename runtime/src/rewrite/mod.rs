@@ -3,9 +3,11 @@
 //! and host names, and freshens timestamps and nonces. Lengths need nothing: the encoder
 //! recomputes them.
 
+mod sid;
 mod time;
 mod value_map;
 
+pub use sid::{pair_domain_sids, DomainSids, SID_NAMESPACE};
 pub use time::{at_recorded_precision, fresh_timestamp};
 pub use value_map::{detached, Conflict, ValueMap};
 

@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use tokio::net::TcpStream;
 
-use crate::codec::{AnyMessage, MatchKey, RoleField, RoleFields};
-use crate::replay::{pair_cookies, Conversation, Deviation, Script};
+use crate::codec::{AnyMessage, Description, MatchKey, RoleField};
+use crate::replay::{pair_cookies, Conversation, Deviation};
+use crate::rewrite::pair_domain_sids;
 
 use super::super::events::Source;
 use super::super::honeypot::{HoneypotError, Lease, Pool};
@@ -29,23 +30,22 @@ pub struct HandingOff {
     pub deviation: Deviation,
 }
 
-/// A reply the attacker got, as the honeypot's answer is checked against it: its content and
-/// kind are those of the script message it was rewritten from (only role fields change).
-struct Sent<'a> {
-    script: &'a Script,
-    /// The script message's index.
-    index: usize,
-    /// Its role fields as the attacker got them.
+/// A reply the attacker got, as the honeypot's answer is checked against it.
+struct Sent {
+    key: MatchKey,
     fields: Vec<RoleField>,
+    kind: String,
 }
 
-impl Sent<'_> {
-    fn key(&self) -> &MatchKey {
-        &self.script.messages[self.index].key
-    }
-
-    fn kind(&self) -> &str {
-        &self.script.messages[self.index].kind
+impl Sent {
+    /// What the attacker got in `msg`, as decoded again from the history.
+    fn of(msg: &dyn AnyMessage, text: bool) -> Sent {
+        let desc = Description::of(msg);
+        Sent {
+            key: MatchKey::of_any(msg),
+            kind: desc.kind(text),
+            fields: desc.roles,
+        }
     }
 }
 
@@ -122,15 +122,11 @@ impl HandingOff {
                         },
                     })?;
             }
-            for (index, bytes) in (ex.first..).zip(ex.replies) {
+            for bytes in ex.replies {
                 let d = conv
                     .decode(cfg.service.server, bytes, false)
                     .map_err(SessionError::ReplyUndecodable)?;
-                let sent = Sent {
-                    script: &ex.script,
-                    index,
-                    fields: RoleFields::of_any(d.msg.as_ref()),
-                };
+                let sent = Sent::of(d.msg.as_ref(), cfg.service.text);
                 check_reply(s, &mut hp, &mut link, &sent).await?;
             }
         }
@@ -190,7 +186,7 @@ async fn check_reply(
     s: &mut Session,
     hp: &mut Peer,
     link: &mut Link,
-    sent: &Sent<'_>,
+    sent: &Sent,
 ) -> Result<(), SessionError> {
     let reply = hp
         .read_message()
@@ -201,18 +197,25 @@ async fn check_reply(
         reply.bytes.len(),
         false,
         Source::Replayed,
+        false,
     );
     let key = MatchKey::of_any(reply.msg.as_ref());
-    if let Some((path, got, want)) = key.first_difference(sent.key()) {
+    // A domain SID of another machine (the script's) is an identity mapped from now on.
+    let differs = key.first_difference(&sent.key).filter(|_| {
+        let paired = pair_domain_sids(&mut link.map, &sent.key, &key);
+        link.sids |= paired;
+        !paired
+    });
+    if let Some((path, got, want)) = differs {
         return Err(SessionError::Differs {
-            kind: sent.kind().to_string(),
+            kind: sent.kind.clone(),
             path,
             got,
             want,
         });
     }
     pair_cookies(&mut link.map, &sent.fields, &theirs).map_err(|reason| SessionError::Cookies {
-        kind: sent.kind().to_string(),
+        kind: sent.kind.clone(),
         reason,
     })
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::codec::{DecodeError, Entry, FrameBuf, FrameError};
@@ -191,6 +191,26 @@ impl Peer {
                     all.extend_from_slice(m);
                 }
                 self.write_message(&all.freeze()).await
+            }
+        }
+    }
+
+    /// Reads and drops what the peer sends until it closes or stays silent past its idle
+    /// patience: a server waiting for the rest of a message it will not use.
+    pub async fn wait_out(&mut self) {
+        // On the heap: an array here would be part of every session's future, idle or not.
+        let mut scrap = vec![0u8; 4096];
+        loop {
+            let read = self.sock.read(&mut scrap);
+            let r = match self.patience.idle {
+                Some(w) => match tokio::time::timeout(w, read).await {
+                    Ok(r) => r,
+                    Err(_) => return,
+                },
+                None => read.await,
+            };
+            if !matches!(r, Ok(n) if n > 0) {
+                return;
             }
         }
     }

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use crate::codec::{AnyMessage, Role, RoleFields};
-use crate::rewrite::{Rewrite, ValueMap, Way};
+use crate::rewrite::{DomainSids, Rewrite, ValueMap, Way};
 
 use super::super::events::Source;
 use super::error::{SessionError, Side};
@@ -25,6 +25,9 @@ struct Leg {
 #[derive(Debug)]
 pub struct Link {
     pub map: ValueMap,
+    /// The map pairs domain SIDs (the script's machine's with the honeypot's): messages
+    /// carry them mapped too.
+    pub sids: bool,
     to_honeypot: Leg,
     to_attacker: Leg,
 }
@@ -35,6 +38,7 @@ impl Link {
     pub fn new(telescope: IpAddr, honeypot: IpAddr, names: &[(String, String)]) -> Self {
         Link {
             map: ValueMap::new(),
+            sids: false,
             to_honeypot: Leg {
                 way: Way::Forward,
                 addresses: (telescope, honeypot),
@@ -70,6 +74,9 @@ pub async fn relay(
             &link.to_attacker
         }
     };
+    if link.sids {
+        DomainSids::new(&link.map, leg.way).apply(msg)?;
+    }
     let mut rw = Rewrite::new();
     rw.cookies = Some((&link.map, leg.way));
     rw.addresses = vec![leg.addresses];
@@ -84,6 +91,6 @@ pub async fn relay(
         s.first_reply();
         s.handed_over();
     }
-    s.event(msg, out.len(), to_server, source);
+    s.event(msg, out.len(), to_server, source, false);
     Ok(())
 }

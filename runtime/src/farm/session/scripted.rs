@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::codec::{AnyMessage, MatchKey};
-use crate::replay::{Audience, Candidate, Deviation, Script};
+use crate::replay::{Audience, Candidates, Deviation, Script};
 
 use super::super::events::Source;
 use super::error::{End, SessionError};
@@ -20,16 +20,19 @@ use super::{Session, State};
 pub struct Exchange {
     /// The attacker's message (none for a banner).
     pub request: Option<Bytes>,
-    /// The script the replies came from, and the index of the first among its messages.
-    pub script: Arc<Script>,
-    pub first: usize,
     pub replies: Vec<Bytes>,
 }
 
 pub struct Scripted {
     attacker: Peer,
     history: Vec<Exchange>,
-    cand: Option<Candidate>,
+    /// Every script the dialog still fits; the first answers.
+    cands: Candidates,
+    /// The script recorded as the connection's (the first to answer).
+    recorded: Option<Arc<Script>>,
+    /// Another script answers now: the messages from here on are not the recorded script's
+    /// and are stored whole.
+    switched: bool,
 }
 
 /// Where the scripted phase led.
@@ -48,7 +51,9 @@ impl Scripted {
         Scripted {
             attacker,
             history: Vec::new(),
-            cand: None,
+            cands: Candidates::default(),
+            recorded: None,
+            switched: false,
         }
     }
 
@@ -67,6 +72,18 @@ impl Scripted {
             }
             Err(e) => {
                 s.read_failed(&e, Source::Attacker);
+                // A first message that is not the protocol at all (nmap -sV's GetRequest,
+                // HTTPOptions, RTSP probes on the SMB port): Samba keeps waiting for the rest
+                // of what it took for a message until the client gives up, and so does the
+                // farm on a binary service, up to the idle timeout, rather than closing at
+                // once.
+                let not_protocol = matches!(
+                    e,
+                    SessionError::Frame { at: 0, .. } | SessionError::Undecodable { at: 0, .. }
+                );
+                if not_protocol && !s.cfg.service.text {
+                    self.attacker.wait_out().await;
+                }
                 self.attacker.shutdown().await;
                 State::Finished(End::Failed(e))
             }
@@ -81,19 +98,15 @@ impl Scripted {
             attacker: s.attacker.ip(),
         };
         // Services where the server speaks first: the first script's banner.
-        if let Some(script) = cfg.library.server_first(&svc.name).into_iter().next() {
-            let mut c = Candidate::new(script);
-            cfg.events.script(s.id, &c.script.source);
-            let step = c.serve(audience)?;
-            let first = c.pos - step.replies.len();
-            let replies = self.send(s, &c.script, first, step.replies).await?;
+        self.cands = Candidates::new(cfg.library.server_first(&svc.name));
+        if !self.cands.is_empty() {
+            let step = self.cands.serve(audience)?;
+            self.note_answering(s);
+            let replies = self.send(s, step.replies).await?;
             self.history.push(Exchange {
                 request: None,
-                script: c.script.clone(),
-                first,
                 replies,
             });
-            self.cand = Some(c);
         }
         loop {
             let at = self.attacker.messages_read();
@@ -103,19 +116,26 @@ impl Scripted {
                     _ => Ok(Next::Done),
                 };
             };
-            s.event(d.msg.as_ref(), d.bytes.len(), true, Source::Attacker);
             s.files.collect(d.msg.as_ref());
-            match self
+            let step = self
                 .follow(s, d.msg.as_ref())
-                .and_then(|c| Ok((c.serve(audience)?, c.script.clone(), c.pos)))
-            {
-                Ok((step, script, pos)) => {
-                    let first = pos - step.replies.len();
-                    let replies = self.send(s, &script, first, step.replies).await?;
+                .and_then(|()| self.cands.serve(audience));
+            if step.is_ok() {
+                self.note_answering(s);
+            }
+            // Recorded once the script accepted it or not: the store keeps only what differs.
+            s.event(
+                d.msg.as_ref(),
+                d.bytes.len(),
+                true,
+                Source::Attacker,
+                step.is_ok() && !self.switched,
+            );
+            match step {
+                Ok(step) => {
+                    let replies = self.send(s, step.replies).await?;
                     self.history.push(Exchange {
                         request: Some(Bytes::copy_from_slice(&d.bytes)),
-                        script,
-                        first,
                         replies,
                     });
                 }
@@ -130,60 +150,69 @@ impl Scripted {
         }
     }
 
-    /// The script the attacker's message follows: the one being followed, or the first whose
-    /// opening it matches.
-    fn follow(&mut self, s: &Session, msg: &dyn AnyMessage) -> Result<&mut Candidate, Deviation> {
-        // A deviation ends the scripted phase: the candidate is not needed after it.
-        let c = match self.cand.take() {
-            Some(mut c) => {
-                c.accept(msg)?;
-                c
-            }
-            None => {
-                let svc = &s.cfg.service;
-                let first = MatchKey::of_any(msg);
-                let found = s
-                    .cfg
-                    .library
-                    .candidates(&svc.name, &first)
-                    .into_iter()
-                    .map(Candidate::new)
-                    .find_map(|mut c| c.accept(msg).is_ok().then_some(c));
-                let Some(c) = found else {
-                    return Err(Deviation(format!(
-                        "no {} script starts with this message",
-                        svc.name
-                    )));
-                };
-                s.cfg.events.script(s.id, &c.script.source);
-                c
-            }
-        };
-        Ok(self.cand.insert(c))
+    /// Matches the attacker's message against the scripts it still fits (at the first
+    /// message: every script whose opening it matches).
+    fn follow(&mut self, s: &Session, msg: &dyn AnyMessage) -> Result<(), Deviation> {
+        if self.cands.is_empty() {
+            let svc = &s.cfg.service;
+            let none = || Deviation(format!("no {} script starts with this message", svc.name));
+            self.cands =
+                Candidates::new(s.cfg.library.candidates(&svc.name, &MatchKey::of_any(msg)));
+            return self.cands.accept(msg).map_err(|_| none());
+        }
+        self.cands.accept(msg)
     }
 
-    /// Sends script replies (made from the script's messages from `first` on) to the attacker
-    /// in one write; returns them as the history keeps them.
+    /// Records the first script to answer as the connection's; once another answers, the
+    /// messages are no longer that script's (the store keeps them whole from then on).
+    fn note_answering(&mut self, s: &Session) {
+        let Some(now) = self.cands.answering() else {
+            return;
+        };
+        match &self.recorded {
+            None => {
+                s.cfg.events.script(s.id, now);
+                self.recorded = Some(now.clone());
+            }
+            Some(r) => self.switched |= !Arc::ptr_eq(r, now),
+        }
+    }
+
+    /// Sends script replies to the attacker in one write; returns them as the history keeps
+    /// them.
     async fn send(
         &mut self,
         s: &mut Session,
-        script: &Script,
-        first: usize,
         replies: Vec<Bytes>,
     ) -> Result<Vec<Bytes>, SessionError> {
-        for (index, r) in (first..).zip(&replies) {
+        // What the other candidates, if any, need to follow what was sent (none: nothing to
+        // build).
+        let others = self.cands.len() > 1;
+        let mut heard = Vec::new();
+        for r in &replies {
             // Decoded on the attacker's side too: later requests may recall what it remembers.
             let d = self
                 .attacker
                 .note_sent(r)
                 .map_err(SessionError::ReplyUndecodable)?;
-            // Its kind is its script message's: only role fields were rewritten.
-            let kind = &script.messages[index].kind;
-            s.event_of_kind(kind, d.msg.as_ref(), r.len(), false, Source::Script);
+            let (_, fields) = s.event(
+                d.msg.as_ref(),
+                r.len(),
+                false,
+                Source::Script,
+                !self.switched,
+            );
+            if others {
+                heard.push((MatchKey::of_any(d.msg.as_ref()), fields));
+            }
         }
         self.attacker.write_messages(&replies).await?;
         if !replies.is_empty() {
             s.first_reply();
+        }
+        if others {
+            let heard: Vec<_> = heard.iter().map(|(k, f)| (k, f.as_slice())).collect();
+            self.cands.heard(&heard);
         }
         Ok(replies.iter().map(|r| Bytes::copy_from_slice(r)).collect())
     }
