@@ -279,6 +279,17 @@ fn the_farm_answers_a_whole_prefix_to_real_scanners() {
     std::fs::create_dir_all(&dir).unwrap();
     let _bed = Testbed::up();
     let cfg = config(&dir);
+    // A prefix not routed to the farm's host: refused at start, naming the fix.
+    let unrouted = dir.join("unrouted.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&unrouted, text.replace(PREFIX, "198.18.1.0/24")).unwrap();
+    let bin = env!("CARGO_BIN_EXE_honeyfarm");
+    let (ok, out) = netns(FARM, &[bin, "run", "--config", unrouted.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("run `ip route add local 198.18.1.0/24 dev lo`"),
+        "{out}"
+    );
     let (mut farm, log) = Farm::start(&dir, &cfg);
     let db = dir.join("events.sqlite");
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
