@@ -21,6 +21,14 @@ command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v pkill >/dev/null 2>&1 || need_apt+=(procps)
 command -v flock >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v net >/dev/null 2>&1 || need_apt+=(samba-common-bin)
+# The network testbed (scripts/testbed.sh, tests/testbed.rs): real scanners in a namespace,
+# nftables, a SYN capture, and curl for the metrics endpoint.
+command -v nmap >/dev/null 2>&1 || need_apt+=(nmap)
+command -v masscan >/dev/null 2>&1 || need_apt+=(masscan)
+command -v zmap >/dev/null 2>&1 || need_apt+=(zmap)
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
+command -v tcpdump >/dev/null 2>&1 || need_apt+=(tcpdump)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]}" >&2

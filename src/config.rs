@@ -1,12 +1,13 @@
 //! The farm's configuration file (TOML; `config/honeyfarm.toml` is the documented example and
 //! the embedded default).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use honeyfarm_runtime::farm::{Deadlines, FilterConfig};
+use honeyfarm_runtime::farm::{Deadlines, FilterConfig, Prefix, Scope};
 use serde::Deserialize;
 
 /// The configuration `honeyfarm run` uses without `--config`.
@@ -44,8 +45,83 @@ pub struct Scripts {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
-    pub address: SocketAddr,
+    /// One telescope address and port (`127.0.0.77:4450`)...
+    #[serde(default)]
+    pub address: Option<SocketAddr>,
+    /// ... or a prefix (`198.18.0.0/24`, IPv4 or IPv6, routed local: "AnyIP") and its ports.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<u16>,
     pub service: String,
+}
+
+/// One socket the farm binds: an address and port, the prefixes it answers for (the
+/// `[[listen]]` entries of its family and port), and their service.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub bind: SocketAddr,
+    pub prefixes: Vec<Prefix>,
+    pub service: String,
+}
+
+impl Binding {
+    pub fn scope(&self) -> Scope {
+        Scope::new(self.prefixes.clone())
+    }
+}
+
+impl Listen {
+    /// The (prefix, port) pairs of the entry.
+    fn pairs(&self) -> Result<Vec<(Prefix, u16)>> {
+        match (&self.address, &self.prefix) {
+            (Some(a), None) if self.ports.is_empty() => {
+                let p = Prefix::new(a.ip(), if a.is_ipv4() { 32 } else { 128 })
+                    .context("an address is its own prefix")?;
+                Ok(vec![(p, a.port())])
+            }
+            (None, Some(p)) if !self.ports.is_empty() => {
+                let p: Prefix = p.parse()?;
+                Ok(self.ports.iter().map(|&port| (p, port)).collect())
+            }
+            _ => bail!(
+                "[[listen]] takes either `address = \"IP:PORT\"` or `prefix = \"NET/LEN\"` \
+                 with `ports = [...]`"
+            ),
+        }
+    }
+}
+
+impl Config {
+    /// The sockets to bind, one per family and port: the prefix's own address when a port has
+    /// one single-address entry (as before prefixes), else the unspecified address, which
+    /// accepts for every address routed local.
+    pub fn bindings(&self) -> Result<Vec<Binding>> {
+        let mut by: BTreeMap<(bool, u16), Binding> = BTreeMap::new();
+        for l in &self.listen {
+            for (prefix, port) in l.pairs()? {
+                let key = (prefix.first().is_ipv4(), port);
+                let b = by.entry(key).or_insert_with(|| Binding {
+                    bind: SocketAddr::new(prefix.bind_address(), port),
+                    prefixes: Vec::new(),
+                    service: l.service.clone(),
+                });
+                if b.service != l.service {
+                    bail!(
+                        "port {port} is given two services, `{}` and `{}`",
+                        b.service,
+                        l.service
+                    );
+                }
+                b.prefixes.push(prefix);
+            }
+        }
+        for b in by.values_mut().filter(|b| b.prefixes.len() > 1) {
+            let family = Prefix::new(b.bind.ip(), 0).context("/0 fits")?;
+            b.bind.set_ip(family.bind_address());
+        }
+        Ok(by.into_values().collect())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,6 +354,7 @@ impl Config {
         if c.listen.is_empty() {
             bail!("{name}: no [[listen]] entries: the farm would answer nothing");
         }
+        c.bindings().with_context(|| format!("in {name}"))?;
         let l = &c.limits;
         if l.max_connections == 0
             || l.max_per_source == 0
@@ -372,5 +449,65 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("loopback"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn with_listen(listen: &str) -> Result<Config, String> {
+        let dir = std::env::temp_dir().join(format!(
+            "honeyfarm-config-l-{}-{:x}",
+            std::process::id(),
+            listen.len() ^ listen.bytes().map(u64::from).sum::<u64>() as usize
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("l.toml");
+        let text = DEFAULT.replace(
+            "[[listen]]\naddress = \"127.0.0.77:4450\"\nservice = \"smb\"",
+            listen,
+        );
+        assert_ne!(text, DEFAULT, "the default's [[listen]] moved");
+        std::fs::write(&path, text).unwrap();
+        let c = Config::load(Some(&path)).map_err(|e| format!("{e:#}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        c
+    }
+
+    #[test]
+    fn listen_takes_an_address_or_a_prefix_with_ports() {
+        let c = Config::load(None).unwrap();
+        let b = c.bindings().unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].bind.to_string(), "127.0.0.77:4450");
+        let c = with_listen(
+            "[[listen]]\nprefix = \"198.18.0.0/24\"\nports = [445, 139]\nservice = \"smb\"\n\
+             [[listen]]\nprefix = \"2001:db8::/64\"\nports = [445]\nservice = \"smb\"\n\
+             [[listen]]\naddress = \"127.0.0.77:445\"\nservice = \"smb\"",
+        )
+        .unwrap();
+        let b: Vec<(String, Vec<String>)> = c
+            .bindings()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                let p = b.prefixes.iter().map(|p| p.to_string()).collect();
+                (b.bind.to_string(), p)
+            })
+            .collect();
+        assert_eq!(
+            b,
+            [
+                ("[::]:445".to_string(), vec!["2001:db8::/64".to_string()]),
+                ("0.0.0.0:139".to_string(), vec!["198.18.0.0/24".to_string()]),
+                (
+                    "0.0.0.0:445".to_string(),
+                    vec!["198.18.0.0/24".to_string(), "127.0.0.77/32".to_string()]
+                ),
+            ]
+        );
+        let e =
+            with_listen("[[listen]]\nprefix = \"198.18.0.0/24\"\nservice = \"smb\"").unwrap_err();
+        assert!(e.contains("ports = [...]"), "{e}");
+        let e =
+            with_listen("[[listen]]\nprefix = \"198.18.0.0/33\"\nports = [1]\nservice = \"smb\"")
+                .unwrap_err();
+        assert!(e.contains("longer than the address"), "{e}");
     }
 }

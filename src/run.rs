@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use honeyfarm_runtime::farm::{
-    accept_loop, bind_metrics, listen, raise_fd_limit, serve_connection, serve_metrics, EventStore,
-    HoneypotError, Intake, Limits, Metrics, Outcome, Pool, ProcessBackend, ProcessConfig,
-    ScanFilter, SessionConfig,
+    accept_in_scope, bind_metrics, listen, raise_fd_limit, serve_connection, serve_metrics,
+    EventStore, HoneypotError, Intake, Limits, Metrics, Outcome, Pool, ProcessBackend,
+    ProcessConfig, ScanFilter, SessionConfig,
 };
 use honeyfarm_runtime::replay::Library;
 use tokio::net::TcpStream;
@@ -85,7 +85,10 @@ async fn farm(cfg: Config) -> Result<bool> {
         tokio::spawn(serve_metrics(listener, metrics.clone(), stop_rx.clone()));
     }
     let mut listeners = JoinSet::new();
-    for l in &cfg.listen {
+    for l in cfg.bindings()? {
+        for p in &l.prefixes {
+            p.check_routed()?;
+        }
         let svc = services::service(&l.service)?;
         let session = Arc::new(SessionConfig {
             service: svc.codecs()?,
@@ -109,17 +112,20 @@ async fn farm(cfg: Config) -> Result<bool> {
                 .map(|h| h.names.clone())
                 .unwrap_or_default(),
         });
-        let listener = listen(l.address, cfg.limits.listen_backlog)
-            .with_context(|| format!("listening on {}", l.address))?;
+        let listener = listen(l.bind, cfg.limits.listen_backlog)
+            .with_context(|| format!("listening on {}", l.bind))?;
+        let watched: Vec<String> = l.prefixes.iter().map(|p| p.to_string()).collect();
         info!(target: LOG,
-            "{} on {} ({} scripts loaded)",
+            "{} on {} for {} ({} scripts loaded)",
             svc.name,
-            l.address,
+            l.bind,
+            watched.join(", "),
             library.len()
         );
-        let serve = serve_fn(session, intake.clone(), stop_rx.clone(), l.address);
-        listeners.spawn(accept_loop(
+        let serve = serve_fn(session, intake.clone(), stop_rx.clone(), l.bind);
+        listeners.spawn(accept_in_scope(
             listener,
+            l.scope(),
             intake.clone(),
             stop_rx.clone(),
             serve,

@@ -12,17 +12,30 @@ use honeyfarm_runtime::replay::Script;
 
 /// Runs the `honeyfarm` binary; its standard output, once it has succeeded.
 pub fn honeyfarm_ok(args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
-        .args(args)
-        .output()
-        .unwrap();
+    output_ok(
+        std::process::Command::new(env!("CARGO_BIN_EXE_honeyfarm")).args(args),
+        &format!("honeyfarm {args:?}"),
+    )
+}
+
+/// Runs `cmd`; its standard output, once it has succeeded (else its stderr in the panic).
+pub fn output_ok(cmd: &mut std::process::Command, what: &str) -> String {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "honeyfarm {args:?}: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// rpcclient's and smbclient's options for SMB1 only (Samba's clients default to SMB2).
+pub const SMB1_CLIENT: [&str; 4] = [
+    "--option=client min protocol=NT1",
+    "--option=client max protocol=NT1",
+    "--option=client ipc min protocol=NT1",
+    "--option=client ipc max protocol=NT1",
+];
 
 /// A pcap file of Ethernet/IPv4/TCP packets.
 pub struct Pcap(Vec<u8>);

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use super::events::{now, EventStore, Outcome};
 use super::filter::{FilterDecision, Probe, ScanFilter, Tally};
 use super::metrics::Metrics;
+use super::scope::Scope;
 use super::throttle::Throttle;
 
 /// What the farm takes in at most.
@@ -56,6 +57,8 @@ struct Counters {
     refused_global: AtomicU64,
     refused_source: AtomicU64,
     accept_errors: AtomicU64,
+    /// Connections to a local address outside the listener's prefixes (reset).
+    outside: AtomicU64,
     peak_open: AtomicU64,
     /// Ended connections by outcome name (whatever outcomes the sessions have).
     ended: Mutex<BTreeMap<&'static str, u64>>,
@@ -73,6 +76,9 @@ pub struct IntakeCounts {
     pub refused_global: u64,
     pub refused_source: u64,
     pub accept_errors: u64,
+    /// Connections to a local address outside every configured prefix of their port (reset;
+    /// log and metrics only).
+    pub outside: u64,
     /// The most connections served at once during the interval.
     pub peak_open: u64,
     /// Connections being served at its end (log only).
@@ -86,13 +92,18 @@ pub struct IntakeCounts {
 impl IntakeCounts {
     /// Nothing happened: no line, no row.
     fn is_quiet(&self) -> bool {
-        self.accepted + self.refused_global + self.refused_source + self.accept_errors == 0
+        self.accepted
+            + self.refused_global
+            + self.refused_source
+            + self.accept_errors
+            + self.outside
+            == 0
             && self.ended.is_empty()
             && self.filter.is_empty()
     }
 
     fn is_trouble(&self) -> bool {
-        self.refused_global + self.refused_source + self.accept_errors > 0
+        self.refused_global + self.refused_source + self.accept_errors + self.outside > 0
     }
 
     fn summary(&self) -> String {
@@ -119,6 +130,12 @@ impl IntakeCounts {
         }
         if self.accept_errors > 0 {
             s.push_str(&format!("; {} accept errors", self.accept_errors));
+        }
+        if self.outside > 0 {
+            s.push_str(&format!(
+                "; {} to addresses outside the configured prefixes (reset)",
+                self.outside
+            ));
         }
         if !self.filter.is_empty() {
             let (rows, [admitted, follow_ups, filtered]) = self.filter.rows();
@@ -255,6 +272,12 @@ impl Intake {
         self.count_outcome(outcome.name());
     }
 
+    /// Counts a connection to a local address outside the listener's prefixes.
+    fn outside(&self) {
+        self.counters.outside.fetch_add(1, Ordering::Relaxed);
+        self.count_outcome("outside");
+    }
+
     fn count_outcome(&self, name: &str) {
         if let Some(m) = self.metrics.get() {
             m.outcome(name);
@@ -289,6 +312,7 @@ impl Intake {
             refused_global: get(&c.refused_global),
             refused_source: get(&c.refused_source),
             accept_errors: get(&c.accept_errors),
+            outside: get(&c.outside),
             // The next interval's peak starts from what is open now.
             peak_open: c.peak_open.swap(open, Ordering::Relaxed).max(open),
             open,
@@ -335,15 +359,39 @@ impl Intake {
 
 /// A listener on `addr` whose kernel queue holds `backlog` connections (capped by
 /// `net.core.somaxconn`): a burst waits there rather than being refused by the kernel.
+/// An IPv6 listener takes IPv6 only, so `[::]:PORT` and `0.0.0.0:PORT` can both be bound.
 pub fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let s = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
-        TcpSocket::new_v6()?
+        let s = TcpSocket::new_v6()?;
+        v6_only(&s)?;
+        s
     };
     s.set_reuseaddr(true)?;
     s.bind(addr)?;
     s.listen(backlog)
+}
+
+fn v6_only(s: &TcpSocket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt reads the int it is given, which lives for the call, on a socket
+    // this function borrows.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_V6ONLY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// The pause after accept errors: 1 ms doubling to 1 s, reset by a successful accept.
@@ -391,6 +439,21 @@ impl Backoff {
 pub async fn accept_loop<F, Fut>(
     listener: TcpListener,
     intake: Arc<Intake>,
+    stop: watch::Receiver<bool>,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    accept_in_scope(listener, Scope::default(), intake, stop, serve).await
+}
+
+/// [`accept_loop`] for a listener that watches `scope`: a connection whose telescope (local)
+/// address is outside it is reset at once and counted, before the caps and the filter.
+pub async fn accept_in_scope<F, Fut>(
+    listener: TcpListener,
+    scope: Scope,
+    intake: Arc<Intake>,
     mut stop: watch::Receiver<bool>,
     serve: F,
 ) where
@@ -411,10 +474,15 @@ pub async fn accept_loop<F, Fut>(
         match accepted {
             Ok((sock, peer)) => {
                 backoff.reset();
-                let admitted = intake.admit(peer.ip()).ok().filter(|_| {
-                    let telescope = sock.local_addr().unwrap_or(local);
-                    intake.screen(peer.ip(), telescope).answered()
-                });
+                let telescope = sock.local_addr().unwrap_or(local);
+                let inside = scope.contains(telescope);
+                if !inside {
+                    intake.outside();
+                }
+                let admitted = (inside)
+                    .then(|| intake.admit(peer.ip()).ok())
+                    .flatten()
+                    .filter(|_| intake.screen(peer.ip(), telescope).answered());
                 match admitted {
                     Some(permit) => {
                         let session = serve(sock, peer);
@@ -574,5 +642,48 @@ mod tests {
         assert_eq!(raise_fd_limit(1).unwrap(), now);
         // Up to the hard limit at most: asking for more is not an error.
         assert!(raise_fd_limit(u64::MAX).unwrap() >= now);
+    }
+
+    #[tokio::test]
+    async fn a_connection_outside_the_scope_is_reset_and_counted() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = listen(SocketAddr::from(([0, 0, 0, 0], 0)), 16).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let i = intake(8, 8);
+        let (stop_tx, stop) = watch::channel(false);
+        let scope = Scope::new(vec!["127.0.0.8".parse().unwrap()]);
+        let served = Arc::new(AtomicU64::new(0));
+        let count = served.clone();
+        let task = tokio::spawn(accept_in_scope(
+            l,
+            scope,
+            i.clone(),
+            stop,
+            move |mut s, _| {
+                count.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    let _ = s.write_all(b"hi").await;
+                }
+            },
+        ));
+        let read = |last: u8| async move {
+            let mut c = TcpStream::connect(SocketAddr::from(([127, 0, 0, last], port)))
+                .await
+                .unwrap();
+            let mut buf = [0u8; 2];
+            c.read(&mut buf).await.map(|n| buf[..n].to_vec())
+        };
+        assert_eq!(read(8).await.unwrap(), b"hi");
+        let outside = read(9).await;
+        assert!(
+            matches!(&outside, Err(e) if e.kind() == io::ErrorKind::ConnectionReset)
+                || matches!(&outside, Ok(b) if b.is_empty()),
+            "{outside:?}"
+        );
+        let _ = stop_tx.send(true);
+        task.await.unwrap();
+        assert_eq!(served.load(Ordering::Relaxed), 1);
+        let c = i.take();
+        assert_eq!((c.accepted, c.outside), (1, 1));
     }
 }

@@ -8,6 +8,7 @@ mod filter;
 mod honeypot;
 mod intake;
 mod metrics;
+mod scope;
 mod session;
 mod throttle;
 
@@ -26,9 +27,11 @@ pub use honeypot::{
     ProcessConfig, LEASE_WAIT,
 };
 pub use intake::{
-    accept_loop, listen, raise_fd_limit, Intake, IntakeCounts, Limits, Permit, Refusal,
+    accept_in_scope, accept_loop, listen, raise_fd_limit, Intake, IntakeCounts, Limits, Permit,
+    Refusal,
 };
 pub use metrics::{bind as bind_metrics, sample, serve as serve_metrics, Metrics, MetricsError};
+pub use scope::{says_local, Prefix, PrefixError, RouteError, Scope};
 pub use session::{
     serve_connection, Deadlines, End, Patience, Peer, SessionConfig, SessionError, Side,
     UNDECODABLE,
