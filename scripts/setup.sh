@@ -34,4 +34,12 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo not found; install the Rust toolchain (rustup) first" >&2
     exit 1
 fi
+# Fuzzing (scripts/fuzz.sh): cargo-fuzz from crates.io on the nightly toolchain.
+if ! rustup toolchain list | grep -q '^nightly'; then
+    echo "setup: the nightly toolchain (for cargo fuzz) is missing: rustup toolchain install nightly" >&2
+    exit 1
+fi
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+fi
 cargo fetch --locked

@@ -3,8 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use honeyfarm_runtime::farm::{Deadlines, FilterConfig};
 use serde::Deserialize;
 
 /// The configuration `honeyfarm run` uses without `--config`.
@@ -22,6 +24,9 @@ pub struct Config {
     pub session: Session,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub filter: Filter,
+    pub metrics: Option<Metrics>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +71,10 @@ pub struct Honeypots {
     pub keep: bool,
     #[serde(default = "default_ready")]
     pub ready_timeout_secs: u64,
+    /// How long a telescope address keeps its honeypot after its last session ends, so a
+    /// worm's next session reaches the same one (0: stopped at once).
+    #[serde(default)]
+    pub lease_linger_secs: u64,
 }
 
 fn default_ready() -> u64 {
@@ -83,6 +92,32 @@ pub struct Session {
     pub max_message_bytes: usize,
     #[serde(default = "default_artifact")]
     pub max_artifact_bytes: usize,
+    /// From a message's first byte to its last (0: no limit).
+    #[serde(default = "default_message_deadline")]
+    pub message_deadline_secs: u64,
+    /// From a connection's start to its end (0: no limit).
+    #[serde(default = "default_session_deadline")]
+    pub session_deadline_secs: u64,
+}
+
+impl Session {
+    /// The deadlines besides the idle timeout, as the runtime takes them.
+    pub fn deadlines(&self) -> Deadlines {
+        let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        Deadlines {
+            message: secs(self.message_deadline_secs),
+            session: secs(self.session_deadline_secs),
+        }
+    }
+}
+
+/// A slowloris that sends a byte before the idle timeout, message after message, is cut here.
+fn default_message_deadline() -> u64 {
+    30
+}
+/// Long enough for a worm's upload through the bridge, short enough that nothing stays forever.
+fn default_session_deadline() -> u64 {
+    3600
 }
 
 fn default_idle() -> u64 {
@@ -105,6 +140,8 @@ impl Default for Session {
             reply_timeout_secs: default_reply(),
             max_message_bytes: default_max(),
             max_artifact_bytes: default_artifact(),
+            message_deadline_secs: default_message_deadline(),
+            session_deadline_secs: default_session_deadline(),
         }
     }
 }
@@ -151,6 +188,82 @@ impl Default for Limits {
     }
 }
 
+/// The scan filter (`docs/RUNNING.md`, "The scan filter").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Probes (new telescope addresses) answered per source; 0 turns the filter off.
+    #[serde(default = "default_n")]
+    pub n: usize,
+    /// Sources by IPv4 prefix (32: each address its own source; 24: a /24 is one).
+    #[serde(default = "default_v4")]
+    pub ipv4_prefix: u8,
+    /// Sources by IPv6 prefix (at most 64).
+    #[serde(default = "default_v6")]
+    pub ipv6_prefix: u8,
+    /// A source idle this long is forgotten.
+    #[serde(default = "default_window")]
+    pub window_secs: u64,
+    /// Sources tracked at most (56 bytes each, allocated at start).
+    #[serde(default = "default_capacity")]
+    pub capacity: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_n() -> usize {
+    FilterConfig::default().n
+}
+fn default_v4() -> u8 {
+    FilterConfig::default().ipv4_prefix
+}
+fn default_v6() -> u8 {
+    FilterConfig::default().ipv6_prefix
+}
+fn default_window() -> u64 {
+    FilterConfig::default().window.as_secs()
+}
+fn default_capacity() -> usize {
+    FilterConfig::default().capacity
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Filter {
+            enabled: true,
+            n: default_n(),
+            ipv4_prefix: default_v4(),
+            ipv6_prefix: default_v6(),
+            window_secs: default_window(),
+            capacity: default_capacity(),
+        }
+    }
+}
+
+impl Filter {
+    /// The runtime's settings; off (`n = 0`) unless enabled.
+    pub fn settings(&self) -> FilterConfig {
+        FilterConfig {
+            n: if self.enabled { self.n } else { 0 },
+            ipv4_prefix: self.ipv4_prefix,
+            ipv6_prefix: self.ipv6_prefix,
+            window: Duration::from_secs(self.window_secs),
+            capacity: self.capacity,
+        }
+    }
+}
+
+/// The Prometheus endpoint; absent, there is none.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// A loopback address and port (`127.0.0.1:9464`).
+    pub listen: SocketAddr,
+}
+
 impl Config {
     /// Reads a configuration file; `None` gives the embedded default.
     pub fn load(path: Option<&Path>) -> Result<Config> {
@@ -172,6 +285,18 @@ impl Config {
             || l.report_interval_secs == 0
         {
             bail!("{name}: every [limits] value must be at least 1");
+        }
+        c.filter
+            .settings()
+            .check()
+            .with_context(|| format!("in {name}"))?;
+        if let Some(m) = &c.metrics {
+            if !m.listen.ip().is_loopback() {
+                bail!(
+                    "{name}: [metrics] listen = {}: loopback addresses only",
+                    m.listen
+                );
+            }
         }
         if let Some(h) = &c.honeypots {
             if h.backend != "process" {
@@ -221,6 +346,31 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let e = Config::load(Some(&path)).unwrap_err();
         assert!(format!("{e:#}").contains("[limits]"), "{e:#}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn filter_and_metrics_settings_are_checked() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.filter.settings(), FilterConfig::default());
+        assert!(c.metrics.is_none(), "metrics are off by default");
+        let dir = std::env::temp_dir().join(format!("honeyfarm-config-f-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f.toml");
+        let load = |text: String| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path)).map_err(|e| format!("{e:#}"))
+        };
+        let off = load(DEFAULT.replace("enabled = true", "enabled = false")).unwrap();
+        assert_eq!(off.filter.settings().n, 0);
+        let e = load(DEFAULT.replace("n = 4", "n = 11")).unwrap_err();
+        assert!(e.contains("[filter] n = 11"), "{e}");
+        let e = load(DEFAULT.replace(
+            "# [metrics]\n# listen = \"127.0.0.1:9464\"",
+            "[metrics]\nlisten = \"0.0.0.0:9464\"",
+        ))
+        .unwrap_err();
+        assert!(e.contains("loopback"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

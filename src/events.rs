@@ -3,13 +3,22 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use rusqlite::{Connection, OpenFlags};
+use anyhow::{bail, Context, Result};
+use honeyfarm_runtime::farm::{stored_messages, SCHEMA_VERSION};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-/// Prints the connections (a line each), or one connection's messages.
+/// Prints the connections (a line each), or one connection's messages with their role fields
+/// (those that followed a script rebuilt from it, with the values that differed put back).
 pub fn show(db: &Path, connection: Option<i64>, out: &mut dyn std::io::Write) -> Result<()> {
     let c = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("opening the event store {}", db.display()))?;
+    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version != SCHEMA_VERSION {
+        bail!(
+            "the event store {} has schema version {version}; this build reads version {SCHEMA_VERSION} (`honeyfarm run` migrates version 1)",
+            db.display()
+        );
+    }
     match connection {
         None => {
             let mut q = c.prepare(
@@ -89,21 +98,27 @@ pub fn show(db: &Path, connection: Option<i64>, out: &mut dyn std::io::Write) ->
             intake(&c, out)?;
         }
         Some(id) => {
-            let mut q = c.prepare(
-                "SELECT direction, source, kind, length FROM messages WHERE connection = ?1 ORDER BY id",
-            )?;
-            let rows = q.query_map([id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })?;
-            for row in rows {
-                let (dir, source, kind, len) = row?;
-                let arrow = if dir == "to_server" { "->" } else { "<-" };
-                writeln!(out, "{arrow} {source:<9} [{kind}] {len} bytes")?;
+            let script: Option<(String, String)> = c
+                .query_row(
+                    "SELECT s.source, s.sha256 FROM connections c JOIN scripts s ON s.id = c.script_id \
+                     WHERE c.id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((source, sha)) = script {
+                writeln!(out, "script \"{source}\" sha256 {sha}")?;
+            }
+            for m in stored_messages(&c, id)? {
+                let arrow = if m.to_server { "->" } else { "<-" };
+                writeln!(
+                    out,
+                    "{arrow} {:<9} [{}] {} bytes",
+                    m.source, m.kind, m.length
+                )?;
+                for r in &m.roles {
+                    writeln!(out, "     {r}")?;
+                }
             }
         }
     }

@@ -8,11 +8,13 @@ mod bench;
 mod config;
 mod dissect;
 mod events;
+mod filter_gain;
 mod run;
 mod script;
 mod services;
+mod synth_trace;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -83,6 +85,44 @@ enum Command {
         /// Show this connection's messages.
         #[arg(long)]
         connection: Option<i64>,
+    },
+    /// The scan filter's gain on a trace (a pcap's SYNs, or a CSV of
+    /// `time,source,destination,port`) for N = 1..10: probes, answered, gain.
+    FilterGain {
+        #[arg(long)]
+        trace: PathBuf,
+        /// A source idle this long is forgotten.
+        #[arg(long, default_value_t = 86_400)]
+        window_secs: u64,
+        /// Sources the table holds.
+        #[arg(long, default_value_t = 1 << 20)]
+        capacity: usize,
+        /// Sources by IPv4 prefix length.
+        #[arg(long, default_value_t = 32)]
+        ipv4_prefix: u8,
+        /// Sources by IPv6 prefix length (at most 64).
+        #[arg(long, default_value_t = 64)]
+        ipv6_prefix: u8,
+    },
+    /// Write a SYNTHETIC telescope trace (CSV for filter-gain) from a documented model
+    /// (docs/RUNNING.md), the same for the same seed.
+    SynthTrace {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 2000)]
+        sources: usize,
+        /// Seconds over which sources start.
+        #[arg(long, default_value_t = 3600.0)]
+        duration: f64,
+        /// Share of sources that are worms (the rest are scanners).
+        #[arg(long, default_value_t = 0.2)]
+        worm_share: f64,
+        /// Pareto tail index of the addresses a scanner probes (smaller: heavier tail).
+        #[arg(long, default_value_t = 0.9)]
+        scanner_alpha: f64,
+        /// The file to write (standard output without it).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Measure the farm: scripted sessions/s against a baseline server, memory per idle
     /// connection (`bench idle`), floods and bad input (`bench flood`).
@@ -172,6 +212,43 @@ fn main() -> ExitCode {
         Command::Events { db, connection } => {
             events::show(&db, connection, &mut std::io::stdout().lock()).map(|()| true)
         }
+        Command::FilterGain {
+            trace,
+            window_secs,
+            capacity,
+            ipv4_prefix,
+            ipv6_prefix,
+        } => {
+            let opts = filter_gain::GainOptions {
+                filter: honeyfarm_runtime::farm::FilterConfig {
+                    n: 1,
+                    ipv4_prefix,
+                    ipv6_prefix,
+                    window: std::time::Duration::from_secs(window_secs),
+                    capacity,
+                },
+                seed: 1,
+            };
+            filter_gain::run(&trace, &opts, &mut std::io::stdout().lock()).map(|()| true)
+        }
+        Command::SynthTrace {
+            seed,
+            sources,
+            duration,
+            worm_share,
+            scanner_alpha,
+            out,
+        } => synth_trace(
+            synth_trace::Model {
+                seed,
+                sources,
+                duration,
+                worm_share,
+                scanner_alpha,
+                ..Default::default()
+            },
+            out,
+        ),
         Command::Script {
             command: ScriptCommand::Show { file, hex },
         } => script::show(&file, hex, &mut std::io::stdout().lock()).map(|()| true),
@@ -184,6 +261,25 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes a synthetic trace to `out` or standard output; the count goes to standard error.
+fn synth_trace(model: synth_trace::Model, out: Option<PathBuf>) -> Result<bool> {
+    let n = match &out {
+        Some(p) => {
+            let f = std::fs::File::create(p).with_context(|| format!("{}", p.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            let n = model.write(&mut w)?;
+            w.flush()?;
+            n
+        }
+        None => model.write(&mut std::io::BufWriter::new(std::io::stdout().lock()))?,
+    };
+    eprintln!(
+        "honeyfarm: {n} probes from {} sources (synthetic)",
+        model.sources
+    );
+    Ok(true)
 }
 
 fn input(hex: Option<String>, file: Option<String>) -> Result<Bytes> {

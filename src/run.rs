@@ -1,7 +1,7 @@
 //! `honeyfarm run`: the farm's main loop. Listeners per telescope address behind one intake
-//! (connection caps, accept back-off), a session per admitted connection, honeypots from the
-//! pool for attackers who deviate, events in SQLite; SIGINT or SIGTERM shuts it all down
-//! cleanly.
+//! (connection caps, accept back-off, then the scan filter), a session per admitted
+//! connection, honeypots from the pool for attackers who deviate, events in SQLite, metrics
+//! on a loopback port if configured; SIGINT or SIGTERM shuts it all down cleanly.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use honeyfarm_runtime::farm::{
-    accept_loop, listen, raise_fd_limit, serve_connection, EventStore, HoneypotError, Intake,
-    Limits, Outcome, Pool, ProcessBackend, ProcessConfig, SessionConfig,
+    accept_loop, bind_metrics, listen, raise_fd_limit, serve_connection, serve_metrics, EventStore,
+    HoneypotError, Intake, Limits, Metrics, Outcome, Pool, ProcessBackend, ProcessConfig,
+    ScanFilter, SessionConfig,
 };
 use honeyfarm_runtime::replay::Library;
 use tokio::net::TcpStream;
@@ -61,7 +62,7 @@ async fn farm(cfg: Config) -> Result<bool> {
         }
     }
     let library = Arc::new(library);
-    let pool = pool(&cfg);
+    let pool = pool(&cfg, &events);
     let intake = Intake::new(Limits {
         max_connections: cfg.limits.max_connections,
         max_per_source: cfg.limits.max_per_source,
@@ -69,6 +70,20 @@ async fn farm(cfg: Config) -> Result<bool> {
     });
     check_fd_limit(&cfg.limits);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let metrics = Metrics::new();
+    let filter = Arc::new(ScanFilter::new(&cfg.filter.settings())?);
+    metrics.attach_filter(filter.clone());
+    metrics.attach_events(events.clone());
+    intake.attach(filter, metrics.clone());
+    if let Some(p) = &pool {
+        metrics.attach_pool(p.clone());
+        tokio::spawn(expire_leases(p.clone(), stop_rx.clone()));
+    }
+    if let Some(m) = &cfg.metrics {
+        let listener = bind_metrics(m.listen).await?;
+        info!(target: LOG, "metrics on http://{}/metrics", m.listen);
+        tokio::spawn(serve_metrics(listener, metrics.clone(), stop_rx.clone()));
+    }
     let mut listeners = JoinSet::new();
     for l in &cfg.listen {
         let svc = services::service(&l.service)?;
@@ -86,7 +101,8 @@ async fn farm(cfg: Config) -> Result<bool> {
             idle_timeout: Duration::from_secs(cfg.session.idle_timeout_secs),
             max_message: cfg.session.max_message_bytes,
             max_artifact: cfg.session.max_artifact_bytes,
-            deadlines: Default::default(),
+            deadlines: cfg.session.deadlines(),
+            metrics: Some(metrics.clone()),
             names: cfg
                 .honeypots
                 .as_ref()
@@ -145,10 +161,31 @@ async fn farm(cfg: Config) -> Result<bool> {
     Ok(true)
 }
 
-/// The honeypot pool of the configuration, if it has one.
-fn pool(cfg: &Config) -> Option<Arc<Pool>> {
+/// Ends the leases that lingered long enough, every second until shutdown, and warms
+/// honeypots in place of the stopped ones.
+async fn expire_leases(pool: Arc<Pool>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let p = pool.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if p.expire() > 0 {
+                match p.fill() {
+                    Ok(()) | Err(HoneypotError::Closed) => {}
+                    Err(e) => warn!(target: LOG, "refilling the honeypot pool: {e}"),
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// The honeypot pool of the configuration, if it has one; its leases go to `events`.
+fn pool(cfg: &Config, events: &EventStore) -> Option<Arc<Pool>> {
     cfg.honeypots.as_ref().map(|h| {
-        Pool::new(
+        Pool::with_leases(
             Arc::new(ProcessBackend::new(ProcessConfig {
                 command: h.command.clone(),
                 ready_file: h.ready_file.clone(),
@@ -158,6 +195,8 @@ fn pool(cfg: &Config) -> Option<Arc<Pool>> {
             })),
             h.addresses.clone(),
             h.pool,
+            Duration::from_secs(h.lease_linger_secs),
+            Some(events.clone()),
         )
     })
 }

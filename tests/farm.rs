@@ -413,16 +413,11 @@ fn replay_handoff_and_bridge_with_samba() {
     // translated between the two.
     let values = |source: &str, needle: &str| -> std::collections::BTreeSet<String> {
         let c = rusqlite::Connection::open(&db).unwrap();
-        let mut q = c
-            .prepare("SELECT roles FROM messages WHERE connection = 2 AND source = ?1 AND direction = 'to_client'")
-            .unwrap();
-        let rows: Vec<String> = q
-            .query_map([source], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        rows.iter()
-            .flat_map(|r| r.lines())
+        let messages = honeyfarm_runtime::farm::stored_messages(&c, 2).unwrap();
+        messages
+            .iter()
+            .filter(|m| m.source == source && !m.to_server)
+            .flat_map(|m| &m.roles)
             .filter(|l| l.contains(needle))
             .map(|l| l.rsplit('=').next().unwrap().to_string())
             .collect()
@@ -531,12 +526,11 @@ fn replay_handoff_and_bridge_with_samba() {
         );
         assert!(!path.contains(TELESCOPE), "{path}");
     }
-    let told: String = c
-        .query_row(
-            "SELECT roles FROM messages WHERE connection = 3 AND source = 'attacker' AND kind LIKE 'Smb1.TreeConnectRequest%'",
-            [],
-            |r| r.get(0),
-        )
+    let told: String = honeyfarm_runtime::farm::stored_messages(&c, 3)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.source == "attacker" && m.kind.starts_with("Smb1.TreeConnectRequest"))
+        .map(|m| m.roles.join("\n"))
         .unwrap();
     let unc = format!("\\\\{TELESCOPE}\\IPC$");
     assert!(told.contains(&format!("@hostname={unc:?}")), "{told}");

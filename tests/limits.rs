@@ -386,3 +386,91 @@ fn with_descriptors_exhausted_accepts_back_off_quietly_and_the_farm_recovers() {
     assert!(lines < 60, "{lines} log lines:\n{log}");
     assert!(farm.stop().success());
 }
+
+/// One scrape of the farm's metrics endpoint.
+fn scrape(addr: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[test]
+fn the_scan_filter_resets_a_sources_next_address_and_the_metrics_and_store_agree() {
+    let (a, b) = ("127.0.0.111:4496", "127.0.0.112:4496");
+    let metrics = "127.0.0.111:9464";
+    let farm = Farm::start(
+        "filter",
+        a,
+        &format!(
+            "report_interval_secs = 1\n[filter]\nn = 1\n[metrics]\nlisten = \"{metrics}\"\n\
+             [[listen]]\naddress = \"{b}\"\nservice = \"smb\""
+        ),
+        None,
+    );
+    let scanner = ip("127.0.0.113");
+    scripted_session(&farm, scanner, a);
+    // Its second telescope address: past n = 1.
+    assert_reset(scanner, b);
+    // Its follow-up to the admitted address, and another source, are served.
+    scripted_session(&farm, scanner, a);
+    scripted_session(&farm, ip("127.0.0.114"), b);
+    let want = [
+        ("honeyfarm_filter_decisions_total{decision=\"admit\"}", 2.0),
+        (
+            "honeyfarm_filter_decisions_total{decision=\"follow_up\"}",
+            1.0,
+        ),
+        (
+            "honeyfarm_filter_decisions_total{decision=\"filtered\"}",
+            1.0,
+        ),
+        ("honeyfarm_connections_total{outcome=\"filtered\"}", 1.0),
+        ("honeyfarm_connections_total{outcome=\"scripted\"}", 3.0),
+        ("honeyfarm_filter_sources_tracked", 2.0),
+    ];
+    // An outcome is counted just after the store has it: allow the scrape a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let text = scrape(metrics);
+        let got: Vec<Option<f64>> = want
+            .iter()
+            .map(|(s, _)| honeyfarm_runtime::farm::sample(&text, s))
+            .collect();
+        if got.iter().zip(&want).all(|(g, w)| *g == Some(w.1)) || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for (series, v) in want {
+        assert_eq!(
+            honeyfarm_runtime::farm::sample(&text, series),
+            Some(v),
+            "{series} in\n{text}"
+        );
+    }
+    // The store has a row for each answered connection, none for the filtered one, and the
+    // decisions per source and interval.
+    farm.wait_connections(3);
+    let db = farm.db.clone();
+    assert!(farm.stop().success());
+    let per_source: Vec<(String, i64, i64, i64)> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare(
+            "SELECT source, SUM(admitted), SUM(follow_ups), SUM(filtered) FROM filter \
+             GROUP BY source ORDER BY source",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        per_source,
+        [
+            ("127.0.0.113".to_string(), 1, 1, 1),
+            ("127.0.0.114".to_string(), 1, 0, 0)
+        ]
+    );
+}

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use honeyfarm_protocols::REGISTRY;
 use honeyfarm_runtime::codec::{AnyMessage, FrameBuf, MatchKey, Role, RoleFields, Value};
 use honeyfarm_runtime::farm::{
-    serve_connection, Backend, Deadlines, EventStore, Honeypot, HoneypotError, Outcome, Pool,
-    SessionConfig, UNDECODABLE,
+    sample, serve_connection, Backend, Deadlines, EventStore, Honeypot, HoneypotError, Metrics,
+    Outcome, Pool, SessionConfig, UNDECODABLE,
 };
 use honeyfarm_runtime::replay::{pair_cookies, Conversation, Library, Script, Side};
 use honeyfarm_runtime::rewrite::{Rewrite, ValueMap, Way};
@@ -249,6 +249,7 @@ fn config(pool: Option<Arc<Pool>>, events: EventStore, deadlines: Deadlines) -> 
         max_artifact: 1 << 20,
         names: Vec::new(),
         deadlines,
+        metrics: Some(Metrics::new()),
     })
 }
 
@@ -342,6 +343,8 @@ struct Run {
     reply: Option<Bytes>,
     /// `(source, kind, roles)` of every message recorded.
     messages: Vec<(String, String, String)>,
+    /// Handoffs the metrics counted.
+    handoffs: Option<f64>,
 }
 
 impl Run {
@@ -366,12 +369,14 @@ async fn deviating(fake: Option<Arc<Fake>>, after: Option<&'static [u8]>) -> Run
         None => None,
     };
     let cfg = config(pool, events.clone(), Deadlines::default());
+    let metrics = cfg.metrics.clone();
     let ((outcome, detail), reply) = session(cfg, |sock| follow_then_repeat(sock, after)).await;
     Run {
         outcome,
         detail,
         reply,
         messages: messages(&events, &path),
+        handoffs: metrics.and_then(|m| sample(&m.render(), "honeyfarm_handoff_latency_ms_count")),
     }
 }
 
@@ -422,6 +427,11 @@ async fn a_deviating_attacker_is_bridged_with_cookies_translated_both_ways() {
     assert_eq!(run.count(|(s, _, _)| s == "replayed"), 30, "{m:?}");
     assert_eq!(run.count(|(s, _, _)| s == "relayed"), 2, "{m:?}");
     assert_eq!(run.count(|(_, k, _)| k == UNDECODABLE), 0, "{m:?}");
+    assert_eq!(
+        run.handoffs,
+        Some(1.0),
+        "the handoff's latency is in the histogram"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -111,6 +111,8 @@ async fn run_case(
             Case::Slowloris => args.idle_timeout,
             _ => FarmOptions::default().idle_timeout_secs,
         },
+        // A slowloris keeps under the idle timeout: the message deadline is what ends it.
+        message_deadline_secs: (case == Case::Slowloris).then_some(args.idle_timeout),
         nofile: (case == Case::FdExhaustion).then_some(args.fd_limit),
     };
     let mut farm = Server::farm(&dir, &common.script, &plan.service, opts)?;

@@ -48,6 +48,8 @@ pub fn free_address() -> Result<SocketAddr, BenchError> {
 pub struct FarmOptions {
     /// `[session] idle_timeout_secs`.
     pub idle_timeout_secs: u64,
+    /// `[session] message_deadline_secs` (the farm's default if `None`).
+    pub message_deadline_secs: Option<u64>,
     /// The farm's soft limit of open files, if not this process's.
     pub nofile: Option<u64>,
 }
@@ -56,6 +58,7 @@ impl Default for FarmOptions {
     fn default() -> Self {
         FarmOptions {
             idle_timeout_secs: 120,
+            message_deadline_secs: None,
             nofile: None,
         }
     }
@@ -121,10 +124,14 @@ impl Server {
         let store = d.join("events.sqlite");
         let config = d.join("honeyfarm.toml");
         let text = format!(
-            "[events]\npath = {store:?}\n[scripts]\ndirs = [{scripts:?}]\n[[listen]]\naddress = \"{addr}\"\nservice = \"{service}\"\n[session]\nidle_timeout_secs = {idle}\n",
+            "[events]\npath = {store:?}\n[scripts]\ndirs = [{scripts:?}]\n[[listen]]\naddress = \"{addr}\"\nservice = \"{service}\"\n[session]\nidle_timeout_secs = {idle}\n{deadline}",
             store = store.display().to_string(),
             scripts = d.join("scripts").display().to_string(),
             idle = opts.idle_timeout_secs,
+            deadline = opts
+                .message_deadline_secs
+                .map(|s| format!("message_deadline_secs = {s}\n"))
+                .unwrap_or_default(),
         );
         std::fs::write(&config, text).map_err(|e| BenchError::io(&config, e))?;
         let mut cmd = Command::new(exe()?);

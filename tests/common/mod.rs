@@ -8,6 +8,20 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use honeyfarm_runtime::capture::tcp_streams;
 
+/// Runs the `honeyfarm` binary; its standard output, once it has succeeded.
+pub fn honeyfarm_ok(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "honeyfarm {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A pcap file of Ethernet/IPv4/TCP packets.
 pub struct Pcap(Vec<u8>);
 

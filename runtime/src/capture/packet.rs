@@ -15,6 +15,8 @@ pub struct TcpSegment {
     pub dst: SocketAddr,
     pub seq: u32,
     pub syn: bool,
+    /// ACK set: with `syn`, a server's answer rather than a client's first packet.
+    pub ack: bool,
     pub fin: bool,
     pub rst: bool,
     pub payload: Vec<u8>,
@@ -57,6 +59,7 @@ pub fn parse_tcp(p: &Packet) -> Option<TcpSegment> {
         dst: SocketAddr::new(dst_ip, tcp.destination_port()),
         seq: tcp.sequence_number(),
         syn: tcp.syn(),
+        ack: tcp.ack(),
         fin: tcp.fin(),
         rst: tcp.rst(),
         payload: tcp.payload().to_vec(),

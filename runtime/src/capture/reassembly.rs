@@ -238,6 +238,7 @@ mod tests {
             dst: dst.parse().unwrap(),
             seq,
             syn,
+            ack: !syn,
             fin: false,
             rst: false,
             payload: payload.to_vec(),

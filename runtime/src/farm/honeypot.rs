@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::events::{EventStore, LeaseRecord};
+
 #[derive(Debug, thiserror::Error)]
 pub enum HoneypotError {
     #[error("honeypot {addr}: cannot prepare {dir}: {source}")]
@@ -251,18 +253,38 @@ pub struct Pool {
     closed: std::sync::atomic::AtomicBool,
     addresses: Vec<SocketAddr>,
     size: usize,
+    /// How long a lease outlives its last session: a worm's follow-up connection to the same
+    /// address within it reaches the same honeypot. Zero stops the honeypot at once.
+    linger: Duration,
+    /// Where ended leases are recorded.
+    events: Option<EventStore>,
     state: Mutex<PoolState>,
+}
+
+/// One telescope address's honeypot.
+struct Leased {
+    honeypot: Honeypot,
+    /// Sessions holding it.
+    holders: usize,
+    /// Sessions it served.
+    sessions: u64,
+    /// Unix time the lease started.
+    started: f64,
+    /// When its last session ended, while none holds it.
+    idle_since: Option<Instant>,
 }
 
 #[derive(Default)]
 struct PoolState {
     warm: Vec<Honeypot>,
-    /// Leased honeypots by telescope address, with how many sessions hold each.
-    leased: HashMap<IpAddr, (Honeypot, usize)>,
+    /// Leased honeypots by telescope address: one honeypot per address at a time.
+    leased: HashMap<IpAddr, Leased>,
     /// Addresses being started or stopped.
     busy: Vec<SocketAddr>,
     /// How many are being started.
     starting: usize,
+    leases_started: u64,
+    leases_ended: u64,
 }
 
 /// A session's hold on a honeypot; give it back with [`Pool::release`].
@@ -272,22 +294,122 @@ pub struct Lease {
     pub honeypot: SocketAddr,
 }
 
+/// The pool's honeypots by state, and its leases so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolCounts {
+    /// Warm and free.
+    pub warm: usize,
+    pub starting: usize,
+    /// Leased and held by a session.
+    pub in_use: usize,
+    /// Leased, no session now, within the linger time.
+    pub lingering: usize,
+    pub leases_started: u64,
+    pub leases_ended: u64,
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 impl Pool {
     /// `addresses`: where honeypots may run (one each); `size`: how many to keep warm.
     pub fn new(backend: Arc<dyn Backend>, addresses: Vec<SocketAddr>, size: usize) -> Arc<Pool> {
+        Self::with_leases(backend, addresses, size, Duration::ZERO, None)
+    }
+
+    /// A pool whose leases outlive their last session by `linger` and are recorded in
+    /// `events` when they end.
+    pub fn with_leases(
+        backend: Arc<dyn Backend>,
+        addresses: Vec<SocketAddr>,
+        size: usize,
+        linger: Duration,
+        events: Option<EventStore>,
+    ) -> Arc<Pool> {
         Arc::new(Pool {
             backend,
             closed: std::sync::atomic::AtomicBool::new(false),
             addresses,
             size,
+            linger,
+            events,
             state: Mutex::new(PoolState::default()),
         })
+    }
+
+    /// Honeypots by state and leases so far.
+    pub fn counts(&self) -> PoolCounts {
+        let st = self.state.lock().expect("pool lock");
+        let in_use = st.leased.values().filter(|l| l.holders > 0).count();
+        PoolCounts {
+            warm: st.warm.len(),
+            starting: st.starting,
+            in_use,
+            lingering: st.leased.len() - in_use,
+            leases_started: st.leases_started,
+            leases_ended: st.leases_ended,
+        }
+    }
+
+    /// Takes a lease out of the table: its address stays busy until its honeypot has
+    /// stopped; the lease is recorded.
+    fn end_lease(&self, st: &mut PoolState, telescope: IpAddr) -> Option<Honeypot> {
+        let l = st.leased.remove(&telescope)?;
+        st.busy.push(l.honeypot.addr);
+        st.leases_ended += 1;
+        if let Some(e) = &self.events {
+            e.lease(&LeaseRecord {
+                telescope,
+                honeypot: l.honeypot.addr,
+                started: l.started,
+                ended: unix_now(),
+                sessions: l.sessions,
+            });
+        }
+        Some(l.honeypot)
+    }
+
+    /// Stops the honeypots of ended leases and frees their addresses.
+    fn stop_all(&self, ended: Vec<Honeypot>) {
+        for h in ended {
+            let addr = h.addr;
+            self.backend.stop(h);
+            self.state
+                .lock()
+                .expect("pool lock")
+                .busy
+                .retain(|a| *a != addr);
+        }
+    }
+
+    /// Ends the leases idle longer than the linger time and stops their honeypots
+    /// (blocking); returns how many ended. The farm calls it every second (and refills the
+    /// pool after); not [`Pool::lease`], whose caller is waiting for a handoff.
+    pub fn expire(&self) -> usize {
+        let ended: Vec<Honeypot> = {
+            let mut st = self.state.lock().expect("pool lock");
+            let old: Vec<IpAddr> = st
+                .leased
+                .iter()
+                .filter(|(_, l)| l.idle_since.is_some_and(|t| t.elapsed() >= self.linger))
+                .map(|(t, _)| *t)
+                .collect();
+            old.into_iter()
+                .filter_map(|t| self.end_lease(&mut st, t))
+                .collect()
+        };
+        let n = ended.len();
+        self.stop_all(ended);
+        n
     }
 
     fn free_address(&self, st: &PoolState) -> Option<SocketAddr> {
         self.addresses.iter().copied().find(|a| {
             !st.warm.iter().any(|h| h.addr == *a)
-                && !st.leased.values().any(|(h, _)| h.addr == *a)
+                && !st.leased.values().any(|l| l.honeypot.addr == *a)
                 && !st.busy.contains(a)
         })
     }
@@ -340,76 +462,81 @@ impl Pool {
         }
     }
 
-    /// The honeypot of this telescope address: the one already leased for it, a warm one, or
-    /// a new one (blocking).
-    pub fn lease(&self, telescope: IpAddr) -> Result<Lease, HoneypotError> {
-        {
-            let mut st = self.state.lock().expect("pool lock");
-            if let Some((h, n)) = st.leased.get_mut(&telescope) {
-                *n += 1;
-                return Ok(Lease {
-                    telescope,
-                    honeypot: h.addr,
-                });
-            }
-            if let Some(h) = st.warm.pop() {
-                let addr = h.addr;
-                st.leased.insert(telescope, (h, 1));
-                return Ok(Lease {
-                    telescope,
-                    honeypot: addr,
-                });
-            }
-        }
-        self.start_one(|st, h| match st.leased.get_mut(&telescope) {
-            // Another session for this address got one first: keep theirs, this one goes warm.
-            Some((theirs, n)) => {
-                *n += 1;
-                let honeypot = theirs.addr;
-                st.warm.push(h);
-                Lease {
-                    telescope,
-                    honeypot,
-                }
-            }
-            None => {
-                let honeypot = h.addr;
-                st.leased.insert(telescope, (h, 1));
-                Lease {
-                    telescope,
-                    honeypot,
-                }
-            }
+    /// Takes the lease of `telescope` for one more session, if there is one.
+    fn hold(st: &mut PoolState, telescope: IpAddr) -> Option<Lease> {
+        let l = st.leased.get_mut(&telescope)?;
+        l.holders += 1;
+        l.sessions += 1;
+        l.idle_since = None;
+        Some(Lease {
+            telescope,
+            honeypot: l.honeypot.addr,
         })
     }
 
-    /// Gives a lease back; the last one for a telescope address stops its honeypot (it is
+    /// Leases `h` to `telescope` for one session.
+    fn start_lease(st: &mut PoolState, telescope: IpAddr, honeypot: Honeypot) -> Lease {
+        let lease = Lease {
+            telescope,
+            honeypot: honeypot.addr,
+        };
+        st.leases_started += 1;
+        st.leased.insert(
+            telescope,
+            Leased {
+                honeypot,
+                holders: 1,
+                sessions: 1,
+                started: unix_now(),
+                idle_since: None,
+            },
+        );
+        lease
+    }
+
+    /// The honeypot of this telescope address: the one already leased for it (held or
+    /// lingering), a warm one, or a new one (blocking).
+    pub fn lease(&self, telescope: IpAddr) -> Result<Lease, HoneypotError> {
+        {
+            let mut st = self.state.lock().expect("pool lock");
+            if let Some(l) = Self::hold(&mut st, telescope) {
+                return Ok(l);
+            }
+            if let Some(h) = st.warm.pop() {
+                return Ok(Self::start_lease(&mut st, telescope, h));
+            }
+        }
+        self.start_one(|st, h| match Self::hold(st, telescope) {
+            // Another session for this address got one first: keep theirs, this one goes warm.
+            Some(theirs) => {
+                st.warm.push(h);
+                theirs
+            }
+            None => Self::start_lease(st, telescope, h),
+        })
+    }
+
+    /// Gives a lease back. When the last session of a telescope address gives it back, the
+    /// lease lingers (see [`Pool::with_leases`]) and then ends, stopping its honeypot (it is
     /// dirty now) (blocking).
     pub fn release(&self, lease: Lease) {
-        let done = {
+        let ended = {
             let mut st = self.state.lock().expect("pool lock");
             match st.leased.get_mut(&lease.telescope) {
-                Some((_, n)) if *n > 1 => {
-                    *n -= 1;
+                Some(l) if l.holders > 1 => {
+                    l.holders -= 1;
                     None
                 }
-                Some(_) => st.leased.remove(&lease.telescope).map(|(h, _)| {
-                    // Its address stays taken until it has stopped.
-                    st.busy.push(h.addr);
-                    h
-                }),
+                Some(l) if !self.linger.is_zero() => {
+                    l.holders = 0;
+                    l.idle_since = Some(Instant::now());
+                    None
+                }
+                Some(_) => self.end_lease(&mut st, lease.telescope),
                 None => None,
             }
         };
-        if let Some(h) = done {
-            let addr = h.addr;
-            self.backend.stop(h);
-            self.state
-                .lock()
-                .expect("pool lock")
-                .busy
-                .retain(|a| *a != addr);
-        }
+        self.stop_all(ended.into_iter().collect());
     }
 
     /// Stops every honeypot and starts no more; waits (up to a minute) for those being started
@@ -421,7 +548,14 @@ impl Pool {
             let (all, idle) = {
                 let mut st = self.state.lock().expect("pool lock");
                 let mut v: Vec<Honeypot> = st.warm.drain(..).collect();
-                v.extend(st.leased.drain().map(|(_, (h, _))| h));
+                let leased: Vec<IpAddr> = st.leased.keys().copied().collect();
+                for t in leased {
+                    if let Some(h) = self.end_lease(&mut st, t) {
+                        // Stopped right here, not by stop_all: its address is freed below.
+                        st.busy.retain(|a| *a != h.addr);
+                        v.push(h);
+                    }
+                }
                 (v, st.busy.is_empty())
             };
             let stopped = !all.is_empty();
@@ -435,5 +569,102 @@ impl Pool {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Honeypots that are only addresses; counts starts and stops.
+    #[derive(Default)]
+    pub(crate) struct Fake {
+        pub started: AtomicUsize,
+        pub stopped: AtomicUsize,
+    }
+
+    impl Backend for Fake {
+        fn start(&self, addr: SocketAddr) -> Result<Honeypot, HoneypotError> {
+            self.started.fetch_add(1, Ordering::SeqCst);
+            Ok(Honeypot::in_process(addr, std::env::temp_dir()))
+        }
+        fn stop(&self, _honeypot: Honeypot) {
+            self.stopped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    pub(crate) fn addrs(n: u8) -> Vec<SocketAddr> {
+        (1..=n)
+            .map(|i| SocketAddr::from(([127, 0, 9, i], 445)))
+            .collect()
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([198, 18, 0, last])
+    }
+
+    #[test]
+    fn one_honeypot_per_telescope_address_at_a_time() {
+        let fake = Arc::new(Fake::default());
+        let pool = Pool::new(fake.clone(), addrs(3), 0);
+        let a1 = pool.lease(ip(1)).unwrap();
+        let a2 = pool.lease(ip(1)).unwrap();
+        let b = pool.lease(ip(2)).unwrap();
+        assert_eq!(a1.honeypot, a2.honeypot);
+        assert_ne!(a1.honeypot, b.honeypot);
+        assert_eq!(pool.counts().in_use, 2);
+        pool.release(a1);
+        assert_eq!(fake.stopped.load(Ordering::SeqCst), 0, "a2 still holds it");
+        pool.release(a2);
+        // No linger: the last release ends the lease and stops the honeypot.
+        assert_eq!(fake.stopped.load(Ordering::SeqCst), 1);
+        pool.release(b);
+        let c = pool.counts();
+        assert_eq!((c.leases_started, c.leases_ended, c.in_use), (2, 2, 0));
+    }
+
+    #[test]
+    fn a_lingering_lease_keeps_its_honeypot_then_expires_and_is_recorded() {
+        let path =
+            std::env::temp_dir().join(format!("honeyfarm-leases-{}.sqlite", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let events = EventStore::open(&path).unwrap();
+        let fake = Arc::new(Fake::default());
+        let linger = Duration::from_millis(300);
+        let pool = Pool::with_leases(fake.clone(), addrs(2), 0, linger, Some(events.clone()));
+        let first = pool.lease(ip(7)).unwrap();
+        pool.release(first);
+        assert_eq!(pool.counts().lingering, 1);
+        // The worm's second session, within the linger time: the same honeypot.
+        let again = pool.lease(ip(7)).unwrap();
+        assert_eq!(again.honeypot, first.honeypot);
+        assert_eq!(fake.started.load(Ordering::SeqCst), 1);
+        pool.release(again);
+        std::thread::sleep(linger + Duration::from_millis(50));
+        pool.expire();
+        assert_eq!(fake.stopped.load(Ordering::SeqCst), 1);
+        let c = pool.counts();
+        assert_eq!((c.lingering, c.leases_started, c.leases_ended), (0, 1, 1));
+        // After it: a fresh honeypot (the dirty one is gone).
+        let later = pool.lease(ip(7)).unwrap();
+        assert_eq!(fake.started.load(Ordering::SeqCst), 2);
+        pool.release(later);
+        pool.shutdown();
+        events.close();
+        let db = rusqlite::Connection::open(&path).unwrap();
+        let rows: Vec<(String, String, i64, f64)> = db
+            .prepare("SELECT telescope, honeypot, sessions, ended - started FROM leases ORDER BY started")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0].0, "198.18.0.7");
+        assert_eq!(rows[0].1, first.honeypot.to_string());
+        assert_eq!(rows[0].2, 2);
+        assert!(rows[0].3 >= 0.3, "{rows:?}");
+        let _ = std::fs::remove_file(&path);
     }
 }

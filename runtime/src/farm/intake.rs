@@ -9,7 +9,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -17,6 +17,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::events::{now, EventStore, Outcome};
+use super::filter::{FilterDecision, Probe, ScanFilter, Tally};
+use super::metrics::Metrics;
 use super::throttle::Throttle;
 
 /// What the farm takes in at most.
@@ -57,6 +59,8 @@ struct Counters {
     peak_open: AtomicU64,
     /// Ended connections by outcome name (whatever outcomes the sessions have).
     ended: Mutex<BTreeMap<&'static str, u64>>,
+    /// The scan filter's decisions by source.
+    filter: Mutex<Tally>,
 }
 
 /// What one report interval saw; a row of the event store's `intake` table.
@@ -75,6 +79,8 @@ pub struct IntakeCounts {
     pub open: u64,
     /// Connections ended, by outcome name (log only: the `connections` table has each).
     pub ended: BTreeMap<&'static str, u64>,
+    /// The scan filter's decisions by source (the store's `filter` table).
+    pub filter: Tally,
 }
 
 impl IntakeCounts {
@@ -82,6 +88,7 @@ impl IntakeCounts {
     fn is_quiet(&self) -> bool {
         self.accepted + self.refused_global + self.refused_source + self.accept_errors == 0
             && self.ended.is_empty()
+            && self.filter.is_empty()
     }
 
     fn is_trouble(&self) -> bool {
@@ -113,6 +120,14 @@ impl IntakeCounts {
         if self.accept_errors > 0 {
             s.push_str(&format!("; {} accept errors", self.accept_errors));
         }
+        if !self.filter.is_empty() {
+            let (rows, [admitted, follow_ups, filtered]) = self.filter.rows();
+            s.push_str(&format!(
+                "; filter: {admitted} admitted, {follow_ups} follow-ups, {filtered} filtered, \
+                 from {} sources",
+                rows.len()
+            ));
+        }
         s
     }
 }
@@ -127,6 +142,9 @@ pub struct Intake {
     since: Mutex<f64>,
     /// Accept errors' own log lines (besides the summary).
     errors_log: Mutex<Throttle>,
+    /// The scan filter, consulted after the caps (see [`Intake::attach`]).
+    filter: OnceLock<Arc<ScanFilter>>,
+    metrics: OnceLock<Arc<Metrics>>,
 }
 
 /// A connection's place under the caps; dropping it frees the place.
@@ -156,7 +174,35 @@ impl Intake {
             counters: Counters::default(),
             since: Mutex::new(now()),
             errors_log,
+            filter: OnceLock::new(),
+            metrics: OnceLock::new(),
         })
+    }
+
+    /// Puts the scan filter behind the caps and counts into `metrics` (refusals, filter
+    /// decisions, outcomes). The first attached stays.
+    pub fn attach(&self, filter: Arc<ScanFilter>, metrics: Arc<Metrics>) {
+        let _ = self.filter.set(filter);
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// The scan filter's decision on a connection the caps admitted (counted); without a
+    /// filter, every connection is admitted.
+    pub fn screen(&self, source: IpAddr, telescope: SocketAddr) -> FilterDecision {
+        let Some(filter) = self.filter.get() else {
+            return FilterDecision::Admit;
+        };
+        let probe = Probe {
+            source,
+            telescope,
+            now: now() as u64,
+        };
+        let d = match self.metrics.get() {
+            Some(m) => m.gate(filter, &probe),
+            None => filter.decide(&probe),
+        };
+        lock(&self.counters.filter).add(source, d);
+        d
     }
 
     /// Takes a place for a connection from `source`, or says which cap refuses it (counted).
@@ -165,11 +211,13 @@ impl Intake {
         let mut a = lock(&self.admitted);
         if a.total >= self.limits.max_connections {
             c.refused_global.fetch_add(1, Ordering::Relaxed);
+            self.count_outcome("refused_global");
             return Err(Refusal::Global);
         }
         let n = a.by_source.get(&source).copied().unwrap_or(0);
         if n >= self.limits.max_per_source {
             c.refused_source.fetch_add(1, Ordering::Relaxed);
+            self.count_outcome("refused_source");
             return Err(Refusal::Source);
         }
         a.by_source.insert(source, n + 1);
@@ -204,6 +252,13 @@ impl Intake {
         *lock(&self.counters.ended)
             .entry(outcome.name())
             .or_insert(0) += 1;
+        self.count_outcome(outcome.name());
+    }
+
+    fn count_outcome(&self, name: &str) {
+        if let Some(m) = self.metrics.get() {
+            m.outcome(name);
+        }
     }
 
     /// Counts an accept error and logs it, at most once per report interval.
@@ -238,6 +293,7 @@ impl Intake {
             peak_open: c.peak_open.swap(open, Ordering::Relaxed).max(open),
             open,
             ended: std::mem::take(&mut *lock(&c.ended)),
+            filter: std::mem::take(&mut *lock(&c.filter)),
         }
     }
 
@@ -329,8 +385,9 @@ impl Backoff {
 }
 
 /// Accepts connections on `listener` until `stop` turns true, then waits for its sessions to
-/// end. Each connection the caps admit is served by `serve` in a task of its own, holding its
-/// permit until `serve` returns; the others are reset (SO_LINGER 0) at once and counted.
+/// end. Each connection the caps and then the scan filter admit is served by `serve` in a task
+/// of its own, holding its permit until `serve` returns; the others are reset (SO_LINGER 0) at
+/// once and counted.
 pub async fn accept_loop<F, Fut>(
     listener: TcpListener,
     intake: Arc<Intake>,
@@ -354,16 +411,21 @@ pub async fn accept_loop<F, Fut>(
         match accepted {
             Ok((sock, peer)) => {
                 backoff.reset();
-                match intake.admit(peer.ip()) {
-                    Ok(permit) => {
+                let admitted = intake.admit(peer.ip()).ok().filter(|_| {
+                    let telescope = sock.local_addr().unwrap_or(local);
+                    intake.screen(peer.ip(), telescope).answered()
+                });
+                match admitted {
+                    Some(permit) => {
                         let session = serve(sock, peer);
                         sessions.spawn(async move {
                             session.await;
                             drop(permit);
                         });
                     }
-                    // Reset rather than closed: no FIN handshake, no TIME_WAIT here.
-                    Err(_) => {
+                    // Refused or filtered: reset rather than closed, unread: no FIN
+                    // handshake, no TIME_WAIT here.
+                    None => {
                         let _ = sock.set_zero_linger();
                     }
                 }

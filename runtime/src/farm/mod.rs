@@ -4,17 +4,30 @@
 
 mod artifacts;
 mod events;
+mod filter;
 mod honeypot;
 mod intake;
+mod metrics;
 mod session;
 mod throttle;
 
 pub use artifacts::Files;
-pub use events::{EventStore, MessageEvent, Outcome, Source, StoreError};
-pub use honeypot::{Backend, Honeypot, HoneypotError, Lease, Pool, ProcessBackend, ProcessConfig};
+pub use events::{
+    stored_messages, DecodeError, Difference, Differences, EventStore, LeaseRecord, MessageEvent,
+    Outcome, ReadError, Source, StoreError, StoreOptions, StoredMessage, INTERRUPTED,
+    SCHEMA_VERSION,
+};
+pub use filter::{
+    FilterConfig, FilterConfigError, FilterDecision, FilterStats, Probe, ScanFilter, Tally,
+    TallyRow, ENTRY_BYTES, MAX_N, MAX_TALLIED,
+};
+pub use honeypot::{
+    Backend, Honeypot, HoneypotError, Lease, Pool, PoolCounts, ProcessBackend, ProcessConfig,
+};
 pub use intake::{
     accept_loop, listen, raise_fd_limit, Intake, IntakeCounts, Limits, Permit, Refusal,
 };
+pub use metrics::{bind as bind_metrics, sample, serve as serve_metrics, Metrics, MetricsError};
 pub use session::{
     serve_connection, Deadlines, End, Patience, Peer, SessionConfig, SessionError, Side,
     UNDECODABLE,

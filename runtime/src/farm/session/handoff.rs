@@ -163,6 +163,7 @@ async fn check_reply(
         reply.bytes.len(),
         false,
         Source::Replayed,
+        false,
     );
     let key = MatchKey::of_any(reply.msg.as_ref());
     if let Some((path, got, want)) = key.first_difference(&sent.key) {

@@ -23,6 +23,7 @@ use crate::replay::{Library, ServiceCodecs};
 use super::artifacts::Files;
 use super::events::{EventStore, MessageEvent, Outcome, Source};
 use super::honeypot::Pool;
+use super::metrics::Metrics;
 
 pub use error::{End, SessionError, Side};
 pub use peer::{Patience, Peer};
@@ -47,6 +48,8 @@ pub struct SessionConfig {
     pub names: Vec<(String, String)>,
     /// Deadlines besides the idle timeout.
     pub deadlines: Deadlines,
+    /// Where handoff latencies are counted, besides the event store.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// How long an attacker may take, besides staying silent (`None`: no limit).
@@ -85,13 +88,15 @@ enum State {
 }
 
 impl Session {
-    /// Records a message; returns its kind and role fields.
+    /// Records a message (`followed`: it followed the script, so the store keeps only what
+    /// differs from it, see [`MessageEvent::followed`]); returns its kind and role fields.
     fn event(
         &self,
         d: &dyn AnyMessage,
         bytes: usize,
         to_server: bool,
         source: Source,
+        followed: bool,
     ) -> (String, Vec<RoleField>) {
         let desc = Description::of(d);
         let kind = desc.kind(self.cfg.service.text);
@@ -102,6 +107,7 @@ impl Session {
             length: bytes,
             source,
             roles: desc.roles.iter().map(ToString::to_string).collect(),
+            followed,
         });
         (kind, desc.roles)
     }
@@ -122,6 +128,7 @@ impl Session {
             length,
             source,
             roles: vec![error.to_string()],
+            followed: false,
         });
     }
 
@@ -144,9 +151,13 @@ impl Session {
     /// The honeypot's first answer reached the attacker.
     fn handed_over(&mut self) {
         if let Some(t) = self.deviated.take() {
+            let took = t.elapsed();
             self.cfg
                 .events
-                .handoff(self.id, t.elapsed().as_secs_f64() * 1000.0);
+                .handoff(self.id, took.as_secs_f64() * 1000.0);
+            if let Some(m) = &self.cfg.metrics {
+                m.handoff(took);
+            }
         }
     }
 }

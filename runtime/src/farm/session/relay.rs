@@ -84,6 +84,6 @@ pub async fn relay(
         s.first_reply();
         s.handed_over();
     }
-    s.event(msg, out.len(), to_server, source);
+    s.event(msg, out.len(), to_server, source, false);
     Ok(())
 }

@@ -83,7 +83,7 @@ impl Scripted {
         // Services where the server speaks first: the first script's banner.
         if let Some(script) = cfg.library.server_first(&svc.name).into_iter().next() {
             let mut c = Candidate::new(script);
-            cfg.events.script(s.id, &c.script.source);
+            cfg.events.script(s.id, &c.script);
             let step = c.serve(audience)?;
             let replies = self.send(s, step.replies).await?;
             self.history.push(Exchange {
@@ -100,12 +100,19 @@ impl Scripted {
                     _ => Ok(Next::Done),
                 };
             };
-            s.event(d.msg.as_ref(), d.bytes.len(), true, Source::Attacker);
             s.files.collect(d.msg.as_ref());
-            match self
+            let step = self
                 .follow(s, d.msg.as_ref())
-                .and_then(|c| c.serve(audience))
-            {
+                .and_then(|c| c.serve(audience));
+            // Recorded once the script accepted it or not: the store keeps only what differs.
+            s.event(
+                d.msg.as_ref(),
+                d.bytes.len(),
+                true,
+                Source::Attacker,
+                step.is_ok(),
+            );
+            match step {
                 Ok(step) => {
                     let replies = self.send(s, step.replies).await?;
                     self.history.push(Exchange {
@@ -149,7 +156,7 @@ impl Scripted {
                         svc.name
                     )));
                 };
-                s.cfg.events.script(s.id, &c.script.source);
+                s.cfg.events.script(s.id, &c.script);
                 c
             }
         };
@@ -171,7 +178,7 @@ impl Scripted {
                 .map_err(SessionError::ReplyUndecodable)?;
             self.attacker.write_message(&r).await?;
             s.first_reply();
-            let (kind, fields) = s.event(d.msg.as_ref(), r.len(), false, Source::Script);
+            let (kind, fields) = s.event(d.msg.as_ref(), r.len(), false, Source::Script, true);
             sent.push(Sent {
                 key: MatchKey::of_any(d.msg.as_ref()),
                 fields,

@@ -1,0 +1,416 @@
+//! The writer thread: takes events from the bounded queue and writes them in transactions, one
+//! committed at least every flush interval; keeps each connection's script-following messages
+//! in memory as [`Differences`] until the connection ends or leaves its script.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+use crate::replay::{Script, Side};
+
+use super::super::intake::IntakeCounts;
+use super::super::throttle::Throttle;
+use super::compact::Differences;
+use super::farm_tables::{self, LeaseRecord};
+use super::{now, Column, Counters, MessageEvent, Outcome};
+
+pub(super) enum Write {
+    Start {
+        id: i64,
+        attacker: String,
+        telescope: String,
+        service: String,
+        time: f64,
+    },
+    Script {
+        id: i64,
+        script: Arc<Script>,
+    },
+    Message(MessageEvent, f64),
+    /// One column of a connection, set once it is known.
+    Set {
+        id: i64,
+        column: Column,
+        value: rusqlite::types::Value,
+    },
+    End {
+        id: i64,
+        outcome: Outcome,
+        detail: String,
+        time: f64,
+    },
+    Artifact {
+        connection: i64,
+        name: String,
+        content: Vec<u8>,
+        time: f64,
+    },
+    /// A report interval of the intake.
+    Intake(IntakeCounts),
+    /// A honeypot lease that ended.
+    Lease(LeaseRecord),
+    Close,
+}
+
+/// A script as the writer compares messages with it, stored once per store.
+struct Stored {
+    id: i64,
+    source: String,
+    /// `(to_server, kind, length, role fields)` of each message.
+    messages: Vec<(bool, String, usize, Vec<String>)>,
+}
+
+/// A connection still running.
+#[derive(Default)]
+struct Open {
+    script: Option<Arc<Stored>>,
+    /// Messages that followed the script so far.
+    followed: usize,
+    differences: Differences,
+    /// Since a message left the script (or with compaction off), messages are rows.
+    rows: bool,
+}
+
+pub(super) struct Writer {
+    db: Connection,
+    /// Checkpoints the WAL on its own connection, off the writer's path (dropping it stops it).
+    checkpointer: Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>,
+    counters: Arc<Counters>,
+    flush: Duration,
+    compact: bool,
+    /// By the address of the `Arc<Script>` (kept alive here, so the address stays its own).
+    scripts: HashMap<usize, (Arc<Script>, Arc<Stored>)>,
+    open: HashMap<i64, Open>,
+    /// Events dropped since the last warning, which one line per interval reports.
+    overflow: (Throttle, u64),
+    /// Store errors (a store that cannot open its files fails for every write): one line per
+    /// interval.
+    errors: Throttle,
+}
+
+impl Writer {
+    pub(super) fn new(
+        db: Connection,
+        checkpointer: Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>,
+        counters: Arc<Counters>,
+        flush: Duration,
+        compact: bool,
+    ) -> Self {
+        Writer {
+            db,
+            checkpointer,
+            counters,
+            flush,
+            compact,
+            scripts: HashMap::new(),
+            open: HashMap::new(),
+            overflow: (Throttle::new(Duration::from_secs(10)), 0),
+            errors: Throttle::new(Duration::from_secs(10)),
+        }
+    }
+
+    /// Runs until [`Write::Close`] or until every handle is gone: each batch starts at the first
+    /// event that arrives and is committed `flush` later (at once on close). In between the
+    /// writer sleeps and then takes what arrived at once, rather than waking for every event.
+    pub(super) fn run(mut self, rx: Receiver<Write>) {
+        let mut closing = false;
+        // An event that arrived after the last batch's deadline starts the next batch.
+        let mut carried = None;
+        while !closing {
+            let first = match carried.take() {
+                Some(w) => w,
+                None => match rx.recv() {
+                    Ok(w) => w,
+                    Err(_) => break,
+                },
+            };
+            let deadline = Instant::now() + self.flush;
+            if let Err(e) = self.db.execute_batch("BEGIN") {
+                self.failed(&e);
+                continue;
+            }
+            let mut next = Some(first);
+            loop {
+                while let Some(w) = next.take() {
+                    self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+                    if matches!(w, Write::Close) {
+                        closing = true;
+                        break;
+                    }
+                    if let Err(e) = self.apply(w) {
+                        self.failed(&e);
+                    }
+                    match rx.try_recv() {
+                        Ok(w) if Instant::now() >= deadline => carried = Some(w),
+                        Ok(w) => next = Some(w),
+                        Err(TryRecvError::Empty) => {}
+                        Err(TryRecvError::Disconnected) => closing = true,
+                    }
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if closing || carried.is_some() || left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left);
+                match rx.try_recv() {
+                    Ok(w) => next = Some(w),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => closing = true,
+                }
+            }
+            if let Err(e) = self
+                .dropped()
+                .and_then(|()| self.db.execute_batch("COMMIT"))
+            {
+                self.failed(&e);
+            }
+        }
+        if let Some((stop, handle)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = handle.join();
+        }
+        // Everything in the main file: the -wal file is left empty.
+        if let Err(e) = self.db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+            self.failed(&e);
+        }
+    }
+
+    /// Logs a store error, at most one line per interval.
+    fn failed(&mut self, e: &rusqlite::Error) {
+        if let Some(held) = self.errors.allow() {
+            if held > 0 {
+                tracing::error!("event store: {e} ({held} more since the last line)");
+            } else {
+                tracing::error!("event store: {e}");
+            }
+        }
+    }
+
+    /// Writes the count of events dropped since the last batch as a row.
+    fn dropped(&mut self) -> rusqlite::Result<()> {
+        let n = self.counters.dropped.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            self.overflow.1 += n;
+            if self.overflow.0.allow().is_some() {
+                tracing::warn!(
+                    "event store: the queue was full; {} events dropped (counted in dropped_events)",
+                    std::mem::take(&mut self.overflow.1)
+                );
+            }
+            self.db.execute(
+                "INSERT INTO dropped_events (time, count) VALUES (?1, ?2)",
+                params![now(), n as i64],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, w: Write) -> rusqlite::Result<()> {
+        match w {
+            Write::Close => {}
+            Write::Start {
+                id,
+                attacker,
+                telescope,
+                service,
+                time,
+            } => {
+                self.open.insert(
+                    id,
+                    Open {
+                        rows: !self.compact,
+                        ..Open::default()
+                    },
+                );
+                self.db
+                    .prepare_cached("INSERT INTO connections (id, started, attacker, telescope, service) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                    .execute(params![id, time, attacker, telescope, service])?;
+            }
+            Write::Script { id, script } => {
+                // Written with the connection's end, or when it leaves the script.
+                let stored = self.stored(script)?;
+                if let Some(o) = self.open.get_mut(&id) {
+                    o.script = Some(stored);
+                }
+            }
+            Write::Message(m, time) => self.message(m, time)?,
+            Write::Set { id, column, value } => {
+                self.db
+                    .prepare_cached(&format!(
+                        "UPDATE connections SET {} = ?2 WHERE id = ?1",
+                        column.name()
+                    ))?
+                    .execute(params![id, value])?;
+            }
+            Write::End {
+                id,
+                outcome,
+                detail,
+                time,
+            } => {
+                let o = self.open.remove(&id).unwrap_or_default();
+                let script = o.script.as_ref().filter(|_| !o.rows);
+                // COALESCE: what a connection that left its script wrote then stays.
+                self.db
+                    .prepare_cached(
+                        "UPDATE connections SET ended = ?2, outcome = ?3, deviated_at = ?4, detail = ?5, \
+                         script = COALESCE(?6, script), script_id = COALESCE(?7, script_id), \
+                         followed = COALESCE(?8, followed), differences = COALESCE(?9, differences) \
+                         WHERE id = ?1",
+                    )?
+                    .execute(params![
+                        id,
+                        time,
+                        outcome.name(),
+                        outcome.deviated_at(),
+                        detail,
+                        script.map(|s| &s.source),
+                        script.map(|s| s.id),
+                        script.map(|_| o.followed as i64),
+                        script.map(|_| o.differences.encode()),
+                    ])?;
+            }
+            Write::Intake(c) => {
+                self.db
+                    .prepare_cached("INSERT INTO intake (since, until, accepted, refused_global, refused_source, accept_errors, peak_open) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+                    .execute(params![
+                        c.since,
+                        c.until,
+                        c.accepted as i64,
+                        c.refused_global as i64,
+                        c.refused_source as i64,
+                        c.accept_errors as i64,
+                        c.peak_open as i64
+                    ])?;
+                farm_tables::insert_filter(&self.db, &c)?;
+            }
+            Write::Lease(r) => farm_tables::insert_lease(&self.db, &r)?,
+            Write::Artifact {
+                connection,
+                name,
+                content,
+                time,
+            } => {
+                let sha = hex(&Sha256::digest(&content));
+                self.db
+                    .prepare_cached("INSERT OR IGNORE INTO artifacts (sha256, size, first_seen, content) VALUES (?1, ?2, ?3, ?4)")?
+                    .execute(params![sha, content.len() as i64, time, content])?;
+                self.db
+                    .prepare_cached("INSERT INTO artifact_sightings (artifact, connection, name) VALUES (?1, ?2, ?3)")?
+                    .execute(params![sha, connection, name])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A message that followed the script at the next index is kept as its differences; any
+    /// other (and every later one) becomes a row.
+    fn message(&mut self, m: MessageEvent, time: f64) -> rusqlite::Result<()> {
+        let Some(o) = self.open.get_mut(&m.connection) else {
+            return insert_row(&self.db, &m, time);
+        };
+        if !o.rows && m.followed {
+            let at = o.followed;
+            if let Some((to_server, kind, length, roles)) =
+                o.script.as_ref().and_then(|s| s.messages.get(at))
+            {
+                if *to_server == m.to_server && *kind == m.kind {
+                    o.differences
+                        .record(at, (m.length, &m.roles), (*length, roles));
+                    o.followed += 1;
+                    return Ok(());
+                }
+            }
+        }
+        if !o.rows {
+            o.rows = true;
+            let id = m.connection;
+            let o = self.open.get(&id).expect("looked up above");
+            self.followed(id, o)?;
+        }
+        insert_row(&self.db, &m, time)
+    }
+
+    /// Writes the script a connection followed, how far and what differed.
+    fn followed(&self, id: i64, o: &Open) -> rusqlite::Result<()> {
+        let Some(s) = &o.script else { return Ok(()) };
+        self.db
+            .prepare_cached("UPDATE connections SET script = ?2, script_id = ?3, followed = ?4, differences = ?5 WHERE id = ?1")?
+            .execute(params![id, s.source, s.id, o.followed as i64, o.differences.encode()])?;
+        Ok(())
+    }
+
+    /// The script's row (inserted the first time this store sees its content).
+    fn stored(&mut self, script: Arc<Script>) -> rusqlite::Result<Arc<Stored>> {
+        let key = Arc::as_ptr(&script) as usize;
+        if let Some((_, s)) = self.scripts.get(&key) {
+            return Ok(s.clone());
+        }
+        let content = script.to_json();
+        let sha = hex(&Sha256::digest(content.as_bytes()));
+        self.db
+            .prepare_cached(
+                "INSERT OR IGNORE INTO scripts (sha256, source, content) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![sha, script.source, content])?;
+        let id: i64 = self
+            .db
+            .prepare_cached("SELECT id FROM scripts WHERE sha256 = ?1")?
+            .query_row([&sha], |r| r.get(0))
+            .optional()?
+            .unwrap_or_default();
+        let stored = Arc::new(Stored {
+            id,
+            source: script.source.clone(),
+            messages: script
+                .messages
+                .iter()
+                .map(|m| {
+                    (
+                        m.side == Side::Client,
+                        m.kind.clone(),
+                        m.bytes.len(),
+                        m.fields.iter().map(ToString::to_string).collect(),
+                    )
+                })
+                .collect(),
+        });
+        self.scripts.insert(key, (script, stored.clone()));
+        Ok(stored)
+    }
+}
+
+fn insert_row(db: &Connection, m: &MessageEvent, time: f64) -> rusqlite::Result<()> {
+    db.prepare_cached("INSERT INTO messages (connection, time, direction, kind, length, source, roles) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+        .execute(params![
+            m.connection,
+            time,
+            if m.to_server { "to_server" } else { "to_client" },
+            m.kind,
+            m.length as i64,
+            m.source.name(),
+            m.roles.join("\n")
+        ])?;
+    Ok(())
+}
+
+/// Copies the WAL into the main file every second on a connection of its own, so that the
+/// writer never waits for a checkpoint's `fsync` (`wal_autocheckpoint` is off on its
+/// connection); stops when `stop`'s sender is dropped.
+pub(super) fn checkpoint_loop(db: Connection, stop: Receiver<()>) {
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(Duration::from_secs(1)) {
+        if let Err(e) = db.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+            tracing::warn!("event store: checkpoint: {e}");
+        }
+    }
+}
+
+pub(super) fn hex(b: &[u8]) -> String {
+    b.iter().map(|c| format!("{c:02x}")).collect()
+}
