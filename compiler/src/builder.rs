@@ -145,12 +145,14 @@ fn registry(program: &crate::ir::Program, rt: &str, name: &str) -> String {
     let _ = writeln!(s, "{rt}::Entry] = &[");
     for p in &program.protocols {
         for u in p.units.iter().filter(|u| u.params.is_empty()) {
+            let framing = p.framings.iter().find(|f| f.unit == u.name);
             let _ = writeln!(
                 s,
-                "    {rt}::Entry {{ name: \"{p}.{u}\", framing: {f}, decode: {rt}::decode_boxed::<{p}::{u}> }},",
+                "    {rt}::Entry {{ name: \"{p}.{u}\", framing: {f}, max_frame: {m:?}, decode: {rt}::decode_boxed::<{p}::{u}> }},",
                 p = p.name,
                 u = u.name,
-                f = p.framings.contains(&u.name),
+                f = framing.is_some(),
+                m = framing.and_then(|f| f.max),
             );
         }
     }

@@ -30,7 +30,7 @@ pub fn protocol(p: &ir::Protocol, runtime: &TokenStream) -> TokenStream {
     });
     let enums = p.enums.iter().map(|e| g.enum_def(e));
     let units = p.units.iter().map(|u| g.unit(u));
-    let framings = p.framings.iter().map(|f| {
+    let framings = p.framings.iter().map(|ir::Framing { unit: f, .. }| {
         let ty = format_ident!("{}", f);
         let codec = format_ident!("{}Codec", f);
         let doc = format!(" Frames a byte stream into [`{f}`] messages (`tokio_util::codec`).");

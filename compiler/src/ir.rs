@@ -23,7 +23,15 @@ pub struct Protocol {
     pub enums: Vec<Enum>,
     pub units: Vec<Unit>,
     /// Units that frame a TCP stream.
-    pub framings: Vec<String>,
+    pub framings: Vec<Framing>,
+}
+
+/// A unit that frames a TCP stream (`framing Unit max N;`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Framing {
+    pub unit: String,
+    /// The largest frame, header included; `None` leaves the limit to the configuration.
+    pub max: Option<usize>,
 }
 
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-const SPEC: &str = "/// A tiny protocol.\nprotocol tiny;\nimport base;\nunit Msg {\n    len: u8 @length(of = body);\n    body: base::Body;\n}\nframing Msg;\n";
+const SPEC: &str = "/// A tiny protocol.\nprotocol tiny;\nimport base;\nunit Msg {\n    len: u8 @length(of = body);\n    body: base::Body;\n}\nframing Msg max 0x104;\n";
 const BASE: &str = "protocol base;\nunit Body {\n    data: bytes;\n}\n";
 
 #[test]
@@ -41,7 +41,7 @@ fn compiles_writes_once_and_regenerates_on_change() {
     assert!(all.contains("/// A tiny protocol.\n"));
     assert!(all.contains("pub mod base { include!(concat!(env!(\"OUT_DIR\"), \"/base.rs\")); }"));
     assert!(
-        all.contains("Entry { name: \"tiny.Msg\", framing: true"),
+        all.contains("Entry { name: \"tiny.Msg\", framing: true, max_frame: Some(260)"),
         "{all}"
     );
     let first = std::fs::metadata(&tiny).unwrap().modified().unwrap();

@@ -88,8 +88,16 @@ pub enum ItemKind {
     },
     Enum(EnumDef),
     Unit(UnitDef),
-    /// `framing Session;`
-    Framing(Path),
+    /// `framing Session;`, `framing Session max 0x20003;`
+    Framing(Framing),
+}
+
+/// A unit that frames a TCP stream, with the largest frame it allows (header included).
+#[derive(Debug, Clone)]
+pub struct Framing {
+    pub unit: Path,
+    /// `max N`: the value (saturated past 127 bits) and where it was written.
+    pub max: Option<(i128, Span)>,
 }
 
 #[derive(Debug, Clone)]

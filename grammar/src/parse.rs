@@ -267,7 +267,12 @@ impl Lower {
                 })
             }
             Rule::unit_def => ItemKind::Unit(self.unit_def(p)),
-            Rule::framing_def => ItemKind::Framing(self.path(p.into_inner().nth(1).expect("path"))),
+            Rule::framing_def => {
+                let mut it = p.into_inner().skip(1);
+                let unit = self.path(it.next().expect("path"));
+                let max = it.nth(1).map(|n| (self.int(&n), span_of(&n)));
+                ItemKind::Framing(Framing { unit, max })
+            }
             r => unreachable!("item {r:?}"),
         };
         Item { docs, kind, span }

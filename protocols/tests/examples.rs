@@ -675,6 +675,7 @@ fn a_conversation_refuses_to_remember_without_end() {
     let entry = &honeyfarm_runtime::codec::Entry {
         name: "ex_pieces.Message",
         framing: false,
+        max_frame: None,
         decode: honeyfarm_runtime::codec::decode_boxed::<honeyfarm_protocols::ex_pieces::Message>,
     };
     let mut conv = Conversation::with_memory_limit(100);

@@ -3,10 +3,14 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::size::Sizes;
 use crate::ir::{self, Ty, TypeRef};
 
-/// Switches with at least this many cases store their unit cases boxed.
+/// Switches with at least this many cases store their large unit cases boxed.
 pub(super) const WIDE_SWITCH: usize = 8;
+/// A wide switch's unit case estimated larger than this many bytes is boxed; smaller ones are
+/// stored inline (a box is an allocation per message).
+pub(super) const LARGE_CASE: usize = 128;
 
 /// Marks fields that must be boxed (a unit containing itself, the cases of a wide switch) and
 /// the units whose pointees are deferred.
@@ -26,6 +30,19 @@ pub(super) fn finish(protocols: &mut [ir::Protocol]) {
             );
         }
     }
+    let mut sizes = Sizes::new(protocols);
+    let large: HashSet<String> = protocols
+        .iter()
+        .flat_map(|p| p.units.iter().map(move |u| (p, u)))
+        .filter(|(p, u)| {
+            sizes.unit(&TypeRef {
+                protocol: p.name.clone(),
+                name: u.name.clone(),
+            }) > LARGE_CASE
+        })
+        .map(|(p, u)| key(&p.name, &u.name))
+        .collect();
+    drop(sizes);
     let reaches = |from: &str, to: &str| -> bool {
         let mut stack = vec![from.to_string()];
         let mut seen = HashSet::new();
@@ -49,12 +66,13 @@ pub(super) fn finish(protocols: &mut [ir::Protocol]) {
                 }
                 Ty::Switch(sw) => {
                     // A wide dispatch (an RPC interface's operations, SMB's commands) is as
-                    // large as its largest case; boxing keeps each value a pointer, so that
-                    // decoding does not move kilobytes per message.
+                    // large as its largest case; boxing its large cases keeps each value
+                    // small, so that decoding does not move kilobytes per message.
                     let wide = sw.cases.len() >= WIDE_SWITCH;
                     for c in &mut sw.cases {
                         if let Some(Ty::Unit { target, .. }) = &c.ty {
-                            if wide || reaches(&key(&target.protocol, &target.name), &me) {
+                            let k = key(&target.protocol, &target.name);
+                            if (wide && large.contains(&k)) || reaches(&k, &me) {
                                 c.boxed = true;
                             }
                         }
@@ -167,16 +185,24 @@ mod tests {
     }
 
     #[test]
-    fn wide_switches_box_their_units() {
+    fn wide_switches_box_their_large_units() {
         let cases: String = (0..8)
-            .map(|i| format!("        {i} -> C{i}: Pair;\n"))
+            .map(|i| {
+                format!(
+                    "        {i} -> C{i}: {};\n",
+                    if i % 2 == 0 { "Pair" } else { "Big" }
+                )
+            })
             .collect();
-        let spec = format!("protocol t;\nunit Pair {{\n    a: u8;\n}}\nunit Top {{\n    k: u8;\n    s: switch (k) {{\n{cases}    }};\n}}\n");
+        let spec = format!("protocol t;\nunit Pair {{\n    a: u8;\n}}\nunit Big {{\n    a: bytes[1];\n    b: bytes[1];\n    c: bytes[1];\n    d: bytes[1];\n    e: bytes[1];\n}}\nunit Top {{\n    k: u8;\n    s: switch (k) {{\n{cases}    }};\n}}\n");
         let p = program(&[&spec]);
         let Ty::Switch(sw) = &field(&p, "Top", "s").ty else {
             panic!("a switch")
         };
-        assert!(sw.cases.iter().all(|c| c.boxed));
+        assert!(sw
+            .cases
+            .iter()
+            .all(|c| c.boxed == c.name.ends_with(['1', '3', '5', '7'])));
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod lower;
 mod paths;
 mod resolve;
 mod roles;
+mod size;
 mod state;
 mod symbols;
 #[cfg(test)]

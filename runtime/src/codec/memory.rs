@@ -1,19 +1,103 @@
 //! Session memory: what earlier messages remembered (`@remember`, `@append`) for `recall()` in
 //! later ones. A decode that fails must leave it as it was, so changes made while a journal is
 //! open are undone by [`Memory::rollback`] instead of cloning the whole memory per message.
+//!
+//! Keys (`name\0key`, the key a decimal number) and most values (numbers in decimal, handles)
+//! are short, and a session remembers few of them: the first [`SLOTS`] entries and every short
+//! string live inline, so remembering a value in a fresh memory allocates nothing.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 
-/// Remembered values by `name\0key`, with their total size and an optional undo journal.
+/// Entries kept inline before the hash map is used.
+const SLOTS: usize = 4;
+/// The longest byte string kept inline (the enum stays as large as a `Bytes`).
+const INLINE: usize = 30;
+
+/// A byte string, inline when short.
+#[derive(Clone)]
+pub(crate) enum Small {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Bytes),
+}
+
+impl Small {
+    /// Copies `b` (inline when it fits).
+    pub(crate) fn copy(b: &[u8]) -> Self {
+        Self::concat(b, &[])
+    }
+
+    /// `a` followed by `b`.
+    pub(crate) fn concat(a: &[u8], b: &[u8]) -> Self {
+        let n = a.len() + b.len();
+        if n <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..a.len()].copy_from_slice(a);
+            bytes[a.len()..n].copy_from_slice(b);
+            // n <= INLINE, so it fits a u8.
+            Small::Inline {
+                len: n as u8,
+                bytes,
+            }
+        } else {
+            let mut v = Vec::with_capacity(n);
+            v.extend_from_slice(a);
+            v.extend_from_slice(b);
+            Small::Heap(v.into())
+        }
+    }
+}
+
+impl std::ops::Deref for Small {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Small::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Small::Heap(b) => b,
+        }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Small {
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for Small {
+    fn eq(&self, o: &Self) -> bool {
+        **self == **o
+    }
+}
+
+impl Eq for Small {}
+
+impl std::hash::Hash for Small {
+    /// As the slice hashes, so that the map can be searched with a `&[u8]`.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (**self).hash(h)
+    }
+}
+
+impl std::fmt::Debug for Small {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&super::reader::escape(self))
+    }
+}
+
+/// Remembered values by `name\0key`, with their total size and an undo journal.
 #[derive(Debug, Clone, Default)]
 pub struct Memory {
-    values: HashMap<Bytes, Bytes>,
+    /// The first entries, searched in order before `values`.
+    slots: [Option<(Small, Small)>; SLOTS],
+    values: HashMap<Small, Small>,
     /// Bytes held (keys and values), kept as values change.
     size: usize,
-    /// While open: the previous value of each change, in order.
-    journal: Option<Vec<(Bytes, Option<Bytes>)>>,
+    /// While `journaling`: the previous value of each change, in order (its room is kept
+    /// from one message to the next).
+    journal: Vec<(Small, Option<Small>)>,
+    journaling: bool,
 }
 
 impl Memory {
@@ -28,20 +112,24 @@ impl Memory {
 
     /// Starts recording changes so that [`Memory::rollback`] can undo them.
     pub fn begin(&mut self) {
-        self.journal = Some(Vec::new());
+        self.journal.clear();
+        self.journaling = true;
     }
 
     /// Keeps the changes made since [`Memory::begin`] and stops recording.
     pub fn commit(&mut self) {
-        self.journal = None;
+        self.journal.clear();
+        self.journaling = false;
     }
 
     /// Undoes the changes made since [`Memory::begin`] and stops recording.
     pub fn rollback(&mut self) {
-        let Some(journal) = self.journal.take() else {
+        if !self.journaling {
             return;
-        };
-        for (key, old) in journal.into_iter().rev() {
+        }
+        self.journaling = false;
+        let mut journal = std::mem::take(&mut self.journal);
+        for (key, old) in journal.drain(..).rev() {
             match old {
                 Some(v) => {
                     self.put(key, v);
@@ -51,45 +139,50 @@ impl Memory {
                 }
             }
         }
+        self.journal = journal;
     }
 
     /// What is remembered under the memory key `k`.
-    pub(crate) fn get(&self, k: &[u8]) -> Option<&Bytes> {
-        self.values.get(k)
+    pub(crate) fn get(&self, k: &[u8]) -> Option<&[u8]> {
+        self.slots
+            .iter()
+            .flatten()
+            .find(|(key, _)| **key == *k)
+            .map(|(_, v)| &**v)
+            .or_else(|| self.values.get(k).map(|v| &**v))
     }
 
     /// Stores `value` under `k`, journalled.
-    pub(crate) fn set(&mut self, k: Bytes, value: Bytes) {
+    pub(crate) fn set(&mut self, k: Small, value: Small) {
         let old = self.put(k.clone(), value);
-        if let Some(j) = &mut self.journal {
-            j.push((k, old));
-        }
-    }
-
-    /// Stores `value` under `k` if something is stored there already; gives it back if not.
-    pub(crate) fn replace(&mut self, k: &[u8], value: Bytes) -> Result<(), Bytes> {
-        match self.values.get_key_value(k) {
-            Some((key, _)) => {
-                let key = key.clone();
-                self.set(key, value);
-                Ok(())
-            }
-            None => Err(value),
+        if self.journaling {
+            self.journal.push((k, old));
         }
     }
 
     /// Removes what is stored under `k`, journalled.
-    pub(crate) fn remove(&mut self, k: &Bytes) -> Option<Bytes> {
+    pub(crate) fn remove(&mut self, k: &[u8]) -> Option<Small> {
         let old = self.take(k);
-        if let (Some(j), Some(v)) = (&mut self.journal, &old) {
-            j.push((k.clone(), Some(v.clone())));
+        if let (true, Some(v)) = (self.journaling, &old) {
+            self.journal.push((Small::copy(k), Some(v.clone())));
         }
         old
     }
 
-    fn put(&mut self, k: Bytes, v: Bytes) -> Option<Bytes> {
+    fn put(&mut self, k: Small, v: Small) -> Option<Small> {
         let added = k.len() + v.len();
-        let old = self.values.insert(k.clone(), v);
+        let old = match self.slot_of(&k) {
+            Some(i) => self.slots[i]
+                .as_mut()
+                .map(|(_, old)| std::mem::replace(old, v)),
+            None => match self.slots.iter_mut().find(|s| s.is_none()) {
+                Some(free) if !self.values.contains_key(&*k) => {
+                    *free = Some((k.clone(), v));
+                    None
+                }
+                _ => self.values.insert(k.clone(), v),
+            },
+        };
         if let Some(o) = &old {
             self.size -= k.len() + o.len();
         }
@@ -97,12 +190,21 @@ impl Memory {
         old
     }
 
-    fn take(&mut self, k: &[u8]) -> Option<Bytes> {
-        let old = self.values.remove(k);
+    fn take(&mut self, k: &[u8]) -> Option<Small> {
+        let old = match self.slot_of(k) {
+            Some(i) => self.slots[i].take().map(|(_, v)| v),
+            None => self.values.remove(k),
+        };
         if let Some(o) = &old {
             self.size -= k.len() + o.len();
         }
         old
+    }
+
+    fn slot_of(&self, k: &[u8]) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|(key, _)| **key == *k))
     }
 }
 
@@ -110,8 +212,8 @@ impl Memory {
 mod tests {
     use super::*;
 
-    fn b(s: &'static str) -> Bytes {
-        Bytes::from_static(s.as_bytes())
+    fn b(s: &str) -> Small {
+        Small::copy(s.as_bytes())
     }
 
     #[test]
@@ -122,17 +224,50 @@ mod tests {
         m.begin();
         m.set(b("a"), b("three"));
         m.set(b("b"), b("x"));
-        m.remove(&b("a"));
+        m.remove(b"a");
         m.set(b("a"), b("four"));
         m.rollback();
-        assert_eq!(m.get(b"a"), Some(&b("one")));
+        assert_eq!(m.get(b"a"), Some(&b"one"[..]));
         assert_eq!(m.get(b"b"), None);
         assert_eq!(m.size(), 4);
         m.begin();
         m.set(b("b"), b("xy"));
         m.commit();
         m.rollback();
-        assert_eq!(m.get(b"b"), Some(&b("xy")));
+        assert_eq!(m.get(b"b"), Some(&b"xy"[..]));
         assert_eq!(m.size(), 7);
+    }
+
+    /// Past the inline slots, entries go to the map; long strings to the heap; removing a slot
+    /// entry frees it for the next key.
+    #[test]
+    fn many_and_long_entries() {
+        let mut m = Memory::new();
+        let long = "x".repeat(100);
+        for i in 0..20 {
+            m.set(b(&format!("k{i}")), b(&format!("{i}{long}")));
+        }
+        for i in 0..20 {
+            assert_eq!(
+                m.get(format!("k{i}").as_bytes()).unwrap().len(),
+                100 + i.to_string().len()
+            );
+        }
+        m.begin();
+        assert!(m.remove(b"k0").is_some());
+        m.set(b("new"), b("1"));
+        m.set(b("k19"), b("2"));
+        assert_eq!(m.get(b"new"), Some(&b"1"[..]));
+        assert_eq!(m.get(b"k19"), Some(&b"2"[..]));
+        let before = m.size();
+        m.rollback();
+        assert_ne!(m.size(), before);
+        assert_eq!(m.get(b"new"), None);
+        assert_eq!(m.get(b"k0").map(<[u8]>::len), Some(101));
+        assert_eq!(m.get(b"k19").map(<[u8]>::len), Some(102));
+        let total: usize = (0..20)
+            .map(|i| format!("k{i}").len() + 100 + i.to_string().len())
+            .sum();
+        assert_eq!(m.size(), total);
     }
 }

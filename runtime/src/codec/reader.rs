@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::anchors::Anchors;
 use super::error::{DecodeError, DecodeErrorKind, FieldInfo};
-use super::memory::Memory;
+use super::memory::{Memory, Small};
 use super::ByteOrder;
 
 /// Deepest nesting of units a decoder follows (AndX chains, recursive units).
@@ -86,27 +86,23 @@ impl Reader {
 
     /// Stores `value` under `name` and `key` (`@remember(name, key)` in specs).
     pub fn remember(&mut self, name: &[u8], key: &[u8], value: &[u8]) {
-        let value = Bytes::copy_from_slice(value);
-        // A key already there is reused: no allocation for it.
-        if let Err(value) = with_key(name, key, |k| self.memory.replace(k, value)) {
-            self.memory.set(memory_key(name, key), value);
-        }
+        self.memory.set(memory_key(name, key), Small::copy(value));
     }
 
     /// Adds `value` to what is remembered under `name` and `key` (pieces of one value that
     /// arrive in several messages).
     pub fn append_memory(&mut self, name: &[u8], key: &[u8], value: &[u8]) {
         let k = memory_key(name, key);
-        let mut v = self.memory.remove(&k).map(Vec::from).unwrap_or_default();
-        v.extend_from_slice(value);
-        self.memory.set(k, v.into());
+        let v = match self.memory.remove(&k) {
+            Some(old) => Small::concat(&old, value),
+            None => Small::copy(value),
+        };
+        self.memory.set(k, v);
     }
 
     /// What was remembered under `name` and `key`; empty if nothing.
     pub fn recall(&self, name: &[u8], key: &[u8]) -> &[u8] {
-        with_key(name, key, |k| {
-            self.memory.get(k).map_or(&[][..], |v| &v[..])
-        })
+        with_key(name, key, |k| self.memory.get(k).unwrap_or_default())
     }
 
     /// A remembered decimal number; -1 if nothing (or not a number) was remembered.
@@ -537,19 +533,20 @@ fn with_key<R>(name: &[u8], key: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
     let n = name.len() + 1 + key.len();
     let mut buf = [0u8; 96];
     if n > buf.len() {
-        return f(&memory_key(name, key));
+        let mut k = Vec::with_capacity(n);
+        k.extend_from_slice(name);
+        k.push(0);
+        k.extend_from_slice(key);
+        return f(&k);
     }
     buf[..name.len()].copy_from_slice(name);
     buf[name.len() + 1..n].copy_from_slice(key);
     f(&buf[..n])
 }
 
-fn memory_key(name: &[u8], key: &[u8]) -> Bytes {
-    let mut k = Vec::with_capacity(name.len() + 1 + key.len());
-    k.extend_from_slice(name);
-    k.push(0);
-    k.extend_from_slice(key);
-    k.into()
+/// `name\0key`.
+fn memory_key(name: &[u8], key: &[u8]) -> Small {
+    with_key(name, key, Small::copy)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -45,7 +45,18 @@ pub struct Entry {
     pub name: &'static str,
     /// Frames a TCP stream (declared with `framing`).
     pub framing: bool,
+    /// The largest frame the spec allows, header included (`framing Unit max N;`); a stream's
+    /// limit is the smaller of this and the configuration's.
+    pub max_frame: Option<usize>,
     pub decode: DecodeFn,
+}
+
+impl Entry {
+    /// The largest message accepted on a stream of these frames: `configured`, or less when
+    /// the spec says so.
+    pub fn max_message(&self, configured: usize) -> usize {
+        self.max_frame.map_or(configured, |m| m.min(configured))
+    }
 }
 
 impl std::fmt::Debug for Entry {
@@ -53,6 +64,7 @@ impl std::fmt::Debug for Entry {
         f.debug_struct("Entry")
             .field("name", &self.name)
             .field("framing", &self.framing)
+            .field("max_frame", &self.max_frame)
             .finish()
     }
 }

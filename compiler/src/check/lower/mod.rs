@@ -19,6 +19,9 @@ use crate::check::{int_type, short_location, Checker};
 use crate::ir::{self, ExprTy, TypeRef};
 use crate::load::Loaded;
 
+/// The largest `max` a framing may declare (4 GiB less one byte).
+const MAX_FRAME: usize = 0xffff_ffff;
+
 impl<'a> Checker<'a> {
     pub(in crate::check) fn lower_protocol(&mut self, f: &'a Loaded) -> ir::Protocol {
         let pname = f.ast.protocol.name.clone();
@@ -67,7 +70,8 @@ impl<'a> Checker<'a> {
                     out.units.extend(ucx.extra);
                     out.units.extend(unit);
                 }
-                ItemKind::Framing(path) => {
+                ItemKind::Framing(ast::Framing { unit: path, max }) => {
+                    let max = max.and_then(|(n, span)| self.framing_max(&src, n, span));
                     if let Some(TypeRef { protocol, name }) = self.resolve_unit(&src, &pname, path)
                     {
                         if protocol != pname {
@@ -83,7 +87,7 @@ impl<'a> Checker<'a> {
                                 format!("`{name}` has parameters, so it cannot frame a stream"),
                             );
                         } else {
-                            out.framings.push(name);
+                            out.framings.push(ir::Framing { unit: name, max });
                         }
                     }
                 }
@@ -91,6 +95,22 @@ impl<'a> Checker<'a> {
             }
         }
         out
+    }
+
+    /// The `max` of a framing: the largest frame in bytes, header included, from 1 to 4 GiB.
+    fn framing_max(&mut self, src: &Source, n: i128, span: ast::Span) -> Option<usize> {
+        match usize::try_from(n) {
+            Ok(n) if (1..=MAX_FRAME).contains(&n) => Some(n),
+            _ => {
+                self.err_hint(
+                    src,
+                    span,
+                    format!("a framing cannot allow messages of at most {n} bytes"),
+                    "write the largest frame in bytes, header included, from 1 to 0xffffffff, or leave `max` out",
+                );
+                None
+            }
+        }
     }
 
     pub(in crate::check) fn lower_enum(
@@ -314,7 +334,19 @@ mod tests {
             t.units.iter().any(|u| u.name == "MBody"),
             "an inline unit is named after its field"
         );
-        assert_eq!(t.framings, ["Top"]);
+        assert_eq!(
+            t.framings,
+            [ir::Framing {
+                unit: "Top".into(),
+                max: None
+            }]
+        );
         assert_eq!(unit(&p, "Top").location, "t.proto-dsl:14:1");
+    }
+
+    #[test]
+    fn a_framing_keeps_its_largest_frame() {
+        let p = program(&["protocol t;\nunit Top {\n    a: u8;\n}\nframing Top max 0x2_0003;\n"]);
+        assert_eq!(p.protocols[0].framings[0].max, Some(0x20003));
     }
 }

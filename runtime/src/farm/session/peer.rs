@@ -55,7 +55,8 @@ impl Peer {
         Peer {
             side,
             sock,
-            buf: FrameBuf::new(max_message),
+            // The spec's largest frame, when smaller than the configuration's.
+            buf: FrameBuf::new(sends.max_message(max_message)),
             conv: Conversation::new(),
             sends,
             receives,
