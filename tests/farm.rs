@@ -203,16 +203,7 @@ fn stop_capture(g: Group) {
 }
 
 fn honeyfarm(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "honeyfarm {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::honeyfarm_ok(args)
 }
 
 /// Records `run` against a fresh reference honeypot and imports the dialog as a script.
