@@ -321,9 +321,11 @@ impl Gen<'_> {
             }
             impl #name {
                 #[allow(unreachable_patterns)]
+                #[inline]
                 pub const fn from_raw(v: #repr) -> Self {
                     match v { #(#from,)* other => Self::Unknown(other) }
                 }
+                #[inline]
                 pub const fn raw(self) -> #repr {
                     match self { #(#to,)* Self::Unknown(v) => v }
                 }

@@ -24,13 +24,34 @@ pub(crate) enum Small {
 
 impl Small {
     /// Copies `b` (inline when it fits).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn copy(b: &[u8]) -> Self {
         Self::concat(b, &[])
     }
 
-    /// A memory key: `name\0key`.
+    /// `v` in decimal, written in place (how numbers are remembered).
     #[inline]
+    pub(crate) fn decimal(v: i128) -> Self {
+        let Ok(mut n) = u64::try_from(v.unsigned_abs()) else {
+            return Self::copy(&super::ops::decimal(v));
+        };
+        let sign = usize::from(v < 0);
+        let len = sign + n.checked_ilog10().unwrap_or(0) as usize + 1;
+        let mut bytes = [0; INLINE];
+        bytes[0] = b'-';
+        for at in (sign..len).rev() {
+            bytes[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        // At most 21 bytes (a sign and 20 digits), so it fits inline and a u8.
+        Small::Inline {
+            len: len as u8,
+            bytes,
+        }
+    }
+
+    /// A memory key: `name\0key`.
+    #[inline(always)]
     pub(crate) fn key(name: &[u8], key: &[u8]) -> Self {
         let n = name.len() + 1 + key.len();
         if n > INLINE {
@@ -47,7 +68,7 @@ impl Small {
     }
 
     /// `a` followed by `b`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn concat(a: &[u8], b: &[u8]) -> Self {
         let n = a.len() + b.len();
         if n <= INLINE {
@@ -260,6 +281,26 @@ mod tests {
         m.rollback();
         assert_eq!(m.get(b"b"), Some(&b"xy"[..]));
         assert_eq!(m.size(), 7);
+    }
+
+    #[test]
+    fn decimal_values_match_their_text() {
+        for v in [
+            0i128,
+            9,
+            10,
+            -1,
+            -10,
+            65535,
+            i128::from(u64::MAX),
+            -i128::from(u64::MAX),
+        ] {
+            assert_eq!(&*Small::decimal(v), v.to_string().as_bytes());
+        }
+        assert_eq!(
+            &*Small::decimal(i128::MIN),
+            i128::MIN.to_string().as_bytes()
+        );
     }
 
     /// Past the inline slots, entries go to the map; long strings to the heap; removing a slot

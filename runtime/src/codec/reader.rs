@@ -91,6 +91,14 @@ impl Reader {
         self.memory.set(memory_key(name, key), Small::copy(value));
     }
 
+    /// Stores the number `value`, in decimal, under `name` and `key`: [`Reader::remember`]
+    /// without formatting the number apart first.
+    #[inline]
+    pub fn remember_int(&mut self, name: &[u8], key: &[u8], value: i128) {
+        self.memory
+            .set(memory_key(name, key), Small::decimal(value));
+    }
+
     /// Adds `value` to what is remembered under `name` and `key` (pieces of one value that
     /// arrive in several messages).
     pub fn append_memory(&mut self, name: &[u8], key: &[u8], value: &[u8]) {
