@@ -472,6 +472,7 @@ pub struct Dialect {
 }
 impl Dialect {
     /// Decodes the unit at the reader's position.
+    #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
         let f_format = r
@@ -487,6 +488,7 @@ impl Dialect {
         })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
+    #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
         let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
         w.int(self.format, 1);
