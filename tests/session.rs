@@ -800,3 +800,40 @@ async fn a_first_message_that_is_not_smb_is_waited_out() {
         let _ = std::fs::remove_file(&path);
     }
 }
+
+/// nmap -sV's DNS probes on the SMB port (issue 10): a session message (type byte 0) whose
+/// 24-bit length is past what Samba takes. Samba drops it on reading the header, the rest
+/// unread: a reset at once. The farm too; a bare header is closed (FIN) at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_message_too_long_is_refused_at_once() {
+    for (probe, reset) in [
+        (
+            &b"\0\x1e\0\x06\x01\0\0\x01\0\0\0\0\0\0\x07version\x04bind\0\0\x10\0\x03"[..],
+            true,
+        ),
+        (&b"\0\x0c\0\0\x10\0\0\0\0\0\0\0\0\0"[..], true),
+        (&b"\0\x0c\0\0"[..], false),
+    ] {
+        let (events, path) = store();
+        let mut cfg = config(None, events, Deadlines::default());
+        Arc::get_mut(&mut cfg).unwrap().idle_timeout = Duration::from_secs(10);
+        let ((outcome, detail), (read, waited)) = session(cfg, |mut sock| async move {
+            let t = std::time::Instant::now();
+            sock.write_all(probe).await.unwrap();
+            let mut rest = Vec::new();
+            let r = sock.read_to_end(&mut rest).await.map(|_| rest.len());
+            (r.map_err(|e| e.kind()), t.elapsed())
+        })
+        .await;
+        assert!(matches!(outcome, Outcome::Error), "{outcome:?} {detail}");
+        assert!(detail.contains("more than the"), "{detail}");
+        let want = if reset {
+            Err(std::io::ErrorKind::ConnectionReset)
+        } else {
+            Ok(0)
+        };
+        assert_eq!(read, want, "{probe:?}");
+        assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+        let _ = std::fs::remove_file(&path);
+    }
+}

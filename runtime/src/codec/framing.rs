@@ -102,6 +102,11 @@ impl FrameBuf {
         self.len() == 0
     }
 
+    /// The first byte received and not yet framed.
+    pub fn first_byte(&self) -> Option<u8> {
+        self.pending.first().or(self.fresh.first()).copied()
+    }
+
     /// The largest message accepted.
     pub fn max(&self) -> usize {
         self.max

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::codec::{AnyMessage, MatchKey};
+use crate::codec::{AnyMessage, FrameError, MatchKey};
 use crate::replay::{Audience, Candidates, Deviation, Script};
 
 use super::super::events::Source;
@@ -76,13 +76,21 @@ impl Scripted {
                 // HTTPOptions, RTSP probes on the SMB port): Samba keeps waiting for the rest
                 // of what it took for a message until the client gives up, and so does the
                 // farm on a binary service, up to the idle timeout, rather than closing at
-                // once.
+                // once; but a session message too long for it Samba refuses at once.
                 let not_protocol = matches!(
                     e,
                     SessionError::Frame { at: 0, .. } | SessionError::Undecodable { at: 0, .. }
                 );
                 if not_protocol && !s.cfg.service.text {
-                    self.attacker.wait_out().await;
+                    let (first, received) = self.attacker.unframed();
+                    if !refused_at_once(&e, first) {
+                        self.attacker.wait_out().await;
+                    } else if received > 4 {
+                        // Samba closes having read the 4-byte header: the rest, unread, makes
+                        // its close a reset (no FIN before it).
+                        self.attacker.reset();
+                        return State::Finished(End::Failed(e));
+                    }
                 }
                 self.attacker.shutdown().await;
                 State::Finished(End::Failed(e))
@@ -216,4 +224,21 @@ impl Scripted {
         }
         Ok(replies.iter().map(|r| Bytes::copy_from_slice(r)).collect())
     }
+}
+
+/// Whether a server of the NetBIOS session framing (the binary services the farm carries)
+/// drops a first message at once rather than waiting for its rest: a session message (type
+/// byte 0) whose header announces more than it takes. Samba refuses it on reading the 4-byte
+/// header (nmap -sV's DNS and oracle-tns probes); any other type byte is a NetBIOS control
+/// packet with a 17-bit length Samba waits for. `first` is the attacker's first byte.
+fn refused_at_once(e: &SessionError, first: Option<u8>) -> bool {
+    let too_long = matches!(
+        e,
+        SessionError::Frame {
+            at: 0,
+            source: FrameError::TooLong { .. },
+            ..
+        }
+    );
+    too_long && first == Some(0)
 }
