@@ -801,9 +801,11 @@ async fn a_first_message_that_is_not_smb_is_waited_out() {
     }
 }
 
-/// nmap -sV's DNS probes on the SMB port (issue 10): a session message (type byte 0) whose
-/// 24-bit length is past what Samba takes. Samba drops it on reading the header, the rest
-/// unread: a reset at once. The farm too; a bare header is closed (FIN) at once.
+/// nmap -sV's DNS probes on the SMB port (issue 10): a session message (type byte 0) too
+/// long for the farm's 24-bit length, whose 17-bit NetBIOS length (Samba's) is short: Samba
+/// reads that much, finds no SMB and drops the connection, the rest unread: a reset at once.
+/// The farm too; a message of just that length is closed (FIN) at once, and one whose 17-bit
+/// length is not all there yet (nmap's afp probe) is waited for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_message_too_long_is_refused_at_once() {
     for (probe, reset) in [
@@ -813,6 +815,7 @@ async fn a_session_message_too_long_is_refused_at_once() {
         ),
         (&b"\0\x0c\0\0\x10\0\0\0\0\0\0\0\0\0"[..], true),
         (&b"\0\x0c\0\0"[..], false),
+        (&b"\0\x0c\0\x02ab"[..], false),
     ] {
         let (events, path) = store();
         let mut cfg = config(None, events, Deadlines::default());
@@ -836,4 +839,24 @@ async fn a_session_message_too_long_is_refused_at_once() {
         assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
         let _ = std::fs::remove_file(&path);
     }
+    // nmap's afp probe: 17-bit length 0x10001, 16 bytes sent: waited for.
+    let (events, path) = store();
+    let mut cfg = config(None, events, Deadlines::default());
+    Arc::get_mut(&mut cfg).unwrap().idle_timeout = Duration::from_secs(1);
+    let (_, (read, waited)) = session(cfg, |mut sock| async move {
+        let t = std::time::Instant::now();
+        sock.write_all(b"\0\x03\0\x01\0\0\0\0\0\0\0\x02\0\0\0\0\x0f\0")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let r = sock.read_to_end(&mut rest).await.map(|_| rest.len());
+        (r.ok(), t.elapsed())
+    })
+    .await;
+    assert_eq!(read, Some(0));
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}"
+    );
+    let _ = std::fs::remove_file(&path);
 }

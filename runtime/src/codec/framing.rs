@@ -102,9 +102,14 @@ impl FrameBuf {
         self.len() == 0
     }
 
-    /// The first byte received and not yet framed.
-    pub fn first_byte(&self) -> Option<u8> {
-        self.pending.first().or(self.fresh.first()).copied()
+    /// The first `N` bytes received and not yet framed, once that many are there.
+    pub fn head<const N: usize>(&self) -> Option<[u8; N]> {
+        let mut out = [0u8; N];
+        let mut bytes = self.pending.iter().chain(self.fresh.iter());
+        for b in &mut out {
+            *b = *bytes.next()?;
+        }
+        Some(out)
     }
 
     /// The largest message accepted.

@@ -216,9 +216,9 @@ impl Peer {
         }
     }
 
-    /// The first of the bytes received and not yet framed, and their count.
-    pub fn unframed(&self) -> (Option<u8>, usize) {
-        (self.buf.first_byte(), self.buf.len())
+    /// The first 4 of the bytes received and not yet framed, and their count.
+    pub fn unframed(&self) -> (Option<[u8; 4]>, usize) {
+        (self.buf.head(), self.buf.len())
     }
 
     /// Drops the connection with a reset (what a server that stops reading mid-stream sends).

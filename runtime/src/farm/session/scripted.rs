@@ -76,20 +76,20 @@ impl Scripted {
                 // HTTPOptions, RTSP probes on the SMB port): Samba keeps waiting for the rest
                 // of what it took for a message until the client gives up, and so does the
                 // farm on a binary service, up to the idle timeout, rather than closing at
-                // once; but a session message too long for it Samba refuses at once.
+                // once; some session messages Samba drops at once (see `refusal`).
                 let not_protocol = matches!(
                     e,
                     SessionError::Frame { at: 0, .. } | SessionError::Undecodable { at: 0, .. }
                 );
                 if not_protocol && !s.cfg.service.text {
-                    let (first, received) = self.attacker.unframed();
-                    if !refused_at_once(&e, first) {
-                        self.attacker.wait_out().await;
-                    } else if received > 4 {
-                        // Samba closes having read the 4-byte header: the rest, unread, makes
-                        // its close a reset (no FIN before it).
-                        self.attacker.reset();
-                        return State::Finished(End::Failed(e));
+                    match refusal(&e, self.attacker.unframed()) {
+                        Refusal::Wait => self.attacker.wait_out().await,
+                        Refusal::Close => {}
+                        Refusal::Reset => {
+                            // No FIN before the reset.
+                            self.attacker.reset();
+                            return State::Finished(End::Failed(e));
+                        }
                     }
                 }
                 self.attacker.shutdown().await;
@@ -226,12 +226,25 @@ impl Scripted {
     }
 }
 
-/// Whether a server of the NetBIOS session framing (the binary services the farm carries)
-/// drops a first message at once rather than waiting for its rest: a session message (type
-/// byte 0) whose header announces more than it takes. Samba refuses it on reading the 4-byte
-/// header (nmap -sV's DNS and oracle-tns probes); any other type byte is a NetBIOS control
-/// packet with a 17-bit length Samba waits for. `first` is the attacker's first byte.
-fn refused_at_once(e: &SessionError, first: Option<u8>) -> bool {
+/// How a server of the NetBIOS session framing (the binary services the farm carries) ends
+/// a first message the farm cannot frame.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// Waits for the rest until the client gives up.
+    Wait,
+    /// Closes (FIN) once it has read the message.
+    Close,
+    /// Closes with bytes unread: a reset.
+    Reset,
+}
+
+/// Samba frames SMB1 with NetBIOS's 17-bit length on every port: a session message (type byte
+/// 0) that the farm's 24-bit length makes too long is to Samba a short one it reads, finds not
+/// SMB and drops the connection over, the rest unread (nmap -sV's DNS and oracle-tns probes:
+/// a reset), or one whose bytes it still waits for (the afp probe). Other type bytes are
+/// NetBIOS control packets Samba waits on too (GetRequest). `unframed` is the attacker's first
+/// 4 bytes and the count received.
+fn refusal(e: &SessionError, unframed: (Option<[u8; 4]>, usize)) -> Refusal {
     let too_long = matches!(
         e,
         SessionError::Frame {
@@ -240,5 +253,15 @@ fn refused_at_once(e: &SessionError, first: Option<u8>) -> bool {
             ..
         }
     );
-    too_long && first == Some(0)
+    match unframed {
+        (Some([0, flags, hi, lo]), received) if too_long => {
+            let len = (usize::from(flags & 1) << 16) | (usize::from(hi) << 8) | usize::from(lo);
+            match received.cmp(&(4 + len)) {
+                std::cmp::Ordering::Less => Refusal::Wait,
+                std::cmp::Ordering::Equal => Refusal::Close,
+                std::cmp::Ordering::Greater => Refusal::Reset,
+            }
+        }
+        _ => Refusal::Wait,
+    }
 }
