@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::codec::{AnyMessage, FrameError, MatchKey};
+use crate::codec::{AnyMessage, MatchKey};
 use crate::replay::{Audience, Candidates, Deviation, Script};
 
 use super::super::events::Source;
 use super::error::{End, SessionError};
 use super::handoff::HandingOff;
 use super::peer::Peer;
+use super::refusal::refuse;
 use super::{Session, State};
 
 /// An attacker message answered from the script, and the answers, kept as their bytes (exact
@@ -81,16 +82,8 @@ impl Scripted {
                     e,
                     SessionError::Frame { at: 0, .. } | SessionError::Undecodable { at: 0, .. }
                 );
-                if not_protocol && !s.cfg.service.text {
-                    match refusal(&e, self.attacker.unframed()) {
-                        Refusal::Wait => self.attacker.wait_out().await,
-                        Refusal::Close => {}
-                        Refusal::Reset => {
-                            // No FIN before the reset.
-                            self.attacker.reset();
-                            return State::Finished(End::Failed(e));
-                        }
-                    }
+                if not_protocol && !s.cfg.service.text && refuse(&mut self.attacker, &e).await {
+                    return State::Finished(End::Failed(e));
                 }
                 self.attacker.shutdown().await;
                 State::Finished(End::Failed(e))
@@ -223,45 +216,5 @@ impl Scripted {
             self.cands.heard(&heard);
         }
         Ok(replies.iter().map(|r| Bytes::copy_from_slice(r)).collect())
-    }
-}
-
-/// How a server of the NetBIOS session framing (the binary services the farm carries) ends
-/// a first message the farm cannot frame.
-#[derive(Debug, PartialEq, Eq)]
-enum Refusal {
-    /// Waits for the rest until the client gives up.
-    Wait,
-    /// Closes (FIN) once it has read the message.
-    Close,
-    /// Closes with bytes unread: a reset.
-    Reset,
-}
-
-/// Samba frames SMB1 with NetBIOS's 17-bit length on every port: a session message (type byte
-/// 0) that the farm's 24-bit length makes too long is to Samba a short one it reads, finds not
-/// SMB and drops the connection over, the rest unread (nmap -sV's DNS and oracle-tns probes:
-/// a reset), or one whose bytes it still waits for (the afp probe). Other type bytes are
-/// NetBIOS control packets Samba waits on too (GetRequest). `unframed` is the attacker's first
-/// 4 bytes and the count received.
-fn refusal(e: &SessionError, unframed: (Option<[u8; 4]>, usize)) -> Refusal {
-    let too_long = matches!(
-        e,
-        SessionError::Frame {
-            at: 0,
-            source: FrameError::TooLong { .. },
-            ..
-        }
-    );
-    match unframed {
-        (Some([0, flags, hi, lo]), received) if too_long => {
-            let len = (usize::from(flags & 1) << 16) | (usize::from(hi) << 8) | usize::from(lo);
-            match received.cmp(&(4 + len)) {
-                std::cmp::Ordering::Less => Refusal::Wait,
-                std::cmp::Ordering::Equal => Refusal::Close,
-                std::cmp::Ordering::Greater => Refusal::Reset,
-            }
-        }
-        _ => Refusal::Wait,
     }
 }
