@@ -395,6 +395,113 @@ fn not_smb(detail: &str) -> bool {
     .any(|p| detail.starts_with(p))
 }
 
+/// Prints the matrix, one row per client run: the same on both sides, or what differs.
+fn compare(
+    direct_runs: &BTreeMap<String, Run>,
+    farm_runs: &BTreeMap<String, Run>,
+    failures: &mut Vec<String>,
+) {
+    println!("\nfidelity matrix: the farm (default configuration) against a standalone honeypot");
+    println!(
+        "{:<46} {:<9} {:>9} {:>9}",
+        "row", "outcome", "direct ms", "farm ms"
+    );
+    for (stem, d) in direct_runs {
+        let Some(f) = farm_runs.get(stem) else {
+            failures.push(format!("{}: no output through the farm", d.name));
+            continue;
+        };
+        let diff = differences(&d.text, &f.text);
+        let outcome = if diff.is_empty() { "same" } else { "DIFFERS" };
+        println!("{:<46} {outcome:<9} {:>9} {:>9}", d.name, d.ms, f.ms);
+        for l in &diff {
+            println!("    {l}");
+        }
+        if !diff.is_empty() {
+            failures.push(format!("{}: outputs differ", d.name));
+        }
+    }
+}
+
+/// The store: every connection of the SMB clients (the first `smb_connections`) `scripted`
+/// or `bridged`; the probes' connections those or ended as not SMB. Prints the counts.
+fn check_store(
+    store: &[(i64, String, String)],
+    smb_connections: usize,
+    failures: &mut Vec<String>,
+) {
+    let mut counts: BTreeMap<(bool, String), usize> = BTreeMap::new();
+    for (n, (id, outcome, detail)) in store.iter().enumerate() {
+        let smb = n < smb_connections;
+        let ok = match outcome.as_str() {
+            "scripted" | "bridged" => true,
+            "error" => !smb && not_smb(detail),
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!("connection {id}: {outcome}: {detail}"));
+        }
+        let kind = if outcome == "error" && not_smb(detail) {
+            "error (not SMB)".to_string()
+        } else {
+            outcome.clone()
+        };
+        *counts.entry((smb, kind)).or_default() += 1;
+    }
+    println!("farm store, {} connections:", store.len());
+    for ((smb, kind), n) in &counts {
+        let phase = if *smb {
+            "SMB clients"
+        } else {
+            "nmap -sV and its probes"
+        };
+        println!("    {phase}: {n} {kind}");
+    }
+}
+
+/// Tells in every reply byte (the capture) and every output of each side: the words
+/// honeyfarm and honeypot and the work directory `work` (as a path and as Windows shows it)
+/// on both; on the farm's also its honeypots' `internal` addresses (as text and as bytes) and
+/// the standalone honeypot's.
+fn check_tells(
+    pcap: &Path,
+    work: &str,
+    internal: &[String],
+    runs: [(&str, &BTreeMap<String, Run>); 2],
+    failures: &mut Vec<String>,
+) {
+    let mut direct_needles: Vec<String> = ["honeyfarm", "honeypot", work].map(String::from).into();
+    direct_needles.push(format!("C:{work}").replace('/', "\\"));
+    let mut needles = direct_needles.clone();
+    needles.extend(internal.iter().cloned());
+    needles.push(DIRECT.to_string());
+    let raw: Vec<[u8; 4]> = internal
+        .iter()
+        .map(|a| a.parse::<std::net::Ipv4Addr>().unwrap().octets())
+        .collect();
+    let bytes = replies(pcap);
+    for (server, outputs) in runs {
+        let (needles, raw) = if server == FARM {
+            (&needles, raw.as_slice())
+        } else {
+            (&direct_needles, &[][..])
+        };
+        let sent = bytes.get(server).map_or(&[][..], Vec::as_slice);
+        println!("replies from {server}: {} bytes captured", sent.len());
+        if sent.is_empty() {
+            failures.push(format!("no reply from {server} captured"));
+        }
+        for t in tells(sent, needles, raw) {
+            failures.push(format!("a reply from {server} shows {t}"));
+        }
+        for run in outputs.values() {
+            for t in tells(run.text.as_bytes(), needles, &[]) {
+                failures.push(format!("{} through {server} shows {t}", run.name));
+            }
+        }
+    }
+}
+
 #[test]
 fn fidelity_matrix() {
     if let Some(why) = unavailable() {
@@ -461,94 +568,15 @@ fn fidelity_matrix() {
 
     let mut failures = Vec::new();
     let (direct_runs, farm_runs) = (runs(&out_direct, DIRECT), runs(&out_farm, FARM));
-    println!("\nfidelity matrix: the farm (default configuration) against a standalone honeypot");
-    println!(
-        "{:<46} {:<9} {:>9} {:>9}",
-        "row", "outcome", "direct ms", "farm ms"
-    );
-    for (stem, d) in &direct_runs {
-        let Some(f) = farm_runs.get(stem) else {
-            failures.push(format!("{}: no output through the farm", d.name));
-            continue;
-        };
-        let diff = differences(&d.text, &f.text);
-        let outcome = if diff.is_empty() { "same" } else { "DIFFERS" };
-        println!("{:<46} {outcome:<9} {:>9} {:>9}", d.name, d.ms, f.ms);
-        for l in &diff {
-            println!("    {l}");
-        }
-        if !diff.is_empty() {
-            failures.push(format!("{}: outputs differ", d.name));
-        }
-    }
-
-    // The store: every SMB connection scripted or bridged; the probes' ends as Samba's.
-    let mut counts: BTreeMap<(bool, String), usize> = BTreeMap::new();
-    for (n, (id, outcome, detail)) in store.iter().enumerate() {
-        let smb = n < smb_connections;
-        let ok = match outcome.as_str() {
-            "scripted" | "bridged" => true,
-            "error" => !smb && not_smb(detail),
-            _ => false,
-        };
-        if !ok {
-            failures.push(format!("connection {id}: {outcome}: {detail}"));
-        }
-        let kind = if outcome == "error" && not_smb(detail) {
-            "error (not SMB)".to_string()
-        } else {
-            outcome.clone()
-        };
-        *counts.entry((smb, kind)).or_default() += 1;
-    }
-    println!("farm store, {} connections:", store.len());
-    for ((smb, kind), n) in &counts {
-        let phase = if *smb {
-            "SMB clients"
-        } else {
-            "nmap -sV and its probes"
-        };
-        println!("    {phase}: {n} {kind}");
-    }
+    compare(&direct_runs, &farm_runs, &mut failures);
+    check_store(&store, smb_connections, &mut failures);
     if !farm_stopped {
         failures.push("the farm did not stop cleanly".into());
     }
-
-    // Tells: in every reply byte and every output.
     let work = dir.display().to_string();
-    let mut needles: Vec<String> = ["honeyfarm", "honeypot", &work].map(String::from).into();
-    needles.push(format!("C:{work}").replace('/', "\\"));
-    let direct_needles = needles.clone();
     let internal = honeypot_addresses(&shipped);
-    needles.extend(internal.iter().cloned());
-    needles.push(DIRECT.to_string());
-    let raw: Vec<[u8; 4]> = internal
-        .iter()
-        .map(|a| a.parse::<std::net::Ipv4Addr>().unwrap().octets())
-        .collect();
-    let bytes = replies(&pcap);
-    for (server, needles, raw, outputs) in [
-        (FARM, &needles, raw.as_slice(), &farm_runs),
-        (DIRECT, &direct_needles, &[][..], &direct_runs),
-    ] {
-        let sent = bytes.get(server).map_or(0, Vec::len);
-        println!("replies from {server}: {sent} bytes captured");
-        if sent == 0 {
-            failures.push(format!("no reply from {server} captured"));
-        }
-        for t in tells(
-            bytes.get(server).map_or(&[][..], Vec::as_slice),
-            needles,
-            raw,
-        ) {
-            failures.push(format!("a reply from {server} shows {t}"));
-        }
-        for run in outputs.values() {
-            for t in tells(run.text.as_bytes(), needles, &[]) {
-                failures.push(format!("{} through {server} shows {t}", run.name));
-            }
-        }
-    }
+    let runs = [(FARM, &farm_runs), (DIRECT, &direct_runs)];
+    check_tells(&pcap, &work, &internal, runs, &mut failures);
     assert!(
         failures.is_empty(),
         "{} failures:\n{}\n(outputs under {})",
