@@ -223,13 +223,14 @@ impl Peer {
     }
 }
 
-/// Reads what has come into `buf`. An empty buffer gets its room only once bytes are there to
-/// read: a connection idle between messages holds no receive buffer.
+/// Reads what has come into `buf`. An empty buffer gets its room only once the socket is
+/// readable, and gives it back when the read finds nothing (as the read after each message
+/// does): a connection idle between messages holds no receive buffer.
 async fn read_into(sock: &TcpStream, buf: &mut FrameBuf) -> std::io::Result<usize> {
     loop {
         sock.readable().await?;
         match sock.try_read_buf(buf.read_target()) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => buf.release_if_empty(),
             r => return r,
         }
     }
