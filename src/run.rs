@@ -236,8 +236,9 @@ fn serve_fn(
         let cfg = session.clone();
         let stop = stop.clone();
         let intake = intake.clone();
+        // Before the future, which holds what it captures for the connection's life.
+        let telescope = sock.local_addr().unwrap_or(listening);
         Box::pin(async move {
-            let telescope = sock.local_addr().unwrap_or(listening);
             let (id, outcome, detail) =
                 serve_connection(cfg, sock, attacker, telescope, stop).await;
             intake.ended(&outcome);

@@ -50,10 +50,14 @@ impl Default for ValueMap {
 enum Pairs {
     /// `(namespace, left, right)`, in the order made.
     Few(Vec<(&'static str, Value, Value)>),
-    Many {
-        forward: HashMap<(&'static str, Value), Value>,
-        backward: HashMap<(&'static str, Value), Value>,
-    },
+    /// Boxed: every candidate script of every session holds a map, nearly always few.
+    Many(Box<Maps>),
+}
+
+#[derive(Debug, Clone)]
+struct Maps {
+    forward: HashMap<(&'static str, Value), Value>,
+    backward: HashMap<(&'static str, Value), Value>,
 }
 
 impl ValueMap {
@@ -109,11 +113,11 @@ impl ValueMap {
                     forward.insert((ns, l.clone()), r.clone());
                     backward.insert((ns, r), l);
                 }
-                self.pairs = Pairs::Many { forward, backward };
+                self.pairs = Pairs::Many(Box::new(Maps { forward, backward }));
             }
-            Pairs::Many { forward, backward } => {
-                forward.insert((namespace, left.clone()), right.clone());
-                backward.insert((namespace, right), left);
+            Pairs::Many(m) => {
+                m.forward.insert((namespace, left.clone()), right.clone());
+                m.backward.insert((namespace, right), left);
             }
         }
     }
@@ -122,9 +126,9 @@ impl ValueMap {
     pub fn unbind(&mut self, namespace: &'static str, left: &Value, right: &Value) {
         match &mut self.pairs {
             Pairs::Few(v) => v.retain(|(ns, l, r)| !(*ns == namespace && l == left && r == right)),
-            Pairs::Many { forward, backward } => {
-                forward.remove(&(namespace, left.clone()));
-                backward.remove(&(namespace, right.clone()));
+            Pairs::Many(m) => {
+                m.forward.remove(&(namespace, left.clone()));
+                m.backward.remove(&(namespace, right.clone()));
             }
         }
     }
@@ -174,7 +178,7 @@ impl ValueMap {
                 .iter()
                 .find(|(ns, l, _)| *ns == namespace && l == left)
                 .map(|(_, _, r)| r),
-            Pairs::Many { forward, .. } => forward.get(&(namespace, left.clone())),
+            Pairs::Many(m) => m.forward.get(&(namespace, left.clone())),
         }
     }
 
@@ -184,7 +188,7 @@ impl ValueMap {
                 .iter()
                 .find(|(ns, _, r)| *ns == namespace && r == right)
                 .map(|(_, l, _)| l),
-            Pairs::Many { backward, .. } => backward.get(&(namespace, right.clone())),
+            Pairs::Many(m) => m.backward.get(&(namespace, right.clone())),
         }
     }
 }
@@ -235,7 +239,7 @@ mod tests {
             m.bind("mid", Value::Uint(i), Value::Uint(i + 1000))
                 .unwrap();
         }
-        assert!(matches!(m.pairs, Pairs::Many { .. }));
+        assert!(matches!(m.pairs, Pairs::Many(_)));
         for i in 0..3 * FEW as u64 {
             assert_eq!(
                 m.forward("mid", &Value::Uint(i)),

@@ -122,6 +122,10 @@ impl Peer {
             (a, b) => a.or(b),
         };
         let was_empty = self.buf.is_empty();
+        if was_empty {
+            // Between messages: the room the last decode used goes while the peer is silent.
+            self.conv.trim();
+        }
         let read = read_into(&self.sock, &mut self.buf);
         let r = match wait {
             Some(w) => match tokio::time::timeout(w, read).await {

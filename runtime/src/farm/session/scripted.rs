@@ -69,7 +69,7 @@ impl Scripted {
             })),
             Ok(Next::Done) => {
                 self.attacker.shutdown().await;
-                State::Finished(End::Scripted)
+                State::Finished(Box::new(End::Scripted))
             }
             Err(e) => {
                 s.read_failed(&e, Source::Attacker);
@@ -86,7 +86,7 @@ impl Scripted {
                     self.attacker.wait_out().await;
                 }
                 self.attacker.shutdown().await;
-                State::Finished(End::Failed(e))
+                State::Finished(Box::new(End::Failed(e)))
             }
         }
     }
