@@ -209,18 +209,19 @@ fn pool(cfg: &Config, events: &EventStore) -> Option<Arc<Pool>> {
     })
 }
 
-/// Raises the open-file limit for `max_connections`, and says so when the hard limit is
-/// lower: accepts would then fail with EMFILE before the cap refuses anything.
+/// Raises the soft open-file limit to the hard limit (a farm holds a descriptor per
+/// connection, two once bridged), and says so once when even that is below what
+/// `max_connections` needs: accepts would then fail with EMFILE before the cap refuses anything.
 fn check_fd_limit(limits: &config::Limits) {
     let want = 2 * limits.max_connections as u64 + FD_OVERHEAD;
-    match raise_fd_limit(want) {
+    match raise_fd_limit(u64::MAX) {
         Ok(n) if n < want => warn!(target: LOG,
-            "the open-file limit is {n}, below the {want} that max_connections = {} needs: \
-             accepts may fail with EMFILE (they pause and retry)",
+            "the open-file limit is {n} (the hard limit), below the {want} that \
+             max_connections = {} needs: accepts may fail with EMFILE (they pause and retry)",
             limits.max_connections
         ),
-        Ok(n) => debug!(target: LOG, "open-file limit {n}"),
-        Err(e) => warn!(target: LOG, "reading the open-file limit: {e}"),
+        Ok(n) => info!(target: LOG, "open-file limit {n} (the hard limit)"),
+        Err(e) => warn!(target: LOG, "raising the open-file limit: {e}"),
     }
 }
 
@@ -285,14 +286,18 @@ fn serve_fn(
             Services::ByPort(by_port) => by_port.get(&sock.local_addr().map_or(0, |a| a.port())),
         };
         match session {
-            Some(session) => Box::pin(serve(
-                session.clone(),
-                intake.clone(),
-                stop.clone(),
-                sock,
-                attacker,
-                listening,
-            )),
+            Some(session) => {
+                // Before the future, which holds what it captures for the connection's life.
+                let telescope = sock.local_addr().unwrap_or(listening);
+                Box::pin(serve(
+                    session.clone(),
+                    intake.clone(),
+                    stop.clone(),
+                    sock,
+                    attacker,
+                    telescope,
+                ))
+            }
             None => {
                 intake.no_service();
                 drop(sock);
@@ -308,9 +313,8 @@ async fn serve(
     stop: watch::Receiver<bool>,
     sock: TcpStream,
     attacker: SocketAddr,
-    listening: SocketAddr,
+    telescope: SocketAddr,
 ) {
-    let telescope = sock.local_addr().unwrap_or(listening);
     let (id, outcome, detail) = serve_connection(cfg, sock, attacker, telescope, stop).await;
     intake.ended(&outcome);
     let at = match &outcome {

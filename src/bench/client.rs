@@ -231,11 +231,14 @@ async fn read_all<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> std::io::R
     }
 }
 
-/// Connects from the next of 4,000 loopback source addresses (127.1.0.1 and up), so that
+/// The loopback source addresses the client connects from, in turn.
+pub const SOURCES: u32 = 4000;
+
+/// Connects from the next of [`SOURCES`] loopback source addresses (127.1.0.1 and up), so that
 /// TIME_WAIT ports and any per-source cap of the farm do not shape the load.
 pub async fn connect(target: SocketAddr) -> std::io::Result<TcpStream> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed) % 4000;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) % SOURCES;
     let source = Ipv4Addr::new(127, 1, (n / 250) as u8, (n % 250 + 1) as u8);
     let sock = TcpSocket::new_v4()?;
     // The port is picked at connect(), where TIME_WAIT pairs can be reused on loopback.

@@ -72,7 +72,7 @@ type Figures = BTreeMap<String, f64>;
 /// `honeyfarm bench flood`: every case asked for, one fresh farm each.
 pub async fn flood(common: &Common, args: &FloodArgs) -> Result<(), BenchError> {
     let plan = Arc::new(Plan::load(&common.script)?);
-    set_nofile(u64::MAX).map_err(BenchError::Limit)?;
+    set_nofile(u64::MAX, false).map_err(BenchError::Limit)?;
     let cases = if args.cases.is_empty() {
         vec![
             Case::ConnectClose,
@@ -114,6 +114,7 @@ async fn run_case(
         // A slowloris keeps under the idle timeout: the message deadline is what ends it.
         message_deadline_secs: (case == Case::Slowloris).then_some(args.idle_timeout),
         nofile: (case == Case::FdExhaustion).then_some(args.fd_limit),
+        ..FarmOptions::default()
     };
     let mut farm = Server::farm(&dir, &common.script, &plan.service, opts)?;
     let (cpu0, start) = (farm.cpu(), Instant::now());

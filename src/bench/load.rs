@@ -1,6 +1,5 @@
 //! Scripted sessions per second against the farm and the baseline, interleaved (farm,
-//! baseline, farm, baseline) so that both see the same noisy machine; and the farm's memory per
-//! idle connection.
+//! baseline, farm, baseline) so that both see the same noisy machine.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,8 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 use super::client::{connect, Failure, Plan};
-use super::target::{set_nofile, FarmOptions, Server, Workdir};
-use super::{BenchError, Common, IdleArgs, LoadArgs};
+use super::target::{FarmOptions, Server, Workdir};
+use super::{BenchError, Common, LoadArgs};
 
 /// The longest a scripted session may take before it counts as failed.
 pub const SESSION_LIMIT: Duration = Duration::from_secs(15);
@@ -286,69 +285,4 @@ pub async fn open_many(
         left -= batch;
     }
     (held, failed)
-}
-
-/// Waits until a process has `want` descriptors, or their number has not grown for 5 s, or
-/// 60 s have passed; returns the number.
-async fn fds_settled(pid: u32, want: usize) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut last, mut since) = (open_fds(pid), Instant::now());
-    while last < want && since.elapsed() < Duration::from_secs(5) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = open_fds(pid);
-        if now != last {
-            (last, since) = (now, Instant::now());
-        }
-    }
-    last
-}
-
-/// `honeyfarm bench idle`: the farm's memory per idle connection.
-pub async fn idle(common: &Common, args: &IdleArgs) -> Result<(), BenchError> {
-    let limit = set_nofile(u64::MAX).map_err(BenchError::Limit)?;
-    if args.connections as u64 + 128 > limit {
-        return Err(BenchError::TooMany(args.connections, limit));
-    }
-    let plan = Arc::new(Plan::load(&common.script)?);
-    let dir = Workdir::new("idle")?;
-    let farm = Server::farm(&dir, &common.script, &plan.service, FarmOptions::default())?;
-    plan.session(farm.addr, SESSION_LIMIT)
-        .await
-        .map_err(|f| BenchError::Warmup("farm", f))?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (rss0, fds0) = (farm.rss(), open_fds(farm.pid()));
-    let opening = Instant::now();
-    let (held, failed) = open_many(farm.addr, args.connections, &plan, args.messages).await;
-    let opened = opening.elapsed();
-    // Held connections are idle once the farm has accepted them all.
-    fds_settled(farm.pid(), fds0 + held.len()).await;
-    tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
-    let (rss1, fds1) = (farm.rss(), open_fds(farm.pid()));
-    let accepted = fds1.saturating_sub(fds0);
-    println!(
-        "honeyfarm bench idle: {} connections held ({failed} failed, opened in {:.1} s, 256 at a time), each after {} client message(s); farm (pid {}) has {accepted} more descriptors",
-        held.len(),
-        opened.as_secs_f64(),
-        args.messages,
-        farm.pid()
-    );
-    println!(
-        "  farm RSS {:.1} MB -> {:.1} MB: {:.0} bytes per idle connection it accepted",
-        rss0 as f64 / 1048576.0,
-        rss1 as f64 / 1048576.0,
-        rss1.saturating_sub(rss0) as f64 / accepted.max(1) as f64
-    );
-    drop(held);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let fresh = plan.session(farm.addr, SESSION_LIMIT).await;
-    println!(
-        "  after closing them: RSS {:.1} MB, a fresh scripted session {}",
-        farm.rss() as f64 / 1048576.0,
-        match fresh {
-            Ok(d) => format!("served in {:.1} ms", d.as_secs_f64() * 1e3),
-            Err(f) => format!("FAILED: {f}"),
-        }
-    );
-    farm.stop(Duration::from_secs(20));
-    Ok(())
 }

@@ -7,6 +7,7 @@
 mod baseline;
 mod client;
 mod flood;
+mod idle;
 mod load;
 mod target;
 
@@ -212,7 +213,7 @@ pub fn run(args: Args) -> anyhow::Result<bool> {
     rt.block_on(async move {
         match args.mode {
             None => load::throughput(&args.common, &args.load).await,
-            Some(Mode::Idle { common, args }) => load::idle(&common, &args).await,
+            Some(Mode::Idle { common, args }) => idle::idle(&common, &args).await,
             Some(Mode::Flood { common, args }) => flood::flood(&common, &args).await,
             Some(Mode::ServeBaseline { script, listen }) => {
                 baseline::serve(client::Plan::load(&script)?, listen).await

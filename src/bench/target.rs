@@ -50,8 +50,11 @@ pub struct FarmOptions {
     pub idle_timeout_secs: u64,
     /// `[session] message_deadline_secs` (the farm's default if `None`).
     pub message_deadline_secs: Option<u64>,
-    /// The farm's soft limit of open files, if not this process's.
+    /// The farm's limit of open files (soft and hard: it raises its soft limit to the hard
+    /// one), if not this process's.
     pub nofile: Option<u64>,
+    /// `[limits] max_connections` (the farm's default if `None`).
+    pub max_connections: Option<usize>,
 }
 
 impl Default for FarmOptions {
@@ -60,6 +63,7 @@ impl Default for FarmOptions {
             idle_timeout_secs: 120,
             message_deadline_secs: None,
             nofile: None,
+            max_connections: None,
         }
     }
 }
@@ -124,13 +128,17 @@ impl Server {
         let store = d.join("events.sqlite");
         let config = d.join("honeyfarm.toml");
         let text = format!(
-            "[events]\npath = {store:?}\n[scripts]\ndirs = [{scripts:?}]\n[[listen]]\naddress = \"{addr}\"\nservice = \"{service}\"\n[session]\nidle_timeout_secs = {idle}\n{deadline}",
+            "[events]\npath = {store:?}\n[scripts]\ndirs = [{scripts:?}]\n[[listen]]\naddress = \"{addr}\"\nservice = \"{service}\"\n[session]\nidle_timeout_secs = {idle}\n{deadline}{limits}",
             store = store.display().to_string(),
             scripts = d.join("scripts").display().to_string(),
             idle = opts.idle_timeout_secs,
             deadline = opts
                 .message_deadline_secs
                 .map(|s| format!("message_deadline_secs = {s}\n"))
+                .unwrap_or_default(),
+            limits = opts
+                .max_connections
+                .map(|n| format!("[limits]\nmax_connections = {n}\n"))
                 .unwrap_or_default(),
         );
         std::fs::write(&config, text).map_err(|e| BenchError::io(&config, e))?;
@@ -145,7 +153,7 @@ impl Server {
         if let Some(limit) = opts.nofile {
             // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
             unsafe {
-                cmd.pre_exec(move || set_nofile(limit).map(|_| ()));
+                cmd.pre_exec(move || set_nofile(limit, true).map(|_| ()));
             }
         }
         let child = cmd.spawn().map_err(BenchError::Spawn)?;
@@ -293,8 +301,9 @@ pub fn rss_of(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Sets the soft limit of open files (capped at the hard limit); returns the limit set.
-pub fn set_nofile(want: u64) -> std::io::Result<u64> {
+/// Sets the soft limit of open files (capped at the hard limit), and with `hard` the hard limit
+/// too (a process may raise its soft limit up to its hard one); returns the limit set.
+pub fn set_nofile(want: u64, hard: bool) -> std::io::Result<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -305,6 +314,9 @@ pub fn set_nofile(want: u64) -> std::io::Result<u64> {
             return Err(std::io::Error::last_os_error());
         }
         lim.rlim_cur = want.min(lim.rlim_max);
+        if hard {
+            lim.rlim_max = lim.rlim_cur;
+        }
         if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
             return Err(std::io::Error::last_os_error());
         }

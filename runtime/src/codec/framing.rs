@@ -140,6 +140,17 @@ impl FrameBuf {
         &mut self.fresh
     }
 
+    /// Gives back the room made for a read that found nothing to read, when no bytes are
+    /// held: a connection waiting between messages holds no receive buffer. (A read is tried
+    /// once the socket was seen readable, and a socket stays readable to the runtime until a
+    /// read would block: the read after each message finds nothing.)
+    pub fn release_if_empty(&mut self) {
+        if self.is_empty() {
+            self.fresh = BytesMut::new();
+            self.pending = Bytes::new();
+        }
+    }
+
     /// Adds received bytes.
     pub fn extend_from_slice(&mut self, bytes: &[u8]) {
         self.fresh.extend_from_slice(bytes);
@@ -317,6 +328,19 @@ mod tests {
         assert!(f.is_empty());
         // Only the partial frames left behind whole ones were moved, once each.
         assert!(f.copied() <= 50 * 4, "{}", f.copied());
+    }
+
+    #[test]
+    fn an_empty_buffer_gives_its_room_back() {
+        let mut f = FrameBuf::new(1000);
+        assert!(f.read_target().capacity() >= MIN_READ);
+        f.release_if_empty();
+        assert_eq!(f.fresh.capacity(), 0);
+        // Bytes held keep their buffer.
+        f.extend_from_slice(&[3, 1]);
+        f.release_if_empty();
+        assert!(f.fresh.capacity() > 0);
+        assert_eq!(f.len(), 2);
     }
 
     #[test]

@@ -184,6 +184,14 @@ impl Memory {
         self.journal = journal;
     }
 
+    /// Gives back the journal's room (kept from one message to the next while messages
+    /// come): for a conversation that waits, idle.
+    pub fn trim(&mut self) {
+        if !self.journaling {
+            self.journal = Vec::new();
+        }
+    }
+
     /// What is remembered under the memory key `k`.
     pub(crate) fn get(&self, k: &[u8]) -> Option<&[u8]> {
         self.slots

@@ -72,7 +72,11 @@ impl Candidates {
                 return Err(Deviation("no script is being followed".into()));
             };
             match c.serve(to) {
-                Ok(step) => return Ok(step),
+                Ok(step) => {
+                    // Answered: no candidate builds replies to this message any more.
+                    self.live.iter_mut().for_each(Candidate::forget_options);
+                    return Ok(step);
+                }
                 Err(e) if self.live.len() == 1 => return Err(e),
                 Err(_) => {
                     self.live.remove(0);

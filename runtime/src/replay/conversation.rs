@@ -57,6 +57,11 @@ impl Conversation {
         self.memory.size()
     }
 
+    /// Gives back room kept for the next message's decode (while the peer is silent).
+    pub fn trim(&mut self) {
+        self.memory.trim();
+    }
+
     /// Says what the next server message answers, where the caller knows better than the
     /// last client message decoded here (dissect pairs them by time).
     pub fn set_answering(&mut self, kind: Bytes) {

@@ -133,6 +133,12 @@ impl Candidate {
         Ok(step)
     }
 
+    /// Forgets the options of the last client message once its replies are built: a session
+    /// waiting for the next message keeps none (the next message brings its own).
+    pub fn forget_options(&mut self) {
+        self.options = (Choices::default(), Choices::default());
+    }
+
     /// Where, in the attacker's options, is each option the script's reply chose: the new
     /// values of its `@index` fields. An option the attacker did not offer is a deviation.
     fn chosen(&self, reply: &[RoleField]) -> Result<Vec<(&'static str, u64)>, Deviation> {

@@ -26,8 +26,36 @@ pub struct Conflict {
     pub earlier: String,
 }
 
-#[derive(Debug, Clone, Default)]
+/// Pairs kept in a list up to this many; past it, in two hash maps. A session pairs a few
+/// values (SMB: PID, TID, UID, MID, a session key), and its map lives as long as the
+/// connection: a short list scanned is smaller than two hash maps (a sixth of their memory for
+/// six pairs) and no slower to search.
+const FEW: usize = 32;
+
+#[derive(Debug, Clone)]
 pub struct ValueMap {
+    pairs: Pairs,
+}
+
+impl Default for ValueMap {
+    fn default() -> Self {
+        ValueMap {
+            pairs: Pairs::Few(Vec::new()),
+        }
+    }
+}
+
+/// The pairs of a [`ValueMap`].
+#[derive(Debug, Clone)]
+enum Pairs {
+    /// `(namespace, left, right)`, in the order made.
+    Few(Vec<(&'static str, Value, Value)>),
+    /// Boxed: every candidate script of every session holds a map, nearly always few.
+    Many(Box<Maps>),
+}
+
+#[derive(Debug, Clone)]
+struct Maps {
     forward: HashMap<(&'static str, Value), Value>,
     backward: HashMap<(&'static str, Value), Value>,
 }
@@ -50,21 +78,59 @@ impl ValueMap {
             right: right.to_string(),
             earlier: earlier.to_string(),
         };
-        if let Some(r) = self.forward.get(&(namespace, left.clone())) {
+        if let Some(r) = self.forward(namespace, &left) {
             return if *r == right {
                 Ok(())
             } else {
                 Err(conflict(r))
             };
         }
-        if let Some(l) = self.backward.get(&(namespace, right.clone())) {
+        if let Some(l) = self.backward(namespace, &right) {
             return Err(conflict(l));
         }
-        let (left, right) = (detached(left), detached(right));
-        self.forward
-            .insert((namespace, left.clone()), right.clone());
-        self.backward.insert((namespace, right), left);
+        self.insert(namespace, detached(left), detached(right));
         Ok(())
+    }
+
+    /// Adds a pair neither of whose values is paired yet.
+    fn insert(&mut self, namespace: &'static str, left: Value, right: Value) {
+        match &mut self.pairs {
+            Pairs::Few(v) if v.len() < FEW => {
+                // Grown two at a time: the list is kept for the connection's life, and a
+                // doubling would leave up to half of it unused.
+                if v.len() == v.capacity() {
+                    v.reserve_exact(2);
+                }
+                v.push((namespace, left, right));
+            }
+            Pairs::Few(v) => {
+                let mut forward = HashMap::with_capacity(2 * FEW);
+                let mut backward = HashMap::with_capacity(2 * FEW);
+                for (ns, l, r) in std::mem::take(v)
+                    .into_iter()
+                    .chain([(namespace, left, right)])
+                {
+                    forward.insert((ns, l.clone()), r.clone());
+                    backward.insert((ns, r), l);
+                }
+                self.pairs = Pairs::Many(Box::new(Maps { forward, backward }));
+            }
+            Pairs::Many(m) => {
+                m.forward.insert((namespace, left.clone()), right.clone());
+                m.backward.insert((namespace, right), left);
+            }
+        }
+    }
+
+    /// Forgets a pair made by [`ValueMap::bind`] (undoing a match that failed later).
+    pub fn unbind(&mut self, namespace: &'static str, left: &Value, right: &Value) {
+        match &mut self.pairs {
+            Pairs::Few(v) => v.retain(|(ns, l, r)| !(*ns == namespace && l == left && r == right)),
+            Pairs::Many(m) => {
+                m.forward.remove(&(namespace, left.clone()));
+                m.backward.remove(&(namespace, right.clone()));
+            }
+        }
     }
 
     /// Pairs a value the right side issued with a left value: itself if that is free on the
@@ -107,11 +173,23 @@ impl ValueMap {
     }
 
     pub fn forward(&self, namespace: &'static str, left: &Value) -> Option<&Value> {
-        self.forward.get(&(namespace, left.clone()))
+        match &self.pairs {
+            Pairs::Few(v) => v
+                .iter()
+                .find(|(ns, l, _)| *ns == namespace && l == left)
+                .map(|(_, _, r)| r),
+            Pairs::Many(m) => m.forward.get(&(namespace, left.clone())),
+        }
     }
 
     pub fn backward(&self, namespace: &'static str, right: &Value) -> Option<&Value> {
-        self.backward.get(&(namespace, right.clone()))
+        match &self.pairs {
+            Pairs::Few(v) => v
+                .iter()
+                .find(|(ns, _, r)| *ns == namespace && r == right)
+                .map(|(_, l, _)| l),
+            Pairs::Many(m) => m.backward.get(&(namespace, right.clone())),
+        }
     }
 }
 
@@ -150,5 +228,59 @@ mod tests {
             .unwrap();
         let fresh = m.bind_new("handle", h.clone());
         assert!(matches!(&fresh, Value::Bytes(b) if b.len() == 20 && *b != vec![1u8; 20]));
+    }
+
+    #[test]
+    fn many_pairs_stay_paired_past_the_list() {
+        let mut m = ValueMap::new();
+        for i in 0..3 * FEW as u64 {
+            m.bind("mid", Value::Uint(i), Value::Uint(i + 1000))
+                .unwrap();
+            m.bind("mid", Value::Uint(i), Value::Uint(i + 1000))
+                .unwrap();
+        }
+        assert!(matches!(m.pairs, Pairs::Many(_)));
+        for i in 0..3 * FEW as u64 {
+            assert_eq!(
+                m.forward("mid", &Value::Uint(i)),
+                Some(&Value::Uint(i + 1000))
+            );
+            assert_eq!(
+                m.backward("mid", &Value::Uint(i + 1000)),
+                Some(&Value::Uint(i))
+            );
+        }
+        assert!(m.bind("mid", Value::Uint(1), Value::Uint(7)).is_err());
+        assert!(m
+            .bind("mid", Value::Uint(7_000), Value::Uint(1001))
+            .is_err());
+        assert_eq!(m.forward("tid", &Value::Uint(1)), None);
+    }
+
+    #[test]
+    fn an_unbound_pair_is_forgotten_both_ways() {
+        for n in [3, 3 * FEW as u64] {
+            let mut m = ValueMap::new();
+            for i in 0..n {
+                m.bind("fid", Value::Uint(i), Value::Uint(i + 100)).unwrap();
+            }
+            m.unbind("fid", &Value::Uint(1), &Value::Uint(101));
+            assert_eq!(m.forward("fid", &Value::Uint(1)), None);
+            assert_eq!(m.backward("fid", &Value::Uint(101)), None);
+            assert_eq!(m.forward("fid", &Value::Uint(2)), Some(&Value::Uint(102)));
+            m.bind("fid", Value::Uint(1), Value::Uint(7)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_few_pairs_take_no_more_room_than_they_need() {
+        let mut m = ValueMap::new();
+        for i in 0..6 {
+            m.bind("uid", Value::Uint(i), Value::Uint(i + 9)).unwrap();
+        }
+        let Pairs::Few(v) = &m.pairs else {
+            panic!("six pairs are a list")
+        };
+        assert_eq!(v.capacity(), 6);
     }
 }

@@ -41,11 +41,11 @@ impl Bridged {
             self.attacker.shutdown().await;
         }
         drop(self.held);
-        State::Finished(End::Bridged {
+        State::Finished(Box::new(End::Bridged {
             at: self.at,
             deviation: self.deviation,
             error,
-        })
+        }))
     }
 
     /// Relays both ways; `Ok` when a side closes.

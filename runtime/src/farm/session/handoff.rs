@@ -86,11 +86,11 @@ impl HandingOff {
             Err(error) => {
                 s.read_failed(&error, Source::Replayed);
                 self.attacker.shutdown().await;
-                State::Finished(End::HandoffFailed {
+                State::Finished(Box::new(End::HandoffFailed {
                     at: self.at,
                     deviation: self.deviation,
                     error,
-                })
+                }))
             }
         }
     }

@@ -79,13 +79,16 @@ pub struct Session {
     undecodable: usize,
 }
 
-/// Where a session is.
+/// Where a session is. Each state is boxed: the loop in [`run`] holds the state it was given
+/// while that state's step runs, so an inline state would be held twice in every session's
+/// future (its step holds it too), idle ones included.
 enum State {
-    Scripted(scripted::Scripted),
-    HandingOff(handoff::HandingOff),
-    /// Boxed: two peers.
+    Scripted(Box<scripted::Scripted>),
+    HandingOff(Box<handoff::HandingOff>),
+    /// Two peers.
     Bridged(Box<bridge::Bridged>),
-    Finished(End),
+    /// Boxed too: [`run`] holds its argument and its loop variable, each as large as a state.
+    Finished(Box<End>),
 }
 
 impl Session {
@@ -173,22 +176,24 @@ async fn run(s: &mut Session, mut state: State) -> End {
             State::Scripted(x) => x.step(s).await,
             // The rare states' futures boxed: every session's task holds the largest of these
             // inline, an idle scripted one included.
-            State::HandingOff(x) => Box::pin(x.step(s)).await,
+            State::HandingOff(x) => Box::pin((*x).step(s)).await,
             State::Bridged(x) => Box::pin(x.step(s)).await,
-            State::Finished(end) => return end,
+            State::Finished(end) => return *end,
         }
     }
 }
 
 /// Serves one attacker connection to its end (or until `shutdown` turns true), recording it in
-/// the event store; returns the connection's id, outcome and detail.
-pub async fn serve_connection(
+/// the event store (its row when called); the future returns the connection's id, outcome and
+/// detail. Not an `async fn`: its arguments, moved into the session, would keep their own
+/// slots in the future for as long as the connection lives.
+pub fn serve_connection(
     cfg: Arc<SessionConfig>,
     sock: TcpStream,
     attacker: SocketAddr,
     telescope: SocketAddr,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> (i64, Outcome, String) {
+) -> impl std::future::Future<Output = (i64, Outcome, String)> + Send {
     let id = cfg
         .events
         .connection(attacker, telescope, &cfg.service.name);
@@ -203,7 +208,9 @@ pub async fn serve_connection(
         deviated: None,
         undecodable: 0,
     };
-    let peer = Peer::new(
+    // Built in one expression: a `Peer` or `Scripted` local would keep its own slot in this
+    // future for as long as the connection lives.
+    let state = State::Scripted(Box::new(scripted::Scripted::new(Peer::new(
         Side::Attacker,
         sock,
         &cfg.service,
@@ -212,34 +219,92 @@ pub async fn serve_connection(
             idle: Some(cfg.idle_timeout),
             message: cfg.deadlines.message,
         },
-    );
-    let state = State::Scripted(scripted::Scripted::new(peer));
-    let lifetime = async {
-        match cfg.deadlines.session {
-            Some(d) => tokio::time::timeout(d, run(&mut s, state))
-                .await
-                .unwrap_or(End::Failed(SessionError::TooLong(d.as_millis()))),
-            None => run(&mut s, state).await,
+    ))));
+    async move {
+        let too_long = async {
+            match cfg.deadlines.session {
+                Some(d) => {
+                    tokio::time::sleep(d).await;
+                    d
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let end = tokio::select! {
+            // In this order: a session that ends as its deadline passes has ended.
+            biased;
+            end = run(&mut s, state) => end,
+            d = too_long => End::Failed(SessionError::TooLong(d.as_millis())),
+            _ = shutdown.wait_for(|stop| *stop) => End::Shutdown,
+        };
+        let (outcome, mut detail) = (end.outcome(), end.detail());
+        let dropped = s.files.dropped;
+        for (name, content) in std::mem::take(&mut s.files).into_files() {
+            cfg.events.artifact(id, &name, content);
         }
-    };
-    let end = tokio::select! {
-        end = lifetime => end,
-        _ = shutdown.wait_for(|stop| *stop) => End::Shutdown,
-    };
-    let (outcome, mut detail) = (end.outcome(), end.detail());
-    let dropped = s.files.dropped;
-    for (name, content) in std::mem::take(&mut s.files).into_files() {
-        cfg.events.artifact(id, &name, content);
+        if dropped > 0 {
+            detail =
+                format!("{detail} ({dropped} bytes written beyond the artifact limit not kept)");
+        }
+        if s.undecodable > 0 {
+            detail = format!(
+                "{detail} ({} messages did not decode where they went)",
+                s.undecodable
+            );
+        }
+        cfg.events.end(id, outcome.clone(), &detail);
+        (id, outcome, detail)
     }
-    if dropped > 0 {
-        detail = format!("{detail} ({dropped} bytes written beyond the artifact limit not kept)");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::mem::size_of;
+
+    use super::*;
+
+    /// The size of the future `f` returns, without calling it.
+    fn returns<A, B, F: Future>(_: fn(A, B) -> F) -> usize {
+        size_of::<F>()
     }
-    if s.undecodable > 0 {
-        detail = format!(
-            "{detail} ({} messages did not decode where they went)",
-            s.undecodable
+
+    fn returns5<A, B, C, D, E, F: Future>(_: fn(A, B, C, D, E) -> F) -> usize {
+        size_of::<F>()
+    }
+
+    /// What an idle connection's task holds inline (`--nocapture` prints it): the session
+    /// future is allocated once per connection, so its size is part of every idle
+    /// connection's memory, whatever state it is in.
+    #[test]
+    fn an_idle_session_future_stays_small() {
+        let connection = returns5(
+            serve_connection as fn(Arc<SessionConfig>, TcpStream, SocketAddr, SocketAddr, _) -> _,
+        );
+        let scripted = returns(scripted::Scripted::step as fn(Box<_>, &'static mut Session) -> _);
+        let handoff = returns(handoff::HandingOff::step as fn(_, &'static mut Session) -> _);
+        let bridged = returns(bridge::Bridged::step as fn(_, &'static mut Session) -> _);
+        let rows = [
+            ("serve_connection future", connection),
+            ("Session", size_of::<Session>()),
+            ("State", size_of::<State>()),
+            ("Scripted", size_of::<scripted::Scripted>()),
+            ("Scripted::step future", scripted),
+            ("HandingOff::step future (boxed)", handoff),
+            ("Bridged::step future (boxed)", bridged),
+            ("Peer", size_of::<Peer>()),
+            ("FrameBuf", size_of::<crate::codec::FrameBuf>()),
+            ("Conversation", size_of::<crate::replay::Conversation>()),
+            ("Candidates", size_of::<crate::replay::Candidates>()),
+            ("tokio Sleep", size_of::<tokio::time::Sleep>()),
+            ("TcpStream", size_of::<TcpStream>()),
+        ];
+        for (what, bytes) in rows {
+            println!("{what:34} {bytes:6} bytes");
+        }
+        assert!(
+            connection <= 1536,
+            "the session future is {connection} bytes"
         );
     }
-    cfg.events.end(id, outcome.clone(), &detail);
-    (id, outcome, detail)
 }

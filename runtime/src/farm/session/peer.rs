@@ -122,6 +122,10 @@ impl Peer {
             (a, b) => a.or(b),
         };
         let was_empty = self.buf.is_empty();
+        if was_empty {
+            // Between messages: the room the last decode used goes while the peer is silent.
+            self.conv.trim();
+        }
         let read = read_into(&self.sock, &mut self.buf);
         let r = match wait {
             Some(w) => match tokio::time::timeout(w, read).await {
@@ -236,13 +240,14 @@ impl Peer {
     }
 }
 
-/// Reads what has come into `buf`. An empty buffer gets its room only once bytes are there to
-/// read: a connection idle between messages holds no receive buffer.
+/// Reads what has come into `buf`. An empty buffer gets its room only once the socket is
+/// readable, and gives it back when the read finds nothing (as the read after each message
+/// does): a connection idle between messages holds no receive buffer.
 async fn read_into(sock: &TcpStream, buf: &mut FrameBuf) -> std::io::Result<usize> {
     loop {
         sock.readable().await?;
         match sock.try_read_buf(buf.read_target()) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => buf.release_if_empty(),
             r => return r,
         }
     }

@@ -26,6 +26,7 @@ pub struct Exchange {
 
 pub struct Scripted {
     attacker: Peer,
+    /// What was exchanged so far, for a handoff (empty without honeypots).
     history: Vec<Exchange>,
     /// Every script the dialog still fits; the first answers.
     cands: Candidates,
@@ -58,18 +59,18 @@ impl Scripted {
         }
     }
 
-    pub async fn step(mut self, s: &mut Session) -> State {
+    pub async fn step(mut self: Box<Self>, s: &mut Session) -> State {
         match self.run(s).await {
-            Ok(Next::Deviated { msg, at, deviation }) => State::HandingOff(HandingOff {
+            Ok(Next::Deviated { msg, at, deviation }) => State::HandingOff(Box::new(HandingOff {
                 attacker: self.attacker,
                 history: self.history,
                 deviating: msg,
                 at,
                 deviation,
-            }),
+            })),
             Ok(Next::Done) => {
                 self.attacker.shutdown().await;
-                State::Finished(End::Scripted)
+                State::Finished(Box::new(End::Scripted))
             }
             Err(e) => {
                 s.read_failed(&e, Source::Attacker);
@@ -83,10 +84,10 @@ impl Scripted {
                     SessionError::Frame { at: 0, .. } | SessionError::Undecodable { at: 0, .. }
                 );
                 if not_protocol && !s.cfg.service.text && refuse(&mut self.attacker, &e).await {
-                    return State::Finished(End::Failed(e));
+                    return State::Finished(Box::new(End::Failed(e)));
                 }
                 self.attacker.shutdown().await;
-                State::Finished(End::Failed(e))
+                State::Finished(Box::new(End::Failed(e)))
             }
         }
     }
@@ -104,10 +105,13 @@ impl Scripted {
             let step = self.cands.serve(audience)?;
             self.note_answering(s);
             let replies = self.send(s, step.replies).await?;
-            self.history.push(Exchange {
-                request: None,
-                replies,
-            });
+            self.keep(
+                s,
+                Exchange {
+                    request: None,
+                    replies,
+                },
+            );
         }
         loop {
             let at = self.attacker.messages_read();
@@ -135,10 +139,13 @@ impl Scripted {
             match step {
                 Ok(step) => {
                     let replies = self.send(s, step.replies).await?;
-                    self.history.push(Exchange {
-                        request: Some(Bytes::copy_from_slice(&d.bytes)),
-                        replies,
-                    });
+                    self.keep(
+                        s,
+                        Exchange {
+                            request: Some(Bytes::copy_from_slice(&d.bytes)),
+                            replies,
+                        },
+                    );
                 }
                 Err(deviation) => {
                     return Ok(Next::Deviated {
@@ -148,6 +155,13 @@ impl Scripted {
                     })
                 }
             }
+        }
+    }
+
+    /// Keeps an exchange for a handoff; without honeypots there is none, and nothing is kept.
+    fn keep(&mut self, s: &Session, exchange: Exchange) {
+        if s.cfg.pool.is_some() {
+            self.history.push(exchange);
         }
     }
 
