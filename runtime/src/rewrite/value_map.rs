@@ -106,6 +106,12 @@ impl ValueMap {
         left
     }
 
+    /// Forgets a pair made by [`ValueMap::bind`] (undoing a match that failed later).
+    pub fn unbind(&mut self, namespace: &'static str, left: &Value, right: &Value) {
+        self.forward.remove(&(namespace, left.clone()));
+        self.backward.remove(&(namespace, right.clone()));
+    }
+
     pub fn forward(&self, namespace: &'static str, left: &Value) -> Option<&Value> {
         self.forward.get(&(namespace, left.clone()))
     }

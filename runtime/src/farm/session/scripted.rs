@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::codec::{AnyMessage, MatchKey};
-use crate::replay::{Audience, Candidates, Deviation, Script};
+use crate::codec::{AnyMessage, MatchKey, RoleFields};
+use crate::replay::{Audience, Candidates, Deviation, Script, Step, Walked};
 
-use super::super::events::Source;
+use super::super::events::{Differences, FollowedEvent, Source};
 use super::error::{End, SessionError};
 use super::handoff::HandingOff;
 use super::peer::Peer;
@@ -33,6 +33,8 @@ pub struct Scripted {
     /// Another script answers now: the messages from here on are not the recorded script's
     /// and are stored whole.
     switched: bool,
+    /// The fields of the message at hand (its buffers reused from message to message).
+    walked: Walked,
 }
 
 /// Where the scripted phase led.
@@ -54,6 +56,7 @@ impl Scripted {
             cands: Candidates::default(),
             recorded: None,
             switched: false,
+            walked: Walked::default(),
         }
     }
 
@@ -102,7 +105,7 @@ impl Scripted {
         if !self.cands.is_empty() {
             let step = self.cands.serve(audience)?;
             self.note_answering(s);
-            let replies = self.send(s, step.replies).await?;
+            let replies = self.send(s, step).await?;
             self.history.push(Exchange {
                 request: None,
                 replies,
@@ -116,7 +119,10 @@ impl Scripted {
                     _ => Ok(Next::Done),
                 };
             };
-            s.files.collect(d.msg.as_ref());
+            self.walked.walk(d.msg.as_ref());
+            if self.walked.has_artifacts() {
+                s.files.collect(d.msg.as_ref());
+            }
             let step = self
                 .follow(s, d.msg.as_ref())
                 .and_then(|()| self.cands.serve(audience));
@@ -124,16 +130,18 @@ impl Scripted {
                 self.note_answering(s);
             }
             // Recorded once the script accepted it or not: the store keeps only what differs.
-            s.event(
-                d.msg.as_ref(),
-                d.bytes.len(),
-                true,
-                Source::Attacker,
-                step.is_ok() && !self.switched,
-            );
+            match (&step, self.following()) {
+                // The accepted message comes just before the first reply in the script.
+                (Ok(step), Some(script)) if step.at > 0 => {
+                    self.followed(s, script, step.at - 1, d.bytes.len(), Source::Attacker)
+                }
+                _ => {
+                    s.event(d.msg.as_ref(), d.bytes.len(), true, Source::Attacker, false);
+                }
+            }
             match step {
                 Ok(step) => {
-                    let replies = self.send(s, step.replies).await?;
+                    let replies = self.send(s, step).await?;
                     self.history.push(Exchange {
                         request: Some(Bytes::copy_from_slice(&d.bytes)),
                         replies,
@@ -158,9 +166,37 @@ impl Scripted {
             let none = || Deviation(format!("no {} script starts with this message", svc.name));
             self.cands =
                 Candidates::new(s.cfg.library.candidates(&svc.name, &MatchKey::of_any(msg)));
-            return self.cands.accept(msg).map_err(|_| none());
+            return self.cands.accept(msg, &self.walked).map_err(|_| none());
         }
-        self.cands.accept(msg)
+        self.cands.accept(msg, &self.walked)
+    }
+
+    /// The recorded script while it is the one answering.
+    fn following(&self) -> Option<Arc<Script>> {
+        self.recorded.clone().filter(|_| !self.switched)
+    }
+
+    /// Records the message just walked as following `script` at `index`: what differs from
+    /// the script's message, compared field by field.
+    fn followed(
+        &self,
+        s: &Session,
+        script: Arc<Script>,
+        index: usize,
+        length: usize,
+        source: Source,
+    ) {
+        let Some(m) = script.messages.get(index) else {
+            return;
+        };
+        let differences = Differences::between(length, &self.walked, m);
+        s.cfg.events.followed(FollowedEvent {
+            connection: s.id,
+            script,
+            index,
+            source,
+            differences,
+        });
     }
 
     /// Records the first script to answer as the connection's; once another answers, the
@@ -180,40 +216,44 @@ impl Scripted {
 
     /// Sends script replies to the attacker in one write; returns them as the history keeps
     /// them.
-    async fn send(
-        &mut self,
-        s: &mut Session,
-        replies: Vec<Bytes>,
-    ) -> Result<Vec<Bytes>, SessionError> {
+    async fn send(&mut self, s: &mut Session, step: Step) -> Result<Vec<Bytes>, SessionError> {
         // What the other candidates, if any, need to follow what was sent (none: nothing to
         // build).
         let others = self.cands.len() > 1;
+        let following = self.following();
         let mut heard = Vec::new();
-        for r in &replies {
+        for (i, r) in step.replies.iter().enumerate() {
             // Decoded on the attacker's side too: later requests may recall what it remembers.
             let d = self
                 .attacker
                 .note_sent(r)
                 .map_err(SessionError::ReplyUndecodable)?;
-            let (_, fields) = s.event(
-                d.msg.as_ref(),
-                r.len(),
-                false,
-                Source::Script,
-                !self.switched,
-            );
+            let msg = d.msg.as_ref();
+            match &following {
+                Some(script) => {
+                    self.walked.walk(msg);
+                    self.followed(s, script.clone(), step.at + i, r.len(), Source::Script);
+                }
+                None => {
+                    s.event(msg, r.len(), false, Source::Script, false);
+                }
+            }
             if others {
-                heard.push((MatchKey::of_any(d.msg.as_ref()), fields));
+                heard.push((MatchKey::of_any(msg), RoleFields::of_any(msg)));
             }
         }
-        self.attacker.write_messages(&replies).await?;
-        if !replies.is_empty() {
+        self.attacker.write_messages(&step.replies).await?;
+        if !step.replies.is_empty() {
             s.first_reply();
         }
         if others {
             let heard: Vec<_> = heard.iter().map(|(k, f)| (k, f.as_slice())).collect();
             self.cands.heard(&heard);
         }
-        Ok(replies.iter().map(|r| Bytes::copy_from_slice(r)).collect())
+        Ok(step
+            .replies
+            .iter()
+            .map(|r| Bytes::copy_from_slice(r))
+            .collect())
     }
 }
