@@ -116,10 +116,6 @@ impl Candidate {
             if m.side != Side::Server {
                 break;
             }
-            let mut d = self
-                .script
-                .decode(self.pos)
-                .ok_or_else(|| Deviation("the script's reply no longer decodes".into()))?;
             // Cookies the server issues here stand for themselves (or a fresh value where the
             // attacker already uses theirs): the attacker will send them back.
             for f in &m.fields {
@@ -137,9 +133,22 @@ impl Candidate {
             ];
             rw.now = Some(SystemTime::now());
             rw.fresh_nonces = true;
-            let out = rw
-                .apply(d.msg.as_mut())
-                .map_err(|e| Deviation(format!("reply {}: {e}", self.pos)))?;
+            // The recording patched where it can be; else decoded, rewritten and encoded.
+            let patched = m
+                .template
+                .as_ref()
+                .and_then(|t| t.patch(&m.bytes, &m.fields, &rw));
+            let out = match patched {
+                Some(out) => out,
+                None => {
+                    let mut d = self
+                        .script
+                        .decode(self.pos)
+                        .ok_or_else(|| Deviation("the script's reply no longer decodes".into()))?;
+                    rw.apply(d.msg.as_mut())
+                        .map_err(|e| Deviation(format!("reply {}: {e}", self.pos)))?
+                }
+            };
             step.replies.push(out);
             self.pos += 1;
         }

@@ -6,6 +6,7 @@ mod conversation;
 mod library;
 mod matcher;
 mod script;
+mod template;
 mod walked;
 
 pub use crate::codec::FrameError;
@@ -14,4 +15,5 @@ pub use conversation::{Conversation, Decoded, MEMORY_LIMIT};
 pub use library::Library;
 pub use matcher::{pair_cookie_refs, pair_cookies, Audience, Candidate, Deviation, Step};
 pub use script::{Script, ScriptError, ScriptMessage, ServiceCodecs, Side, FORMAT, VERSION};
+pub use template::Template;
 pub use walked::{RoleRef, Walked};
