@@ -33,8 +33,6 @@ pub struct Scripted {
     /// Another script answers now: the messages from here on are not the recorded script's
     /// and are stored whole.
     switched: bool,
-    /// The fields of the message at hand (its buffers reused from message to message).
-    walked: Walked,
 }
 
 /// Where the scripted phase led.
@@ -56,7 +54,6 @@ impl Scripted {
             cands: Candidates::default(),
             recorded: None,
             switched: false,
-            walked: Walked::default(),
         }
     }
 
@@ -119,12 +116,13 @@ impl Scripted {
                     _ => Ok(Next::Done),
                 };
             };
-            self.walked.walk(d.msg.as_ref());
-            if self.walked.has_artifacts() {
+            // Not kept past the message: its values share the receive buffer.
+            let walked = Walked::of(d.msg.as_ref());
+            if walked.has_artifacts() {
                 s.files.collect(d.msg.as_ref());
             }
             let step = self
-                .follow(s, d.msg.as_ref())
+                .follow(s, d.msg.as_ref(), &walked)
                 .and_then(|()| self.cands.serve(audience));
             if step.is_ok() {
                 self.note_answering(s);
@@ -132,9 +130,13 @@ impl Scripted {
             // Recorded once the script accepted it or not: the store keeps only what differs.
             match (&step, self.following()) {
                 // The accepted message comes just before the first reply in the script.
-                (Ok(step), Some(script)) if step.at > 0 => {
-                    self.followed(s, script, step.at - 1, d.bytes.len(), Source::Attacker)
-                }
+                (Ok(step), Some(script)) if step.at > 0 => followed(
+                    s,
+                    script,
+                    step.at - 1,
+                    (d.bytes.len(), &walked),
+                    Source::Attacker,
+                ),
                 _ => {
                     s.event(d.msg.as_ref(), d.bytes.len(), true, Source::Attacker, false);
                 }
@@ -160,43 +162,25 @@ impl Scripted {
 
     /// Matches the attacker's message against the scripts it still fits (at the first
     /// message: every script whose opening it matches).
-    fn follow(&mut self, s: &Session, msg: &dyn AnyMessage) -> Result<(), Deviation> {
+    fn follow(
+        &mut self,
+        s: &Session,
+        msg: &dyn AnyMessage,
+        walked: &Walked,
+    ) -> Result<(), Deviation> {
         if self.cands.is_empty() {
             let svc = &s.cfg.service;
             let none = || Deviation(format!("no {} script starts with this message", svc.name));
             self.cands =
                 Candidates::new(s.cfg.library.candidates(&svc.name, &MatchKey::of_any(msg)));
-            return self.cands.accept(msg, &self.walked).map_err(|_| none());
+            return self.cands.accept(msg, walked).map_err(|_| none());
         }
-        self.cands.accept(msg, &self.walked)
+        self.cands.accept(msg, walked)
     }
 
     /// The recorded script while it is the one answering.
     fn following(&self) -> Option<Arc<Script>> {
         self.recorded.clone().filter(|_| !self.switched)
-    }
-
-    /// Records the message just walked as following `script` at `index`: what differs from
-    /// the script's message, compared field by field.
-    fn followed(
-        &self,
-        s: &Session,
-        script: Arc<Script>,
-        index: usize,
-        length: usize,
-        source: Source,
-    ) {
-        let Some(m) = script.messages.get(index) else {
-            return;
-        };
-        let differences = Differences::between(length, &self.walked, m);
-        s.cfg.events.followed(FollowedEvent {
-            connection: s.id,
-            script,
-            index,
-            source,
-            differences,
-        });
     }
 
     /// Records the first script to answer as the connection's; once another answers, the
@@ -231,8 +215,14 @@ impl Scripted {
             let msg = d.msg.as_ref();
             match &following {
                 Some(script) => {
-                    self.walked.walk(msg);
-                    self.followed(s, script.clone(), step.at + i, r.len(), Source::Script);
+                    let walked = Walked::of(msg);
+                    followed(
+                        s,
+                        script.clone(),
+                        step.at + i,
+                        (r.len(), &walked),
+                        Source::Script,
+                    );
                 }
                 None => {
                     s.event(msg, r.len(), false, Source::Script, false);
@@ -256,4 +246,26 @@ impl Scripted {
             .map(|r| Bytes::copy_from_slice(r))
             .collect())
     }
+}
+
+/// Records a message (`length` bytes, its fields walked) as following `script` at `index`:
+/// what differs from the script's message, compared field by field.
+fn followed(
+    s: &Session,
+    script: Arc<Script>,
+    index: usize,
+    (length, walked): (usize, &Walked),
+    source: Source,
+) {
+    let Some(m) = script.messages.get(index) else {
+        return;
+    };
+    let differences = Differences::between(length, walked, m);
+    s.cfg.events.followed(FollowedEvent {
+        connection: s.id,
+        script,
+        index,
+        source,
+        differences,
+    });
 }
