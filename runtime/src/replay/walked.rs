@@ -75,7 +75,14 @@ impl Walked {
     }
 
     pub fn of(msg: &dyn AnyMessage) -> Walked {
-        let mut w = Walked::default();
+        // Room for a typical message from the start, rather than growing field by field.
+        let mut w = Walked {
+            paths: String::with_capacity(4096),
+            at: String::with_capacity(256),
+            levels: Vec::with_capacity(16),
+            fields: Vec::with_capacity(96),
+            option_lists: Vec::new(),
+        };
         w.walk(msg);
         w
     }
