@@ -16,6 +16,7 @@ use crate::codec::{AnyMessage, MatchKey, RoleField};
 
 use super::matcher::{pair_cookies, Audience, Candidate, Deviation, Step};
 use super::script::{Script, Side};
+use super::walked::Walked;
 
 /// The candidates still in play, the answering one first.
 #[derive(Debug, Default)]
@@ -46,17 +47,18 @@ impl Candidates {
         self.live.first().map(|c| &c.script)
     }
 
-    /// Matches the attacker's message against every candidate and keeps those it follows; when
-    /// none does, the answering candidate's deviation says why.
-    pub fn accept(&mut self, msg: &dyn AnyMessage) -> Result<(), Deviation> {
+    /// Matches the attacker's message (`walked`: its fields) against every candidate and keeps
+    /// those it follows; when none does, the answering candidate's deviation says why.
+    pub fn accept(&mut self, msg: &dyn AnyMessage, walked: &Walked) -> Result<(), Deviation> {
         let mut first = None;
-        self.live.retain_mut(|c| match c.accept(msg) {
-            Ok(()) => true,
-            Err(e) => {
-                first.get_or_insert(e);
-                false
-            }
-        });
+        self.live
+            .retain_mut(|c| match c.accept_walked(msg, walked) {
+                Ok(()) => true,
+                Err(e) => {
+                    first.get_or_insert(e);
+                    false
+                }
+            });
         match (self.live.is_empty(), first) {
             (true, Some(e)) => Err(e),
             (true, None) => Err(Deviation("no script is being followed".into())),

@@ -5,7 +5,8 @@
 use bytes::Bytes;
 
 use crate::codec::{
-    AnyMessage, DecodeError, Description, Entry, FrameBuf, FrameError, Memory, Reader, Span,
+    AnyMessage, Class, DecodeError, Entry, FieldValue, FrameBuf, FrameError, Memory, Reader, Span,
+    Value, Visitor,
 };
 
 /// A decoded message with the bytes it came from.
@@ -119,8 +120,9 @@ impl Conversation {
         self.memory.commit();
         let used = r.pos();
         if to_server {
-            let first = Description::of(msg.as_ref()).first_content;
-            self.answering = Bytes::from(first.unwrap_or_default().into_bytes());
+            let mut first = FirstContent(None);
+            msg.visit(&mut first);
+            self.answering = Bytes::from(first.0.unwrap_or_default().into_bytes());
         }
         Ok(Decoded {
             msg,
@@ -154,5 +156,24 @@ impl Conversation {
             });
         }
         Ok(Some(d))
+    }
+}
+
+/// A message's first content field that is a number or bytes (at most 24 bytes of it), as
+/// [`crate::codec::Description`] has it, without describing the rest.
+struct FirstContent(Option<String>);
+
+impl Visitor for FirstContent {
+    fn field(&mut self, _name: &'static str, class: Class, value: &dyn FieldValue) {
+        if self.0.is_some() || class != Class::Content {
+            return;
+        }
+        match value.value() {
+            Value::Bytes(b) => {
+                self.0 = Some(String::from_utf8_lossy(&b[..b.len().min(24)]).into_owned())
+            }
+            v @ Value::Uint(_) => self.0 = Some(v.to_string()),
+            _ => {}
+        }
     }
 }

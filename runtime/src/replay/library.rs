@@ -12,7 +12,8 @@ use super::script::{Script, ScriptError};
 #[derive(Debug, Default)]
 pub struct Library {
     scripts: Vec<Arc<Script>>,
-    by_first: HashMap<(String, MatchKey), Vec<usize>>,
+    /// By service, then by first client message (looked up without copying the key).
+    by_first: HashMap<String, HashMap<MatchKey, Vec<usize>>>,
 }
 
 impl Library {
@@ -24,7 +25,9 @@ impl Library {
         let index = self.scripts.len();
         if let Some(first) = script.first_request() {
             self.by_first
-                .entry((script.service.name.clone(), first.key.clone()))
+                .entry(script.service.name.clone())
+                .or_default()
+                .entry(first.key.clone())
                 .or_default()
                 .push(index);
         }
@@ -82,7 +85,8 @@ impl Library {
     /// The scripts of a service whose first client message has these content fields.
     pub fn candidates(&self, service: &str, first: &MatchKey) -> Vec<Arc<Script>> {
         self.by_first
-            .get(&(service.to_string(), first.clone()))
+            .get(service)
+            .and_then(|m| m.get(first))
             .map(|ix| ix.iter().map(|&i| self.scripts[i].clone()).collect())
             .unwrap_or_default()
     }

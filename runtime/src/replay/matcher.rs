@@ -8,10 +8,11 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use crate::codec::{AnyMessage, Choices, MatchKey, Role, RoleField, RoleFields, Value};
+use crate::codec::{AnyMessage, Choices, MatchKey, Role, RoleField, Value};
 use crate::rewrite::{detached, Rewrite, ValueMap, Way};
 
 use super::script::{Script, Side};
+use super::walked::{RoleRef, Walked};
 
 /// Why an attacker's message does not follow the script.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,8 +27,9 @@ pub struct Candidate {
     pub pos: usize,
     /// Attacker cookie values (left) paired with the script's (right).
     pub cookies: ValueMap,
-    /// The options (`@choice`) of the last client message: the attacker's and the script's.
-    options: (Choices, Choices),
+    /// The options (`@choice`) of the last client message: the attacker's, and the index of
+    /// the script's message (whose options are the script's).
+    options: (Choices, Option<usize>),
 }
 
 /// What answering one attacker message produced.
@@ -35,6 +37,8 @@ pub struct Candidate {
 pub struct Step {
     /// The rewritten replies, to send in order.
     pub replies: Vec<Bytes>,
+    /// The script's index of the first reply.
+    pub at: usize,
 }
 
 /// Who the attacker is talking to, for the replies.
@@ -51,13 +55,22 @@ impl Candidate {
             script,
             pos: 0,
             cookies: ValueMap::new(),
-            options: (Choices::default(), Choices::default()),
+            options: (Choices::default(), None),
         }
     }
 
     /// Checks the attacker's message against the script's next client message and pairs their
     /// cookies; on success the script moves past it.
     pub fn accept(&mut self, msg: &dyn AnyMessage) -> Result<(), Deviation> {
+        self.accept_walked(msg, &Walked::of(msg))
+    }
+
+    /// [`Candidate::accept`] with the message's fields already walked.
+    pub fn accept_walked(
+        &mut self,
+        msg: &dyn AnyMessage,
+        walked: &Walked,
+    ) -> Result<(), Deviation> {
         let Some(expected) = self.script.messages.get(self.pos) else {
             return Err(Deviation(format!(
                 "the script ends after {} messages",
@@ -69,24 +82,23 @@ impl Candidate {
                 "the script expects the server to speak first".into(),
             ));
         }
-        let key = MatchKey::of_any(msg);
-        if let Some((path, got, want)) = key.first_difference(&expected.key) {
+        if !walked.key_equals(&expected.key) {
+            // The rare deviation names the difference: the key is built whole for it.
+            let key = MatchKey::of_any(msg);
+            let (path, got, want) = key.first_difference(&expected.key).unwrap_or_default();
             return Err(Deviation(format!(
                 "message {} ({}): {path} is {got}, the script has {want}",
                 self.pos, expected.kind
             )));
         }
-        let fields = RoleFields::of_any(msg);
-        same_paths_beyond_names(&fields, &expected.fields)
+        let script_fields = || expected.fields.iter().map(RoleRef::from);
+        same_paths_beyond_names(walked.roles(), script_fields())
             .map_err(|e| Deviation(format!("message {} ({}): {e}", self.pos, expected.kind)))?;
-        let mut cookies = self.cookies.clone();
-        pair_cookies(&mut cookies, &fields, &expected.fields)
+        pair_cookie_refs(&mut self.cookies, walked.roles(), script_fields())
             .map_err(|e| Deviation(format!("message {}: {e}", self.pos)))?;
-        self.cookies = cookies;
         // Kept until the next message: detached from this one's receive buffer.
-        let theirs = Choices::of_any(msg).0.into_iter();
-        let theirs = Choices(theirs.map(|(l, v)| (l, detached(v))).collect());
-        self.options = (theirs, expected.options.clone());
+        let theirs = walked.choices().map(|(l, v)| (l, detached(v.clone())));
+        self.options = (Choices(theirs.collect()), Some(self.pos));
         self.pos += 1;
         Ok(())
     }
@@ -98,15 +110,12 @@ impl Candidate {
     pub fn serve(&mut self, to: Audience) -> Result<Step, Deviation> {
         let mut step = Step {
             replies: Vec::new(),
+            at: self.pos,
         };
         while let Some(m) = self.script.messages.get(self.pos) {
             if m.side != Side::Server {
                 break;
             }
-            let mut d = self
-                .script
-                .decode(self.pos)
-                .ok_or_else(|| Deviation("the script's reply no longer decodes".into()))?;
             // Cookies the server issues here stand for themselves (or a fresh value where the
             // attacker already uses theirs): the attacker will send them back.
             for f in &m.fields {
@@ -124,9 +133,22 @@ impl Candidate {
             ];
             rw.now = Some(SystemTime::now());
             rw.fresh_nonces = true;
-            let out = rw
-                .apply(d.msg.as_mut())
-                .map_err(|e| Deviation(format!("reply {}: {e}", self.pos)))?;
+            // The recording patched where it can be; else decoded, rewritten and encoded.
+            let patched = m
+                .template
+                .as_ref()
+                .and_then(|t| t.patch(&m.bytes, &m.fields, &rw));
+            let out = match patched {
+                Some(out) => out,
+                None => {
+                    let mut d = self
+                        .script
+                        .decode(self.pos)
+                        .ok_or_else(|| Deviation("the script's reply no longer decodes".into()))?;
+                    rw.apply(d.msg.as_mut())
+                        .map_err(|e| Deviation(format!("reply {}: {e}", self.pos)))?
+                }
+            };
             step.replies.push(out);
             self.pos += 1;
         }
@@ -136,13 +158,17 @@ impl Candidate {
     /// Forgets the options of the last client message once its replies are built: a session
     /// waiting for the next message keeps none (the next message brings its own).
     pub fn forget_options(&mut self) {
-        self.options = (Choices::default(), Choices::default());
+        self.options = (Choices::default(), None);
     }
 
     /// Where, in the attacker's options, is each option the script's reply chose: the new
     /// values of its `@index` fields. An option the attacker did not offer is a deviation.
     fn chosen(&self, reply: &[RoleField]) -> Result<Vec<(&'static str, u64)>, Deviation> {
-        let (theirs, ours) = &self.options;
+        let (theirs, at) = &self.options;
+        let none = Choices::default();
+        let ours = at
+            .and_then(|i| self.script.messages.get(i))
+            .map_or(&none, |m| &m.options);
         let mut out = Vec::new();
         for f in reply {
             let (Role::Index { list }, Value::Uint(i)) = (f.role, &f.value) else {
@@ -173,24 +199,45 @@ pub fn pair_cookies(
     left: &[RoleField],
     right: &[RoleField],
 ) -> Result<(), String> {
-    let cookies = |v: &[RoleField]| -> Vec<RoleField> {
-        v.iter()
-            .filter(|f| matches!(f.role, Role::Cookie { .. }))
-            .cloned()
-            .collect()
-    };
-    let (l, r) = (cookies(left), cookies(right));
+    pair_cookie_refs(
+        map,
+        left.iter().map(RoleRef::from),
+        right.iter().map(RoleRef::from),
+    )
+}
+
+/// [`pair_cookies`] for borrowed role fields; on an error the map is left as it was.
+pub fn pair_cookie_refs<'a, 'b>(
+    map: &mut ValueMap,
+    left: impl Iterator<Item = RoleRef<'a>>,
+    right: impl Iterator<Item = RoleRef<'b>>,
+) -> Result<(), String> {
+    let is_cookie = |f: &RoleRef| matches!(f.role, Role::Cookie { .. });
+    let l: Vec<RoleRef> = left.filter(is_cookie).collect();
+    let r: Vec<RoleRef> = right.filter(is_cookie).collect();
     if l.len() != r.len() {
         return Err(format!("{} cookie fields against {}", l.len(), r.len()));
     }
-    for (a, b) in l.into_iter().zip(r) {
+    let mut made = Vec::new();
+    let mut pair = |a: RoleRef<'a>, b: RoleRef<'b>| {
         let (Role::Cookie { namespace, .. }, true) = (a.role, a.path == b.path) else {
             return Err(format!("cookie {} against {}", a.path, b.path));
         };
-        map.bind(namespace, a.value, b.value)
+        let new = map.forward(namespace, a.value).is_none();
+        map.bind(namespace, a.value.clone(), b.value.clone())
             .map_err(|e| format!("{}: {e}", a.path))?;
+        if new {
+            made.push((*namespace, a.value, b.value));
+        }
+        Ok(())
+    };
+    let res = l.into_iter().zip(r).try_for_each(|(a, b)| pair(a, b));
+    if res.is_err() {
+        for (namespace, a, b) in made {
+            map.unbind(namespace, a, b);
+        }
     }
-    Ok(())
+    res
 }
 
 /// What a host-name field holds beyond the name: the rest of a `\\name\share` or
@@ -210,15 +257,13 @@ fn beyond_name(v: &Value) -> Option<String> {
 
 /// Host-name fields are ignored in matching, but a path that contains a name (a UNC path) is
 /// content beyond it: `\\10.0.0.1\IPC$` and `\\10.0.0.2\ADMIN$` differ.
-fn same_paths_beyond_names(left: &[RoleField], right: &[RoleField]) -> Result<(), String> {
-    let names = |v: &[RoleField]| -> Vec<RoleField> {
-        v.iter()
-            .filter(|f| matches!(f.role, Role::Hostname))
-            .cloned()
-            .collect()
-    };
-    for (a, b) in names(left).iter().zip(names(right).iter()) {
-        let (x, y) = (beyond_name(&a.value), beyond_name(&b.value));
+fn same_paths_beyond_names<'a, 'b>(
+    left: impl Iterator<Item = RoleRef<'a>>,
+    right: impl Iterator<Item = RoleRef<'b>>,
+) -> Result<(), String> {
+    let is_name = |f: &RoleRef| matches!(f.role, Role::Hostname);
+    for (a, b) in left.filter(is_name).zip(right.filter(is_name)) {
+        let (x, y) = (beyond_name(a.value), beyond_name(b.value));
         if a.path == b.path && x != y {
             return Err(format!(
                 "{} is {}, the script has {}",

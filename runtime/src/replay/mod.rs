@@ -6,10 +6,14 @@ mod conversation;
 mod library;
 mod matcher;
 mod script;
+mod template;
+mod walked;
 
 pub use crate::codec::FrameError;
 pub use candidates::Candidates;
 pub use conversation::{Conversation, Decoded, MEMORY_LIMIT};
 pub use library::Library;
-pub use matcher::{pair_cookies, Audience, Candidate, Deviation, Step};
+pub use matcher::{pair_cookie_refs, pair_cookies, Audience, Candidate, Deviation, Step};
 pub use script::{Script, ScriptError, ScriptMessage, ServiceCodecs, Side, FORMAT, VERSION};
+pub use template::Template;
+pub use walked::{RoleRef, Walked};

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{Choices, Description, Entry, MatchKey, RoleField};
 
 use super::conversation::{Conversation, Decoded};
+use super::template::Template;
 
 /// The `format` field of every script file.
 pub const FORMAT: &str = "honeyfarm-script";
@@ -66,6 +67,8 @@ pub struct ScriptMessage {
     pub options: Choices,
     /// The decoder state just before this message, to decode it again for rewriting.
     before: Conversation,
+    /// A server message as bytes to patch (none if its role fields cannot be patched).
+    pub template: Option<Template>,
 }
 
 /// A service as the codecs see it: its name and the message type each side sends.
@@ -155,7 +158,12 @@ impl Script {
                 )));
             }
             let desc = Description::of(d.msg.as_ref());
+            let template = match side {
+                Side::Server => Template::build(entry, &before, &bytes),
+                Side::Client => None,
+            };
             out.push(ScriptMessage {
+                template,
                 side,
                 kind: desc.kind(service.text),
                 fields: desc.roles,

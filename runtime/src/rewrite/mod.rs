@@ -68,7 +68,8 @@ impl<'a> Rewrite<'a> {
         }
     }
 
-    fn new_value(&self, role: &Role, v: Value) -> Option<Value> {
+    /// The value a field of this role that holds `v` gets, if it changes.
+    pub fn new_value(&self, role: &Role, v: Value) -> Option<Value> {
         match role {
             Role::Cookie { namespace, .. } => {
                 let (map, way) = self.cookies?;

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::replay::{ScriptMessage, Walked};
+
 /// How one message differed from the script's message at the same index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Difference {
@@ -64,6 +66,43 @@ impl Differences {
         } else {
             self.0.push((index, Difference::Roles(roles.to_vec())));
         }
+    }
+
+    /// What [`Differences::record`] notes for a message (`length` bytes, its fields walked)
+    /// against the script's message, from the fields compared as values: text is made only for
+    /// the fields that differ.
+    pub fn between(length: usize, walked: &Walked, script: &ScriptMessage) -> Vec<Difference> {
+        let mut out = Vec::new();
+        if length != script.bytes.len() {
+            out.push(Difference::Length(length));
+        }
+        let mut aligned = walked.role_count() == script.fields.len();
+        let mut values = Vec::new();
+        if aligned {
+            for (k, (a, b)) in walked.roles().zip(&script.fields).enumerate() {
+                if a.same_as(b) {
+                    continue;
+                }
+                let (a, b) = (a.to_string(), b.to_string());
+                if a == b {
+                    continue;
+                }
+                let (path, value) = split(&a);
+                values.push(Difference::Value(k, value.to_string()));
+                if path != split(&b).0 {
+                    aligned = false;
+                    break;
+                }
+            }
+        }
+        if aligned {
+            out.extend(values);
+        } else {
+            out.push(Difference::Roles(
+                walked.roles().map(|r| r.to_string()).collect(),
+            ));
+        }
+        out
     }
 
     /// Puts message `index`'s differences back into the script's length and role fields.

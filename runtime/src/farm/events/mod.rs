@@ -102,6 +102,41 @@ pub struct MessageEvent {
     pub followed: bool,
 }
 
+/// A message that followed its connection's script, as [`EventStore::followed`] takes it.
+#[derive(Debug, Clone)]
+pub struct FollowedEvent {
+    pub connection: i64,
+    pub script: Arc<Script>,
+    /// The script's message it followed.
+    pub index: usize,
+    pub source: Source,
+    pub differences: Vec<Difference>,
+}
+
+impl FollowedEvent {
+    /// The message as a [`MessageEvent`]: the script's, with the differences put back.
+    fn message(self) -> Option<MessageEvent> {
+        let m = self.script.messages.get(self.index)?;
+        let mut length = m.bytes.len();
+        let mut roles = m.fields.iter().map(ToString::to_string).collect();
+        let i = self.index;
+        Differences(self.differences.into_iter().map(|d| (i, d)).collect()).apply(
+            i,
+            &mut length,
+            &mut roles,
+        );
+        Some(MessageEvent {
+            connection: self.connection,
+            to_server: m.side == crate::replay::Side::Client,
+            kind: m.kind.clone(),
+            length,
+            source: self.source,
+            roles,
+            followed: true,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("event store {path}: {source}")]
@@ -295,6 +330,14 @@ impl EventStore {
 
     pub fn message(&self, m: MessageEvent) {
         self.send(Write::Message(m, now()), false);
+    }
+
+    /// A message that followed `script` (the connection's, see [`EventStore::script`]) at its
+    /// message `index`, given as what differed from it: the writer keeps it as such, or makes
+    /// it a row as [`EventStore::message`] would have (the script's message with the
+    /// differences put back) when the connection's messages are rows.
+    pub fn followed(&self, m: FollowedEvent) {
+        self.send(Write::Followed(m, now()), false);
     }
 
     /// The script the connection follows, before the first message that follows it.

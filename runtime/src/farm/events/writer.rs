@@ -18,7 +18,7 @@ use super::super::intake::IntakeCounts;
 use super::super::throttle::Throttle;
 use super::compact::Differences;
 use super::farm_tables::{self, LeaseRecord};
-use super::{now, Column, Counters, MessageEvent, Outcome};
+use super::{now, Column, Counters, FollowedEvent, MessageEvent, Outcome};
 
 pub(super) enum Write {
     Start {
@@ -33,6 +33,7 @@ pub(super) enum Write {
         script: Arc<Script>,
     },
     Message(MessageEvent, f64),
+    Followed(FollowedEvent, f64),
     /// One column of a connection, set once it is known.
     Set {
         id: i64,
@@ -61,6 +62,8 @@ pub(super) enum Write {
 /// A script as the writer compares messages with it, stored once per store.
 struct Stored {
     id: i64,
+    /// The address of the `Arc<Script>` it was made from.
+    key: usize,
     source: String,
     /// `(to_server, kind, length, role fields)` of each message.
     messages: Vec<(bool, String, usize, Vec<String>)>,
@@ -240,6 +243,7 @@ impl Writer {
                 }
             }
             Write::Message(m, time) => self.message(m, time)?,
+            Write::Followed(f, time) => self.followed_message(f, time)?,
             Write::Set { id, column, value } => {
                 self.db
                     .prepare_cached(&format!(
@@ -337,6 +341,34 @@ impl Writer {
         insert_row(&self.db, &m, time)
     }
 
+    /// A message the session compared with the script itself: its differences are kept as
+    /// they are when it is the next message of the connection's script; otherwise it is made
+    /// whole and taken as [`Writer::message`] takes any.
+    fn followed_message(&mut self, f: FollowedEvent, time: f64) -> rusqlite::Result<()> {
+        if let Some(o) = self.open.get_mut(&f.connection) {
+            let next = o.script.as_ref().and_then(|s| s.messages.get(o.followed));
+            let key = Arc::as_ptr(&f.script) as usize;
+            let same_script = o.script.as_ref().is_some_and(|s| s.key == key);
+            let to_server = f
+                .script
+                .messages
+                .get(f.index)
+                .map(|m| m.side == Side::Client);
+            if !o.rows && same_script && o.followed == f.index && next.map(|m| m.0) == to_server {
+                let i = f.index;
+                o.differences
+                    .0
+                    .extend(f.differences.into_iter().map(|d| (i, d)));
+                o.followed += 1;
+                return Ok(());
+            }
+        }
+        match f.message() {
+            Some(m) => self.message(m, time),
+            None => Ok(()),
+        }
+    }
+
     /// Writes the script a connection followed, how far and what differed.
     fn followed(&self, id: i64, o: &Open) -> rusqlite::Result<()> {
         let Some(s) = &o.script else { return Ok(()) };
@@ -367,6 +399,7 @@ impl Writer {
             .unwrap_or_default();
         let stored = Arc::new(Stored {
             id,
+            key,
             source: script.source.clone(),
             messages: script
                 .messages

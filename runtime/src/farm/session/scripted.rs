@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::codec::{AnyMessage, MatchKey};
-use crate::replay::{Audience, Candidates, Deviation, Script};
+use crate::codec::{AnyMessage, MatchKey, RoleFields};
+use crate::replay::{Audience, Candidates, Deviation, Script, Step, Walked};
 
-use super::super::events::Source;
+use super::super::events::{Differences, FollowedEvent, Source};
 use super::error::{End, SessionError};
 use super::handoff::HandingOff;
 use super::peer::Peer;
@@ -104,7 +104,7 @@ impl Scripted {
         if !self.cands.is_empty() {
             let step = self.cands.serve(audience)?;
             self.note_answering(s);
-            let replies = self.send(s, step.replies).await?;
+            let replies = self.send(s, step).await?;
             self.keep(
                 s,
                 Exchange {
@@ -121,24 +121,34 @@ impl Scripted {
                     _ => Ok(Next::Done),
                 };
             };
-            s.files.collect(d.msg.as_ref());
+            // Not kept past the message: its values share the receive buffer.
+            let walked = Walked::of(d.msg.as_ref());
+            if walked.has_artifacts() {
+                s.files.collect(d.msg.as_ref());
+            }
             let step = self
-                .follow(s, d.msg.as_ref())
+                .follow(s, d.msg.as_ref(), &walked)
                 .and_then(|()| self.cands.serve(audience));
             if step.is_ok() {
                 self.note_answering(s);
             }
             // Recorded once the script accepted it or not: the store keeps only what differs.
-            s.event(
-                d.msg.as_ref(),
-                d.bytes.len(),
-                true,
-                Source::Attacker,
-                step.is_ok() && !self.switched,
-            );
+            match (&step, self.following()) {
+                // The accepted message comes just before the first reply in the script.
+                (Ok(step), Some(script)) if step.at > 0 => followed(
+                    s,
+                    script,
+                    step.at - 1,
+                    (d.bytes.len(), &walked),
+                    Source::Attacker,
+                ),
+                _ => {
+                    s.event(d.msg.as_ref(), d.bytes.len(), true, Source::Attacker, false);
+                }
+            }
             match step {
                 Ok(step) => {
-                    let replies = self.send(s, step.replies).await?;
+                    let replies = self.send(s, step).await?;
                     self.keep(
                         s,
                         Exchange {
@@ -167,15 +177,25 @@ impl Scripted {
 
     /// Matches the attacker's message against the scripts it still fits (at the first
     /// message: every script whose opening it matches).
-    fn follow(&mut self, s: &Session, msg: &dyn AnyMessage) -> Result<(), Deviation> {
+    fn follow(
+        &mut self,
+        s: &Session,
+        msg: &dyn AnyMessage,
+        walked: &Walked,
+    ) -> Result<(), Deviation> {
         if self.cands.is_empty() {
             let svc = &s.cfg.service;
             let none = || Deviation(format!("no {} script starts with this message", svc.name));
             self.cands =
                 Candidates::new(s.cfg.library.candidates(&svc.name, &MatchKey::of_any(msg)));
-            return self.cands.accept(msg).map_err(|_| none());
+            return self.cands.accept(msg, walked).map_err(|_| none());
         }
-        self.cands.accept(msg)
+        self.cands.accept(msg, walked)
+    }
+
+    /// The recorded script while it is the one answering.
+    fn following(&self) -> Option<Arc<Script>> {
+        self.recorded.clone().filter(|_| !self.switched)
     }
 
     /// Records the first script to answer as the connection's; once another answers, the
@@ -195,40 +215,72 @@ impl Scripted {
 
     /// Sends script replies to the attacker in one write; returns them as the history keeps
     /// them.
-    async fn send(
-        &mut self,
-        s: &mut Session,
-        replies: Vec<Bytes>,
-    ) -> Result<Vec<Bytes>, SessionError> {
+    async fn send(&mut self, s: &mut Session, step: Step) -> Result<Vec<Bytes>, SessionError> {
         // What the other candidates, if any, need to follow what was sent (none: nothing to
         // build).
         let others = self.cands.len() > 1;
+        let following = self.following();
         let mut heard = Vec::new();
-        for r in &replies {
+        for (i, r) in step.replies.iter().enumerate() {
             // Decoded on the attacker's side too: later requests may recall what it remembers.
             let d = self
                 .attacker
                 .note_sent(r)
                 .map_err(SessionError::ReplyUndecodable)?;
-            let (_, fields) = s.event(
-                d.msg.as_ref(),
-                r.len(),
-                false,
-                Source::Script,
-                !self.switched,
-            );
+            let msg = d.msg.as_ref();
+            match &following {
+                Some(script) => {
+                    let walked = Walked::of(msg);
+                    followed(
+                        s,
+                        script.clone(),
+                        step.at + i,
+                        (r.len(), &walked),
+                        Source::Script,
+                    );
+                }
+                None => {
+                    s.event(msg, r.len(), false, Source::Script, false);
+                }
+            }
             if others {
-                heard.push((MatchKey::of_any(d.msg.as_ref()), fields));
+                heard.push((MatchKey::of_any(msg), RoleFields::of_any(msg)));
             }
         }
-        self.attacker.write_messages(&replies).await?;
-        if !replies.is_empty() {
+        self.attacker.write_messages(&step.replies).await?;
+        if !step.replies.is_empty() {
             s.first_reply();
         }
         if others {
             let heard: Vec<_> = heard.iter().map(|(k, f)| (k, f.as_slice())).collect();
             self.cands.heard(&heard);
         }
-        Ok(replies.iter().map(|r| Bytes::copy_from_slice(r)).collect())
+        Ok(step
+            .replies
+            .iter()
+            .map(|r| Bytes::copy_from_slice(r))
+            .collect())
     }
+}
+
+/// Records a message (`length` bytes, its fields walked) as following `script` at `index`:
+/// what differs from the script's message, compared field by field.
+fn followed(
+    s: &Session,
+    script: Arc<Script>,
+    index: usize,
+    (length, walked): (usize, &Walked),
+    source: Source,
+) {
+    let Some(m) = script.messages.get(index) else {
+        return;
+    };
+    let differences = Differences::between(length, walked, m);
+    s.cfg.events.followed(FollowedEvent {
+        connection: s.id,
+        script,
+        index,
+        source,
+        differences,
+    });
 }
