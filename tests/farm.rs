@@ -535,7 +535,7 @@ fn replay_handoff_and_bridge_with_samba() {
     let mut sink = Vec::new();
     let _ = g.read_to_end(&mut sink);
     let (outcome, _, _, _, detail) = ended(&db, 5);
-    assert_eq!(outcome, "error", "{detail}");
+    assert_eq!(outcome, "not_protocol", "{detail}");
     assert!(
         detail.contains("attacker message 0: a message of at least")
             // NetBIOS's own limit (`framing DirectTcp max 0x20003;`), below the configured 1 MiB.

@@ -383,7 +383,7 @@ fn connections(db: &Path) -> Vec<(i64, String, String)> {
 }
 
 /// Input that is not SMB at all (nmap -sV's probes): the farm ends it as Samba does, and the
-/// store records why under the outcome `error`.
+/// store records why under the outcome `not_protocol`.
 fn not_smb(detail: &str) -> bool {
     [
         "closed before sending anything",
@@ -435,17 +435,13 @@ fn check_store(
         let smb = n < smb_connections;
         let ok = match outcome.as_str() {
             "scripted" | "bridged" => true,
-            "error" => !smb && not_smb(detail),
+            "not_protocol" => !smb && not_smb(detail),
             _ => false,
         };
         if !ok {
             failures.push(format!("connection {id}: {outcome}: {detail}"));
         }
-        let kind = if outcome == "error" && not_smb(detail) {
-            "error (not SMB)".to_string()
-        } else {
-            outcome.clone()
-        };
+        let kind = outcome.clone();
         *counts.entry((smb, kind)).or_default() += 1;
     }
     println!("farm store, {} connections:", store.len());

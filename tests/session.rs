@@ -791,7 +791,10 @@ async fn a_first_message_that_is_not_smb_is_waited_out() {
             (r.ok(), t.elapsed())
         })
         .await;
-        assert!(matches!(outcome, Outcome::Error), "{outcome:?} {detail}");
+        assert!(
+            matches!(outcome, Outcome::NotProtocol),
+            "{outcome:?} {detail}"
+        );
         assert_eq!(read, Some(0), "no answer");
         assert!(
             waited >= Duration::from_millis(900),
@@ -828,7 +831,10 @@ async fn a_session_message_too_long_is_refused_at_once() {
             (r.map_err(|e| e.kind()), t.elapsed())
         })
         .await;
-        assert!(matches!(outcome, Outcome::Error), "{outcome:?} {detail}");
+        assert!(
+            matches!(outcome, Outcome::NotProtocol),
+            "{outcome:?} {detail}"
+        );
         assert!(detail.contains("more than the"), "{detail}");
         let want = if reset {
             Err(std::io::ErrorKind::ConnectionReset)

@@ -38,6 +38,10 @@ pub enum Outcome {
     /// The honeypot could not take over (did not start, or answered the replayed prefix
     /// differently from the script).
     HandoffFailed { deviated_at: usize },
+    /// No first message of the protocol ever came: nothing, a fragment, or something else
+    /// (nmap -sV's NULL, HTTP, DNS or RTSP probes on the SMB port); ended the way the real
+    /// server ends it, no script or honeypot involved.
+    NotProtocol,
     /// Undecodable input or a broken connection.
     Error,
 }
@@ -48,6 +52,7 @@ impl Outcome {
             Outcome::Scripted => "scripted",
             Outcome::Bridged { .. } => "bridged",
             Outcome::HandoffFailed { .. } => "handoff_failed",
+            Outcome::NotProtocol => "not_protocol",
             Outcome::Error => "error",
         }
     }

@@ -96,6 +96,9 @@ pub enum End {
     Scripted,
     /// Ended before any deviation.
     Failed(SessionError),
+    /// No first message of the protocol came (nothing, a fragment or something else); ended
+    /// as the real server ends it.
+    NotProtocol(SessionError),
     /// Deviated at attacker message `at`; no honeypot took over.
     HandoffFailed {
         at: usize,
@@ -117,6 +120,7 @@ impl End {
     pub fn outcome(&self) -> Outcome {
         match self {
             End::Scripted => Outcome::Scripted,
+            End::NotProtocol(_) => Outcome::NotProtocol,
             End::Failed(_) | End::Shutdown => Outcome::Error,
             End::HandoffFailed { at, .. } => Outcome::HandoffFailed { deviated_at: *at },
             End::Bridged { at, .. } => Outcome::Bridged { deviated_at: *at },
@@ -126,7 +130,7 @@ impl End {
     pub fn detail(&self) -> String {
         match self {
             End::Scripted => String::new(),
-            End::Failed(e) => e.to_string(),
+            End::Failed(e) | End::NotProtocol(e) => e.to_string(),
             End::Shutdown => "the farm shut down".into(),
             End::HandoffFailed {
                 deviation, error, ..

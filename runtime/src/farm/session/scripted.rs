@@ -83,11 +83,22 @@ impl Scripted {
                     e,
                     SessionError::Frame { at: 0, .. } | SessionError::Undecodable { at: 0, .. }
                 );
-                if not_protocol && !s.cfg.service.text && refuse(&mut self.attacker, &e).await {
-                    return State::Finished(Box::new(End::Failed(e)));
+                let reset =
+                    not_protocol && !s.cfg.service.text && refuse(&mut self.attacker, &e).await;
+                if !reset {
+                    self.attacker.shutdown().await;
                 }
-                self.attacker.shutdown().await;
-                State::Finished(Box::new(End::Failed(e)))
+                // Nothing, a fragment or something else: never a first message of the protocol.
+                let never_spoke = not_protocol
+                    || matches!(
+                        e,
+                        SessionError::NothingSent | SessionError::ClosedMidMessage(_)
+                    ) && self.attacker.messages_read() == 0;
+                State::Finished(Box::new(if never_spoke {
+                    End::NotProtocol(e)
+                } else {
+                    End::Failed(e)
+                }))
             }
         }
     }
