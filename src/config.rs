@@ -129,8 +129,14 @@ impl Config {
 pub struct Honeypots {
     /// The services whose deviating attackers these honeypots take (`smb`).
     pub services: Vec<String>,
+    /// `process` (a server process per honeypot, from `command`) or `qemu` (a VM per
+    /// honeypot, see [`QemuKeys`]).
     pub backend: String,
+    #[serde(default)]
     pub command: Vec<String>,
+    /// The `qemu` backend's keys (`[honeypots.qemu]`).
+    #[serde(default)]
+    pub qemu: Option<QemuKeys>,
     pub addresses: Vec<SocketAddr>,
     #[serde(default)]
     pub pool: usize,
@@ -155,6 +161,36 @@ pub struct Honeypots {
 
 fn default_ready() -> u64 {
     30
+}
+
+/// `[honeypots.qemu]`: honeypot VMs restored from a saved warm state (docs/RUNNING.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QemuKeys {
+    /// The directory `scripts/vm-image.sh` printed (base.qcow2, vmlinuz, initrd.img).
+    pub image: PathBuf,
+    /// Where the warm state is saved; `work_dir/state` when absent.
+    #[serde(default)]
+    pub state: Option<PathBuf>,
+    #[serde(default = "default_vm_memory")]
+    pub memory_mb: u32,
+    /// `kvm`, `tcg` (software emulation, the fallback) or `auto` (KVM where it runs a stock
+    /// kernel).
+    #[serde(default = "default_accel")]
+    pub accel: String,
+    /// `restore` (flash cloning from the warm state) or `cold` (a full boot per honeypot).
+    #[serde(default = "default_boot")]
+    pub boot: String,
+}
+
+fn default_vm_memory() -> u32 {
+    256
+}
+fn default_accel() -> String {
+    "auto".into()
+}
+fn default_boot() -> String {
+    "restore".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -376,14 +412,29 @@ impl Config {
             }
         }
         if let Some(h) = &c.honeypots {
-            if h.backend != "process" {
-                bail!(
-                    "{name}: honeypot backend `{}`: this build has `process`",
-                    h.backend
-                );
-            }
-            if h.command.is_empty() {
-                bail!("{name}: [honeypots] command is empty");
+            match (h.backend.as_str(), &h.qemu) {
+                ("process", _) if h.command.is_empty() => {
+                    bail!("{name}: [honeypots] command is empty")
+                }
+                ("process", _) => {}
+                ("qemu", None) => bail!("{name}: backend `qemu` needs [honeypots.qemu] image"),
+                ("qemu", Some(q)) => {
+                    if !["auto", "kvm", "tcg"].contains(&q.accel.as_str()) {
+                        bail!(
+                            "{name}: [honeypots.qemu] accel = `{}`: auto, kvm or tcg",
+                            q.accel
+                        );
+                    }
+                    if !["restore", "cold"].contains(&q.boot.as_str()) {
+                        bail!(
+                            "{name}: [honeypots.qemu] boot = `{}`: restore or cold",
+                            q.boot
+                        );
+                    }
+                }
+                (other, _) => {
+                    bail!("{name}: honeypot backend `{other}`: this build has `process` and `qemu`")
+                }
             }
         }
         Ok(c)

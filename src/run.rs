@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use honeyfarm_runtime::farm::{
-    accept_in_scope, bind_metrics, listen, raise_fd_limit, serve_connection, serve_metrics,
-    EventStore, HoneypotError, Intake, Limits, Metrics, Outcome, Pool, ProcessBackend,
-    ProcessConfig, ScanFilter, SessionConfig,
+    accept_in_scope, bind_metrics, listen, raise_fd_limit, serve_connection, serve_metrics, Accel,
+    Backend, Boot, EventStore, HoneypotError, Intake, Limits, Metrics, Outcome, Pool,
+    ProcessBackend, ProcessConfig, QemuBackend, QemuConfig, ScanFilter, SessionConfig,
 };
 use honeyfarm_runtime::replay::Library;
 use tokio::net::TcpStream;
@@ -62,7 +62,7 @@ async fn farm(cfg: Config) -> Result<bool> {
         }
     }
     let library = Arc::new(library);
-    let pool = pool(&cfg, &events);
+    let pool = pool(&cfg, &events)?;
     let intake = Intake::new(Limits {
         max_connections: cfg.limits.max_connections,
         max_per_source: cfg.limits.max_per_source,
@@ -189,22 +189,53 @@ async fn expire_leases(pool: Arc<Pool>, mut stop: watch::Receiver<bool>) {
 }
 
 /// The honeypot pool of the configuration, if it has one; its leases go to `events`.
-fn pool(cfg: &Config, events: &EventStore) -> Option<Arc<Pool>> {
-    cfg.honeypots.as_ref().map(|h| {
-        Pool::with_leases(
-            Arc::new(ProcessBackend::new(ProcessConfig {
-                command: h.command.clone(),
-                ready_file: h.ready_file.clone(),
-                work_dir: h.work_dir.clone(),
-                keep: h.keep,
-                ready_timeout: Duration::from_secs(h.ready_timeout_secs),
-            })),
-            h.addresses.clone(),
-            h.pool,
-            Duration::from_secs(h.lease_linger_secs),
-            Some(events.clone()),
-        )
-    })
+fn pool(cfg: &Config, events: &EventStore) -> Result<Option<Arc<Pool>>> {
+    let Some(h) = cfg.honeypots.as_ref() else {
+        return Ok(None);
+    };
+    let ready_timeout = Duration::from_secs(h.ready_timeout_secs);
+    let backend: Arc<dyn Backend> = match &h.qemu {
+        Some(q) if h.backend == "qemu" => {
+            let accel = match q.accel.as_str() {
+                "kvm" => Accel::Kvm,
+                "tcg" => Accel::Tcg,
+                _ => Accel::detect(),
+            };
+            info!(target: LOG, "qemu honeypots: accel {accel:?}, boot {}", q.boot);
+            Arc::new(
+                QemuBackend::new(QemuConfig {
+                    image: q.image.clone(),
+                    state_dir: q.state.clone().unwrap_or_else(|| h.work_dir.join("state")),
+                    memory_mb: q.memory_mb,
+                    accel,
+                    boot: if q.boot == "cold" {
+                        Boot::Cold
+                    } else {
+                        Boot::Restore
+                    },
+                    work_dir: h.work_dir.clone(),
+                    keep: h.keep,
+                    ready_timeout,
+                    qemu: "qemu-system-x86_64".into(),
+                })
+                .context("preparing the qemu honeypots")?,
+            )
+        }
+        _ => Arc::new(ProcessBackend::new(ProcessConfig {
+            command: h.command.clone(),
+            ready_file: h.ready_file.clone(),
+            work_dir: h.work_dir.clone(),
+            keep: h.keep,
+            ready_timeout,
+        })),
+    };
+    Ok(Some(Pool::with_leases(
+        backend,
+        h.addresses.clone(),
+        h.pool,
+        Duration::from_secs(h.lease_linger_secs),
+        Some(events.clone()),
+    )))
 }
 
 /// Raises the open-file limit for `max_connections`, and says so when the hard limit is

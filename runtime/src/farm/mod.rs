@@ -23,8 +23,9 @@ pub use filter::{
     TallyRow, ENTRY_BYTES, MAX_N, MAX_TALLIED,
 };
 pub use honeypot::{
-    Backend, Honeypot, HoneypotError, Lease, Pool, PoolCounts, PoolStats, ProcessBackend,
-    ProcessConfig, LEASE_WAIT,
+    answers_smb, kvm_usable, Accel, Backend, Boot, Honeypot, HoneypotError, Lease, Pool,
+    PoolCounts, PoolStats, ProcessBackend, ProcessConfig, QemuBackend, QemuConfig, QemuError, Qmp,
+    QmpError, LEASE_WAIT,
 };
 pub use intake::{
     accept_in_scope, accept_loop, listen, raise_fd_limit, Intake, IntakeCounts, Limits, Permit,

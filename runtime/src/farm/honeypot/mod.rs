@@ -4,13 +4,17 @@
 
 mod pool;
 mod process;
+mod qemu;
+mod qmp;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 
 pub use pool::{Lease, Pool, PoolCounts, PoolStats, LEASE_WAIT};
 pub use process::{ProcessBackend, ProcessConfig};
+pub use qemu::{answers_smb, kvm_usable, Accel, Boot, QemuBackend, QemuConfig, QemuError};
+pub use qmp::{Qmp, QmpError};
 
 #[cfg(test)]
 pub(crate) use pool::tests;
@@ -43,6 +47,8 @@ pub enum HoneypotError {
         stopping: usize,
         waited_ms: u128,
     },
+    #[error("honeypot VM {addr}: {source}")]
+    Vm { addr: SocketAddr, source: QemuError },
     #[error("the farm is shutting down")]
     Closed,
 }
@@ -74,4 +80,24 @@ pub trait Backend: Send + Sync {
     fn start(&self, addr: SocketAddr) -> Result<Honeypot, HoneypotError>;
     /// Stops it and removes what it left.
     fn stop(&self, honeypot: Honeypot);
+}
+
+/// Removes a stopped honeypot's directory, or with `keep` moves it to `work_dir/done/` under a
+/// name of its own (for forensics).
+fn retire_dir(work_dir: &Path, dir: &Path, keep: bool) {
+    if keep {
+        let done = work_dir.join("done");
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let name = format!(
+            "{}-{stamp}",
+            dir.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        );
+        if std::fs::create_dir_all(&done).is_ok() && std::fs::rename(dir, done.join(name)).is_ok() {
+            return;
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

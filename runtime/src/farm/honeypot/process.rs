@@ -164,24 +164,6 @@ impl Backend for ProcessBackend {
             .stderr(Stdio::null())
             .status();
         let _ = child.wait();
-        if self.config.keep {
-            let done = self.config.work_dir.join("done");
-            let stamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis());
-            let name = format!(
-                "{}-{stamp}",
-                honeypot
-                    .dir
-                    .file_name()
-                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-            );
-            if std::fs::create_dir_all(&done).is_ok()
-                && std::fs::rename(&honeypot.dir, done.join(name)).is_ok()
-            {
-                return;
-            }
-        }
-        let _ = std::fs::remove_dir_all(&honeypot.dir);
+        super::retire_dir(&self.config.work_dir, &honeypot.dir, self.config.keep);
     }
 }

@@ -1,0 +1,72 @@
+//! The qemu backend's test setup: the image (built through `scripts/vm-image.sh`, cached) and
+//! a backend configuration, or a printed reason to skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use honeyfarm_runtime::farm::{Accel, Boot, QemuConfig};
+
+/// Where the tests keep the saved warm state between runs (keyed by the image inside).
+pub const STATE_DIR: &str = "/var/cache/honeyfarm/vm-state";
+
+/// Why this machine cannot run the qemu tests, if it cannot.
+fn missing() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("not root (the image build needs debootstrap and chroot)".into());
+    }
+    for tool in ["qemu-system-x86_64", "qemu-img", "debootstrap"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return Some(format!("{tool} is missing (scripts/setup.sh installs it)"));
+        }
+    }
+    None
+}
+
+/// The image directory, built on first use (minutes) and cached; `None` (after printing why)
+/// where this machine cannot build or run it.
+pub fn image() -> Option<PathBuf> {
+    if let Some(why) = missing() {
+        eprintln!("SKIPPED: the qemu backend's tests need {why}");
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/vm-image.sh");
+    let out = Command::new("bash").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "vm-image.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Some(PathBuf::from(dir))
+}
+
+/// A backend configuration for honeypots under a fresh work directory named after `name`.
+pub fn config(name: &str, boot: Boot) -> Option<QemuConfig> {
+    let image = image()?;
+    let accel = Accel::detect();
+    if accel == Accel::Tcg {
+        eprintln!(
+            "note: no KVM that runs a stock kernel here (/dev/kvm missing, or PVM only): \
+             the VMs run under TCG"
+        );
+    }
+    let work_dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work_dir);
+    Some(QemuConfig {
+        image,
+        state_dir: PathBuf::from(STATE_DIR),
+        memory_mb: 256,
+        accel,
+        boot,
+        work_dir,
+        keep: false,
+        ready_timeout: Duration::from_secs(240),
+        qemu: "qemu-system-x86_64".into(),
+    })
+}
