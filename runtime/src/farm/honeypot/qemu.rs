@@ -1,11 +1,14 @@
 //! The `qemu` backend: each honeypot a Debian VM (the image of `scripts/vm-image.sh`) under
 //! KVM, or TCG (software emulation) where there is no KVM.
 //!
-//! Flash cloning: the backend boots the image once until Samba is warm and saves the VM's whole
-//! state (RAM and devices, by migration to a file) with the disk it had (`warm.qcow2`, frozen
-//! from then on). Each honeypot is then a fresh qcow2 overlay on that disk and a QEMU that
-//! loads the saved state (`-incoming`): its smbd is running and warm the moment the VM resumes.
-//! Stopping discards the overlay (or keeps it, for forensics); the next honeypot restores again.
+//! Flash cloning: the backend boots the image once until Samba is warm, its RAM a shared file
+//! mapping (`ram.img`), and saves the VM's device state by migration to a file (RAM left out:
+//! QEMU's `x-ignore-shared`), with the disk it had (`warm.qcow2`, frozen from then on). Each
+//! honeypot is then a fresh qcow2 overlay on that disk and a QEMU that maps `ram.img` private
+//! (copy on write: the clones share every page none of them wrote, through the page cache) and
+//! loads the device state (`-incoming`): its smbd is running and warm the moment the VM
+//! resumes. Stopping discards the overlay (or keeps it, for forensics); the next honeypot
+//! restores again.
 //!
 //! Network: QEMU's user-mode network, one per VM, restricted (`restrict=on`: the guest reaches
 //! nothing outside), with the honeypot's address and port forwarded to the guest's SMB port.
@@ -118,8 +121,21 @@ pub struct QemuConfig {
 struct Warm {
     /// Its disk (frozen at the save): the backing file of every overlay.
     disk: PathBuf,
-    /// Its RAM and device state, a migration stream.
+    /// Its device state, a migration stream without the RAM.
     state: PathBuf,
+    /// Its RAM, as it was at the save.
+    ram: PathBuf,
+}
+
+/// Where a VM's RAM lives.
+#[derive(Debug, Clone, Copy)]
+enum Ram<'a> {
+    /// Anonymous memory (a cold boot).
+    Anonymous,
+    /// This file, written through (the warm VM, whose RAM is saved in it).
+    Saved(&'a Path),
+    /// This file's pages, copied on write (a clone).
+    Cloned(&'a Path),
 }
 
 pub struct QemuBackend {
@@ -159,7 +175,13 @@ pub fn kvm_usable() -> Result<(), QemuError> {
 
 /// The command line of a honeypot VM on `disk`, its files in `dir`; `forward`: the host
 /// address forwarded to the guest's SMB port.
-fn vm_command(c: &QemuConfig, disk: &Path, dir: &Path, forward: Option<SocketAddr>) -> Command {
+fn vm_command(
+    c: &QemuConfig,
+    disk: &Path,
+    dir: &Path,
+    ram: Ram,
+    forward: Option<SocketAddr>,
+) -> Command {
     let mut net = "user,id=n0,restrict=on".to_string();
     if let Some(a) = forward {
         net += &format!(",hostfwd=tcp:{}:{}-{GUEST_SMB}", a.ip(), a.port());
@@ -175,9 +197,24 @@ fn vm_command(c: &QemuConfig, disk: &Path, dir: &Path, forward: Option<SocketAdd
     };
     let mut cmd = Command::new(&c.qemu);
     cmd.args(["-nodefaults", "-no-user-config", "-display", "none"])
-        .args(["-machine", "pc", "-accel", &accel])
-        .args(["-cpu", cpu, "-smp", "1", "-m", &c.memory_mb.to_string()])
-        .arg("-kernel")
+        .args(["-accel", &accel])
+        .args(["-cpu", cpu, "-smp", "1", "-m", &c.memory_mb.to_string()]);
+    let file = match ram {
+        Ram::Anonymous => None,
+        Ram::Saved(f) => Some((f, "on")),
+        Ram::Cloned(f) => Some((f, "off")),
+    };
+    match file {
+        None => cmd.args(["-machine", "pc"]),
+        Some((f, share)) => cmd
+            .args(["-machine", "pc,memory-backend=ram0", "-object"])
+            .arg(format!(
+                "memory-backend-file,id=ram0,size={}M,mem-path={},share={share}",
+                c.memory_mb,
+                f.display()
+            )),
+    };
+    cmd.arg("-kernel")
         .arg(c.image.join("vmlinuz"))
         .arg("-initrd")
         .arg(c.image.join("initrd.img"))
@@ -273,7 +310,12 @@ impl FileLock {
 
 /// What the saved state depends on: the image files, the memory size, the accelerator.
 fn state_key(c: &QemuConfig) -> Result<String, QemuError> {
-    let mut key = format!("{} {}m {}", c.image.display(), c.memory_mb, c.accel.name());
+    let mut key = format!(
+        "file-ram {} {}m {}",
+        c.image.display(),
+        c.memory_mb,
+        c.accel.name()
+    );
     for f in ["base.qcow2", "vmlinuz", "initrd.img"] {
         let p = c.image.join(f);
         let m = std::fs::metadata(&p).map_err(io("reading", &p))?;
@@ -297,27 +339,36 @@ fn prepare_warm(c: &QemuConfig) -> Result<Warm, QemuError> {
     let warm = Warm {
         disk: dir.join("warm.qcow2"),
         state: dir.join("state.bin"),
+        ram: dir.join("ram.img"),
     };
     let key = state_key(c)?;
     let stamp = dir.join("key");
-    if std::fs::read_to_string(&stamp).is_ok_and(|k| k == key) && warm.state.exists() {
+    if std::fs::read_to_string(&stamp).is_ok_and(|k| k == key)
+        && warm.state.exists()
+        && warm.ram.exists()
+    {
         return Ok(warm);
     }
     let _ = std::fs::remove_file(&stamp);
     let _ = std::fs::remove_file(&warm.state);
     let _ = std::fs::remove_file(&warm.disk);
-    let _ = std::fs::remove_file(dir.join("qmp.sock"));
+    let _ = std::fs::remove_file(&warm.ram);
+    // A ready line in an old log would be taken for this boot's.
+    for f in ["qmp.sock", "serial.log"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
     let began = Instant::now();
     overlay(&c.image.join("base.qcow2"), &warm.disk)?;
-    let mut child = spawn(vm_command(c, &warm.disk, &dir, None), &dir)?;
+    let cmd = vm_command(c, &warm.disk, &dir, Ram::Saved(&warm.ram), None);
+    let mut child = spawn(cmd, &dir)?;
     let saved = boot_and_save(c, &dir, &warm.state, &mut child);
     kill(&mut child);
     saved?;
     std::fs::write(&stamp, key).map_err(io("writing", &stamp))?;
     tracing::info!(
-        "qemu: warm VM booted and saved in {} ms ({} MB of state)",
+        "qemu: warm VM booted and saved in {} ms ({} KB of device state)",
         began.elapsed().as_millis(),
-        std::fs::metadata(&warm.state).map_or(0, |m| m.len() >> 20)
+        std::fs::metadata(&warm.state).map_or(0, |m| m.len() >> 10)
     );
     Ok(warm)
 }
@@ -349,6 +400,7 @@ fn boot_and_save(
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut qmp = Qmp::connect(&dir.join("qmp.sock"), Duration::from_secs(10))?;
+    qmp.ignore_shared_ram()?;
     let tmp = state.with_extension("tmp");
     qmp.save_state(&format!("exec:cat > {}", tmp.display()), c.ready_timeout)?;
     let _ = qmp.execute("quit", serde_json::json!({}));
@@ -368,13 +420,28 @@ pub fn answers_smb(addr: SocketAddr, timeout: Duration) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, timeout) else {
         return false;
     };
-    let _ = s.set_read_timeout(Some(timeout));
+    // The guest's first answer after a restore can take a while under TCG (its code is
+    // translated afresh); a refused connection ends the wait at once.
+    let _ = s.set_read_timeout(Some(timeout * 8));
     let _ = s.set_nodelay(true);
     if s.write_all(&NEGOTIATE).is_err() {
         return false;
     }
     let mut head = [0u8; 9];
     s.read_exact(&mut head).is_ok() && head[4..9] == [0xff, b'S', b'M', b'B', 0x72]
+}
+
+/// Loads the saved device state into the VM waiting in `dir` (its RAM is the saved file's) and
+/// waits until it runs.
+fn restore(dir: &Path, state: &Path, timeout: Duration) -> Result<(), QemuError> {
+    let mut qmp = Qmp::connect(&dir.join("qmp.sock"), timeout)?;
+    qmp.ignore_shared_ram()?;
+    qmp.execute(
+        "migrate-incoming",
+        serde_json::json!({ "uri": format!("exec:cat {}", state.display()) }),
+    )?;
+    qmp.wait_running(timeout)?;
+    Ok(())
 }
 
 impl QemuBackend {
@@ -388,12 +455,21 @@ impl QemuBackend {
             None => c.image.join("base.qcow2"),
         };
         overlay(&backing, &disk)?;
-        let mut cmd = vm_command(c, &disk, dir, Some(addr));
-        if let Some(w) = &self.warm {
-            cmd.arg("-incoming")
-                .arg(format!("exec:cat {}", w.state.display()));
+        let ram = match &self.warm {
+            Some(w) => Ram::Cloned(&w.ram),
+            None => Ram::Anonymous,
+        };
+        let mut cmd = vm_command(c, &disk, dir, ram, Some(addr));
+        if self.warm.is_some() {
+            cmd.args(["-incoming", "defer"]);
         }
         let mut child = spawn(cmd, dir)?;
+        if let Some(w) = &self.warm {
+            if let Err(e) = restore(dir, &w.state, c.ready_timeout) {
+                kill(&mut child);
+                return Err(e);
+            }
+        }
         let deadline = Instant::now() + c.ready_timeout;
         loop {
             let exited = matches!(child.try_wait(), Ok(Some(_)));

@@ -149,6 +149,13 @@ impl Qmp {
         }
     }
 
+    /// Leaves RAM that is a shared file mapping out of migrations (QEMU's `x-ignore-shared`):
+    /// the file itself is the saved RAM.
+    pub fn ignore_shared_ram(&mut self) -> Result<(), QmpError> {
+        let caps = json!({ "capabilities": [{ "capability": "x-ignore-shared", "state": true }] });
+        self.execute("migrate-set-capabilities", caps).map(drop)
+    }
+
     /// Waits until the VM runs (an incoming migration has been loaded).
     pub fn wait_running(&mut self, timeout: Duration) -> Result<(), QmpError> {
         self.wait_for("query-status", timeout, |v| {
