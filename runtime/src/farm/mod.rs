@@ -23,8 +23,8 @@ pub use filter::{
     TallyRow, ENTRY_BYTES, MAX_N, MAX_TALLIED,
 };
 pub use honeypot::{
-    Backend, Honeypot, HoneypotError, Lease, Pool, PoolCounts, PoolStats, ProcessBackend,
-    ProcessConfig, LEASE_WAIT,
+    Backend, Honeypot, HoneypotError, Lease, Netns, NetnsError, Pool, PoolCounts, PoolStats,
+    ProcessBackend, ProcessConfig, Veth, LEASE_WAIT,
 };
 pub use intake::{
     accept_in_scope, accept_loop, listen, raise_fd_limit, Intake, IntakeCounts, Limits, Permit,

@@ -2,6 +2,7 @@
 //! few warm and leases one per telescope address (a worm's follow-up connections to the same
 //! address reach the same honeypot).
 
+pub mod link;
 mod pool;
 mod process;
 
@@ -9,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Child;
 
+pub use link::{Netns, NetnsError, Veth};
 pub use pool::{Lease, Pool, PoolCounts, PoolStats, LEASE_WAIT};
 pub use process::{ProcessBackend, ProcessConfig};
 
