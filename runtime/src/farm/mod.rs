@@ -3,6 +3,7 @@
 //! event store.
 
 mod artifacts;
+mod containment;
 mod events;
 mod filter;
 mod honeypot;
@@ -13,18 +14,20 @@ mod session;
 mod throttle;
 
 pub use artifacts::Files;
+pub use containment::{Action, Policy, PolicyError, Proto, Rule, Site, REFLECT_PORT};
 pub use events::{
-    stored_messages, DecodeError, Difference, Differences, EventStore, LeaseRecord, MessageEvent,
-    Outcome, ReadError, Source, StoreError, StoreOptions, StoredMessage, INTERRUPTED,
-    SCHEMA_VERSION,
+    stored_messages, ContainmentRecord, DecodeError, Difference, Differences, EventStore,
+    LeaseRecord, MessageEvent, Outcome, ReadError, Source, StoreError, StoreOptions, StoredMessage,
+    INTERRUPTED, SCHEMA_VERSION,
 };
 pub use filter::{
     FilterConfig, FilterConfigError, FilterDecision, FilterStats, Probe, ScanFilter, Tally,
     TallyRow, ENTRY_BYTES, MAX_N, MAX_TALLIED,
 };
 pub use honeypot::{
-    Backend, Honeypot, HoneypotError, Lease, Netns, NetnsError, Pool, PoolCounts, PoolStats,
-    ProcessBackend, ProcessConfig, Veth, LEASE_WAIT,
+    Backend, Honeypot, HoneypotError, Lease, Netns, NetnsBackend, NetnsConfig, NetnsError, Pool,
+    PoolCounts, PoolStats, ProcessBackend, ProcessConfig, Reflected, Reflector, Route, Veth,
+    LEASE_WAIT,
 };
 pub use intake::{
     accept_in_scope, accept_loop, listen, raise_fd_limit, Intake, IntakeCounts, Limits, Permit,
