@@ -25,9 +25,9 @@ pub use filter::{
     TallyRow, ENTRY_BYTES, MAX_N, MAX_TALLIED,
 };
 pub use honeypot::{
-    Backend, Honeypot, HoneypotError, Lease, Netns, NetnsBackend, NetnsConfig, NetnsError, Pool,
-    PoolCounts, PoolStats, ProcessBackend, ProcessConfig, Reflected, Reflector, Route, Veth,
-    LEASE_WAIT,
+    counters as nft_counters, reflect_to, Backend, Honeypot, HoneypotError, Lease, Netns,
+    NetnsBackend, NetnsConfig, NetnsError, Pool, PoolCounts, PoolStats, ProcessBackend,
+    ProcessConfig, Reflected, Reflector, Route, Veth, LEASE_WAIT,
 };
 pub use intake::{
     accept_in_scope, accept_loop, listen, raise_fd_limit, Intake, IntakeCounts, Limits, Permit,

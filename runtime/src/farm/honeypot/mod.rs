@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Child;
 
 pub use link::{Netns, NetnsError, Veth};
-pub use netns::{NetnsBackend, NetnsConfig, Reflected, Reflector};
+pub use netns::{counters, reflect_to, NetnsBackend, NetnsConfig, Reflected, Reflector};
 pub use pool::{Lease, Pool, PoolCounts, PoolStats, LEASE_WAIT};
 pub use process::{ProcessBackend, ProcessConfig};
 

@@ -394,3 +394,63 @@ impl Backend for NetnsBackend {
         })
     }
 }
+
+/// The farm's [`Reflector`]: each reflected connection gets a honeypot leased for its
+/// destination address (which it then holds, so the worm's next hop meets a honeypot that is
+/// who it meant to reach), connected from the reflecting honeypot's address, and the bytes
+/// bridged both ways on `runtime`; the lease ends with the connection. Recorded as a
+/// containment decision `reflected` naming the honeypot.
+pub fn reflect_to(
+    pool: Arc<super::Pool>,
+    runtime: tokio::runtime::Handle,
+    events: Option<EventStore>,
+) -> Reflector {
+    Arc::new(move |r: Reflected| {
+        let (pool, events) = (pool.clone(), events.clone());
+        runtime.spawn(async move {
+            let p = pool.clone();
+            let (to, from) = (r.to, SocketAddr::new(r.from, 0));
+            let leased = tokio::task::spawn_blocking(move || {
+                let lease = p.lease(to.ip())?;
+                match p.route(&lease, from) {
+                    Ok(route) => Ok((lease, route)),
+                    Err(e) => {
+                        p.release(lease);
+                        Err(e)
+                    }
+                }
+            })
+            .await;
+            let (lease, route) = match leased {
+                Ok(Ok(l)) => l,
+                Ok(Err(e)) => return tracing::warn!("reflecting {} -> {to}: {e}", r.from),
+                Err(e) => return tracing::warn!("reflecting {} -> {to}: {e}", r.from),
+            };
+            if let Some(e) = &events {
+                e.containment(&ContainmentRecord {
+                    time: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64()),
+                    honeypot: r.honeypot,
+                    telescope: Some(r.from),
+                    rule: "reflect".into(),
+                    decision: "reflected".into(),
+                    packets: 0,
+                    bytes: 0,
+                    detail: format!("{} -> {to} reached honeypot {}", r.from, lease.honeypot),
+                });
+            }
+            let bridged = async {
+                let mut theirs = route.socket.connect(route.connect).await?;
+                r.stream.set_nonblocking(true)?;
+                let mut ours = tokio::net::TcpStream::from_std(r.stream)?;
+                tokio::io::copy_bidirectional(&mut ours, &mut theirs).await
+            }
+            .await;
+            if let Err(e) = bridged {
+                tracing::debug!("reflected {} -> {to}: {e}", r.from);
+            }
+            let _ = tokio::task::spawn_blocking(move || pool.release(lease)).await;
+        });
+    })
+}
