@@ -2,12 +2,12 @@
 //! the embedded default).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use honeyfarm_runtime::farm::{Deadlines, FilterConfig, Prefix, Scope};
+use honeyfarm_runtime::farm::{Deadlines, FilterConfig, Policy, Prefix, Scope};
 use serde::Deserialize;
 
 /// The configuration `honeyfarm run` uses without `--config`.
@@ -129,9 +129,8 @@ impl Config {
 pub struct Honeypots {
     /// The services whose deviating attackers these honeypots take (`smb`).
     pub services: Vec<String>,
-    /// `process` (a server process per honeypot, from `command`) or `qemu` (a VM per
-    /// honeypot, see [`QemuKeys`]).
     pub backend: String,
+    /// The honeypot's command line (`process` and `netns`).
     #[serde(default)]
     pub command: Vec<String>,
     /// The `qemu` backend's keys (`[honeypots.qemu]`).
@@ -157,6 +156,27 @@ pub struct Honeypots {
     /// worm's next session reaches the same one (0: stopped at once).
     #[serde(default)]
     pub lease_linger_secs: u64,
+    /// `netns` backend: the containment policy file (`docs/containment.example.toml`);
+    /// without one, honeypots send nothing out at all.
+    #[serde(default)]
+    pub containment: Option<PathBuf>,
+    /// `netns` backend: the prefix of its namespaces, veths and nftables tables.
+    #[serde(default = "default_netns_prefix")]
+    pub netns_prefix: String,
+    /// `netns` backend: the farm's address on every honeypot's veth.
+    #[serde(default = "default_farm_address")]
+    pub farm_address: Ipv4Addr,
+    /// The checked containment policy (filled in by [`Config::load`]).
+    #[serde(skip)]
+    pub policy: Option<Policy>,
+}
+
+fn default_netns_prefix() -> String {
+    "hf".to_string()
+}
+
+fn default_farm_address() -> Ipv4Addr {
+    Ipv4Addr::new(10, 231, 255, 254)
 }
 
 fn default_ready() -> u64 {
@@ -376,6 +396,52 @@ pub struct Metrics {
     pub listen: SocketAddr,
 }
 
+impl Honeypots {
+    /// Checks the backend's settings and loads the containment policy of a `netns` backend.
+    fn check(&mut self, name: &str) -> Result<()> {
+        if self.command.is_empty() && self.backend != "qemu" {
+            bail!("{name}: [honeypots] command is empty");
+        }
+        match self.backend.as_str() {
+            "process" => {}
+            "qemu" => {
+                let Some(q) = &self.qemu else {
+                    bail!("{name}: backend `qemu` needs [honeypots.qemu] image");
+                };
+                if !["auto", "kvm", "tcg"].contains(&q.accel.as_str()) {
+                    bail!(
+                        "{name}: [honeypots.qemu] accel `{}`: auto, kvm or tcg",
+                        q.accel
+                    );
+                }
+                if !["restore", "cold"].contains(&q.boot.as_str()) {
+                    bail!(
+                        "{name}: [honeypots.qemu] boot `{}`: restore or cold",
+                        q.boot
+                    );
+                }
+            }
+            "netns" => {
+                let p = &self.netns_prefix;
+                if p.is_empty() || p.len() > 6 || !p.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    bail!("{name}: [honeypots] netns_prefix `{p}`: 1 to 6 letters or digits");
+                }
+                if let Some(a) = self.addresses.iter().find(|a| !a.is_ipv4()) {
+                    bail!("{name}: [honeypots] address {a}: the netns backend links are IPv4");
+                }
+                self.policy = Some(match &self.containment {
+                    Some(path) => Policy::load(path)?,
+                    None => Policy::deny_all(),
+                });
+            }
+            other => {
+                bail!("{name}: honeypot backend `{other}`: this build has `process`, `netns` and `qemu`")
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// Reads a configuration file; `None` gives the embedded default.
     pub fn load(path: Option<&Path>) -> Result<Config> {
@@ -386,7 +452,7 @@ impl Config {
             ),
             None => (DEFAULT.to_string(), "the default configuration".to_string()),
         };
-        let c: Config = toml::from_str(&text).with_context(|| format!("in {name}"))?;
+        let mut c: Config = toml::from_str(&text).with_context(|| format!("in {name}"))?;
         if c.listen.is_empty() {
             bail!("{name}: no [[listen]] entries: the farm would answer nothing");
         }
@@ -411,31 +477,8 @@ impl Config {
                 );
             }
         }
-        if let Some(h) = &c.honeypots {
-            match (h.backend.as_str(), &h.qemu) {
-                ("process", _) if h.command.is_empty() => {
-                    bail!("{name}: [honeypots] command is empty")
-                }
-                ("process", _) => {}
-                ("qemu", None) => bail!("{name}: backend `qemu` needs [honeypots.qemu] image"),
-                ("qemu", Some(q)) => {
-                    if !["auto", "kvm", "tcg"].contains(&q.accel.as_str()) {
-                        bail!(
-                            "{name}: [honeypots.qemu] accel = `{}`: auto, kvm or tcg",
-                            q.accel
-                        );
-                    }
-                    if !["restore", "cold"].contains(&q.boot.as_str()) {
-                        bail!(
-                            "{name}: [honeypots.qemu] boot = `{}`: restore or cold",
-                            q.boot
-                        );
-                    }
-                }
-                (other, _) => {
-                    bail!("{name}: honeypot backend `{other}`: this build has `process` and `qemu`")
-                }
-            }
+        if let Some(h) = &mut c.honeypots {
+            h.check(&name)?;
         }
         Ok(c)
     }

@@ -2,15 +2,19 @@
 //! few warm and leases one per telescope address (a worm's follow-up connections to the same
 //! address reach the same honeypot).
 
+pub mod link;
+mod netns;
 mod pool;
 mod process;
 mod qemu;
 mod qmp;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 
+pub use link::{Netns, NetnsError, Veth};
+pub use netns::{counters, reflect_to, NetnsBackend, NetnsConfig, Reflected, Reflector};
 pub use pool::{Lease, Pool, PoolCounts, PoolStats, LEASE_WAIT};
 pub use process::{ProcessBackend, ProcessConfig};
 pub use qemu::{answers_smb, kvm_usable, Accel, Boot, QemuBackend, QemuConfig, QemuError};
@@ -49,6 +53,13 @@ pub enum HoneypotError {
     },
     #[error("honeypot VM {addr}: {source}")]
     Vm { addr: SocketAddr, source: QemuError },
+    #[error("honeypot {addr}: cannot connect: {reason}")]
+    Connect { addr: SocketAddr, reason: String },
+    #[error("honeypot {addr}: {source}")]
+    Netns {
+        addr: SocketAddr,
+        source: NetnsError,
+    },
     #[error("the farm is shutting down")]
     Closed,
 }
@@ -80,6 +91,44 @@ pub trait Backend: Send + Sync {
     fn start(&self, addr: SocketAddr) -> Result<Honeypot, HoneypotError>;
     /// Stops it and removes what it left.
     fn stop(&self, honeypot: Honeypot);
+    /// The way for one connection of `attacker` to `telescope` into the honeypot at
+    /// `honeypot`, leased to `telescope`. By default a plain socket to the honeypot's address,
+    /// where it hears itself; the `netns` backend gives the honeypot the telescope address and
+    /// makes the connection come from the attacker's (blocking).
+    fn route(
+        &self,
+        honeypot: SocketAddr,
+        telescope: IpAddr,
+        attacker: SocketAddr,
+    ) -> Result<Route, HoneypotError> {
+        let _ = (telescope, attacker);
+        let s = if honeypot.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        };
+        s.map(|socket| Route {
+            socket,
+            connect: honeypot,
+            heard_as: honeypot.ip(),
+        })
+        .map_err(|e| HoneypotError::Connect {
+            addr: honeypot,
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// How a connection reaches a leased honeypot.
+#[derive(Debug)]
+pub struct Route {
+    /// Unconnected (bound where the backend needs it).
+    pub socket: tokio::net::TcpSocket,
+    /// Where to connect it.
+    pub connect: SocketAddr,
+    /// The address the honeypot hears itself called by (what the attacker's names of the
+    /// telescope address are rewritten to).
+    pub heard_as: IpAddr,
 }
 
 /// Removes a stopped honeypot's directory, or with `keep` moves it to `work_dir/done/` under a

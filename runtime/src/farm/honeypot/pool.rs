@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::super::events::{EventStore, LeaseRecord};
-use super::{Backend, Honeypot, HoneypotError};
+use super::{Backend, Honeypot, HoneypotError, Route};
 
 /// Warm honeypots and leases, per telescope address.
 ///
@@ -389,6 +389,13 @@ impl Pool {
                 .expect("pool lock")
                 .0;
         }
+    }
+
+    /// The way for one connection of `attacker` into `lease`'s honeypot (blocking: the
+    /// `netns` backend configures the honeypot's namespace).
+    pub fn route(&self, lease: &Lease, attacker: SocketAddr) -> Result<Route, HoneypotError> {
+        self.backend
+            .route(lease.honeypot, lease.telescope, attacker)
     }
 
     /// Gives a lease back. When the last session of a telescope address gives it back, the

@@ -33,15 +33,32 @@ impl ProcessBackend {
     }
 }
 
-fn fill(template: &str, addr: SocketAddr, dir: &Path) -> String {
+fn fill(template: &str, addr: SocketAddr, address: &str, dir: &Path) -> String {
     template
-        .replace("{address}", &addr.ip().to_string())
+        .replace("{address}", address)
         .replace("{port}", &addr.port().to_string())
         .replace("{dir}", &dir.display().to_string())
 }
 
 impl Backend for ProcessBackend {
     fn start(&self, addr: SocketAddr) -> Result<Honeypot, HoneypotError> {
+        self.launch(addr, &[], &addr.ip().to_string())
+    }
+
+    fn stop(&self, honeypot: Honeypot) {
+        self.halt(honeypot)
+    }
+}
+
+impl ProcessBackend {
+    /// Starts the command, after `wrap` (`ip netns exec NAME`), with `{address}` as `address`;
+    /// returns once it accepts connections on `addr` (and its ready file exists).
+    pub(super) fn launch(
+        &self,
+        addr: SocketAddr,
+        wrap: &[String],
+        address: &str,
+    ) -> Result<Honeypot, HoneypotError> {
         let c = &self.config;
         let dir = c
             .work_dir
@@ -53,7 +70,11 @@ impl Backend for ProcessBackend {
         };
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(prep)?;
-        let argv: Vec<String> = c.command.iter().map(|a| fill(a, addr, &dir)).collect();
+        let argv: Vec<String> = c
+            .command
+            .iter()
+            .map(|a| fill(a, addr, address, &dir))
+            .collect();
         let Some((prog, args)) = argv.split_first() else {
             return Err(HoneypotError::Command {
                 addr,
@@ -70,7 +91,14 @@ impl Backend for ProcessBackend {
                 .unwrap_or_else(|_| p.to_path_buf()),
             p => p.to_path_buf(),
         };
-        let mut cmd = Command::new(prog);
+        let mut cmd = match wrap.split_first() {
+            Some((w, rest)) => {
+                let mut cmd = Command::new(w);
+                cmd.args(rest).arg(prog);
+                cmd
+            }
+            None => Command::new(prog),
+        };
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(log)
@@ -86,7 +114,7 @@ impl Backend for ProcessBackend {
         let ready_file = c
             .ready_file
             .as_ref()
-            .map(|f| PathBuf::from(fill(f, addr, &dir)));
+            .map(|f| PathBuf::from(fill(f, addr, address, &dir)));
         let began = Instant::now();
         let deadline = began + c.ready_timeout;
         loop {
@@ -115,7 +143,7 @@ impl Backend for ProcessBackend {
                     dir,
                     child: Some(child),
                 };
-                self.stop(hp);
+                self.halt(hp);
                 tracing::warn!("honeypot {addr} did not start (exited: {exited})");
                 return Err(HoneypotError::NotReady {
                     addr,
@@ -141,7 +169,8 @@ impl Backend for ProcessBackend {
         }
     }
 
-    fn stop(&self, mut honeypot: Honeypot) {
+    /// Stops the honeypot's process group and keeps or removes its directory.
+    pub(super) fn halt(&self, mut honeypot: Honeypot) {
         tracing::debug!("stopping honeypot {}", honeypot.addr);
         let Some(child) = &mut honeypot.child else {
             return;
