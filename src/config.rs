@@ -521,6 +521,38 @@ mod tests {
     }
 
     #[test]
+    fn the_qemu_backend_needs_its_image_and_known_settings() {
+        let dir = std::env::temp_dir().join(format!("honeyfarm-config-q-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("q.toml");
+        let load = |backend: &str| {
+            let text = DEFAULT.replace("backend = \"process\"", backend);
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path)).map_err(|e| format!("{e:#}"))
+        };
+        let e = load("backend = \"qemu\"").unwrap_err();
+        assert!(e.contains("needs [honeypots.qemu] image"), "{e}");
+        // The [honeypots.qemu] table goes last: it ends [honeypots].
+        let with = |keys: &str| {
+            let text = format!(
+                "{}\n[honeypots.qemu]\nimage = \"/var/cache/honeyfarm/vm/x\"\n{keys}\n",
+                DEFAULT.replace("backend = \"process\"", "backend = \"qemu\"")
+            );
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path)).map_err(|e| format!("{e:#}"))
+        };
+        let c = with("").unwrap();
+        let q = c.honeypots.unwrap().qemu.unwrap();
+        assert_eq!(
+            (q.memory_mb, q.accel.as_str(), q.boot.as_str()),
+            (256, "auto", "restore")
+        );
+        let e = with("accel = \"hvf\"").unwrap_err();
+        assert!(e.contains("accel `hvf`"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn filter_and_metrics_settings_are_checked() {
         let c = Config::load(None).unwrap();
         assert_eq!(c.filter.settings(), FilterConfig::default());
