@@ -70,3 +70,34 @@ pub fn config(name: &str, boot: Boot) -> Option<QemuConfig> {
         qemu: "qemu-system-x86_64".into(),
     })
 }
+
+/// The file at `path` in the guest file system of the VM disk `disk` (an overlay on the image),
+/// read with qemu-img and debugfs; scratch files go in `scratch`.
+pub fn guest_file(disk: &Path, path: &str, scratch: &Path) -> Option<Vec<u8>> {
+    if !disk.exists() {
+        return None;
+    }
+    let raw = scratch.join("guest-disk.raw");
+    let out = scratch.join("guest-file");
+    let _ = std::fs::remove_file(&out);
+    let converted = Command::new("qemu-img")
+        .args(["convert", "-O", "raw"])
+        .arg(disk)
+        .arg(&raw)
+        .status()
+        .is_ok_and(|s| s.success());
+    let dumped = converted
+        && Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("dump {path} {}", out.display()))
+            .arg(&raw)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    let _ = std::fs::remove_file(&raw);
+    // debugfs says "not found" without failing: an empty or missing dump is no file.
+    dumped
+        .then(|| std::fs::read(&out).ok())
+        .flatten()
+        .filter(|b| !b.is_empty())
+}
