@@ -116,7 +116,9 @@ fn bench_qemu_honeypots() {
         ready_timeout: Duration::from_secs(60),
     });
     let base = median_start(&process, addrs[0], 3);
-    let cold = QemuBackend::new(common::vm::config("hfq-bench-cold", Boot::Cold).unwrap()).unwrap();
+    let cold_config = common::vm::config("hfq-bench-cold", Boot::Cold).unwrap();
+    let cold_work = cold_config.work_dir.clone();
+    let cold = QemuBackend::new(cold_config).unwrap();
     let cold_ms = median_start(&cold, addrs[0], 1);
     let restored = QemuBackend::new(restore).unwrap();
     let restore_ms = median_start(&restored, addrs[0], 5);
@@ -168,6 +170,7 @@ fn bench_qemu_honeypots() {
         mean(&pss)
     );
     let _ = std::fs::remove_dir_all(work);
+    let _ = std::fs::remove_dir_all(cold_work);
 }
 
 /// The median time (ms) of `n` starts on `addr`, each stopped after.
