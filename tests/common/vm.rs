@@ -86,7 +86,17 @@ pub fn guest_file(disk: &Path, path: &str, scratch: &Path) -> Option<Vec<u8>> {
         .arg(&raw)
         .status()
         .is_ok_and(|s| s.success());
-    let dumped = converted
+    // A killed VM leaves its last metadata in the ext4 journal: replay it first (e2fsck exits
+    // 1 when it has changed something).
+    let replayed = converted
+        && Command::new("e2fsck")
+            .arg("-fy")
+            .arg(&raw)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| matches!(s.code(), Some(0..=1)));
+    let dumped = replayed
         && Command::new("debugfs")
             .arg("-R")
             .arg(format!("dump {path} {}", out.display()))
