@@ -20,6 +20,8 @@
 #
 # PORT may be a comma-separated list (`445,139`: a machine's two SMB ports); the first is the
 # one the warm-up uses.
+# ADDRESS 0.0.0.0 serves every address the machine has (the netns backend: the honeypot's own
+# namespace, where the telescope address is added when it is leased).
 #
 # usage: scripts/samba-honeypot.sh DIR ADDRESS PORT     (as root)
 set -euo pipefail
@@ -38,8 +40,15 @@ chmod 777 "$dir/share" "$dir/drive" "$dir/drive/Windows" "$dir/drive/Windows/sys
 root=/srv/samba
 
 # smbd binds only to addresses the machine has: give the loopback this one.
-if [ "$addr" != 127.0.0.1 ]; then
-    ip addr replace "$addr/32" dev lo
+if [ "$addr" = 0.0.0.0 ]; then
+    bind="bind interfaces only = no"
+    addr=127.0.0.1
+else
+    bind="interfaces = $addr
+  bind interfaces only = yes"
+    if [ "$addr" != 127.0.0.1 ]; then
+        ip addr replace "$addr/32" dev lo
+    fi
 fi
 
 cat > "$dir/smb.conf" <<CONF
@@ -48,8 +57,7 @@ cat > "$dir/smb.conf" <<CONF
   netbios name = ${HONEYPOT_NAME:-FILESRV01}
   server role = standalone server
   smb ports = ${port//,/ }
-  interfaces = $addr
-  bind interfaces only = yes
+  $bind
   server min protocol = NT1
   server max protocol = NT1
   map to guest = bad user

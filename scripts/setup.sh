@@ -31,6 +31,12 @@ command -v zmap >/dev/null 2>&1 || need_apt+=(zmap)
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 command -v tcpdump >/dev/null 2>&1 || need_apt+=(tcpdump)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The qemu honeypot backend (docs/RUNNING.md, "VM honeypots"): QEMU, qemu-img, and debootstrap
+# for scripts/vm-image.sh (mkfs.ext4 and debugfs come with e2fsprogs).
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need_apt+=(qemu-system-x86)
+command -v qemu-img >/dev/null 2>&1 || need_apt+=(qemu-utils)
+command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
+command -v debugfs >/dev/null 2>&1 || need_apt+=(e2fsprogs)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]}" >&2

@@ -2,12 +2,12 @@
 //! the embedded default).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use honeyfarm_runtime::farm::{Deadlines, FilterConfig, Ports, Prefix, Scope};
+use honeyfarm_runtime::farm::{Deadlines, FilterConfig, Policy, Ports, Prefix, Scope};
 use serde::Deserialize;
 
 /// The configuration `honeyfarm run` uses without `--config`.
@@ -223,7 +223,12 @@ pub struct Honeypots {
     /// The services whose deviating attackers these honeypots take (`smb`).
     pub services: Vec<String>,
     pub backend: String,
+    /// The honeypot's command line (`process` and `netns`).
+    #[serde(default)]
     pub command: Vec<String>,
+    /// The `qemu` backend's keys (`[honeypots.qemu]`).
+    #[serde(default)]
+    pub qemu: Option<QemuKeys>,
     pub addresses: Vec<SocketAddr>,
     #[serde(default)]
     pub pool: usize,
@@ -244,10 +249,61 @@ pub struct Honeypots {
     /// worm's next session reaches the same one (0: stopped at once).
     #[serde(default)]
     pub lease_linger_secs: u64,
+    /// `netns` backend: the containment policy file (`docs/containment.example.toml`);
+    /// without one, honeypots send nothing out at all.
+    #[serde(default)]
+    pub containment: Option<PathBuf>,
+    /// `netns` backend: the prefix of its namespaces, veths and nftables tables.
+    #[serde(default = "default_netns_prefix")]
+    pub netns_prefix: String,
+    /// `netns` backend: the farm's address on every honeypot's veth.
+    #[serde(default = "default_farm_address")]
+    pub farm_address: Ipv4Addr,
+    /// The checked containment policy (filled in by [`Config::load`]).
+    #[serde(skip)]
+    pub policy: Option<Policy>,
+}
+
+fn default_netns_prefix() -> String {
+    "hf".to_string()
+}
+
+fn default_farm_address() -> Ipv4Addr {
+    Ipv4Addr::new(10, 231, 255, 254)
 }
 
 fn default_ready() -> u64 {
     30
+}
+
+/// `[honeypots.qemu]`: honeypot VMs restored from a saved warm state (docs/RUNNING.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QemuKeys {
+    /// The directory `scripts/vm-image.sh` printed (base.qcow2, vmlinuz, initrd.img).
+    pub image: PathBuf,
+    /// Where the warm state is saved; `work_dir/state` when absent.
+    #[serde(default)]
+    pub state: Option<PathBuf>,
+    #[serde(default = "default_vm_memory")]
+    pub memory_mb: u32,
+    /// `kvm`, `tcg` (software emulation, the fallback) or `auto` (KVM where it runs a stock
+    /// kernel).
+    #[serde(default = "default_accel")]
+    pub accel: String,
+    /// `restore` (flash cloning from the warm state) or `cold` (a full boot per honeypot).
+    #[serde(default = "default_boot")]
+    pub boot: String,
+}
+
+fn default_vm_memory() -> u32 {
+    256
+}
+fn default_accel() -> String {
+    "auto".into()
+}
+fn default_boot() -> String {
+    "restore".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -482,6 +538,52 @@ pub struct Metrics {
     pub listen: SocketAddr,
 }
 
+impl Honeypots {
+    /// Checks the backend's settings and loads the containment policy of a `netns` backend.
+    fn check(&mut self, name: &str) -> Result<()> {
+        if self.command.is_empty() && self.backend != "qemu" {
+            bail!("{name}: [honeypots] command is empty");
+        }
+        match self.backend.as_str() {
+            "process" => {}
+            "qemu" => {
+                let Some(q) = &self.qemu else {
+                    bail!("{name}: backend `qemu` needs [honeypots.qemu] image");
+                };
+                if !["auto", "kvm", "tcg"].contains(&q.accel.as_str()) {
+                    bail!(
+                        "{name}: [honeypots.qemu] accel `{}`: auto, kvm or tcg",
+                        q.accel
+                    );
+                }
+                if !["restore", "cold"].contains(&q.boot.as_str()) {
+                    bail!(
+                        "{name}: [honeypots.qemu] boot `{}`: restore or cold",
+                        q.boot
+                    );
+                }
+            }
+            "netns" => {
+                let p = &self.netns_prefix;
+                if p.is_empty() || p.len() > 6 || !p.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    bail!("{name}: [honeypots] netns_prefix `{p}`: 1 to 6 letters or digits");
+                }
+                if let Some(a) = self.addresses.iter().find(|a| !a.is_ipv4()) {
+                    bail!("{name}: [honeypots] address {a}: the netns backend links are IPv4");
+                }
+                self.policy = Some(match &self.containment {
+                    Some(path) => Policy::load(path)?,
+                    None => Policy::deny_all(),
+                });
+            }
+            other => {
+                bail!("{name}: honeypot backend `{other}`: this build has `process`, `netns` and `qemu`")
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// Reads a configuration file; `None` gives the embedded default.
     pub fn load(path: Option<&Path>) -> Result<Config> {
@@ -492,7 +594,7 @@ impl Config {
             ),
             None => (DEFAULT.to_string(), "the default configuration".to_string()),
         };
-        let c: Config = toml::from_str(&text).with_context(|| format!("in {name}"))?;
+        let mut c: Config = toml::from_str(&text).with_context(|| format!("in {name}"))?;
         if c.listen.is_empty() {
             bail!("{name}: no [[listen]] entries: the farm would answer nothing");
         }
@@ -521,16 +623,8 @@ impl Config {
                 );
             }
         }
-        if let Some(h) = &c.honeypots {
-            if h.backend != "process" {
-                bail!(
-                    "{name}: honeypot backend `{}`: this build has `process`",
-                    h.backend
-                );
-            }
-            if h.command.is_empty() {
-                bail!("{name}: [honeypots] command is empty");
-            }
+        if let Some(h) = &mut c.honeypots {
+            h.check(&name)?;
         }
         Ok(c)
     }
@@ -569,6 +663,38 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let e = Config::load(Some(&path)).unwrap_err();
         assert!(format!("{e:#}").contains("[limits]"), "{e:#}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_qemu_backend_needs_its_image_and_known_settings() {
+        let dir = std::env::temp_dir().join(format!("honeyfarm-config-q-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("q.toml");
+        let load = |backend: &str| {
+            let text = DEFAULT.replace("backend = \"process\"", backend);
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path)).map_err(|e| format!("{e:#}"))
+        };
+        let e = load("backend = \"qemu\"").unwrap_err();
+        assert!(e.contains("needs [honeypots.qemu] image"), "{e}");
+        // The [honeypots.qemu] table goes last: it ends [honeypots].
+        let with = |keys: &str| {
+            let text = format!(
+                "{}\n[honeypots.qemu]\nimage = \"/var/cache/honeyfarm/vm/x\"\n{keys}\n",
+                DEFAULT.replace("backend = \"process\"", "backend = \"qemu\"")
+            );
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path)).map_err(|e| format!("{e:#}"))
+        };
+        let c = with("").unwrap();
+        let q = c.honeypots.unwrap().qemu.unwrap();
+        assert_eq!(
+            (q.memory_mb, q.accel.as_str(), q.boot.as_str()),
+            (256, "auto", "restore")
+        );
+        let e = with("accel = \"hvf\"").unwrap_err();
+        assert!(e.contains("accel `hvf`"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

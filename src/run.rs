@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use honeyfarm_runtime::farm::{
-    accept_in_scope, bind_metrics, listen, raise_fd_limit, serve_connection, serve_metrics,
-    EventStore, HoneypotError, Intake, Limits, Metrics, Outcome, Pool, ProcessBackend,
-    ProcessConfig, ScanFilter, SessionConfig,
+    accept_in_scope, bind_metrics, listen, raise_fd_limit, reflect_to, serve_connection,
+    serve_metrics, Accel, Backend, Boot, EventStore, HoneypotError, Intake, Limits, Metrics,
+    NetnsBackend, NetnsConfig, Outcome, Policy, Pool, ProcessBackend, ProcessConfig, QemuBackend,
+    QemuConfig, ScanFilter, SessionConfig,
 };
 use honeyfarm_runtime::replay::Library;
 use tokio::net::TcpStream;
@@ -64,7 +65,7 @@ async fn farm(cfg: Config) -> Result<bool> {
         }
     }
     let library = Arc::new(library);
-    let pool = pool(&cfg, &events);
+    let (pool, netns) = pool(&cfg, &events)?.unzip();
     let intake = Intake::new(Limits {
         max_connections: cfg.limits.max_connections,
         max_per_source: cfg.limits.max_per_source,
@@ -80,6 +81,10 @@ async fn farm(cfg: Config) -> Result<bool> {
     if let Some(p) = &pool {
         metrics.attach_pool(p.clone());
         tokio::spawn(expire_leases(p.clone(), stop_rx.clone()));
+    }
+    if let Some(n) = netns.flatten() {
+        let every = Duration::from_secs(cfg.limits.report_interval_secs);
+        tokio::spawn(record_containment(n, every, stop_rx.clone()));
     }
     if let Some(m) = &cfg.metrics {
         let listener = bind_metrics(m.listen).await?;
@@ -190,23 +195,92 @@ async fn expire_leases(pool: Arc<Pool>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// The honeypot pool of the configuration, if it has one; its leases go to `events`.
-fn pool(cfg: &Config, events: &EventStore) -> Option<Arc<Pool>> {
-    cfg.honeypots.as_ref().map(|h| {
-        Pool::with_leases(
-            Arc::new(ProcessBackend::new(ProcessConfig {
-                command: h.command.clone(),
-                ready_file: h.ready_file.clone(),
-                work_dir: h.work_dir.clone(),
-                keep: h.keep,
-                ready_timeout: Duration::from_secs(h.ready_timeout_secs),
-            })),
-            h.addresses.clone(),
-            h.pool,
-            Duration::from_secs(h.lease_linger_secs),
+/// The honeypot pool of the configuration, if it has one, with its backend; its leases (and a
+/// `netns` backend's containment decisions) go to `events`. Inside the async runtime.
+/// A `qemu` backend prepares its warm VM first (blocking; minutes on first use under TCG).
+type Honeypots = (Arc<Pool>, Option<Arc<NetnsBackend>>);
+fn pool(cfg: &Config, events: &EventStore) -> Result<Option<Honeypots>> {
+    let Some(h) = cfg.honeypots.as_ref() else {
+        return Ok(None);
+    };
+    let process = ProcessConfig {
+        command: h.command.clone(),
+        ready_file: h.ready_file.clone(),
+        work_dir: h.work_dir.clone(),
+        keep: h.keep,
+        ready_timeout: Duration::from_secs(h.ready_timeout_secs),
+    };
+    let netns = (h.backend == "netns").then(|| {
+        NetnsBackend::new(NetnsConfig {
+            process: process.clone(),
+            prefix: h.netns_prefix.clone(),
+            farm: h.farm_address,
+            policy: h.policy.clone().unwrap_or_else(Policy::deny_all),
+            events: Some(events.clone()),
+        })
+    });
+    let backend: Arc<dyn Backend> = match (&netns, &h.qemu) {
+        (Some(n), _) => n.clone(),
+        (None, Some(q)) if h.backend == "qemu" => Arc::new(qemu_backend(h, q)?),
+        (None, _) => Arc::new(ProcessBackend::new(process)),
+    };
+    let pool = Pool::with_leases(
+        backend,
+        h.addresses.clone(),
+        h.pool,
+        Duration::from_secs(h.lease_linger_secs),
+        Some(events.clone()),
+    );
+    if let Some(n) = &netns {
+        n.set_reflector(reflect_to(
+            pool.clone(),
+            tokio::runtime::Handle::current(),
             Some(events.clone()),
-        )
+        ));
+    }
+    Ok(Some((pool, netns)))
+}
+
+/// The `qemu` backend of `[honeypots.qemu]`, its warm VM saved (or found saved).
+fn qemu_backend(h: &config::Honeypots, q: &config::QemuKeys) -> Result<QemuBackend> {
+    let accel = match q.accel.as_str() {
+        "kvm" => Accel::Kvm,
+        "tcg" => Accel::Tcg,
+        _ => Accel::detect(),
+    };
+    info!(target: LOG, "qemu honeypots: accel {accel:?}, boot {}", q.boot);
+    QemuBackend::new(QemuConfig {
+        image: q.image.clone(),
+        state_dir: q.state.clone().unwrap_or_else(|| h.work_dir.join("state")),
+        memory_mb: q.memory_mb,
+        accel,
+        boot: if q.boot == "cold" {
+            Boot::Cold
+        } else {
+            Boot::Restore
+        },
+        work_dir: h.work_dir.clone(),
+        keep: h.keep,
+        ready_timeout: Duration::from_secs(h.ready_timeout_secs),
+        qemu: "qemu-system-x86_64".into(),
     })
+    .context("preparing the qemu honeypots")
+}
+
+/// Records the containment decisions of every honeypot's namespace each interval.
+async fn record_containment(
+    netns: Arc<NetnsBackend>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let n = netns.clone();
+        let _ = tokio::task::spawn_blocking(move || n.record_counters()).await;
+    }
 }
 
 /// Raises the soft open-file limit to the hard limit (a farm holds a descriptor per

@@ -5,6 +5,8 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 
+pub mod vm;
+
 use bytes::Bytes;
 use honeyfarm_runtime::capture::tcp_streams;
 use honeyfarm_runtime::codec::Value;

@@ -3,6 +3,7 @@
 //! event store.
 
 mod artifacts;
+mod containment;
 mod events;
 mod filter;
 mod honeypot;
@@ -14,18 +15,21 @@ mod session;
 mod throttle;
 
 pub use artifacts::Files;
+pub use containment::{Action, Policy, PolicyError, Proto, Rule, Site, REFLECT_PORT};
 pub use events::{
-    stored_messages, DecodeError, Difference, Differences, EventStore, LeaseRecord, MessageEvent,
-    Outcome, ReadError, Source, StoreError, StoreOptions, StoredMessage, INTERRUPTED,
-    SCHEMA_VERSION,
+    stored_messages, ContainmentRecord, DecodeError, Difference, Differences, EventStore,
+    LeaseRecord, MessageEvent, Outcome, ReadError, Source, StoreError, StoreOptions, StoredMessage,
+    INTERRUPTED, SCHEMA_VERSION,
 };
 pub use filter::{
     FilterConfig, FilterConfigError, FilterDecision, FilterStats, Probe, ScanFilter, Tally,
     TallyRow, ENTRY_BYTES, MAX_N, MAX_TALLIED,
 };
 pub use honeypot::{
-    Backend, Honeypot, HoneypotError, Lease, Pool, PoolCounts, PoolStats, ProcessBackend,
-    ProcessConfig, LEASE_WAIT,
+    answers_smb, counters as nft_counters, kvm_usable, reflect_to, Accel, Backend, Boot, Honeypot,
+    HoneypotError, Lease, Netns, NetnsBackend, NetnsConfig, NetnsError, Pool, PoolCounts,
+    PoolStats, ProcessBackend, ProcessConfig, QemuBackend, QemuConfig, QemuError, Qmp, QmpError,
+    Reflected, Reflector, Route, Veth, LEASE_WAIT,
 };
 pub use intake::{
     accept_in_scope, accept_loop, listen, listen_transparent, raise_fd_limit, Intake, IntakeCounts,

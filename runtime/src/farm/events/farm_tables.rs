@@ -17,6 +17,42 @@ pub struct LeaseRecord {
     pub sessions: u64,
 }
 
+/// A containment decision: what one rule of a honeypot's namespace counted since the last
+/// reading (`packets`, `bytes`), or one reflected connection (`detail` says where it went).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainmentRecord {
+    /// Unix time.
+    pub time: f64,
+    /// The honeypot (its link address).
+    pub honeypot: std::net::SocketAddr,
+    /// The telescope address it served, if leased.
+    pub telescope: Option<std::net::IpAddr>,
+    /// The policy rule's index (`default`, `in-default` for the default drops).
+    pub rule: String,
+    /// `drop`, `allow`, `reflect`, `rate`, `rate-drop`, ...
+    pub decision: String,
+    pub packets: u64,
+    pub bytes: u64,
+    pub detail: String,
+}
+
+pub(super) fn insert_containment(db: &Connection, r: &ContainmentRecord) -> rusqlite::Result<()> {
+    db.prepare_cached(
+        "INSERT INTO containment (time, honeypot, telescope, rule, decision, packets, bytes, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        r.time,
+        r.honeypot.to_string(),
+        r.telescope.map(|t| t.to_string()),
+        r.rule,
+        r.decision,
+        r.packets as i64,
+        r.bytes as i64,
+        r.detail
+    ])?;
+    Ok(())
+}
+
 /// Created at open, whatever the schema version (new tables only: nothing to migrate).
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS leases (
@@ -25,6 +61,16 @@ CREATE TABLE IF NOT EXISTS leases (
     telescope TEXT NOT NULL,
     honeypot TEXT NOT NULL,
     sessions INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS containment (
+    time REAL NOT NULL,
+    honeypot TEXT NOT NULL,
+    telescope TEXT,
+    rule TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    packets INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    detail TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS filter (
     since REAL NOT NULL,

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::replay::Script;
 
 pub use compact::{DecodeError, Difference, Differences};
-pub use farm_tables::LeaseRecord;
+pub use farm_tables::{ContainmentRecord, LeaseRecord};
 pub use read::{stored_messages, ReadError, StoredMessage};
 pub use schema::{INTERRUPTED, SCHEMA_VERSION};
 
@@ -402,6 +402,11 @@ impl EventStore {
     /// Records a honeypot lease that ended.
     pub fn lease(&self, record: &LeaseRecord) {
         self.send(Write::Lease(record.clone()), true);
+    }
+
+    /// Records a containment decision.
+    pub fn containment(&self, record: &ContainmentRecord) {
+        self.send(Write::Containment(record.clone()), true);
     }
 
     /// Events waiting in the queue for the writer (the metrics' `event_queue_depth`).

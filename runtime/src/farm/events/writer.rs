@@ -17,7 +17,7 @@ use crate::replay::{Script, Side};
 use super::super::intake::IntakeCounts;
 use super::super::throttle::Throttle;
 use super::compact::Differences;
-use super::farm_tables::{self, LeaseRecord};
+use super::farm_tables::{self, ContainmentRecord, LeaseRecord};
 use super::{now, Column, Counters, FollowedEvent, MessageEvent, Outcome};
 
 pub(super) enum Write {
@@ -56,6 +56,8 @@ pub(super) enum Write {
     Intake(IntakeCounts),
     /// A honeypot lease that ended.
     Lease(LeaseRecord),
+    /// A containment decision of a honeypot's namespace.
+    Containment(ContainmentRecord),
     Close,
 }
 
@@ -295,6 +297,7 @@ impl Writer {
                 farm_tables::insert_filter(&self.db, &c)?;
             }
             Write::Lease(r) => farm_tables::insert_lease(&self.db, &r)?,
+            Write::Containment(r) => farm_tables::insert_containment(&self.db, &r)?,
             Write::Artifact {
                 connection,
                 name,

@@ -6,8 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::TcpStream;
-
 use crate::codec::{AnyMessage, Description, MatchKey, RoleField};
 use crate::replay::{pair_cookies, Conversation, Deviation};
 use crate::rewrite::pair_domain_sids;
@@ -144,7 +142,8 @@ impl HandingOff {
     }
 }
 
-/// Leases a honeypot and connects to it; returns it with its lease and address.
+/// Leases a honeypot and connects to it; returns it with its lease and the address it hears
+/// itself called by.
 async fn connect(s: &mut Session) -> Result<(Peer, Held, SocketAddr), SessionError> {
     let cfg = s.cfg.clone();
     let Some(pool) = cfg.pool.clone() else {
@@ -160,8 +159,13 @@ async fn connect(s: &mut Session) -> Result<(Peer, Held, SocketAddr), SessionErr
         lease: Some(lease),
     };
     cfg.events.honeypot(s.id, &lease.honeypot.to_string());
-    let addr = lease.honeypot;
-    let sock = match tokio::time::timeout(cfg.reply_timeout, TcpStream::connect(addr)).await {
+    // The backend's socket: the netns backend makes the connection the attacker's.
+    let (p, attacker) = (held.pool.clone(), s.attacker);
+    let route = tokio::task::spawn_blocking(move || p.route(&lease, attacker))
+        .await
+        .map_err(|e| SessionError::LeaseTask(e.to_string()))??;
+    let addr = route.connect;
+    let sock = match tokio::time::timeout(cfg.reply_timeout, route.socket.connect(addr)).await {
         Ok(Ok(c)) => c,
         Ok(Err(source)) => return Err(SessionError::Connect { addr, source }),
         Err(_) => return Err(SessionError::ConnectTimeout(addr)),
@@ -177,7 +181,8 @@ async fn connect(s: &mut Session) -> Result<(Peer, Held, SocketAddr), SessionErr
         cfg.max_message,
         patience,
     );
-    Ok((hp, held, addr))
+    // Where the honeypot hears itself called.
+    Ok((hp, held, SocketAddr::new(route.heard_as, addr.port())))
 }
 
 /// Reads the honeypot's answer to a replayed message: it must be what the attacker got, in the

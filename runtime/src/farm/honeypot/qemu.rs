@@ -1,0 +1,530 @@
+//! The `qemu` backend: each honeypot a Debian VM (the image of `scripts/vm-image.sh`) under
+//! KVM, or TCG (software emulation) where there is no KVM.
+//!
+//! Flash cloning: the backend boots the image once until Samba is warm, its RAM a shared file
+//! mapping (`ram.img`), and saves the VM's device state by migration to a file (RAM left out:
+//! QEMU's `x-ignore-shared`), with the disk it had (`warm.qcow2`, frozen from then on). Each
+//! honeypot is then a fresh qcow2 overlay on that disk and a QEMU that maps `ram.img` private
+//! (copy on write: the clones share every page none of them wrote, through the page cache) and
+//! loads the device state (`-incoming`): its smbd is running and warm the moment the VM
+//! resumes. Stopping discards the overlay (or keeps it, for forensics); the next honeypot
+//! restores again.
+//!
+//! Network: QEMU's user-mode network, one per VM, restricted (`restrict=on`: the guest reaches
+//! nothing outside), with the honeypot's address and port forwarded to the guest's SMB port.
+//! Every clone keeps the fixed guest address 10.0.2.15 its saved state has; the network backend
+//! is given at restore, the guest's NIC comes back from the state with its link up.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::qmp::{Qmp, QmpError};
+use super::{Backend, Honeypot, HoneypotError};
+
+/// Where the guest's smbd listens.
+const GUEST_SMB: &str = "10.0.2.15:445";
+/// TCG's translation cache (MiB).
+const TCG_CACHE_MB: u32 = 64;
+/// The guest's init prints this on the serial console once Samba is warm.
+const READY_LINE: &str = "HONEYFARM-READY";
+
+#[derive(Debug, thiserror::Error)]
+pub enum QemuError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed: {reason}")]
+    Tool { command: String, reason: String },
+    #[error("KVM is not usable here ({0}): use accel = \"tcg\"")]
+    NoKvm(String),
+    #[error(transparent)]
+    Qmp(#[from] QmpError),
+    #[error("the VM {why}{log}")]
+    NotReady { why: String, log: String },
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> QemuError + 'a {
+    move |source| QemuError::Io {
+        what,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// How the VM's CPU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    /// Software emulation: no `/dev/kvm` needed, about ten times slower to boot and restore.
+    Tcg,
+}
+
+impl Accel {
+    /// KVM where it runs a stock Debian kernel, else TCG. A host whose KVM is PVM only
+    /// (`kvm_pvm` without `kvm_intel`/`kvm_amd`, as in a Firecracker VM) runs unmodified guests
+    /// through its instruction emulator: minutes to boot, far slower than TCG.
+    pub fn detect() -> Accel {
+        let hardware = ["kvm_intel", "kvm_amd"]
+            .iter()
+            .any(|m| Path::new("/sys/module").join(m).exists());
+        if hardware && kvm_usable().is_ok() {
+            Accel::Kvm
+        } else {
+            Accel::Tcg
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+/// How a honeypot VM comes up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boot {
+    /// Restored from the saved warm state (flash cloning).
+    Restore,
+    /// Booted from the image, every time (slow; the baseline the restore is measured against).
+    Cold,
+}
+
+#[derive(Debug, Clone)]
+pub struct QemuConfig {
+    /// The directory `scripts/vm-image.sh` printed: `base.qcow2`, `vmlinuz`, `initrd.img`.
+    pub image: PathBuf,
+    /// Where the warm state is saved (reused while the image, memory and accelerator match).
+    pub state_dir: PathBuf,
+    pub memory_mb: u32,
+    pub accel: Accel,
+    pub boot: Boot,
+    /// Where each honeypot's directory (overlay, logs, QMP socket) is made.
+    pub work_dir: PathBuf,
+    /// Keep a stopped honeypot's directory, its overlay with what the attacker wrote.
+    pub keep: bool,
+    pub ready_timeout: Duration,
+    /// The QEMU program.
+    pub qemu: PathBuf,
+}
+
+/// The warm VM every honeypot is restored from.
+#[derive(Debug, Clone)]
+struct Warm {
+    /// Its disk (frozen at the save): the backing file of every overlay.
+    disk: PathBuf,
+    /// Its device state, a migration stream without the RAM.
+    state: PathBuf,
+    /// Its RAM, as it was at the save.
+    ram: PathBuf,
+}
+
+/// Where a VM's RAM lives.
+#[derive(Debug, Clone, Copy)]
+enum Ram<'a> {
+    /// Anonymous memory (a cold boot).
+    Anonymous,
+    /// This file, written through (the warm VM, whose RAM is saved in it).
+    Saved(&'a Path),
+    /// This file's pages, copied on write (a clone).
+    Cloned(&'a Path),
+}
+
+pub struct QemuBackend {
+    config: QemuConfig,
+    warm: Option<Warm>,
+}
+
+impl QemuBackend {
+    /// The backend; with [`Boot::Restore`], boots and saves the warm VM first unless a saved
+    /// one for this image, memory size and accelerator is there (blocking, seconds).
+    pub fn new(config: QemuConfig) -> Result<Self, QemuError> {
+        if config.accel == Accel::Kvm {
+            kvm_usable()?;
+        }
+        let warm = match config.boot {
+            Boot::Restore => Some(prepare_warm(&config)?),
+            Boot::Cold => None,
+        };
+        Ok(QemuBackend { config, warm })
+    }
+
+    /// The QEMU process id of a honeypot (for its memory figures).
+    pub fn pid(honeypot: &Honeypot) -> Option<u32> {
+        honeypot.child.as_ref().map(Child::id)
+    }
+}
+
+/// Whether `/dev/kvm` can be opened (it exists and this user may use it).
+pub fn kvm_usable() -> Result<(), QemuError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .map(drop)
+        .map_err(|e| QemuError::NoKvm(format!("/dev/kvm: {e}")))
+}
+
+/// The command line of a honeypot VM on `disk`, its files in `dir`; `forward`: the host
+/// address forwarded to the guest's SMB port.
+fn vm_command(
+    c: &QemuConfig,
+    disk: &Path,
+    dir: &Path,
+    ram: Ram,
+    forward: Option<SocketAddr>,
+) -> Command {
+    let mut net = "user,id=n0,restrict=on".to_string();
+    if let Some(a) = forward {
+        net += &format!(",hostfwd=tcp:{}:{}-{GUEST_SMB}", a.ip(), a.port());
+    }
+    let cpu = match c.accel {
+        Accel::Kvm => "host",
+        Accel::Tcg => "max",
+    };
+    // TCG's translation cache is 1 GiB by default: most of a VM's memory, never used here.
+    let accel = match c.accel {
+        Accel::Kvm => "kvm".to_string(),
+        Accel::Tcg => format!("tcg,tb-size={TCG_CACHE_MB}"),
+    };
+    let mut cmd = Command::new(&c.qemu);
+    cmd.args(["-nodefaults", "-no-user-config", "-display", "none"])
+        .args(["-accel", &accel])
+        .args(["-cpu", cpu, "-smp", "1", "-m", &c.memory_mb.to_string()]);
+    let file = match ram {
+        Ram::Anonymous => None,
+        Ram::Saved(f) => Some((f, "on")),
+        Ram::Cloned(f) => Some((f, "off")),
+    };
+    match file {
+        None => cmd.args(["-machine", "pc"]),
+        Some((f, share)) => cmd
+            .args(["-machine", "pc,memory-backend=ram0", "-object"])
+            .arg(format!(
+                "memory-backend-file,id=ram0,size={}M,mem-path={},share={share}",
+                c.memory_mb,
+                f.display()
+            )),
+    };
+    cmd.arg("-kernel")
+        .arg(c.image.join("vmlinuz"))
+        .arg("-initrd")
+        .arg(c.image.join("initrd.img"))
+        .args([
+            "-append",
+            "root=/dev/vda rw init=/sbin/hf-init console=ttyS0 net.ifnames=0 quiet",
+        ])
+        .arg("-drive")
+        .arg(format!("file={},if=virtio,format=qcow2", disk.display()))
+        .args(["-netdev", &net])
+        .args(["-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"])
+        .arg("-serial")
+        .arg(format!("file:{}", dir.join("serial.log").display()))
+        .arg("-qmp")
+        .arg(format!(
+            "unix:{},server=on,wait=off",
+            dir.join("qmp.sock").display()
+        ))
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    // Its own process group: the farm's signals are not the VM's.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd
+}
+
+/// Starts `cmd` with its output in `dir/qemu.log`.
+fn spawn(mut cmd: Command, dir: &Path) -> Result<Child, QemuError> {
+    let log_path = dir.join("qemu.log");
+    let log = std::fs::File::create(&log_path).map_err(io("creating", &log_path))?;
+    let log2 = log.try_clone().map_err(io("creating", &log_path))?;
+    cmd.stdout(log).stderr(log2);
+    cmd.spawn().map_err(|e| QemuError::Tool {
+        command: format!("{cmd:?}"),
+        reason: e.to_string(),
+    })
+}
+
+/// A qcow2 overlay at `path` on `backing`.
+fn overlay(backing: &Path, path: &Path) -> Result<(), QemuError> {
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+        .arg(backing)
+        .arg(path)
+        .output()
+        .map_err(|e| QemuError::Tool {
+            command: "qemu-img create".into(),
+            reason: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(QemuError::Tool {
+            command: format!("qemu-img create -b {}", backing.display()),
+            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The last lines of the VM's logs, for an error.
+fn log_tail(dir: &Path) -> String {
+    let mut lines = Vec::new();
+    for f in ["qemu.log", "serial.log"] {
+        let text = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(4).collect();
+        lines.extend(tail.into_iter().rev().map(|l| format!("{f}: {l}")));
+    }
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!(" (its logs end: {})", lines.join(" | "))
+    }
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Holds an exclusive lock on `path` while alive (one warm boot at a time per state dir).
+struct FileLock {
+    _held: std::fs::File,
+}
+
+impl FileLock {
+    fn take(path: &Path) -> Result<FileLock, QemuError> {
+        let f = std::fs::File::create(path).map_err(io("creating", path))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io("locking", path)(std::io::Error::last_os_error()));
+        }
+        Ok(FileLock { _held: f })
+    }
+}
+
+/// What the saved state depends on: the image files, the memory size, the accelerator.
+fn state_key(c: &QemuConfig) -> Result<String, QemuError> {
+    let mut key = format!(
+        "file-ram {} {}m {}",
+        c.image.display(),
+        c.memory_mb,
+        c.accel.name()
+    );
+    for f in ["base.qcow2", "vmlinuz", "initrd.img"] {
+        let p = c.image.join(f);
+        let m = std::fs::metadata(&p).map_err(io("reading", &p))?;
+        let mtime = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        key += &format!(" {f}:{}:{mtime}", m.len());
+    }
+    Ok(key)
+}
+
+/// The saved warm VM, booted and saved now unless one for the same key is there.
+fn prepare_warm(c: &QemuConfig) -> Result<Warm, QemuError> {
+    let dir = c
+        .state_dir
+        .join(format!("{}-{}m", c.accel.name(), c.memory_mb));
+    std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+    let _lock = FileLock::take(&dir.join(".lock"))?;
+    let warm = Warm {
+        disk: dir.join("warm.qcow2"),
+        state: dir.join("state.bin"),
+        ram: dir.join("ram.img"),
+    };
+    let key = state_key(c)?;
+    let stamp = dir.join("key");
+    if std::fs::read_to_string(&stamp).is_ok_and(|k| k == key)
+        && warm.state.exists()
+        && warm.ram.exists()
+    {
+        return Ok(warm);
+    }
+    let _ = std::fs::remove_file(&stamp);
+    let _ = std::fs::remove_file(&warm.state);
+    let _ = std::fs::remove_file(&warm.disk);
+    let _ = std::fs::remove_file(&warm.ram);
+    // A ready line in an old log would be taken for this boot's.
+    for f in ["qmp.sock", "serial.log"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let began = Instant::now();
+    overlay(&c.image.join("base.qcow2"), &warm.disk)?;
+    let cmd = vm_command(c, &warm.disk, &dir, Ram::Saved(&warm.ram), None);
+    let mut child = spawn(cmd, &dir)?;
+    let saved = boot_and_save(c, &dir, &warm.state, &mut child);
+    kill(&mut child);
+    saved?;
+    std::fs::write(&stamp, key).map_err(io("writing", &stamp))?;
+    tracing::info!(
+        "qemu: warm VM booted and saved in {} ms ({} KB of device state)",
+        began.elapsed().as_millis(),
+        std::fs::metadata(&warm.state).map_or(0, |m| m.len() >> 10)
+    );
+    Ok(warm)
+}
+
+/// Waits for the booting VM's ready line, then saves its state to `state`.
+fn boot_and_save(
+    c: &QemuConfig,
+    dir: &Path,
+    state: &Path,
+    child: &mut Child,
+) -> Result<(), QemuError> {
+    let deadline = Instant::now() + c.ready_timeout;
+    let serial = dir.join("serial.log");
+    loop {
+        if std::fs::read_to_string(&serial).is_ok_and(|s| s.contains(READY_LINE)) {
+            break;
+        }
+        let exited = matches!(child.try_wait(), Ok(Some(_)));
+        if exited || Instant::now() >= deadline {
+            return Err(QemuError::NotReady {
+                why: if exited {
+                    "exited while booting".into()
+                } else {
+                    format!("printed no ready line in {} s", c.ready_timeout.as_secs())
+                },
+                log: log_tail(dir),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut qmp = Qmp::connect(&dir.join("qmp.sock"), Duration::from_secs(10))?;
+    qmp.ignore_shared_ram()?;
+    let tmp = state.with_extension("tmp");
+    qmp.save_state(&format!("exec:cat > {}", tmp.display()), c.ready_timeout)?;
+    let _ = qmp.execute("quit", serde_json::json!({}));
+    std::fs::rename(&tmp, state).map_err(io("renaming", &tmp))
+}
+
+/// A minimal SMB1 Negotiate (NT LM 0.12) behind its NetBIOS header.
+const NEGOTIATE: [u8; 51] = [
+    0, 0, 0, 47, 0xff, b'S', b'M', b'B', 0x72, 0, 0, 0, 0, 0x18, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0xff, 0xfe, 0, 0, 0, 0, 0, 12, 0, 2, b'N', b'T', b' ', b'L', b'M', b' ',
+    b'0', b'.', b'1', b'2', 0,
+];
+
+/// Whether an SMB server answers a Negotiate on `addr` within `timeout`: a forwarded port
+/// accepts connections before the guest behind it does, so accepting proves nothing.
+pub fn answers_smb(addr: SocketAddr, timeout: Duration) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, timeout) else {
+        return false;
+    };
+    // The guest's first answer after a restore can take a while under TCG (its code is
+    // translated afresh); a refused connection ends the wait at once.
+    let _ = s.set_read_timeout(Some(timeout * 8));
+    let _ = s.set_nodelay(true);
+    if s.write_all(&NEGOTIATE).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 9];
+    s.read_exact(&mut head).is_ok() && head[4..9] == [0xff, b'S', b'M', b'B', 0x72]
+}
+
+/// Loads the saved device state into the VM waiting in `dir` (its RAM is the saved file's) and
+/// waits until it runs.
+fn restore(dir: &Path, state: &Path, timeout: Duration) -> Result<(), QemuError> {
+    let mut qmp = Qmp::connect(&dir.join("qmp.sock"), timeout)?;
+    qmp.ignore_shared_ram()?;
+    qmp.execute(
+        "migrate-incoming",
+        serde_json::json!({ "uri": format!("exec:cat {}", state.display()) }),
+    )?;
+    qmp.wait_running(timeout)?;
+    Ok(())
+}
+
+impl QemuBackend {
+    fn start_vm(&self, addr: SocketAddr, dir: &Path) -> Result<Child, QemuError> {
+        let c = &self.config;
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        let disk = dir.join("disk.qcow2");
+        let backing = match &self.warm {
+            Some(w) => w.disk.clone(),
+            None => c.image.join("base.qcow2"),
+        };
+        overlay(&backing, &disk)?;
+        let ram = match &self.warm {
+            Some(w) => Ram::Cloned(&w.ram),
+            None => Ram::Anonymous,
+        };
+        let mut cmd = vm_command(c, &disk, dir, ram, Some(addr));
+        if self.warm.is_some() {
+            cmd.args(["-incoming", "defer"]);
+        }
+        let mut child = spawn(cmd, dir)?;
+        if let Some(w) = &self.warm {
+            if let Err(e) = restore(dir, &w.state, c.ready_timeout) {
+                kill(&mut child);
+                return Err(e);
+            }
+        }
+        let deadline = Instant::now() + c.ready_timeout;
+        loop {
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            if !exited && answers_smb(addr, Duration::from_millis(250)) {
+                return Ok(child);
+            }
+            if exited || Instant::now() >= deadline {
+                kill(&mut child);
+                return Err(QemuError::NotReady {
+                    why: if exited {
+                        "exited before Samba answered".into()
+                    } else {
+                        format!("did not answer SMB within {} s", c.ready_timeout.as_secs())
+                    },
+                    log: log_tail(dir),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Backend for QemuBackend {
+    fn start(&self, addr: SocketAddr) -> Result<Honeypot, HoneypotError> {
+        let dir = self
+            .config
+            .work_dir
+            .join(format!("vm-{}-{}", addr.ip(), addr.port()));
+        let began = Instant::now();
+        match self.start_vm(addr, &dir) {
+            Ok(child) => {
+                tracing::info!(
+                    "honeypot VM {addr} answers SMB after {} ms",
+                    began.elapsed().as_millis()
+                );
+                Ok(Honeypot {
+                    addr,
+                    dir,
+                    child: Some(child),
+                })
+            }
+            Err(source) => {
+                super::retire_dir(&self.config.work_dir, &dir, self.config.keep);
+                Err(HoneypotError::Vm { addr, source })
+            }
+        }
+    }
+
+    fn stop(&self, mut honeypot: Honeypot) {
+        tracing::debug!("stopping honeypot VM {}", honeypot.addr);
+        // Nothing of the VM is worth a clean shutdown: its disk writes are on the overlay
+        // already (the guest's Samba syncs every write).
+        if let Some(child) = &mut honeypot.child {
+            kill(child);
+        }
+        super::retire_dir(&self.config.work_dir, &honeypot.dir, self.config.keep);
+    }
+}

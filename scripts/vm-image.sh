@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Builds the qemu backend's honeypot VM image: Debian 12 (debootstrap from Debian's mirror, the
+# only network it uses) with Debian's kernel and Samba configured as the farm's honeypot
+# (scripts/samba-honeypot.sh: SMB1 only, workgroup FARMNET, name FILESRV01, the same domain SID,
+# users alice and bob with password pw, guest-writable `public`, ADMIN$ and C$).
+#
+# The guest boots without systemd: /sbin/hf-init (PID 1) mounts the pseudo file systems, gives
+# eth0 the fixed address 10.0.2.15/24 (QEMU's user-mode network: each VM has its own NAT, so
+# every clone may keep the address its saved state has), starts smbd, warms Samba's RPC
+# services once and prints HONEYFARM-READY on the serial console.
+#
+# Output, in a directory keyed by a hash of this script and its inputs (rebuilt only when they
+# change): base.qcow2 (the root file system, ext4 on the whole disk), vmlinuz and initrd.img
+# (booted directly by QEMU). The directory's path is printed on stdout. A full build takes 4-5
+# minutes (271 s here, mostly debootstrap's downloads) and ~1.5 GB while it runs; what stays is
+# 730 MB (base.qcow2 717 MB). Comments are not part of the key: editing them rebuilds nothing.
+#
+# usage: scripts/vm-image.sh [CACHE_DIR]     (as root; default /var/cache/honeyfarm/vm,
+#        or HONEYFARM_VM_CACHE)
+set -euo pipefail
+cache=${1:-${HONEYFARM_VM_CACHE:-/var/cache/honeyfarm/vm}}
+mirror=${HONEYFARM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+suite=bookworm
+packages=linux-image-amd64,initramfs-tools,samba,smbclient,iproute2,procps,kmod
+size=2G
+# The guest's host name: Samba puts it in its NTLMSSP challenge (the DNS computer name), so it
+# must be the one of the machine the farm's scripts were recorded from (its process honeypots
+# are this machine; the NetBIOS name stays FILESRV01).
+guest_hostname=${HONEYFARM_VM_HOSTNAME:-$(hostname)}
+
+key=$(
+    {
+        grep -v '^[[:space:]]*#' "$0"
+        echo "$mirror $suite $packages $size $guest_hostname"
+    } | sha256sum | cut -c1-16
+)
+out=$cache/$key
+if [ -f "$out/base.qcow2" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ]; then
+    echo "$out"
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "vm-image: building the image needs root (debootstrap, chroot)" >&2
+    exit 1
+fi
+for tool in debootstrap qemu-img mkfs.ext4; do
+    command -v "$tool" >/dev/null 2>&1 || {
+        echo "vm-image: $tool is missing (scripts/setup.sh installs it)" >&2
+        exit 1
+    }
+done
+mkdir -p "$cache"
+# One build at a time per cache; a second caller waits and then finds the image.
+exec 9>"$cache/.build.lock"
+flock 9
+if [ -f "$out/base.qcow2" ]; then
+    echo "$out"
+    exit 0
+fi
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/hfq-vm-image.XXXXXX")
+trap 'umount -R "$work/root/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
+root=$work/root
+began=$(date +%s)
+
+echo "vm-image: debootstrap $suite from $mirror" >&2
+debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
+    tail -20 "$work/debootstrap.log" >&2
+    exit 1
+}
+
+# Only the modules the VM needs in its initramfs: a small one boots faster.
+cat >"$root/etc/initramfs-tools/modules" <<'EOF'
+virtio_pci
+virtio_blk
+virtio_net
+ext4
+EOF
+sed -i 's/^MODULES=.*/MODULES=list/' "$root/etc/initramfs-tools/initramfs.conf"
+mount -t proc proc "$root/proc"
+chroot "$root" update-initramfs -u -k all >/dev/null
+umount "$root/proc"
+
+echo "$guest_hostname" >"$root/etc/hostname"
+printf '127.0.0.1 localhost\n10.0.2.15 %s\n' "$guest_hostname" >"$root/etc/hosts"
+printf '/dev/vda / ext4 rw,noatime 0 1\n' >"$root/etc/fstab"
+
+# The honeypot's Samba: scripts/samba-honeypot.sh's configuration, on the VM's own paths.
+srv=/srv/samba
+mkdir -p "$root$srv/public" "$root$srv/Windows/system32"
+chmod 777 "$root$srv" "$root$srv/public" "$root$srv/Windows" "$root$srv/Windows/system32"
+cat >"$root/etc/samba/smb.conf" <<CONF
+[global]
+  workgroup = FARMNET
+  netbios name = FILESRV01
+  server role = standalone server
+  smb ports = 445
+  server min protocol = NT1
+  server max protocol = NT1
+  map to guest = bad user
+  restrict anonymous = 0
+  server signing = disabled
+  disable netbios = yes
+  load printers = no
+  printing = bsd
+  printcap name = /dev/null
+  disable spoolss = yes
+  log file = /var/log/samba/log.%m
+  # What an attacker writes is on the VM's disk at once: a stopped honeypot's overlay keeps it.
+  sync always = yes
+[ADMIN\$]
+  comment = Remote Admin
+  path = $srv/Windows
+  administrative share = yes
+  read only = no
+  guest ok = yes
+[C\$]
+  comment = Default share
+  path = $srv
+  administrative share = yes
+  read only = no
+  guest ok = yes
+[public]
+  path = $srv/public
+  read only = no
+  guest ok = yes
+CONF
+chroot "$root" net setlocalsid S-1-5-21-3623811015-3361044348-30300820 >/dev/null
+# The same uids as the machine the scripts were recorded on (Samba derives the users' RIDs
+# from them, and rpcclient prints those).
+for user in alice:1001 bob:1002; do
+    uid=${user#*:}
+    user=${user%:*}
+    chroot "$root" sh -c "id $user >/dev/null 2>&1 || useradd -M -u $uid $user"
+    printf 'pw\npw\n' | chroot "$root" smbpasswd -a -s "$user" >/dev/null
+done
+
+cat >"$root/sbin/hf-init" <<'INIT'
+#!/bin/sh
+# PID 1 of the honeypot VM: network, smbd, one warm-up, then reap children forever.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs -o mode=755 tmpfs /run
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mkdir -p /run/samba /var/log/samba
+hostname -F /etc/hostname
+modprobe virtio_net 2>/dev/null
+ip link set lo up
+ip addr add 10.0.2.15/24 dev eth0
+ip link set eth0 up
+ip route add default via 10.0.2.2
+smbd -D
+for _ in $(seq 1 200); do
+    smbclient -N -L 127.0.0.1 --option='client min protocol=NT1' >/dev/null 2>&1 && break
+    sleep 0.05
+done
+rpcclient -U% -N --option='client min protocol=NT1' --option='client max protocol=NT1' \
+    --option='client ipc min protocol=NT1' --option='client ipc max protocol=NT1' \
+    127.0.0.1 -c 'srvinfo; enumdomusers; lsaquery' >/dev/null 2>&1
+sync
+echo HONEYFARM-READY >/dev/ttyS0
+while :; do
+    wait
+    sleep 1
+done
+INIT
+chmod 755 "$root/sbin/hf-init"
+
+# Not needed in the VM: the package cache and documentation.
+rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/usr/share/doc "$root"/usr/share/man \
+    "$root"/var/lib/apt/lists/*
+
+mkdir -p "$work/out"
+cp "$root"/boot/vmlinuz-* "$work/out/vmlinuz"
+cp "$root"/boot/initrd.img-* "$work/out/initrd.img"
+mkfs.ext4 -q -L hfroot -d "$root" "$work/root.raw" "$size"
+qemu-img convert -f raw -O qcow2 "$work/root.raw" "$work/out/base.qcow2"
+rm -f "$work/root.raw"
+rm -rf "$out"
+mv "$work/out" "$out"
+echo "vm-image: built $out in $(($(date +%s) - began)) s ($(du -sh "$out" | cut -f1))" >&2
+echo "$out"
