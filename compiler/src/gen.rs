@@ -10,6 +10,7 @@ mod decode;
 mod encode;
 mod expr;
 mod paths;
+mod run;
 mod visit;
 
 use proc_macro2::{Literal, TokenStream};

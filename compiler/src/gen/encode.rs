@@ -13,7 +13,12 @@ impl Gen<'_> {
         let order = self.unit_order();
         let mut stmts = Vec::new();
         let mut patches = Vec::new();
-        for (gi, item) in u.items.iter().enumerate() {
+        for (gi, n) in super::run::split(&u.items, |items| self.encode_run_len(u, items)) {
+            if n > 1 {
+                stmts.push(self.encode_run(u, &u.items[gi..gi + n]));
+                continue;
+            }
+            let item = &u.items[gi];
             match item {
                 Item::Anchor(a) => stmts.push(quote!(w.push_anchor(#a);)),
                 Item::Align { to, from, field } => {

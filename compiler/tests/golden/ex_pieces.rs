@@ -58,8 +58,19 @@ impl Message {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
-        let f_channel = r.field(&__F_MESSAGE_CHANNEL, |r| r.int::<u8>(1))?;
-        let f_flags = r.field(&__F_MESSAGE_FLAGS, |r| r.int::<u8>(1))?;
+        let (f_channel, f_flags) = match r.run::<2>() {
+            Some((__at, __b)) => {
+                let __o = rt::ByteOrder::Big;
+                let f_channel: u8 = rt::int_at(&__b, 0, 1, __o);
+                let f_flags: u8 = rt::int_at(&__b, 1, 1, __o);
+                (f_channel, f_flags)
+            }
+            None => {
+                let f_channel = r.field(&__F_MESSAGE_CHANNEL, |r| r.int::<u8>(1))?;
+                let f_flags = r.field(&__F_MESSAGE_FLAGS, |r| r.int::<u8>(1))?;
+                (f_channel, f_flags)
+            }
+        };
         let __lim0 = r
             .limit_to(
                 r
@@ -125,8 +136,13 @@ impl Message {
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
         let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
-        w.int(self.channel, 1);
-        w.int(self.flags, 1);
+        {
+            let __o = rt::ByteOrder::Big;
+            let mut __b = [0u8; 2];
+            rt::put_at(&mut __b, 0, 1, __o, self.channel);
+            rt::put_at(&mut __b, 1, 1, __o, self.flags);
+            w.bytes(&__b);
+        }
         match &self.body {
             MessageBody::Whole(__c) => __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?,
             MessageBody::First(__c) => __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?,

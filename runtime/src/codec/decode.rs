@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::error::{DecodeError, DecodeErrorKind, FieldInfo};
-use super::int::Int;
+use super::int::{assemble, Int};
 use super::reader::{Limit, Reader};
 use super::{ops, ByteOrder};
 
@@ -61,14 +61,23 @@ impl Reader {
     /// `v`, if it is the constant the spec expects (`word_count: u8 = 1`).
     #[inline]
     pub fn expect<T: Int + Into<i128>>(&self, v: T, want: i128) -> Result<T, DecodeError> {
+        self.expect_at(v, want, self.pos())
+    }
+
+    /// [`Reader::expect`] for a field of a run read at once ([`Reader::run`]): `end` is where
+    /// the field ends, the position a field read alone would report.
+    #[inline]
+    pub fn expect_at<T: Int + Into<i128>>(
+        &self,
+        v: T,
+        want: i128,
+        end: usize,
+    ) -> Result<T, DecodeError> {
         let got: i128 = v.into();
         if got == want {
             Ok(v)
         } else {
-            Err(self.error(DecodeErrorKind::Mismatch {
-                expected: want.to_string(),
-                found: got.to_string(),
-            }))
+            Err(mismatch(want, got, end))
         }
     }
 
@@ -247,6 +256,25 @@ impl Reader {
         }
         Ok(e)
     }
+}
+
+#[cold]
+fn mismatch(want: i128, got: i128, at: usize) -> DecodeError {
+    DecodeError::new(
+        DecodeErrorKind::Mismatch {
+            expected: want.to_string(),
+            found: got.to_string(),
+        },
+        at,
+    )
+}
+
+/// The integer of `n` bytes at `at` in `b` (the bytes of a [`Reader::run`]), in `order`.
+/// Always inlined: `at`, `n` and usually `order` are constants where generated code calls it,
+/// and the whole read then folds into one load.
+#[inline(always)]
+pub fn int_at<T: Int, const N: usize>(b: &[u8; N], at: usize, n: usize, order: ByteOrder) -> T {
+    T::from_wire(assemble(&b[at..at + n], order))
 }
 
 /// Bits `shift ..` of a bit-field group, as the field's type (the width is the type's, masked

@@ -4,7 +4,7 @@
 
 use super::decode::UnitScope;
 use super::error::{EncodeError, EncodeErrorKind};
-use super::int::Int;
+use super::int::{scatter, Int};
 use super::writer::{fit, Writer};
 use super::{ops, ByteOrder, Pointer};
 
@@ -239,6 +239,19 @@ pub fn invalid(reason: impl Into<String>) -> EncodeError {
     EncodeError::new(EncodeErrorKind::Invalid {
         reason: reason.into(),
     })
+}
+
+/// Puts `v` in `n` bytes at `at` of `b` (a run of integers encoded at once), in `order`.
+/// Always inlined: `at`, `n` and usually `order` are constants where generated code calls it.
+#[inline(always)]
+pub fn put_at<T: Int, const N: usize>(
+    b: &mut [u8; N],
+    at: usize,
+    n: usize,
+    order: ByteOrder,
+    v: T,
+) {
+    scatter(&mut b[at..at + n], v.to_wire(), order);
 }
 
 #[cfg(test)]
