@@ -131,6 +131,11 @@ fn order_tokens(rt: &TokenStream, o: ByteOrder) -> TokenStream {
     }
 }
 
+/// The unit pushes anchors (so its end must drop them); most units begin and end with less.
+fn sets_anchors(u: &ir::Unit) -> bool {
+    u.items.iter().any(|i| matches!(i, ir::Item::Anchor(_)))
+}
+
 /// A unit of a few plain fields (no units, arrays, switches or pointers inside it, nothing
 /// conditional or remembered), decoded and encoded where it is used (array elements, such as
 /// SMB's dialects): a call per element would cost more than the element.

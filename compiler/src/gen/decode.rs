@@ -67,14 +67,19 @@ impl Gen<'_> {
         } else {
             (quote!(), quote!())
         };
+        let (begin, end) = if super::sets_anchors(u) {
+            (quote!(r.begin_unit(#order)?), quote!(r.end_unit(__unit)))
+        } else {
+            (quote!(r.begin_plain(#order)?), quote!(r.end_plain(__unit)))
+        };
         (
             quote! {
-                let __unit = r.begin_unit(#order)?;
+                let __unit = #begin;
                 #line_open
             },
             quote! {
                 #line_close
-                r.end_unit(__unit);
+                #end;
             },
         )
     }

@@ -53,13 +53,18 @@ impl Gen<'_> {
         } else {
             (quote!(), quote!())
         };
+        let (begin, end) = if super::sets_anchors(u) {
+            (quote!(w.begin_unit(#order)), quote!(w.end_unit(__unit)))
+        } else {
+            (quote!(w.begin_plain(#order)), quote!(w.set_order(__unit)))
+        };
         quote! {
-            let __unit = w.begin_unit(#order);
+            let __unit = #begin;
             #line_start
             #(#stmts)*
             #(#patches)*
             #eol
-            w.end_unit(__unit);
+            #end;
             Ok(())
         }
     }

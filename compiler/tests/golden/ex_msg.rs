@@ -450,7 +450,7 @@ pub struct NegotiateRequest {
 impl NegotiateRequest {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Little))?;
         let (f_word_count, f_byte_count) = match r.run::<3>() {
             Some((__at, __b)) => {
                 let __o = rt::ByteOrder::Little;
@@ -481,7 +481,7 @@ impl NegotiateRequest {
             .field(&__F_NEGOTIATEREQUEST_DIALECTS, |r| r.to_end(Dialect::decode_from))?;
         let __e_dialects = r.pos();
         r.end_limit(__lim0)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             word_count: f_word_count,
             byte_count: f_byte_count,
@@ -490,7 +490,7 @@ impl NegotiateRequest {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Little));
         w.int(self.word_count, 1);
         let __at_byte_count = w.slot(2);
         let __s_dialects = w.pos();
@@ -503,7 +503,7 @@ impl NegotiateRequest {
             rt::length_value(__e_dialects - __s_dialects, 0, 1, 16)
                 .in_field(&__F_NEGOTIATEREQUEST_BYTE_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -554,14 +554,14 @@ impl Dialect {
     /// Decodes the unit at the reader's position.
     #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Little))?;
         let f_format = r
             .field(
                 &__F_DIALECT_FORMAT,
                 |r| r.int::<u8>(1).and_then(|__v| r.expect(__v, 2)),
             )?;
         let f_name = r.field(&__F_DIALECT_NAME, |r| r.bytes_until(b"\0"))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             format: f_format,
             name: f_name,
@@ -570,10 +570,10 @@ impl Dialect {
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Little));
         w.int(self.format, 1);
         w.bytes_until(&self.name, b"\0").in_field(&__F_DIALECT_NAME)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -668,7 +668,7 @@ pub struct NegotiateResponse {
 impl NegotiateResponse {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Little))?;
         let f_word_count = r
             .field(&__F_NEGOTIATERESPONSE_WORD_COUNT, |r| r.int::<u8>(1))?;
         let __lim0 = r
@@ -735,7 +735,7 @@ impl NegotiateResponse {
             )?;
         let __e_domain = r.pos();
         r.end_limit(__lim1)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         let this = Self {
             word_count: f_word_count,
             dialect_index: f_dialect_index,
@@ -758,7 +758,7 @@ impl NegotiateResponse {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Little));
         let __at_word_count = w.slot(1);
         let __s_dialect_index = w.pos();
         w.int(self.dialect_index, 2);
@@ -797,7 +797,7 @@ impl NegotiateResponse {
             rt::length_value(__e_domain - __s_challenge, 0, 1, 16)
                 .in_field(&__F_NEGOTIATERESPONSE_BYTE_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -964,7 +964,7 @@ pub struct TreeConnectRequest {
 impl TreeConnectRequest {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Little))?;
         let f_word_count = r
             .field(&__F_TREECONNECTREQUEST_WORD_COUNT, |r| r.int::<u8>(1))?;
         let __lim0 = r
@@ -1041,7 +1041,7 @@ impl TreeConnectRequest {
             None
         };
         let __e_next = r.pos();
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         let this = Self {
             word_count: f_word_count,
             andx_command: f_andx_command,
@@ -1067,7 +1067,7 @@ impl TreeConnectRequest {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Little));
         let __at_word_count = w.slot(1);
         let __s_andx_command = w.pos();
         w.int(self.andx_command, 1);
@@ -1117,7 +1117,7 @@ impl TreeConnectRequest {
             rt::length_value(__e_service - __s_password, 0, 1, 16)
                 .in_field(&__F_TREECONNECTREQUEST_BYTE_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -1247,7 +1247,7 @@ pub struct AndxBlock {
 impl AndxBlock {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Little))?;
         let f_word_count = r.field(&__F_ANDXBLOCK_WORD_COUNT, |r| r.int::<u8>(1))?;
         let __lim0 = r
             .field(
@@ -1306,7 +1306,7 @@ impl AndxBlock {
             None
         };
         let __e_next = r.pos();
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             word_count: f_word_count,
             andx_command: f_andx_command,
@@ -1321,7 +1321,7 @@ impl AndxBlock {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Little));
         let __at_word_count = w.slot(1);
         let __s_andx_command = w.pos();
         w.int(self.andx_command, 1);
@@ -1360,7 +1360,7 @@ impl AndxBlock {
             rt::length_value(__e_data - __s_data, 0, 1, 16)
                 .in_field(&__F_ANDXBLOCK_BYTE_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -1446,7 +1446,7 @@ impl Echo {
         r: &mut rt::Reader,
         p_request: bool,
     ) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Little))?;
         let f_word_count = r
             .field(
                 &__F_ECHO_WORD_COUNT,
@@ -1472,7 +1472,7 @@ impl Echo {
         let f_data = r.field(&__F_ECHO_DATA, |r| Ok(r.rest()))?;
         let __e_data = r.pos();
         r.end_limit(__lim0)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             word_count: f_word_count,
             count: f_count,
@@ -1483,7 +1483,7 @@ impl Echo {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Little));
         w.int(self.word_count, 1);
         if let Some(__f) = &self.count {
             w.int(*__f, 2);
@@ -1500,7 +1500,7 @@ impl Echo {
             rt::length_value(__e_data - __s_data, 0, 1, 16)
                 .in_field(&__F_ECHO_BYTE_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.

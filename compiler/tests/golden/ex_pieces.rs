@@ -57,7 +57,7 @@ pub struct Message {
 impl Message {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let (f_channel, f_flags) = match r.run::<2>() {
             Some((__at, __b)) => {
                 let __o = rt::ByteOrder::Big;
@@ -117,7 +117,7 @@ impl Message {
             )?;
         let __e_trailer = r.pos();
         let f_trailer_length = r.field(&__F_MESSAGE_TRAILER_LENGTH, |r| r.int::<u8>(1))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         let this = Self {
             channel: f_channel,
             flags: f_flags,
@@ -135,7 +135,7 @@ impl Message {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         {
             let __o = rt::ByteOrder::Big;
             let mut __b = [0u8; 2];
@@ -158,7 +158,7 @@ impl Message {
             rt::length_value(__e_trailer - __s_trailer, 0, 1, 8)
                 .in_field(&__F_MESSAGE_TRAILER_LENGTH)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -254,14 +254,14 @@ pub struct Record {
 impl Record {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_count = r.field(&__F_RECORD_COUNT, |r| r.int::<u8>(1))?;
         let f_items = r
             .field(
                 &__F_RECORD_ITEMS,
                 |r| r.count_by(i128::from(f_count), 0, |r| r.int::<u16>(2)),
             )?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         let this = Self {
             count: f_count,
             items: f_items,
@@ -276,7 +276,7 @@ impl Record {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         let __at_count = w.slot(1);
         for __e in &self.items {
             w.int(*__e, 2);
@@ -285,7 +285,7 @@ impl Record {
             __at_count,
             rt::length_value(self.items.len(), 0, 1, 8).in_field(&__F_RECORD_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -326,7 +326,7 @@ impl FirstPiece {
         r: &mut rt::Reader,
         p_channel: i128,
     ) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_data = r.field(&__F_FIRSTPIECE_DATA, |r| Ok(r.rest()))?;
         {
             let __x = &f_data;
@@ -336,14 +336,14 @@ impl FirstPiece {
             let __value: &[u8] = &__x[..];
             r.remember(b"record", __key, __value);
         }
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self { data: f_data })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.bytes(&self.data);
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -367,7 +367,7 @@ impl MiddlePiece {
         r: &mut rt::Reader,
         p_channel: i128,
     ) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_data = r.field(&__F_MIDDLEPIECE_DATA, |r| Ok(r.rest()))?;
         {
             let __x = &f_data;
@@ -377,14 +377,14 @@ impl MiddlePiece {
             let __value: &[u8] = &__x[..];
             r.append_memory(b"record", __key, __value);
         }
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self { data: f_data })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.bytes(&self.data);
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -411,7 +411,7 @@ impl LastPiece {
         r: &mut rt::Reader,
         p_channel: i128,
     ) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_data = r.field(&__F_LASTPIECE_DATA, |r| Ok(r.rest()))?;
         {
             let __x = &f_data;
@@ -455,7 +455,7 @@ impl LastPiece {
             r.set_memory(__sub.take_memory());
             __res.ok()
         };
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             data: f_data,
             record: f_record,
@@ -463,9 +463,9 @@ impl LastPiece {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.bytes(&self.data);
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.

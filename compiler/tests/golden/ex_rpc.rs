@@ -122,7 +122,7 @@ pub struct Pdu {
 impl Pdu {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(None)?;
+        let __unit = r.begin_plain(None)?;
         let __p_version = r.pos();
         let __s_version = r.pos();
         let f_version = r
@@ -197,7 +197,7 @@ impl Pdu {
             )?;
         let __e_body = r.pos();
         r.end_limit(__lim0)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         let this = Self {
             version: f_version,
             version_minor: f_version_minor,
@@ -220,7 +220,7 @@ impl Pdu {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(None);
+        let __unit = w.begin_plain(None);
         let __s_version = w.pos();
         w.int(self.version, 1);
         let __e_version = w.pos();
@@ -262,7 +262,7 @@ impl Pdu {
             rt::length_value(__e_body - __s_version, 0, 1, 16)
                 .in_field(&__F_PDU_FRAG_LENGTH)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -360,7 +360,7 @@ pub struct Request {
 impl Request {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(None)?;
+        let __unit = r.begin_plain(None)?;
         let (f_alloc_hint, f_context_id, f_opnum) = match r.run::<8>() {
             Some((__at, __b)) => {
                 let __o = r.order();
@@ -388,7 +388,7 @@ impl Request {
             .field(&__F_REQUEST_STUB, |r| Stub::decode_from(r, i128::from(f_opnum)))?;
         let __e_stub = r.pos();
         r.end_limit(__lim0)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             alloc_hint: f_alloc_hint,
             context_id: f_context_id,
@@ -398,7 +398,7 @@ impl Request {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(None);
+        let __unit = w.begin_plain(None);
         let __at_alloc_hint = w.slot(4);
         {
             let __o = w.order();
@@ -415,7 +415,7 @@ impl Request {
             rt::length_value(__e_stub - __s_stub, 0, 1, 32)
                 .in_field(&__F_REQUEST_ALLOC_HINT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -468,7 +468,7 @@ pub struct Response {
 impl Response {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(None)?;
+        let __unit = r.begin_plain(None)?;
         let (f_alloc_hint, f_context_id, f_cancel_count, f_reserved0) = match r
             .run::<8>()
         {
@@ -492,7 +492,7 @@ impl Response {
             }
         };
         let f_stub = r.field(&__F_RESPONSE_STUB, |r| Ok(r.rest()))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             alloc_hint: f_alloc_hint,
             context_id: f_context_id,
@@ -503,7 +503,7 @@ impl Response {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(None);
+        let __unit = w.begin_plain(None);
         {
             let __o = w.order();
             let mut __b = [0u8; 8];
@@ -514,7 +514,7 @@ impl Response {
             w.bytes(&__b);
         }
         w.bytes(&self.stub);
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -659,13 +659,13 @@ impl LookupDomainRequest {
     }
     /// Decodes the scalars only; pointers keep their referent ids and no value.
     pub fn decode_scalars(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(None)?;
+        let __unit = r.begin_plain(None)?;
         let f_handle = r.field(&__F_LOOKUPDOMAINREQUEST_HANDLE, |r| r.bytes_by(20i128))?;
         let f_name = r
             .field(&__F_LOOKUPDOMAINREQUEST_NAME, UnicodeString::decode_scalars)?;
         let f_pad0 = r.field(&__F_LOOKUPDOMAINREQUEST_PAD0, |r| r.align(4, "stub"))?;
         let f_sid = r.field(&__F_LOOKUPDOMAINREQUEST_SID, rt::Pointer::decode_referent)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             handle: f_handle,
             name: f_name,
@@ -691,14 +691,14 @@ impl LookupDomainRequest {
         self.encode_deferred(w)
     }
     pub fn encode_scalars(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(None);
+        let __unit = w.begin_plain(None);
         rt::check_len(self.handle.len(), 20i128)
             .in_field(&__F_LOOKUPDOMAINREQUEST_HANDLE)?;
         w.bytes(&self.handle);
         self.name.encode_scalars(w).in_field(&__F_LOOKUPDOMAINREQUEST_NAME)?;
         w.align(4, "stub", &self._pad0);
         w.referent(&self.sid).in_field(&__F_LOOKUPDOMAINREQUEST_SID)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     pub fn encode_deferred(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
@@ -797,7 +797,7 @@ impl UnicodeString {
     }
     /// Decodes the scalars only; pointers keep their referent ids and no value.
     pub fn decode_scalars(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(None)?;
+        let __unit = r.begin_plain(None)?;
         let f_pad0 = r.field(&__F_UNICODESTRING_PAD0, |r| r.align(4, "stub"))?;
         let (f_length, f_maximum_length) = match r.run::<4>() {
             Some((__at, __b)) => {
@@ -814,7 +814,7 @@ impl UnicodeString {
             }
         };
         let f_buffer = r.field(&__F_UNICODESTRING_BUFFER, rt::Pointer::decode_referent)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _pad0: f_pad0,
             length: f_length,
@@ -852,7 +852,7 @@ impl UnicodeString {
         self.encode_deferred(w)
     }
     pub fn encode_scalars(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(None);
+        let __unit = w.begin_plain(None);
         w.align(4, "stub", &self._pad0);
         let __at_length = w.slot(2);
         w.int(self.maximum_length, 2);
@@ -870,7 +870,7 @@ impl UnicodeString {
                 )
                 .in_field(&__F_UNICODESTRING_LENGTH)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     pub fn encode_deferred(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
@@ -949,7 +949,7 @@ pub struct WideChars {
 impl WideChars {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(None)?;
+        let __unit = r.begin_plain(None)?;
         let f_pad0 = r.field(&__F_WIDECHARS_PAD0, |r| r.align(4, "stub"))?;
         let (f_max_count, f_offset, f_actual_count) = match r.run::<12>() {
             Some((__at, __b)) => {
@@ -978,7 +978,7 @@ impl WideChars {
             .field(&__F_WIDECHARS_CHARS, |r| Ok(rt::Utf16 { raw: r.rest() }))?;
         let __e_chars = r.pos();
         r.end_limit(__lim0)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _pad0: f_pad0,
             max_count: f_max_count,
@@ -989,7 +989,7 @@ impl WideChars {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(None);
+        let __unit = w.begin_plain(None);
         w.align(4, "stub", &self._pad0);
         {
             let __o = w.order();
@@ -1007,7 +1007,7 @@ impl WideChars {
             rt::length_value(__e_chars - __s_chars, 0, 2, 32)
                 .in_field(&__F_WIDECHARS_ACTUAL_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -1076,7 +1076,7 @@ pub struct Sid {
 impl Sid {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(None)?;
+        let __unit = r.begin_plain(None)?;
         let f_pad0 = r.field(&__F_SID_PAD0, |r| r.align(4, "stub"))?;
         let (f_max_count, f_revision, f_sub_authority_count) = match r.run::<6>() {
             Some((__at, __b)) => {
@@ -1101,7 +1101,7 @@ impl Sid {
                 &__F_SID_SUB_AUTHORITY,
                 |r| r.count_by(i128::from(f_max_count), 0, |r| r.int::<u32>(4)),
             )?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         let this = Self {
             _pad0: f_pad0,
             max_count: f_max_count,
@@ -1126,7 +1126,7 @@ impl Sid {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(None);
+        let __unit = w.begin_plain(None);
         w.align(4, "stub", &self._pad0);
         let __at_max_count = w.slot(4);
         w.int(self.revision, 1);
@@ -1147,7 +1147,7 @@ impl Sid {
             rt::length_value(self.sub_authority.len(), 0, 1, 8)
                 .in_field(&__F_SID_SUB_AUTHORITY_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.

@@ -36,6 +36,25 @@ impl Reader {
         self.leave(scope.mark);
     }
 
+    /// [`Reader::begin_unit`] for a unit that sets no anchors (most): nothing to remember of
+    /// them; returns the byte order around it, for [`Reader::end_plain`].
+    #[inline]
+    pub fn begin_plain(&mut self, order: Option<ByteOrder>) -> Result<ByteOrder, DecodeError> {
+        self.descend()?;
+        let outer = self.order();
+        if let Some(o) = order {
+            self.set_order(o);
+        }
+        Ok(outer)
+    }
+
+    /// Ends a unit begun with [`Reader::begin_plain`].
+    #[inline]
+    pub fn end_plain(&mut self, outer: ByteOrder) {
+        self.set_order(outer);
+        self.ascend();
+    }
+
     /// The error of a switch without a case for the values of its selectors.
     pub fn no_case(&self, values: &[&dyn std::fmt::Debug]) -> DecodeError {
         let value = values

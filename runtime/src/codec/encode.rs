@@ -36,6 +36,17 @@ impl Writer<'_> {
         self.leave(scope.mark);
     }
 
+    /// [`Writer::begin_unit`] for a unit that sets no anchors; returns the byte order around
+    /// it, which [`Writer::set_order`] restores at its end.
+    #[inline]
+    pub fn begin_plain(&mut self, order: Option<ByteOrder>) -> ByteOrder {
+        let outer = self.order();
+        if let Some(o) = order {
+            self.set_order(o);
+        }
+        outer
+    }
+
     /// An integer in `n` bytes, in the current byte order.
     #[inline]
     pub fn int<T: Int>(&mut self, v: T, n: usize) {

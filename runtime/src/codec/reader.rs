@@ -284,18 +284,31 @@ impl Reader {
 
     #[inline]
     pub fn enter(&mut self) -> Result<usize, DecodeError> {
-        if self.depth >= MAX_DEPTH {
-            return Err(self.error(DecodeErrorKind::TooDeep));
-        }
-        self.depth += 1;
+        self.descend()?;
         Ok(self.anchors.len())
     }
 
     /// Leaves a unit: drops the anchors it set (`mark` from [`Reader::enter`]).
     #[inline]
     pub fn leave(&mut self, mark: usize) {
-        self.depth -= 1;
+        self.ascend();
         self.anchors.truncate(mark);
+    }
+
+    /// One unit deeper, within [`MAX_DEPTH`].
+    #[inline]
+    pub(crate) fn descend(&mut self) -> Result<(), DecodeError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error(DecodeErrorKind::TooDeep));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Back out of a unit entered with [`Reader::descend`].
+    #[inline]
+    pub(crate) fn ascend(&mut self) {
+        self.depth -= 1;
     }
 
     #[inline]
