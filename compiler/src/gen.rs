@@ -10,6 +10,7 @@ mod decode;
 mod encode;
 mod expr;
 mod paths;
+mod run;
 mod visit;
 
 use proc_macro2::{Literal, TokenStream};
@@ -128,6 +129,11 @@ fn order_tokens(rt: &TokenStream, o: ByteOrder) -> TokenStream {
         ByteOrder::Big => quote!(#rt::ByteOrder::Big),
         ByteOrder::Little => quote!(#rt::ByteOrder::Little),
     }
+}
+
+/// The unit pushes anchors (so its end must drop them); most units begin and end with less.
+fn sets_anchors(u: &ir::Unit) -> bool {
+    u.items.iter().any(|i| matches!(i, ir::Item::Anchor(_)))
 }
 
 /// A unit of a few plain fields (no units, arrays, switches or pointers inside it, nothing

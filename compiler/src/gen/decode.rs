@@ -67,14 +67,19 @@ impl Gen<'_> {
         } else {
             (quote!(), quote!())
         };
+        let (begin, end) = if super::sets_anchors(u) {
+            (quote!(r.begin_unit(#order)?), quote!(r.end_unit(__unit)))
+        } else {
+            (quote!(r.begin_plain(#order)?), quote!(r.end_plain(__unit)))
+        };
         (
             quote! {
-                let __unit = r.begin_unit(#order)?;
+                let __unit = #begin;
                 #line_open
             },
             quote! {
                 #line_close
-                r.end_unit(__unit);
+                #end;
             },
         )
     }
@@ -85,8 +90,14 @@ impl Gen<'_> {
         let mut inits = Vec::new();
         // Limits that only a condition sets are `Option`s.
         let mut optional_limits = HashSet::new();
-        for item in &u.items {
-            match item {
+        for (i, n) in super::run::split(&u.items, |items| self.run_len(u, items)) {
+            if n > 1 {
+                let (s, init) = self.decode_run(u, &u.items[i..i + n], phase);
+                stmts.push(s);
+                inits.extend(init);
+                continue;
+            }
+            match &u.items[i] {
                 Item::Anchor(a) => stmts.push(quote!(r.push_anchor(#a);)),
                 Item::Align { to, from, field } => {
                     let l = local(field);
@@ -360,7 +371,7 @@ impl Gen<'_> {
         })
     }
 
-    fn decode_field(
+    pub(super) fn decode_field(
         &self,
         u: &ir::Unit,
         f: &ir::Field,
@@ -423,58 +434,63 @@ impl Gen<'_> {
                 }
             }
         };
-        let stmt = match &f.remember {
+        let stmt = match self.remember_stmt(f) {
             None => stmt,
-            Some((name, key, key_ty)) => {
-                let n = lit_bytes(name.as_bytes());
-                let k = self.expr_value(key, Cx::Decode, *key_ty);
-                let key_bytes = match (key, key_ty) {
-                    // A constant key is its decimal text already.
-                    (ir::Expr::Int(v), ExprTy::Int) => {
-                        let text = lit_bytes(v.to_string().as_bytes());
-                        quote!(#text)
-                    }
-                    // Owned: the key may borrow the reader, which remembering changes.
-                    (_, ExprTy::Bytes) => quote!(&#k.to_vec()),
-                    _ => quote!(&#rt::ops::decimal(#k)),
-                };
-                let value = match f.ty.conv() {
-                    Conv::Bytes => Some(quote!(&__x[..])),
-                    Conv::Utf16 => Some(quote!(&__x.raw[..])),
-                    _ => None,
-                };
-                let body = match (value, f.append) {
-                    // A number is remembered in decimal, formatted in place.
-                    (None, false) => quote! {
-                        let __key: &[u8] = #key_bytes;
-                        r.remember_int(#n, __key, i128::from(*__x));
-                    },
-                    (value, append) => {
-                        let value =
-                            value.unwrap_or_else(|| quote!(&#rt::ops::decimal(i128::from(*__x))));
-                        let store = if append {
-                            quote!(r.append_memory(#n, __key, __value);)
-                        } else {
-                            quote!(r.remember(#n, __key, __value);)
-                        };
-                        quote! {
-                            let __key: &[u8] = #key_bytes;
-                            let __value: &[u8] = #value;
-                            #store
-                        }
-                    }
-                };
-                if f.optional() {
-                    quote!(#stmt if let Some(__x) = &#l { #body })
-                } else {
-                    quote!(#stmt { let __x = &#l; #body })
-                }
-            }
+            Some(remember) => quote!(#stmt #remember),
         };
         if f.stored() {
             inits.push(quote!(#fname: #l));
         }
         (stmt, inits)
+    }
+
+    /// What a field remembers (`@remember`, `@append`) once decoded into its local.
+    pub(super) fn remember_stmt(&self, f: &ir::Field) -> Option<TokenStream> {
+        let rt = self.rt;
+        let l = local(&f.name);
+        let (name, key, key_ty) = f.remember.as_ref()?;
+        let n = lit_bytes(name.as_bytes());
+        let k = self.expr_value(key, Cx::Decode, *key_ty);
+        let key_bytes = match (key, key_ty) {
+            // A constant key is its decimal text already.
+            (ir::Expr::Int(v), ExprTy::Int) => {
+                let text = lit_bytes(v.to_string().as_bytes());
+                quote!(#text)
+            }
+            // Owned: the key may borrow the reader, which remembering changes.
+            (_, ExprTy::Bytes) => quote!(&#k.to_vec()),
+            _ => quote!(&#rt::ops::decimal(#k)),
+        };
+        let value = match f.ty.conv() {
+            Conv::Bytes => Some(quote!(&__x[..])),
+            Conv::Utf16 => Some(quote!(&__x.raw[..])),
+            _ => None,
+        };
+        let body = match (value, f.append) {
+            // A number is remembered in decimal, formatted in place.
+            (None, false) => quote! {
+                let __key: &[u8] = #key_bytes;
+                r.remember_int(#n, __key, i128::from(*__x));
+            },
+            (value, append) => {
+                let value = value.unwrap_or_else(|| quote!(&#rt::ops::decimal(i128::from(*__x))));
+                let store = if append {
+                    quote!(r.append_memory(#n, __key, __value);)
+                } else {
+                    quote!(r.remember(#n, __key, __value);)
+                };
+                quote! {
+                    let __key: &[u8] = #key_bytes;
+                    let __value: &[u8] = #value;
+                    #store
+                }
+            }
+        };
+        Some(if f.optional() {
+            quote!(if let Some(__x) = &#l { #body })
+        } else {
+            quote!({ let __x = &#l; #body })
+        })
     }
 
     /// A field decoded by a reader of its own over gathered bytes, sharing the session memory

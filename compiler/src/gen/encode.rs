@@ -13,7 +13,12 @@ impl Gen<'_> {
         let order = self.unit_order();
         let mut stmts = Vec::new();
         let mut patches = Vec::new();
-        for (gi, item) in u.items.iter().enumerate() {
+        for (gi, n) in super::run::split(&u.items, |items| self.encode_run_len(u, items)) {
+            if n > 1 {
+                stmts.push(self.encode_run(u, &u.items[gi..gi + n]));
+                continue;
+            }
+            let item = &u.items[gi];
             match item {
                 Item::Anchor(a) => stmts.push(quote!(w.push_anchor(#a);)),
                 Item::Align { to, from, field } => {
@@ -48,13 +53,18 @@ impl Gen<'_> {
         } else {
             (quote!(), quote!())
         };
+        let (begin, end) = if super::sets_anchors(u) {
+            (quote!(w.begin_unit(#order)), quote!(w.end_unit(__unit)))
+        } else {
+            (quote!(w.begin_plain(#order)), quote!(w.set_order(__unit)))
+        };
         quote! {
-            let __unit = w.begin_unit(#order);
+            let __unit = #begin;
             #line_start
             #(#stmts)*
             #(#patches)*
             #eol
-            w.end_unit(__unit);
+            #end;
             Ok(())
         }
     }

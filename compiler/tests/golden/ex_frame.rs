@@ -108,7 +108,7 @@ pub struct Packet {
 impl Packet {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_kind = r.field(&__F_PACKET_KIND, |r| Ok(Kind::from_raw(r.int(1)?)))?;
         let __bits = r.field(&__F_PACKET_RESERVED0, |r| r.uint(3))?;
         let f_reserved0 = rt::bits::<u8>(__bits, 17, 7);
@@ -134,7 +134,7 @@ impl Packet {
             )?;
         let __e_body = r.pos();
         r.end_limit(__lim0)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             kind: f_kind,
             _reserved0: f_reserved0,
@@ -144,7 +144,7 @@ impl Packet {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.int(self.kind.raw(), 1);
         let __at_g1 = w.slot(3);
         let __s_body = w.pos();
@@ -163,7 +163,7 @@ impl Packet {
             let __g = rt::pack(__g, __d_length, 17, 0).in_field(&__F_PACKET_LENGTH)?;
             w.fill(__at_g1, __g);
         }
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.

@@ -181,18 +181,75 @@ impl Message {
             &__F_MESSAGE_MAGIC,
             |r| r.literal(b"\xFFSMB").map(|()| rt::Bytes::new()),
         )?;
-        let f_command = r
-            .field(&__F_MESSAGE_COMMAND, |r| Ok(Command::from_raw(r.int(1)?)))?;
-        let f_status = r.field(&__F_MESSAGE_STATUS, |r| r.int::<u32>(4))?;
-        let f_flags = r.field(&__F_MESSAGE_FLAGS, |r| r.int::<u8>(1))?;
-        let f_flags2 = r.field(&__F_MESSAGE_FLAGS2, |r| Ok(Flags2(r.int(2)?)))?;
-        let f_pid_high = r.field(&__F_MESSAGE_PID_HIGH, |r| r.int::<u16>(2))?;
-        let f_signature = r.field(&__F_MESSAGE_SIGNATURE, |r| r.bytes_by(8i128))?;
-        let f_reserved0 = r.field(&__F_MESSAGE_RESERVED0, |r| r.int::<u16>(2))?;
-        let f_tid = r.field(&__F_MESSAGE_TID, |r| r.int::<u16>(2))?;
-        let f_pid = r.field(&__F_MESSAGE_PID, |r| r.int::<u16>(2))?;
-        let f_uid = r.field(&__F_MESSAGE_UID, |r| r.int::<u16>(2))?;
-        let f_mid = r.field(&__F_MESSAGE_MID, |r| r.int::<u16>(2))?;
+        let (
+            f_command,
+            f_status,
+            f_flags,
+            f_flags2,
+            f_pid_high,
+            f_signature,
+            f_reserved0,
+            f_tid,
+            f_pid,
+            f_uid,
+            f_mid,
+        ) = match r.run::<28>() {
+            Some((__at, __b)) => {
+                let __o = rt::ByteOrder::Little;
+                let f_command = Command::from_raw(rt::int_at(&__b, 0, 1, __o));
+                let f_status: u32 = rt::int_at(&__b, 1, 4, __o);
+                let f_flags: u8 = rt::int_at(&__b, 5, 1, __o);
+                let f_flags2 = Flags2(rt::int_at(&__b, 6, 2, __o));
+                let f_pid_high: u16 = rt::int_at(&__b, 8, 2, __o);
+                let f_signature = r.slice(__at + 10, __at + 18);
+                let f_reserved0: u16 = rt::int_at(&__b, 18, 2, __o);
+                let f_tid: u16 = rt::int_at(&__b, 20, 2, __o);
+                let f_pid: u16 = rt::int_at(&__b, 22, 2, __o);
+                let f_uid: u16 = rt::int_at(&__b, 24, 2, __o);
+                let f_mid: u16 = rt::int_at(&__b, 26, 2, __o);
+                (
+                    f_command,
+                    f_status,
+                    f_flags,
+                    f_flags2,
+                    f_pid_high,
+                    f_signature,
+                    f_reserved0,
+                    f_tid,
+                    f_pid,
+                    f_uid,
+                    f_mid,
+                )
+            }
+            None => {
+                let f_command = r
+                    .field(&__F_MESSAGE_COMMAND, |r| Ok(Command::from_raw(r.int(1)?)))?;
+                let f_status = r.field(&__F_MESSAGE_STATUS, |r| r.int::<u32>(4))?;
+                let f_flags = r.field(&__F_MESSAGE_FLAGS, |r| r.int::<u8>(1))?;
+                let f_flags2 = r.field(&__F_MESSAGE_FLAGS2, |r| Ok(Flags2(r.int(2)?)))?;
+                let f_pid_high = r.field(&__F_MESSAGE_PID_HIGH, |r| r.int::<u16>(2))?;
+                let f_signature = r
+                    .field(&__F_MESSAGE_SIGNATURE, |r| r.bytes_by(8i128))?;
+                let f_reserved0 = r.field(&__F_MESSAGE_RESERVED0, |r| r.int::<u16>(2))?;
+                let f_tid = r.field(&__F_MESSAGE_TID, |r| r.int::<u16>(2))?;
+                let f_pid = r.field(&__F_MESSAGE_PID, |r| r.int::<u16>(2))?;
+                let f_uid = r.field(&__F_MESSAGE_UID, |r| r.int::<u16>(2))?;
+                let f_mid = r.field(&__F_MESSAGE_MID, |r| r.int::<u16>(2))?;
+                (
+                    f_command,
+                    f_status,
+                    f_flags,
+                    f_flags2,
+                    f_pid_high,
+                    f_signature,
+                    f_reserved0,
+                    f_tid,
+                    f_pid,
+                    f_uid,
+                    f_mid,
+                )
+            }
+        };
         let f_body = r
             .field(
                 &__F_MESSAGE_BODY,
@@ -242,18 +299,28 @@ impl Message {
         let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
         w.push_anchor("header");
         w.bytes(b"\xFFSMB");
-        w.int(self.command.raw(), 1);
-        w.int(self.status, 4);
-        w.int(self.flags, 1);
-        w.int(self.flags2.0, 2);
-        w.int(self.pid_high, 2);
+        {
+            let __o = rt::ByteOrder::Little;
+            let mut __b = [0u8; 10];
+            rt::put_at(&mut __b, 0, 1, __o, self.command.raw());
+            rt::put_at(&mut __b, 1, 4, __o, self.status);
+            rt::put_at(&mut __b, 5, 1, __o, self.flags);
+            rt::put_at(&mut __b, 6, 2, __o, self.flags2.0);
+            rt::put_at(&mut __b, 8, 2, __o, self.pid_high);
+            w.bytes(&__b);
+        }
         rt::check_len(self.signature.len(), 8i128).in_field(&__F_MESSAGE_SIGNATURE)?;
         w.bytes(&self.signature);
-        w.int(self._reserved0, 2);
-        w.int(self.tid, 2);
-        w.int(self.pid, 2);
-        w.int(self.uid, 2);
-        w.int(self.mid, 2);
+        {
+            let __o = rt::ByteOrder::Little;
+            let mut __b = [0u8; 10];
+            rt::put_at(&mut __b, 0, 2, __o, self._reserved0);
+            rt::put_at(&mut __b, 2, 2, __o, self.tid);
+            rt::put_at(&mut __b, 4, 2, __o, self.pid);
+            rt::put_at(&mut __b, 6, 2, __o, self.uid);
+            rt::put_at(&mut __b, 8, 2, __o, self.mid);
+            w.bytes(&__b);
+        }
         match &self.body {
             MessageBody::NegotiateRequest(__c) => {
                 __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?
@@ -383,14 +450,27 @@ pub struct NegotiateRequest {
 impl NegotiateRequest {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
-        let f_word_count = r
-            .field(
-                &__F_NEGOTIATEREQUEST_WORD_COUNT,
-                |r| r.int::<u8>(1).and_then(|__v| r.expect(__v, 0)),
-            )?;
-        let f_byte_count = r
-            .field(&__F_NEGOTIATEREQUEST_BYTE_COUNT, |r| r.int::<u16>(2))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Little))?;
+        let (f_word_count, f_byte_count) = match r.run::<3>() {
+            Some((__at, __b)) => {
+                let __o = rt::ByteOrder::Little;
+                let f_word_count: u8 = r
+                    .expect_at(rt::int_at(&__b, 0, 1, __o), 0, __at + 1)
+                    .map_err(|e| e.in_field(&__F_NEGOTIATEREQUEST_WORD_COUNT))?;
+                let f_byte_count: u16 = rt::int_at(&__b, 1, 2, __o);
+                (f_word_count, f_byte_count)
+            }
+            None => {
+                let f_word_count = r
+                    .field(
+                        &__F_NEGOTIATEREQUEST_WORD_COUNT,
+                        |r| r.int::<u8>(1).and_then(|__v| r.expect(__v, 0)),
+                    )?;
+                let f_byte_count = r
+                    .field(&__F_NEGOTIATEREQUEST_BYTE_COUNT, |r| r.int::<u16>(2))?;
+                (f_word_count, f_byte_count)
+            }
+        };
         let __lim0 = r
             .field(
                 &__F_NEGOTIATEREQUEST_BYTE_COUNT,
@@ -401,7 +481,7 @@ impl NegotiateRequest {
             .field(&__F_NEGOTIATEREQUEST_DIALECTS, |r| r.to_end(Dialect::decode_from))?;
         let __e_dialects = r.pos();
         r.end_limit(__lim0)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             word_count: f_word_count,
             byte_count: f_byte_count,
@@ -410,7 +490,7 @@ impl NegotiateRequest {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Little));
         w.int(self.word_count, 1);
         let __at_byte_count = w.slot(2);
         let __s_dialects = w.pos();
@@ -423,7 +503,7 @@ impl NegotiateRequest {
             rt::length_value(__e_dialects - __s_dialects, 0, 1, 16)
                 .in_field(&__F_NEGOTIATEREQUEST_BYTE_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -474,14 +554,14 @@ impl Dialect {
     /// Decodes the unit at the reader's position.
     #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Little))?;
         let f_format = r
             .field(
                 &__F_DIALECT_FORMAT,
                 |r| r.int::<u8>(1).and_then(|__v| r.expect(__v, 2)),
             )?;
         let f_name = r.field(&__F_DIALECT_NAME, |r| r.bytes_until(b"\0"))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             format: f_format,
             name: f_name,
@@ -490,10 +570,10 @@ impl Dialect {
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Little));
         w.int(self.format, 1);
         w.bytes_until(&self.name, b"\0").in_field(&__F_DIALECT_NAME)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -588,7 +668,7 @@ pub struct NegotiateResponse {
 impl NegotiateResponse {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Little))?;
         let f_word_count = r
             .field(&__F_NEGOTIATERESPONSE_WORD_COUNT, |r| r.int::<u8>(1))?;
         let __lim0 = r
@@ -600,17 +680,32 @@ impl NegotiateResponse {
         let f_dialect_index = r
             .field(&__F_NEGOTIATERESPONSE_DIALECT_INDEX, |r| r.int::<u16>(2))?;
         let __e_dialect_index = r.pos();
-        let f_security_mode = r
-            .field(&__F_NEGOTIATERESPONSE_SECURITY_MODE, |r| r.int::<u8>(1))?;
-        let f_max_mpx = r
-            .field(
-                &__F_NEGOTIATERESPONSE_MAX_MPX,
-                |r| r.int_in::<u16>(2, rt::ByteOrder::Big),
-            )?;
-        let f_system_time = r
-            .field(&__F_NEGOTIATERESPONSE_SYSTEM_TIME, |r| r.int::<u64>(8))?;
-        let f_time_zone = r
-            .field(&__F_NEGOTIATERESPONSE_TIME_ZONE, |r| r.int::<i16>(2))?;
+        let (f_security_mode, f_max_mpx, f_system_time, f_time_zone) = match r
+            .run::<13>()
+        {
+            Some((__at, __b)) => {
+                let __o = rt::ByteOrder::Little;
+                let f_security_mode: u8 = rt::int_at(&__b, 0, 1, __o);
+                let f_max_mpx: u16 = rt::int_at(&__b, 1, 2, rt::ByteOrder::Big);
+                let f_system_time: u64 = rt::int_at(&__b, 3, 8, __o);
+                let f_time_zone: i16 = rt::int_at(&__b, 11, 2, __o);
+                (f_security_mode, f_max_mpx, f_system_time, f_time_zone)
+            }
+            None => {
+                let f_security_mode = r
+                    .field(&__F_NEGOTIATERESPONSE_SECURITY_MODE, |r| r.int::<u8>(1))?;
+                let f_max_mpx = r
+                    .field(
+                        &__F_NEGOTIATERESPONSE_MAX_MPX,
+                        |r| r.int_in::<u16>(2, rt::ByteOrder::Big),
+                    )?;
+                let f_system_time = r
+                    .field(&__F_NEGOTIATERESPONSE_SYSTEM_TIME, |r| r.int::<u64>(8))?;
+                let f_time_zone = r
+                    .field(&__F_NEGOTIATERESPONSE_TIME_ZONE, |r| r.int::<i16>(2))?;
+                (f_security_mode, f_max_mpx, f_system_time, f_time_zone)
+            }
+        };
         let __s_key_length = r.pos();
         let f_key_length = r
             .field(&__F_NEGOTIATERESPONSE_KEY_LENGTH, |r| r.int::<u8>(1))?;
@@ -640,7 +735,7 @@ impl NegotiateResponse {
             )?;
         let __e_domain = r.pos();
         r.end_limit(__lim1)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         let this = Self {
             word_count: f_word_count,
             dialect_index: f_dialect_index,
@@ -663,15 +758,20 @@ impl NegotiateResponse {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Little));
         let __at_word_count = w.slot(1);
         let __s_dialect_index = w.pos();
         w.int(self.dialect_index, 2);
         let __e_dialect_index = w.pos();
-        w.int(self.security_mode, 1);
-        w.int_in(self.max_mpx, 2, rt::ByteOrder::Big);
-        w.int(self.system_time, 8);
-        w.int(self.time_zone, 2);
+        {
+            let __o = rt::ByteOrder::Little;
+            let mut __b = [0u8; 13];
+            rt::put_at(&mut __b, 0, 1, __o, self.security_mode);
+            rt::put_at(&mut __b, 1, 2, rt::ByteOrder::Big, self.max_mpx);
+            rt::put_at(&mut __b, 3, 8, __o, self.system_time);
+            rt::put_at(&mut __b, 11, 2, __o, self.time_zone);
+            w.bytes(&__b);
+        }
         let __s_key_length = w.pos();
         let __at_key_length = w.slot(1);
         let __e_key_length = w.pos();
@@ -697,7 +797,7 @@ impl NegotiateResponse {
             rt::length_value(__e_domain - __s_challenge, 0, 1, 16)
                 .in_field(&__F_NEGOTIATERESPONSE_BYTE_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -864,7 +964,7 @@ pub struct TreeConnectRequest {
 impl TreeConnectRequest {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Little))?;
         let f_word_count = r
             .field(&__F_TREECONNECTREQUEST_WORD_COUNT, |r| r.int::<u8>(1))?;
         let __lim0 = r
@@ -876,11 +976,24 @@ impl TreeConnectRequest {
         let f_andx_command = r
             .field(&__F_TREECONNECTREQUEST_ANDX_COMMAND, |r| r.int::<u8>(1))?;
         let __e_andx_command = r.pos();
-        let f_reserved0 = r
-            .field(&__F_TREECONNECTREQUEST_RESERVED0, |r| r.int::<u8>(1))?;
-        let f_andx_offset = r
-            .field(&__F_TREECONNECTREQUEST_ANDX_OFFSET, |r| r.int::<u16>(2))?;
-        let f_flags = r.field(&__F_TREECONNECTREQUEST_FLAGS, |r| r.int::<u16>(2))?;
+        let (f_reserved0, f_andx_offset, f_flags) = match r.run::<5>() {
+            Some((__at, __b)) => {
+                let __o = rt::ByteOrder::Little;
+                let f_reserved0: u8 = rt::int_at(&__b, 0, 1, __o);
+                let f_andx_offset: u16 = rt::int_at(&__b, 1, 2, __o);
+                let f_flags: u16 = rt::int_at(&__b, 3, 2, __o);
+                (f_reserved0, f_andx_offset, f_flags)
+            }
+            None => {
+                let f_reserved0 = r
+                    .field(&__F_TREECONNECTREQUEST_RESERVED0, |r| r.int::<u8>(1))?;
+                let f_andx_offset = r
+                    .field(&__F_TREECONNECTREQUEST_ANDX_OFFSET, |r| r.int::<u16>(2))?;
+                let f_flags = r
+                    .field(&__F_TREECONNECTREQUEST_FLAGS, |r| r.int::<u16>(2))?;
+                (f_reserved0, f_andx_offset, f_flags)
+            }
+        };
         let __s_password_length = r.pos();
         let f_password_length = r
             .field(&__F_TREECONNECTREQUEST_PASSWORD_LENGTH, |r| r.int::<u16>(2))?;
@@ -928,7 +1041,7 @@ impl TreeConnectRequest {
             None
         };
         let __e_next = r.pos();
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         let this = Self {
             word_count: f_word_count,
             andx_command: f_andx_command,
@@ -954,7 +1067,7 @@ impl TreeConnectRequest {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Little));
         let __at_word_count = w.slot(1);
         let __s_andx_command = w.pos();
         w.int(self.andx_command, 1);
@@ -1004,7 +1117,7 @@ impl TreeConnectRequest {
             rt::length_value(__e_service - __s_password, 0, 1, 16)
                 .in_field(&__F_TREECONNECTREQUEST_BYTE_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -1134,7 +1247,7 @@ pub struct AndxBlock {
 impl AndxBlock {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Little))?;
         let f_word_count = r.field(&__F_ANDXBLOCK_WORD_COUNT, |r| r.int::<u8>(1))?;
         let __lim0 = r
             .field(
@@ -1144,8 +1257,20 @@ impl AndxBlock {
         let __s_andx_command = r.pos();
         let f_andx_command = r.field(&__F_ANDXBLOCK_ANDX_COMMAND, |r| r.int::<u8>(1))?;
         let __e_andx_command = r.pos();
-        let f_reserved0 = r.field(&__F_ANDXBLOCK_RESERVED0, |r| r.int::<u8>(1))?;
-        let f_andx_offset = r.field(&__F_ANDXBLOCK_ANDX_OFFSET, |r| r.int::<u16>(2))?;
+        let (f_reserved0, f_andx_offset) = match r.run::<3>() {
+            Some((__at, __b)) => {
+                let __o = rt::ByteOrder::Little;
+                let f_reserved0: u8 = rt::int_at(&__b, 0, 1, __o);
+                let f_andx_offset: u16 = rt::int_at(&__b, 1, 2, __o);
+                (f_reserved0, f_andx_offset)
+            }
+            None => {
+                let f_reserved0 = r.field(&__F_ANDXBLOCK_RESERVED0, |r| r.int::<u8>(1))?;
+                let f_andx_offset = r
+                    .field(&__F_ANDXBLOCK_ANDX_OFFSET, |r| r.int::<u16>(2))?;
+                (f_reserved0, f_andx_offset)
+            }
+        };
         let __s_params = r.pos();
         let f_params = r.field(&__F_ANDXBLOCK_PARAMS, |r| Ok(r.rest()))?;
         let __e_params = r.pos();
@@ -1181,7 +1306,7 @@ impl AndxBlock {
             None
         };
         let __e_next = r.pos();
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             word_count: f_word_count,
             andx_command: f_andx_command,
@@ -1196,7 +1321,7 @@ impl AndxBlock {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Little));
         let __at_word_count = w.slot(1);
         let __s_andx_command = w.pos();
         w.int(self.andx_command, 1);
@@ -1235,7 +1360,7 @@ impl AndxBlock {
             rt::length_value(__e_data - __s_data, 0, 1, 16)
                 .in_field(&__F_ANDXBLOCK_BYTE_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -1321,7 +1446,7 @@ impl Echo {
         r: &mut rt::Reader,
         p_request: bool,
     ) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Little))?;
         let f_word_count = r
             .field(
                 &__F_ECHO_WORD_COUNT,
@@ -1347,7 +1472,7 @@ impl Echo {
         let f_data = r.field(&__F_ECHO_DATA, |r| Ok(r.rest()))?;
         let __e_data = r.pos();
         r.end_limit(__lim0)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             word_count: f_word_count,
             count: f_count,
@@ -1358,7 +1483,7 @@ impl Echo {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Little));
         w.int(self.word_count, 1);
         if let Some(__f) = &self.count {
             w.int(*__f, 2);
@@ -1375,7 +1500,7 @@ impl Echo {
             rt::length_value(__e_data - __s_data, 0, 1, 16)
                 .in_field(&__F_ECHO_BYTE_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -1558,30 +1683,95 @@ impl NtlmAuthenticate {
             &__F_NTLMAUTHENTICATE_SIGNATURE,
             |r| r.literal(b"NTLMSSP\0").map(|()| rt::Bytes::new()),
         )?;
-        let f_message_type = r
-            .field(
-                &__F_NTLMAUTHENTICATE_MESSAGE_TYPE,
-                |r| r.int::<u32>(4).and_then(|__v| r.expect(__v, 3)),
-            )?;
-        let f_domain_length = r
-            .field(&__F_NTLMAUTHENTICATE_DOMAIN_LENGTH, |r| r.int::<u16>(2))?;
-        let f_domain_max = r
-            .field(&__F_NTLMAUTHENTICATE_DOMAIN_MAX, |r| r.int::<u16>(2))?;
-        let f_domain_offset = r
-            .field(&__F_NTLMAUTHENTICATE_DOMAIN_OFFSET, |r| r.int::<u32>(4))?;
-        let f_user_length = r
-            .field(&__F_NTLMAUTHENTICATE_USER_LENGTH, |r| r.int::<u16>(2))?;
-        let f_user_max = r.field(&__F_NTLMAUTHENTICATE_USER_MAX, |r| r.int::<u16>(2))?;
-        let f_user_offset = r
-            .field(&__F_NTLMAUTHENTICATE_USER_OFFSET, |r| r.int::<u32>(4))?;
-        let f_workstation_length = r
-            .field(&__F_NTLMAUTHENTICATE_WORKSTATION_LENGTH, |r| r.int::<u16>(2))?;
-        let f_workstation_max = r
-            .field(&__F_NTLMAUTHENTICATE_WORKSTATION_MAX, |r| r.int::<u16>(2))?;
-        let f_workstation_offset = r
-            .field(&__F_NTLMAUTHENTICATE_WORKSTATION_OFFSET, |r| r.int::<u32>(4))?;
-        let f_negotiate_flags = r
-            .field(&__F_NTLMAUTHENTICATE_NEGOTIATE_FLAGS, |r| r.int::<u32>(4))?;
+        let (
+            f_message_type,
+            f_domain_length,
+            f_domain_max,
+            f_domain_offset,
+            f_user_length,
+            f_user_max,
+            f_user_offset,
+            f_workstation_length,
+            f_workstation_max,
+            f_workstation_offset,
+            f_negotiate_flags,
+        ) = match r.run::<32>() {
+            Some((__at, __b)) => {
+                let __o = rt::ByteOrder::Little;
+                let f_message_type: u32 = r
+                    .expect_at(rt::int_at(&__b, 0, 4, __o), 3, __at + 4)
+                    .map_err(|e| e.in_field(&__F_NTLMAUTHENTICATE_MESSAGE_TYPE))?;
+                let f_domain_length: u16 = rt::int_at(&__b, 4, 2, __o);
+                let f_domain_max: u16 = rt::int_at(&__b, 6, 2, __o);
+                let f_domain_offset: u32 = rt::int_at(&__b, 8, 4, __o);
+                let f_user_length: u16 = rt::int_at(&__b, 12, 2, __o);
+                let f_user_max: u16 = rt::int_at(&__b, 14, 2, __o);
+                let f_user_offset: u32 = rt::int_at(&__b, 16, 4, __o);
+                let f_workstation_length: u16 = rt::int_at(&__b, 20, 2, __o);
+                let f_workstation_max: u16 = rt::int_at(&__b, 22, 2, __o);
+                let f_workstation_offset: u32 = rt::int_at(&__b, 24, 4, __o);
+                let f_negotiate_flags: u32 = rt::int_at(&__b, 28, 4, __o);
+                (
+                    f_message_type,
+                    f_domain_length,
+                    f_domain_max,
+                    f_domain_offset,
+                    f_user_length,
+                    f_user_max,
+                    f_user_offset,
+                    f_workstation_length,
+                    f_workstation_max,
+                    f_workstation_offset,
+                    f_negotiate_flags,
+                )
+            }
+            None => {
+                let f_message_type = r
+                    .field(
+                        &__F_NTLMAUTHENTICATE_MESSAGE_TYPE,
+                        |r| r.int::<u32>(4).and_then(|__v| r.expect(__v, 3)),
+                    )?;
+                let f_domain_length = r
+                    .field(&__F_NTLMAUTHENTICATE_DOMAIN_LENGTH, |r| r.int::<u16>(2))?;
+                let f_domain_max = r
+                    .field(&__F_NTLMAUTHENTICATE_DOMAIN_MAX, |r| r.int::<u16>(2))?;
+                let f_domain_offset = r
+                    .field(&__F_NTLMAUTHENTICATE_DOMAIN_OFFSET, |r| r.int::<u32>(4))?;
+                let f_user_length = r
+                    .field(&__F_NTLMAUTHENTICATE_USER_LENGTH, |r| r.int::<u16>(2))?;
+                let f_user_max = r
+                    .field(&__F_NTLMAUTHENTICATE_USER_MAX, |r| r.int::<u16>(2))?;
+                let f_user_offset = r
+                    .field(&__F_NTLMAUTHENTICATE_USER_OFFSET, |r| r.int::<u32>(4))?;
+                let f_workstation_length = r
+                    .field(
+                        &__F_NTLMAUTHENTICATE_WORKSTATION_LENGTH,
+                        |r| r.int::<u16>(2),
+                    )?;
+                let f_workstation_max = r
+                    .field(&__F_NTLMAUTHENTICATE_WORKSTATION_MAX, |r| r.int::<u16>(2))?;
+                let f_workstation_offset = r
+                    .field(
+                        &__F_NTLMAUTHENTICATE_WORKSTATION_OFFSET,
+                        |r| r.int::<u32>(4),
+                    )?;
+                let f_negotiate_flags = r
+                    .field(&__F_NTLMAUTHENTICATE_NEGOTIATE_FLAGS, |r| r.int::<u32>(4))?;
+                (
+                    f_message_type,
+                    f_domain_length,
+                    f_domain_max,
+                    f_domain_offset,
+                    f_user_length,
+                    f_user_max,
+                    f_user_offset,
+                    f_workstation_length,
+                    f_workstation_max,
+                    f_workstation_offset,
+                    f_negotiate_flags,
+                )
+            }
+        };
         let f_gap_domain = r
             .field(
                 &__F_NTLMAUTHENTICATE_DOMAIN,

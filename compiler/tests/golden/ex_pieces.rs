@@ -57,9 +57,20 @@ pub struct Message {
 impl Message {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
-        let f_channel = r.field(&__F_MESSAGE_CHANNEL, |r| r.int::<u8>(1))?;
-        let f_flags = r.field(&__F_MESSAGE_FLAGS, |r| r.int::<u8>(1))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
+        let (f_channel, f_flags) = match r.run::<2>() {
+            Some((__at, __b)) => {
+                let __o = rt::ByteOrder::Big;
+                let f_channel: u8 = rt::int_at(&__b, 0, 1, __o);
+                let f_flags: u8 = rt::int_at(&__b, 1, 1, __o);
+                (f_channel, f_flags)
+            }
+            None => {
+                let f_channel = r.field(&__F_MESSAGE_CHANNEL, |r| r.int::<u8>(1))?;
+                let f_flags = r.field(&__F_MESSAGE_FLAGS, |r| r.int::<u8>(1))?;
+                (f_channel, f_flags)
+            }
+        };
         let __lim0 = r
             .limit_to(
                 r
@@ -106,7 +117,7 @@ impl Message {
             )?;
         let __e_trailer = r.pos();
         let f_trailer_length = r.field(&__F_MESSAGE_TRAILER_LENGTH, |r| r.int::<u8>(1))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         let this = Self {
             channel: f_channel,
             flags: f_flags,
@@ -124,9 +135,14 @@ impl Message {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
-        w.int(self.channel, 1);
-        w.int(self.flags, 1);
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
+        {
+            let __o = rt::ByteOrder::Big;
+            let mut __b = [0u8; 2];
+            rt::put_at(&mut __b, 0, 1, __o, self.channel);
+            rt::put_at(&mut __b, 1, 1, __o, self.flags);
+            w.bytes(&__b);
+        }
         match &self.body {
             MessageBody::Whole(__c) => __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?,
             MessageBody::First(__c) => __c.encode_to(w).in_field(&__F_MESSAGE_BODY)?,
@@ -142,7 +158,7 @@ impl Message {
             rt::length_value(__e_trailer - __s_trailer, 0, 1, 8)
                 .in_field(&__F_MESSAGE_TRAILER_LENGTH)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -238,14 +254,14 @@ pub struct Record {
 impl Record {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_count = r.field(&__F_RECORD_COUNT, |r| r.int::<u8>(1))?;
         let f_items = r
             .field(
                 &__F_RECORD_ITEMS,
                 |r| r.count_by(i128::from(f_count), 0, |r| r.int::<u16>(2)),
             )?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         let this = Self {
             count: f_count,
             items: f_items,
@@ -260,7 +276,7 @@ impl Record {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         let __at_count = w.slot(1);
         for __e in &self.items {
             w.int(*__e, 2);
@@ -269,7 +285,7 @@ impl Record {
             __at_count,
             rt::length_value(self.items.len(), 0, 1, 8).in_field(&__F_RECORD_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -310,7 +326,7 @@ impl FirstPiece {
         r: &mut rt::Reader,
         p_channel: i128,
     ) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_data = r.field(&__F_FIRSTPIECE_DATA, |r| Ok(r.rest()))?;
         {
             let __x = &f_data;
@@ -320,14 +336,14 @@ impl FirstPiece {
             let __value: &[u8] = &__x[..];
             r.remember(b"record", __key, __value);
         }
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self { data: f_data })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.bytes(&self.data);
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -351,7 +367,7 @@ impl MiddlePiece {
         r: &mut rt::Reader,
         p_channel: i128,
     ) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_data = r.field(&__F_MIDDLEPIECE_DATA, |r| Ok(r.rest()))?;
         {
             let __x = &f_data;
@@ -361,14 +377,14 @@ impl MiddlePiece {
             let __value: &[u8] = &__x[..];
             r.append_memory(b"record", __key, __value);
         }
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self { data: f_data })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.bytes(&self.data);
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -395,7 +411,7 @@ impl LastPiece {
         r: &mut rt::Reader,
         p_channel: i128,
     ) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_data = r.field(&__F_LASTPIECE_DATA, |r| Ok(r.rest()))?;
         {
             let __x = &f_data;
@@ -439,7 +455,7 @@ impl LastPiece {
             r.set_memory(__sub.take_memory());
             __res.ok()
         };
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             data: f_data,
             record: f_record,
@@ -447,9 +463,9 @@ impl LastPiece {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.bytes(&self.data);
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.

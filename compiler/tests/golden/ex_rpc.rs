@@ -122,7 +122,7 @@ pub struct Pdu {
 impl Pdu {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(None)?;
+        let __unit = r.begin_plain(None)?;
         let __p_version = r.pos();
         let __s_version = r.pos();
         let f_version = r
@@ -131,11 +131,29 @@ impl Pdu {
                 |r| r.int::<u8>(1).and_then(|__v| r.expect(__v, 5)),
             )?;
         let __e_version = r.pos();
-        let f_version_minor = r.field(&__F_PDU_VERSION_MINOR, |r| r.int::<u8>(1))?;
-        let f_ptype = r.field(&__F_PDU_PTYPE, |r| Ok(PType::from_raw(r.int(1)?)))?;
-        let f_pfc_flags = r.field(&__F_PDU_PFC_FLAGS, |r| r.int::<u8>(1))?;
-        let f_drep0 = r.field(&__F_PDU_DREP0, |r| r.int::<u8>(1))?;
-        let f_drep_rest = r.field(&__F_PDU_DREP_REST, |r| r.bytes_by(3i128))?;
+        let (f_version_minor, f_ptype, f_pfc_flags, f_drep0, f_drep_rest) = match r
+            .run::<7>()
+        {
+            Some((__at, __b)) => {
+                let __o = r.order();
+                let f_version_minor: u8 = rt::int_at(&__b, 0, 1, __o);
+                let f_ptype = PType::from_raw(rt::int_at(&__b, 1, 1, __o));
+                let f_pfc_flags: u8 = rt::int_at(&__b, 2, 1, __o);
+                let f_drep0: u8 = rt::int_at(&__b, 3, 1, __o);
+                let f_drep_rest = r.slice(__at + 4, __at + 7);
+                (f_version_minor, f_ptype, f_pfc_flags, f_drep0, f_drep_rest)
+            }
+            None => {
+                let f_version_minor = r
+                    .field(&__F_PDU_VERSION_MINOR, |r| r.int::<u8>(1))?;
+                let f_ptype = r
+                    .field(&__F_PDU_PTYPE, |r| Ok(PType::from_raw(r.int(1)?)))?;
+                let f_pfc_flags = r.field(&__F_PDU_PFC_FLAGS, |r| r.int::<u8>(1))?;
+                let f_drep0 = r.field(&__F_PDU_DREP0, |r| r.int::<u8>(1))?;
+                let f_drep_rest = r.field(&__F_PDU_DREP_REST, |r| r.bytes_by(3i128))?;
+                (f_version_minor, f_ptype, f_pfc_flags, f_drep0, f_drep_rest)
+            }
+        };
         r.set_order(
             if ((i128::from(f_drep0) & 16i128) != 0i128) {
                 rt::ByteOrder::Little
@@ -149,8 +167,19 @@ impl Pdu {
                 &__F_PDU_FRAG_LENGTH,
                 |r| r.limit_by(i128::from(f_frag_length), 0, 1, r.pos() - __p_version),
             )?;
-        let f_auth_length = r.field(&__F_PDU_AUTH_LENGTH, |r| r.int::<u16>(2))?;
-        let f_call_id = r.field(&__F_PDU_CALL_ID, |r| r.int::<u32>(4))?;
+        let (f_auth_length, f_call_id) = match r.run::<6>() {
+            Some((__at, __b)) => {
+                let __o = r.order();
+                let f_auth_length: u16 = rt::int_at(&__b, 0, 2, __o);
+                let f_call_id: u32 = rt::int_at(&__b, 2, 4, __o);
+                (f_auth_length, f_call_id)
+            }
+            None => {
+                let f_auth_length = r.field(&__F_PDU_AUTH_LENGTH, |r| r.int::<u16>(2))?;
+                let f_call_id = r.field(&__F_PDU_CALL_ID, |r| r.int::<u32>(4))?;
+                (f_auth_length, f_call_id)
+            }
+        };
         let __s_body = r.pos();
         let f_body = r
             .field(
@@ -168,7 +197,7 @@ impl Pdu {
             )?;
         let __e_body = r.pos();
         r.end_limit(__lim0)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         let this = Self {
             version: f_version,
             version_minor: f_version_minor,
@@ -191,14 +220,19 @@ impl Pdu {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(None);
+        let __unit = w.begin_plain(None);
         let __s_version = w.pos();
         w.int(self.version, 1);
         let __e_version = w.pos();
-        w.int(self.version_minor, 1);
-        w.int(self.ptype.raw(), 1);
-        w.int(self.pfc_flags, 1);
-        w.int(self.drep0, 1);
+        {
+            let __o = w.order();
+            let mut __b = [0u8; 4];
+            rt::put_at(&mut __b, 0, 1, __o, self.version_minor);
+            rt::put_at(&mut __b, 1, 1, __o, self.ptype.raw());
+            rt::put_at(&mut __b, 2, 1, __o, self.pfc_flags);
+            rt::put_at(&mut __b, 3, 1, __o, self.drep0);
+            w.bytes(&__b);
+        }
         rt::check_len(self.drep_rest.len(), 3i128).in_field(&__F_PDU_DREP_REST)?;
         w.bytes(&self.drep_rest);
         w.set_order(
@@ -209,8 +243,13 @@ impl Pdu {
             },
         );
         let __at_frag_length = w.slot(2);
-        w.int(self.auth_length, 2);
-        w.int(self.call_id, 4);
+        {
+            let __o = w.order();
+            let mut __b = [0u8; 6];
+            rt::put_at(&mut __b, 0, 2, __o, self.auth_length);
+            rt::put_at(&mut __b, 2, 4, __o, self.call_id);
+            w.bytes(&__b);
+        }
         let __s_body = w.pos();
         match &self.body {
             PduBody::Request(__c) => __c.encode_to(w).in_field(&__F_PDU_BODY)?,
@@ -223,7 +262,7 @@ impl Pdu {
             rt::length_value(__e_body - __s_version, 0, 1, 16)
                 .in_field(&__F_PDU_FRAG_LENGTH)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -321,10 +360,24 @@ pub struct Request {
 impl Request {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(None)?;
-        let f_alloc_hint = r.field(&__F_REQUEST_ALLOC_HINT, |r| r.int::<u32>(4))?;
-        let f_context_id = r.field(&__F_REQUEST_CONTEXT_ID, |r| r.int::<u16>(2))?;
-        let f_opnum = r.field(&__F_REQUEST_OPNUM, |r| r.int::<u16>(2))?;
+        let __unit = r.begin_plain(None)?;
+        let (f_alloc_hint, f_context_id, f_opnum) = match r.run::<8>() {
+            Some((__at, __b)) => {
+                let __o = r.order();
+                let f_alloc_hint: u32 = rt::int_at(&__b, 0, 4, __o);
+                let f_context_id: u16 = rt::int_at(&__b, 4, 2, __o);
+                let f_opnum: u16 = rt::int_at(&__b, 6, 2, __o);
+                (f_alloc_hint, f_context_id, f_opnum)
+            }
+            None => {
+                let f_alloc_hint = r
+                    .field(&__F_REQUEST_ALLOC_HINT, |r| r.int::<u32>(4))?;
+                let f_context_id = r
+                    .field(&__F_REQUEST_CONTEXT_ID, |r| r.int::<u16>(2))?;
+                let f_opnum = r.field(&__F_REQUEST_OPNUM, |r| r.int::<u16>(2))?;
+                (f_alloc_hint, f_context_id, f_opnum)
+            }
+        };
         let __lim0 = r
             .field(
                 &__F_REQUEST_ALLOC_HINT,
@@ -335,7 +388,7 @@ impl Request {
             .field(&__F_REQUEST_STUB, |r| Stub::decode_from(r, i128::from(f_opnum)))?;
         let __e_stub = r.pos();
         r.end_limit(__lim0)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             alloc_hint: f_alloc_hint,
             context_id: f_context_id,
@@ -345,10 +398,15 @@ impl Request {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(None);
+        let __unit = w.begin_plain(None);
         let __at_alloc_hint = w.slot(4);
-        w.int(self.context_id, 2);
-        w.int(self.opnum, 2);
+        {
+            let __o = w.order();
+            let mut __b = [0u8; 4];
+            rt::put_at(&mut __b, 0, 2, __o, self.context_id);
+            rt::put_at(&mut __b, 2, 2, __o, self.opnum);
+            w.bytes(&__b);
+        }
         let __s_stub = w.pos();
         self.stub.encode_to(w).in_field(&__F_REQUEST_STUB)?;
         let __e_stub = w.pos();
@@ -357,7 +415,7 @@ impl Request {
             rt::length_value(__e_stub - __s_stub, 0, 1, 32)
                 .in_field(&__F_REQUEST_ALLOC_HINT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -410,13 +468,31 @@ pub struct Response {
 impl Response {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(None)?;
-        let f_alloc_hint = r.field(&__F_RESPONSE_ALLOC_HINT, |r| r.int::<u32>(4))?;
-        let f_context_id = r.field(&__F_RESPONSE_CONTEXT_ID, |r| r.int::<u16>(2))?;
-        let f_cancel_count = r.field(&__F_RESPONSE_CANCEL_COUNT, |r| r.int::<u8>(1))?;
-        let f_reserved0 = r.field(&__F_RESPONSE_RESERVED0, |r| r.int::<u8>(1))?;
+        let __unit = r.begin_plain(None)?;
+        let (f_alloc_hint, f_context_id, f_cancel_count, f_reserved0) = match r
+            .run::<8>()
+        {
+            Some((__at, __b)) => {
+                let __o = r.order();
+                let f_alloc_hint: u32 = rt::int_at(&__b, 0, 4, __o);
+                let f_context_id: u16 = rt::int_at(&__b, 4, 2, __o);
+                let f_cancel_count: u8 = rt::int_at(&__b, 6, 1, __o);
+                let f_reserved0: u8 = rt::int_at(&__b, 7, 1, __o);
+                (f_alloc_hint, f_context_id, f_cancel_count, f_reserved0)
+            }
+            None => {
+                let f_alloc_hint = r
+                    .field(&__F_RESPONSE_ALLOC_HINT, |r| r.int::<u32>(4))?;
+                let f_context_id = r
+                    .field(&__F_RESPONSE_CONTEXT_ID, |r| r.int::<u16>(2))?;
+                let f_cancel_count = r
+                    .field(&__F_RESPONSE_CANCEL_COUNT, |r| r.int::<u8>(1))?;
+                let f_reserved0 = r.field(&__F_RESPONSE_RESERVED0, |r| r.int::<u8>(1))?;
+                (f_alloc_hint, f_context_id, f_cancel_count, f_reserved0)
+            }
+        };
         let f_stub = r.field(&__F_RESPONSE_STUB, |r| Ok(r.rest()))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             alloc_hint: f_alloc_hint,
             context_id: f_context_id,
@@ -427,13 +503,18 @@ impl Response {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(None);
-        w.int(self.alloc_hint, 4);
-        w.int(self.context_id, 2);
-        w.int(self.cancel_count, 1);
-        w.int(self._reserved0, 1);
+        let __unit = w.begin_plain(None);
+        {
+            let __o = w.order();
+            let mut __b = [0u8; 8];
+            rt::put_at(&mut __b, 0, 4, __o, self.alloc_hint);
+            rt::put_at(&mut __b, 4, 2, __o, self.context_id);
+            rt::put_at(&mut __b, 6, 1, __o, self.cancel_count);
+            rt::put_at(&mut __b, 7, 1, __o, self._reserved0);
+            w.bytes(&__b);
+        }
         w.bytes(&self.stub);
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -578,13 +659,13 @@ impl LookupDomainRequest {
     }
     /// Decodes the scalars only; pointers keep their referent ids and no value.
     pub fn decode_scalars(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(None)?;
+        let __unit = r.begin_plain(None)?;
         let f_handle = r.field(&__F_LOOKUPDOMAINREQUEST_HANDLE, |r| r.bytes_by(20i128))?;
         let f_name = r
             .field(&__F_LOOKUPDOMAINREQUEST_NAME, UnicodeString::decode_scalars)?;
         let f_pad0 = r.field(&__F_LOOKUPDOMAINREQUEST_PAD0, |r| r.align(4, "stub"))?;
         let f_sid = r.field(&__F_LOOKUPDOMAINREQUEST_SID, rt::Pointer::decode_referent)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             handle: f_handle,
             name: f_name,
@@ -610,14 +691,14 @@ impl LookupDomainRequest {
         self.encode_deferred(w)
     }
     pub fn encode_scalars(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(None);
+        let __unit = w.begin_plain(None);
         rt::check_len(self.handle.len(), 20i128)
             .in_field(&__F_LOOKUPDOMAINREQUEST_HANDLE)?;
         w.bytes(&self.handle);
         self.name.encode_scalars(w).in_field(&__F_LOOKUPDOMAINREQUEST_NAME)?;
         w.align(4, "stub", &self._pad0);
         w.referent(&self.sid).in_field(&__F_LOOKUPDOMAINREQUEST_SID)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     pub fn encode_deferred(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
@@ -716,13 +797,24 @@ impl UnicodeString {
     }
     /// Decodes the scalars only; pointers keep their referent ids and no value.
     pub fn decode_scalars(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(None)?;
+        let __unit = r.begin_plain(None)?;
         let f_pad0 = r.field(&__F_UNICODESTRING_PAD0, |r| r.align(4, "stub"))?;
-        let f_length = r.field(&__F_UNICODESTRING_LENGTH, |r| r.int::<u16>(2))?;
-        let f_maximum_length = r
-            .field(&__F_UNICODESTRING_MAXIMUM_LENGTH, |r| r.int::<u16>(2))?;
+        let (f_length, f_maximum_length) = match r.run::<4>() {
+            Some((__at, __b)) => {
+                let __o = r.order();
+                let f_length: u16 = rt::int_at(&__b, 0, 2, __o);
+                let f_maximum_length: u16 = rt::int_at(&__b, 2, 2, __o);
+                (f_length, f_maximum_length)
+            }
+            None => {
+                let f_length = r.field(&__F_UNICODESTRING_LENGTH, |r| r.int::<u16>(2))?;
+                let f_maximum_length = r
+                    .field(&__F_UNICODESTRING_MAXIMUM_LENGTH, |r| r.int::<u16>(2))?;
+                (f_length, f_maximum_length)
+            }
+        };
         let f_buffer = r.field(&__F_UNICODESTRING_BUFFER, rt::Pointer::decode_referent)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _pad0: f_pad0,
             length: f_length,
@@ -760,7 +852,7 @@ impl UnicodeString {
         self.encode_deferred(w)
     }
     pub fn encode_scalars(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(None);
+        let __unit = w.begin_plain(None);
         w.align(4, "stub", &self._pad0);
         let __at_length = w.slot(2);
         w.int(self.maximum_length, 2);
@@ -778,7 +870,7 @@ impl UnicodeString {
                 )
                 .in_field(&__F_UNICODESTRING_LENGTH)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     pub fn encode_deferred(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
@@ -857,11 +949,25 @@ pub struct WideChars {
 impl WideChars {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(None)?;
+        let __unit = r.begin_plain(None)?;
         let f_pad0 = r.field(&__F_WIDECHARS_PAD0, |r| r.align(4, "stub"))?;
-        let f_max_count = r.field(&__F_WIDECHARS_MAX_COUNT, |r| r.int::<u32>(4))?;
-        let f_offset = r.field(&__F_WIDECHARS_OFFSET, |r| r.int::<u32>(4))?;
-        let f_actual_count = r.field(&__F_WIDECHARS_ACTUAL_COUNT, |r| r.int::<u32>(4))?;
+        let (f_max_count, f_offset, f_actual_count) = match r.run::<12>() {
+            Some((__at, __b)) => {
+                let __o = r.order();
+                let f_max_count: u32 = rt::int_at(&__b, 0, 4, __o);
+                let f_offset: u32 = rt::int_at(&__b, 4, 4, __o);
+                let f_actual_count: u32 = rt::int_at(&__b, 8, 4, __o);
+                (f_max_count, f_offset, f_actual_count)
+            }
+            None => {
+                let f_max_count = r
+                    .field(&__F_WIDECHARS_MAX_COUNT, |r| r.int::<u32>(4))?;
+                let f_offset = r.field(&__F_WIDECHARS_OFFSET, |r| r.int::<u32>(4))?;
+                let f_actual_count = r
+                    .field(&__F_WIDECHARS_ACTUAL_COUNT, |r| r.int::<u32>(4))?;
+                (f_max_count, f_offset, f_actual_count)
+            }
+        };
         let __lim0 = r
             .field(
                 &__F_WIDECHARS_ACTUAL_COUNT,
@@ -872,7 +978,7 @@ impl WideChars {
             .field(&__F_WIDECHARS_CHARS, |r| Ok(rt::Utf16 { raw: r.rest() }))?;
         let __e_chars = r.pos();
         r.end_limit(__lim0)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _pad0: f_pad0,
             max_count: f_max_count,
@@ -883,10 +989,15 @@ impl WideChars {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(None);
+        let __unit = w.begin_plain(None);
         w.align(4, "stub", &self._pad0);
-        w.int(self.max_count, 4);
-        w.int(self.offset, 4);
+        {
+            let __o = w.order();
+            let mut __b = [0u8; 8];
+            rt::put_at(&mut __b, 0, 4, __o, self.max_count);
+            rt::put_at(&mut __b, 4, 4, __o, self.offset);
+            w.bytes(&__b);
+        }
         let __at_actual_count = w.slot(4);
         let __s_chars = w.pos();
         w.bytes(&self.chars.raw);
@@ -896,7 +1007,7 @@ impl WideChars {
             rt::length_value(__e_chars - __s_chars, 0, 2, 32)
                 .in_field(&__F_WIDECHARS_ACTUAL_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -965,12 +1076,24 @@ pub struct Sid {
 impl Sid {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(None)?;
+        let __unit = r.begin_plain(None)?;
         let f_pad0 = r.field(&__F_SID_PAD0, |r| r.align(4, "stub"))?;
-        let f_max_count = r.field(&__F_SID_MAX_COUNT, |r| r.int::<u32>(4))?;
-        let f_revision = r.field(&__F_SID_REVISION, |r| r.int::<u8>(1))?;
-        let f_sub_authority_count = r
-            .field(&__F_SID_SUB_AUTHORITY_COUNT, |r| r.int::<u8>(1))?;
+        let (f_max_count, f_revision, f_sub_authority_count) = match r.run::<6>() {
+            Some((__at, __b)) => {
+                let __o = r.order();
+                let f_max_count: u32 = rt::int_at(&__b, 0, 4, __o);
+                let f_revision: u8 = rt::int_at(&__b, 4, 1, __o);
+                let f_sub_authority_count: u8 = rt::int_at(&__b, 5, 1, __o);
+                (f_max_count, f_revision, f_sub_authority_count)
+            }
+            None => {
+                let f_max_count = r.field(&__F_SID_MAX_COUNT, |r| r.int::<u32>(4))?;
+                let f_revision = r.field(&__F_SID_REVISION, |r| r.int::<u8>(1))?;
+                let f_sub_authority_count = r
+                    .field(&__F_SID_SUB_AUTHORITY_COUNT, |r| r.int::<u8>(1))?;
+                (f_max_count, f_revision, f_sub_authority_count)
+            }
+        };
         let f_authority = r
             .field(&__F_SID_AUTHORITY, |r| r.count_expr(6i128, |r| r.int::<u8>(1)))?;
         let f_sub_authority = r
@@ -978,7 +1101,7 @@ impl Sid {
                 &__F_SID_SUB_AUTHORITY,
                 |r| r.count_by(i128::from(f_max_count), 0, |r| r.int::<u32>(4)),
             )?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         let this = Self {
             _pad0: f_pad0,
             max_count: f_max_count,
@@ -1003,7 +1126,7 @@ impl Sid {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(None);
+        let __unit = w.begin_plain(None);
         w.align(4, "stub", &self._pad0);
         let __at_max_count = w.slot(4);
         w.int(self.revision, 1);
@@ -1024,7 +1147,7 @@ impl Sid {
             rt::length_value(self.sub_authority.len(), 0, 1, 8)
                 .in_field(&__F_SID_SUB_AUTHORITY_COUNT)?,
         );
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.

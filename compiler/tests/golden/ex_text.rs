@@ -44,7 +44,7 @@ pub struct Command {
 impl Command {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_COMMAND_EOL, |r| r.line(512))?;
         let f_verb = r.field(&__F_COMMAND_VERB, |r| r.token())?;
         let f_args = r
@@ -70,7 +70,7 @@ impl Command {
                 }),
             )?;
         let f_eol = r.field(&__F_COMMAND_EOL, |r| r.end_line(__line))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             verb: f_verb,
             args: f_args,
@@ -79,7 +79,7 @@ impl Command {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         w.token(&self.verb).in_field(&__F_COMMAND_VERB)?;
         match &self.args {
@@ -93,7 +93,7 @@ impl Command {
             CommandArgs::Unknown(__c) => w.bytes(__c),
         }
         w.end_line(__line_start, &self._eol, b"\r\n", 512).in_field(&__F_COMMAND_EOL)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -183,10 +183,10 @@ impl PortArgs {
     /// Decodes the unit at the reader's position.
     #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r.field(&__F_PORTARGS_RESERVED0, |r| r.spaces())?;
         let f_addr = r.field(&__F_PORTARGS_ADDR, <rt::HostPort as rt::Leaf>::decode)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             addr: f_addr,
@@ -195,10 +195,10 @@ impl PortArgs {
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.spaces(&self._reserved0).in_field(&__F_PORTARGS_RESERVED0)?;
         rt::Leaf::encode(&self.addr, w).in_field(&__F_PORTARGS_ADDR)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -233,10 +233,10 @@ impl HelloArgs {
     /// Decodes the unit at the reader's position.
     #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r.field(&__F_HELLOARGS_RESERVED0, |r| r.spaces())?;
         let f_domain = r.field(&__F_HELLOARGS_DOMAIN, |r| Ok(r.rest()))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             domain: f_domain,
@@ -245,12 +245,12 @@ impl HelloArgs {
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.spaces(&self._reserved0).in_field(&__F_HELLOARGS_RESERVED0)?;
         rt::text_after_space(Some(&self.domain[..]), false)
             .in_field(&__F_HELLOARGS_DOMAIN)?;
         w.bytes(&self.domain);
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -291,7 +291,7 @@ impl LiteralArgs {
     /// Decodes the unit at the reader's position.
     #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r.field(&__F_LITERALARGS_RESERVED0, |r| r.spaces())?;
         r.field(
             &__F_LITERALARGS_RESERVED1,
@@ -302,7 +302,7 @@ impl LiteralArgs {
             &__F_LITERALARGS_RESERVED2,
             |r| r.literal(b"]").map(|()| rt::Bytes::new()),
         )?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             addr: f_addr,
@@ -311,12 +311,12 @@ impl LiteralArgs {
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.spaces(&self._reserved0).in_field(&__F_LITERALARGS_RESERVED0)?;
         w.bytes(b"[");
         rt::Leaf::encode(&self.addr, w).in_field(&__F_LITERALARGS_ADDR)?;
         w.bytes(b"]");
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -346,10 +346,10 @@ impl SizeArgs {
     /// Decodes the unit at the reader's position.
     #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r.field(&__F_SIZEARGS_RESERVED0, |r| r.spaces())?;
         let f_size = r.field(&__F_SIZEARGS_SIZE, <rt::TextNumber as rt::Leaf>::decode)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             size: f_size,
@@ -358,10 +358,10 @@ impl SizeArgs {
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.spaces(&self._reserved0).in_field(&__F_SIZEARGS_RESERVED0)?;
         rt::Leaf::encode(&self.size, w).in_field(&__F_SIZEARGS_SIZE)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -385,7 +385,7 @@ pub struct Reply {
 impl Reply {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_lines = r
             .field(
                 &__F_REPLY_LINES,
@@ -397,16 +397,16 @@ impl Reply {
                         )
                 },
             )?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self { lines: f_lines })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         for __e in &self.lines {
             __e.encode_to(w).in_field(&__F_REPLY_LINES)?;
         }
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -449,14 +449,14 @@ pub struct ReplyLine {
 impl ReplyLine {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_REPLYLINE_EOL, |r| r.line(512))?;
         let f_code = r
             .field(&__F_REPLYLINE_CODE, |r| rt::TextNumber::decode_width(r, 3))?;
         let f_sep = r.field(&__F_REPLYLINE_SEP, |r| r.int::<u8>(1))?;
         let f_text = r.field(&__F_REPLYLINE_TEXT, |r| Ok(r.rest()))?;
         let f_eol = r.field(&__F_REPLYLINE_EOL, |r| r.end_line(__line))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             code: f_code,
             sep: f_sep,
@@ -466,13 +466,13 @@ impl ReplyLine {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         rt::Leaf::encode(&self.code, w).in_field(&__F_REPLYLINE_CODE)?;
         w.int(self.sep, 1);
         w.bytes(&self.text);
         w.end_line(__line_start, &self._eol, b"\r\n", 512).in_field(&__F_REPLYLINE_EOL)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -514,14 +514,14 @@ pub struct Banner {
 impl Banner {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_BANNER_EOL, |r| r.line(512))?;
         r.field(&__F_BANNER_CODE, |r| r.literal(b"220").map(|()| rt::Bytes::new()))?;
         let f_reserved0 = r.field(&__F_BANNER_RESERVED0, |r| r.spaces())?;
         let f_host = r.field(&__F_BANNER_HOST, |r| r.token())?;
         let f_rest = r.field(&__F_BANNER_REST, |r| Ok(r.rest()))?;
         let f_eol = r.field(&__F_BANNER_EOL, |r| r.end_line(__line))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             host: f_host,
@@ -531,7 +531,7 @@ impl Banner {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         w.bytes(b"220");
         w.spaces(&self._reserved0).in_field(&__F_BANNER_RESERVED0)?;
@@ -539,7 +539,7 @@ impl Banner {
         w.token(&self.host).in_field(&__F_BANNER_HOST)?;
         w.bytes(&self.rest);
         w.end_line(__line_start, &self._eol, b"\r\n", 512).in_field(&__F_BANNER_EOL)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -594,7 +594,7 @@ pub struct PassiveReply {
 impl PassiveReply {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_PASSIVEREPLY_EOL, |r| r.line(512))?;
         r.field(
             &__F_PASSIVEREPLY_CODE,
@@ -610,7 +610,7 @@ impl PassiveReply {
         )?;
         let f_rest = r.field(&__F_PASSIVEREPLY_REST, |r| Ok(r.rest()))?;
         let f_eol = r.field(&__F_PASSIVEREPLY_EOL, |r| r.end_line(__line))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             text: f_text,
@@ -621,7 +621,7 @@ impl PassiveReply {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         w.bytes(b"227");
         w.spaces(&self._reserved0).in_field(&__F_PASSIVEREPLY_RESERVED0)?;
@@ -633,7 +633,7 @@ impl PassiveReply {
         w.bytes(&self.rest);
         w.end_line(__line_start, &self._eol, b"\r\n", 512)
             .in_field(&__F_PASSIVEREPLY_EOL)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -664,18 +664,18 @@ impl MailData {
     /// Decodes the unit at the reader's position.
     #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_content = r
             .field(&__F_MAILDATA_CONTENT, <rt::DotStuffed as rt::Leaf>::decode)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self { content: f_content })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         rt::Leaf::encode(&self.content, w).in_field(&__F_MAILDATA_CONTENT)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -700,7 +700,7 @@ pub struct Bdat {
 impl Bdat {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_cmd = r.field(&__F_BDAT_CMD, BdatLine::decode_from)?;
         let f_chunk = r
             .field(
@@ -716,12 +716,12 @@ impl Bdat {
                     r.bytes_by(__held.unwrap_or(0))?
                 }),
             )?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self { cmd: f_cmd, chunk: f_chunk })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         {
             let mut __copy = self.cmd.clone();
             if true {
@@ -751,7 +751,7 @@ impl Bdat {
             __copy.encode_to(w).in_field(&__F_BDAT_CMD)?;
         }
         w.bytes(&self.chunk);
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -790,14 +790,14 @@ pub struct BdatLine {
 impl BdatLine {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_BDATLINE_EOL, |r| r.line(512))?;
         let f_reserved0 = r.field(&__F_BDATLINE_RESERVED0, |r| r.ci_literal(b"BDAT"))?;
         let f_reserved1 = r.field(&__F_BDATLINE_RESERVED1, |r| r.spaces())?;
         let f_size = r.field(&__F_BDATLINE_SIZE, <rt::TextNumber as rt::Leaf>::decode)?;
         let f_last = r.field(&__F_BDATLINE_LAST, |r| Ok(r.rest()))?;
         let f_eol = r.field(&__F_BDATLINE_EOL, |r| r.end_line(__line))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             _reserved1: f_reserved1,
@@ -808,14 +808,14 @@ impl BdatLine {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         w.ci_literal(&self._reserved0, b"BDAT");
         w.spaces(&self._reserved1).in_field(&__F_BDATLINE_RESERVED1)?;
         rt::Leaf::encode(&self.size, w).in_field(&__F_BDATLINE_SIZE)?;
         w.bytes(&self.last);
         w.end_line(__line_start, &self._eol, b"\r\n", 512).in_field(&__F_BDATLINE_EOL)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -874,7 +874,7 @@ pub struct ExtendedPassiveReply {
 impl ExtendedPassiveReply {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_EXTENDEDPASSIVEREPLY_EOL, |r| r.line(512))?;
         r.field(
             &__F_EXTENDEDPASSIVEREPLY_CODE,
@@ -894,7 +894,7 @@ impl ExtendedPassiveReply {
         )?;
         let f_rest = r.field(&__F_EXTENDEDPASSIVEREPLY_REST, |r| Ok(r.rest()))?;
         let f_eol = r.field(&__F_EXTENDEDPASSIVEREPLY_EOL, |r| r.end_line(__line))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             text: f_text,
@@ -905,7 +905,7 @@ impl ExtendedPassiveReply {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         w.bytes(b"229");
         w.spaces(&self._reserved0).in_field(&__F_EXTENDEDPASSIVEREPLY_RESERVED0)?;
@@ -917,7 +917,7 @@ impl ExtendedPassiveReply {
         w.bytes(&self.rest);
         w.end_line(__line_start, &self._eol, b"\r\n", 512)
             .in_field(&__F_EXTENDEDPASSIVEREPLY_EOL)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -947,7 +947,7 @@ pub struct Exchange {
 impl Exchange {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_item = r
             .field(
                 &__F_EXCHANGE_ITEM,
@@ -962,17 +962,17 @@ impl Exchange {
                     }
                 }),
             )?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self { item: f_item })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         match &self.item {
             ExchangeItem::Command(__c) => __c.encode_to(w).in_field(&__F_EXCHANGE_ITEM)?,
             ExchangeItem::Reply(__c) => __c.encode_to(w).in_field(&__F_EXCHANGE_ITEM)?,
         }
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.

@@ -43,7 +43,7 @@ pub struct Request {
 impl Request {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_line = r.field(&__F_REQUEST_LINE, RequestLine::decode_from)?;
         let f_head = r.field(&__F_REQUEST_HEAD, Headers::decode_from)?;
         let f_body = r
@@ -75,7 +75,7 @@ impl Request {
                     r.bytes_by(__held.unwrap_or(0))?
                 }),
             )?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             line: f_line,
             head: f_head,
@@ -84,7 +84,7 @@ impl Request {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         self.line.encode_to(w).in_field(&__F_REQUEST_LINE)?;
         {
             let mut __copy = self.head.clone();
@@ -130,7 +130,7 @@ impl Request {
             __copy.encode_to(w).in_field(&__F_REQUEST_HEAD)?;
         }
         w.bytes(&self.body);
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -160,7 +160,7 @@ pub struct Response {
 impl Response {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_line = r.field(&__F_RESPONSE_LINE, StatusLine::decode_from)?;
         let f_head = r.field(&__F_RESPONSE_HEAD, Headers::decode_from)?;
         let f_body = r
@@ -192,7 +192,7 @@ impl Response {
                     r.bytes_by(__held.unwrap_or(0))?
                 }),
             )?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             line: f_line,
             head: f_head,
@@ -201,7 +201,7 @@ impl Response {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         self.line.encode_to(w).in_field(&__F_RESPONSE_LINE)?;
         {
             let mut __copy = self.head.clone();
@@ -247,7 +247,7 @@ impl Response {
             __copy.encode_to(w).in_field(&__F_RESPONSE_HEAD)?;
         }
         w.bytes(&self.body);
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -283,12 +283,12 @@ pub struct ChunkedResponse {
 impl ChunkedResponse {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_line = r.field(&__F_CHUNKEDRESPONSE_LINE, StatusLine::decode_from)?;
         let f_head = r.field(&__F_CHUNKEDRESPONSE_HEAD, Headers::decode_from)?;
         let f_body = r
             .field(&__F_CHUNKEDRESPONSE_BODY, <rt::Chunked as rt::Leaf>::decode)?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             line: f_line,
             head: f_head,
@@ -297,11 +297,11 @@ impl ChunkedResponse {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         self.line.encode_to(w).in_field(&__F_CHUNKEDRESPONSE_LINE)?;
         self.head.encode_to(w).in_field(&__F_CHUNKEDRESPONSE_HEAD)?;
         rt::Leaf::encode(&self.body, w).in_field(&__F_CHUNKEDRESPONSE_BODY)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -350,7 +350,7 @@ pub struct RequestLine {
 impl RequestLine {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_REQUESTLINE_EOL, |r| r.line(8192))?;
         let f_method = r.field(&__F_REQUESTLINE_METHOD, |r| r.token())?;
         let f_reserved0 = r.field(&__F_REQUESTLINE_RESERVED0, |r| r.spaces())?;
@@ -358,7 +358,7 @@ impl RequestLine {
         let f_reserved1 = r.field(&__F_REQUESTLINE_RESERVED1, |r| r.spaces())?;
         let f_version = r.field(&__F_REQUESTLINE_VERSION, |r| Ok(r.rest()))?;
         let f_eol = r.field(&__F_REQUESTLINE_EOL, |r| r.end_line(__line))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             method: f_method,
             _reserved0: f_reserved0,
@@ -370,7 +370,7 @@ impl RequestLine {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         w.token(&self.method).in_field(&__F_REQUESTLINE_METHOD)?;
         w.spaces(&self._reserved0).in_field(&__F_REQUESTLINE_RESERVED0)?;
@@ -383,7 +383,7 @@ impl RequestLine {
         w.bytes(&self.version);
         w.end_line(__line_start, &self._eol, b"\r\n", 8192)
             .in_field(&__F_REQUESTLINE_EOL)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -433,7 +433,7 @@ pub struct StatusLine {
 impl StatusLine {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_STATUSLINE_EOL, |r| r.line(8192))?;
         let f_version = r.field(&__F_STATUSLINE_VERSION, |r| r.token())?;
         let f_reserved0 = r.field(&__F_STATUSLINE_RESERVED0, |r| r.spaces())?;
@@ -441,7 +441,7 @@ impl StatusLine {
             .field(&__F_STATUSLINE_STATUS, |r| rt::TextNumber::decode_width(r, 3))?;
         let f_reason = r.field(&__F_STATUSLINE_REASON, |r| Ok(r.rest()))?;
         let f_eol = r.field(&__F_STATUSLINE_EOL, |r| r.end_line(__line))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             version: f_version,
             _reserved0: f_reserved0,
@@ -452,7 +452,7 @@ impl StatusLine {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         w.token(&self.version).in_field(&__F_STATUSLINE_VERSION)?;
         w.spaces(&self._reserved0).in_field(&__F_STATUSLINE_RESERVED0)?;
@@ -460,7 +460,7 @@ impl StatusLine {
         w.bytes(&self.reason);
         w.end_line(__line_start, &self._eol, b"\r\n", 8192)
             .in_field(&__F_STATUSLINE_EOL)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -490,7 +490,7 @@ pub struct Headers {
 impl Headers {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_lines = r
             .field(
                 &__F_HEADERS_LINES,
@@ -502,16 +502,16 @@ impl Headers {
                         )
                 },
             )?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self { lines: f_lines })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         for __e in &self.lines {
             __e.encode_to(w).in_field(&__F_HEADERS_LINES)?;
         }
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -550,7 +550,7 @@ pub struct HeaderLine {
 impl HeaderLine {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let __line = r.field(&__F_HEADERLINE_EOL, |r| r.line(8192))?;
         let f_entry = r
             .field(
@@ -565,7 +565,7 @@ impl HeaderLine {
                 }),
             )?;
         let f_eol = r.field(&__F_HEADERLINE_EOL, |r| r.end_line(__line))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             entry: f_entry,
             _eol: f_eol,
@@ -573,7 +573,7 @@ impl HeaderLine {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         let __line_start = w.pos();
         match &self.entry {
             HeaderLineEntry::End => {}
@@ -583,7 +583,7 @@ impl HeaderLine {
         }
         w.end_line(__line_start, &self._eol, b"\r\n", 8192)
             .in_field(&__F_HEADERLINE_EOL)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -640,7 +640,7 @@ pub struct HeaderField {
 impl HeaderField {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_name = r.field(&__F_HEADERFIELD_NAME, |r| r.bytes_until(b":"))?;
         let f_value = r
             .field(
@@ -664,7 +664,7 @@ impl HeaderField {
                     }
                 }),
             )?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             name: f_name,
             value: f_value,
@@ -672,7 +672,7 @@ impl HeaderField {
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.bytes_until(&self.name, b":").in_field(&__F_HEADERFIELD_NAME)?;
         match &self.value {
             HeaderFieldValue::ContentLength(__c) => {
@@ -689,7 +689,7 @@ impl HeaderField {
             }
             HeaderFieldValue::Other(__c) => w.bytes(__c),
         }
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -786,7 +786,7 @@ impl ContentLengthValue {
     /// Decodes the unit at the reader's position.
     #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r
             .field(&__F_CONTENTLENGTHVALUE_RESERVED0, |r| Ok(r.optional_spaces()))?;
         let f_length = r
@@ -796,7 +796,7 @@ impl ContentLengthValue {
             )?;
         let f_reserved1 = r
             .field(&__F_CONTENTLENGTHVALUE_RESERVED1, |r| Ok(r.optional_spaces()))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             length: f_length,
@@ -806,11 +806,11 @@ impl ContentLengthValue {
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.optional_spaces(&self._reserved0).in_field(&__F_CONTENTLENGTHVALUE_RESERVED0)?;
         rt::Leaf::encode(&self.length, w).in_field(&__F_CONTENTLENGTHVALUE_LENGTH)?;
         w.optional_spaces(&self._reserved1).in_field(&__F_CONTENTLENGTHVALUE_RESERVED1)?;
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -851,11 +851,11 @@ impl HostValue {
     /// Decodes the unit at the reader's position.
     #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r
             .field(&__F_HOSTVALUE_RESERVED0, |r| Ok(r.optional_spaces()))?;
         let f_host = r.field(&__F_HOSTVALUE_HOST, |r| Ok(r.rest()))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             host: f_host,
@@ -864,11 +864,11 @@ impl HostValue {
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.optional_spaces(&self._reserved0).in_field(&__F_HOSTVALUE_RESERVED0)?;
         rt::text_after_space(Some(&self.host[..]), true).in_field(&__F_HOSTVALUE_HOST)?;
         w.bytes(&self.host);
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -905,11 +905,11 @@ impl DateValue {
     /// Decodes the unit at the reader's position.
     #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r
             .field(&__F_DATEVALUE_RESERVED0, |r| Ok(r.optional_spaces()))?;
         let f_date = r.field(&__F_DATEVALUE_DATE, |r| Ok(r.rest()))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             date: f_date,
@@ -918,11 +918,11 @@ impl DateValue {
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.optional_spaces(&self._reserved0).in_field(&__F_DATEVALUE_RESERVED0)?;
         rt::text_after_space(Some(&self.date[..]), true).in_field(&__F_DATEVALUE_DATE)?;
         w.bytes(&self.date);
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -960,11 +960,11 @@ impl CookieValue {
     /// Decodes the unit at the reader's position.
     #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
+        let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r
             .field(&__F_COOKIEVALUE_RESERVED0, |r| Ok(r.optional_spaces()))?;
         let f_value = r.field(&__F_COOKIEVALUE_VALUE, |r| Ok(r.rest()))?;
-        r.end_unit(__unit);
+        r.end_plain(__unit);
         Ok(Self {
             _reserved0: f_reserved0,
             value: f_value,
@@ -973,12 +973,12 @@ impl CookieValue {
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
+        let __unit = w.begin_plain(Some(rt::ByteOrder::Big));
         w.optional_spaces(&self._reserved0).in_field(&__F_COOKIEVALUE_RESERVED0)?;
         rt::text_after_space(Some(&self.value[..]), true)
             .in_field(&__F_COOKIEVALUE_VALUE)?;
         w.bytes(&self.value);
-        w.end_unit(__unit);
+        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::error::{DecodeError, DecodeErrorKind, FieldInfo};
-use super::int::Int;
+use super::int::{assemble, Int};
 use super::reader::{Limit, Reader};
 use super::{ops, ByteOrder};
 
@@ -36,6 +36,25 @@ impl Reader {
         self.leave(scope.mark);
     }
 
+    /// [`Reader::begin_unit`] for a unit that sets no anchors (most): nothing to remember of
+    /// them; returns the byte order around it, for [`Reader::end_plain`].
+    #[inline]
+    pub fn begin_plain(&mut self, order: Option<ByteOrder>) -> Result<ByteOrder, DecodeError> {
+        self.descend()?;
+        let outer = self.order();
+        if let Some(o) = order {
+            self.set_order(o);
+        }
+        Ok(outer)
+    }
+
+    /// Ends a unit begun with [`Reader::begin_plain`].
+    #[inline]
+    pub fn end_plain(&mut self, outer: ByteOrder) {
+        self.set_order(outer);
+        self.ascend();
+    }
+
     /// The error of a switch without a case for the values of its selectors.
     pub fn no_case(&self, values: &[&dyn std::fmt::Debug]) -> DecodeError {
         let value = values
@@ -61,14 +80,23 @@ impl Reader {
     /// `v`, if it is the constant the spec expects (`word_count: u8 = 1`).
     #[inline]
     pub fn expect<T: Int + Into<i128>>(&self, v: T, want: i128) -> Result<T, DecodeError> {
+        self.expect_at(v, want, self.pos())
+    }
+
+    /// [`Reader::expect`] for a field of a run read at once ([`Reader::run`]): `end` is where
+    /// the field ends, the position a field read alone would report.
+    #[inline]
+    pub fn expect_at<T: Int + Into<i128>>(
+        &self,
+        v: T,
+        want: i128,
+        end: usize,
+    ) -> Result<T, DecodeError> {
         let got: i128 = v.into();
         if got == want {
             Ok(v)
         } else {
-            Err(self.error(DecodeErrorKind::Mismatch {
-                expected: want.to_string(),
-                found: got.to_string(),
-            }))
+            Err(mismatch(want, got, end))
         }
     }
 
@@ -247,6 +275,25 @@ impl Reader {
         }
         Ok(e)
     }
+}
+
+#[cold]
+fn mismatch(want: i128, got: i128, at: usize) -> DecodeError {
+    DecodeError::new(
+        DecodeErrorKind::Mismatch {
+            expected: want.to_string(),
+            found: got.to_string(),
+        },
+        at,
+    )
+}
+
+/// The integer of `n` bytes at `at` in `b` (the bytes of a [`Reader::run`]), in `order`.
+/// Always inlined: `at`, `n` and usually `order` are constants where generated code calls it,
+/// and the whole read then folds into one load.
+#[inline(always)]
+pub fn int_at<T: Int, const N: usize>(b: &[u8; N], at: usize, n: usize, order: ByteOrder) -> T {
+    T::from_wire(assemble(&b[at..at + n], order))
 }
 
 /// Bits `shift ..` of a bit-field group, as the field's type (the width is the type's, masked

@@ -4,7 +4,7 @@
 
 use super::decode::UnitScope;
 use super::error::{EncodeError, EncodeErrorKind};
-use super::int::Int;
+use super::int::{scatter, Int};
 use super::writer::{fit, Writer};
 use super::{ops, ByteOrder, Pointer};
 
@@ -34,6 +34,17 @@ impl Writer<'_> {
     pub fn end_unit(&mut self, scope: UnitScope) {
         self.set_order(scope.outer);
         self.leave(scope.mark);
+    }
+
+    /// [`Writer::begin_unit`] for a unit that sets no anchors; returns the byte order around
+    /// it, which [`Writer::set_order`] restores at its end.
+    #[inline]
+    pub fn begin_plain(&mut self, order: Option<ByteOrder>) -> ByteOrder {
+        let outer = self.order();
+        if let Some(o) = order {
+            self.set_order(o);
+        }
+        outer
     }
 
     /// An integer in `n` bytes, in the current byte order.
@@ -239,6 +250,19 @@ pub fn invalid(reason: impl Into<String>) -> EncodeError {
     EncodeError::new(EncodeErrorKind::Invalid {
         reason: reason.into(),
     })
+}
+
+/// Puts `v` in `n` bytes at `at` of `b` (a run of integers encoded at once), in `order`.
+/// Always inlined: `at`, `n` and usually `order` are constants where generated code calls it.
+#[inline(always)]
+pub fn put_at<T: Int, const N: usize>(
+    b: &mut [u8; N],
+    at: usize,
+    n: usize,
+    order: ByteOrder,
+    v: T,
+) {
+    scatter(&mut b[at..at + n], v.to_wire(), order);
 }
 
 #[cfg(test)]

@@ -24,10 +24,10 @@ mod writer;
 
 pub use body::{Chunked, DotStuffed};
 pub use bytes::{Bytes, BytesMut};
-pub use decode::{bits, UnitScope};
+pub use decode::{bits, int_at, UnitScope};
 pub use describe::Description;
 pub use encode::{
-    check_len, evaluated, invalid, length_value, offset_value, pack, text_after_space, Slot,
+    check_len, evaluated, invalid, length_value, offset_value, pack, put_at, text_after_space, Slot,
 };
 pub use error::{
     DecodeError, DecodeErrorInner, DecodeErrorKind, EncodeError, EncodeErrorInner, EncodeErrorKind,

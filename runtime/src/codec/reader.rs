@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::anchors::Anchors;
 use super::error::{DecodeError, DecodeErrorKind, FieldInfo};
+use super::int::assemble;
 use super::memory::{Memory, Small};
 use super::ByteOrder;
 
@@ -203,6 +204,7 @@ impl Reader {
     }
 
     /// The bytes between two absolute positions already read (for spans and tracing).
+    #[inline]
     pub fn slice(&self, start: usize, end: usize) -> Bytes {
         self.buf.slice(start.min(end)..end.min(self.buf.len()))
     }
@@ -238,6 +240,22 @@ impl Reader {
         }
     }
 
+    /// The next `N` bytes and where they start, for a run of fixed-size fields read at once
+    /// (one bounds check instead of one per field); the position moves past them. `None` when
+    /// fewer remain, or when role spans are traced: the caller then reads field by field,
+    /// which names the field that ran out and records each span.
+    #[inline(always)]
+    pub fn run<const N: usize>(&mut self) -> Option<(usize, [u8; N])> {
+        if self.trace.is_some() || N > self.remaining() {
+            return None;
+        }
+        let at = self.pos;
+        let mut b = [0u8; N];
+        b.copy_from_slice(&self.buf[at..at + N]);
+        self.pos = at + N;
+        Some((at, b))
+    }
+
     /// Restricts reading to the next `n` bytes.
     #[inline]
     pub fn limit(&mut self, n: usize) -> Result<Limit, DecodeError> {
@@ -266,18 +284,31 @@ impl Reader {
 
     #[inline]
     pub fn enter(&mut self) -> Result<usize, DecodeError> {
-        if self.depth >= MAX_DEPTH {
-            return Err(self.error(DecodeErrorKind::TooDeep));
-        }
-        self.depth += 1;
+        self.descend()?;
         Ok(self.anchors.len())
     }
 
     /// Leaves a unit: drops the anchors it set (`mark` from [`Reader::enter`]).
     #[inline]
     pub fn leave(&mut self, mark: usize) {
-        self.depth -= 1;
+        self.ascend();
         self.anchors.truncate(mark);
+    }
+
+    /// One unit deeper, within [`MAX_DEPTH`].
+    #[inline]
+    pub(crate) fn descend(&mut self) -> Result<(), DecodeError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error(DecodeErrorKind::TooDeep));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Back out of a unit entered with [`Reader::descend`].
+    #[inline]
+    pub(crate) fn ascend(&mut self) {
+        self.depth -= 1;
     }
 
     #[inline]
@@ -299,18 +330,7 @@ impl Reader {
     pub fn uint_in(&mut self, n: usize, order: ByteOrder) -> Result<u64, DecodeError> {
         self.need(n)?;
         let b = &self.buf[self.pos..self.pos + n];
-        let v = match (n, order) {
-            (1, _) => u64::from(b[0]),
-            (2, ByteOrder::Big) => u64::from(u16::from_be_bytes([b[0], b[1]])),
-            (2, ByteOrder::Little) => u64::from(u16::from_le_bytes([b[0], b[1]])),
-            (4, ByteOrder::Big) => u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-            (4, ByteOrder::Little) => u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            (_, ByteOrder::Big) => b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)),
-            (_, ByteOrder::Little) => b
-                .iter()
-                .rev()
-                .fold(0u64, |acc, &x| (acc << 8) | u64::from(x)),
-        };
+        let v = assemble(b, order);
         self.pos += n;
         Ok(v)
     }

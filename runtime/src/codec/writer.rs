@@ -5,6 +5,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::anchors::Anchors;
 use super::error::{EncodeError, EncodeErrorKind};
+use super::int::scatter;
 use super::ByteOrder;
 
 pub struct Writer<'a> {
@@ -102,11 +103,7 @@ impl<'a> Writer<'a> {
     /// Writes `v` into room reserved earlier.
     #[inline]
     pub fn patch(&mut self, at: usize, v: u64, n: usize, order: ByteOrder) {
-        let dst = &mut self.buf[at..at + n];
-        match order {
-            ByteOrder::Big => dst.copy_from_slice(&v.to_be_bytes()[8 - n..]),
-            ByteOrder::Little => dst.copy_from_slice(&v.to_le_bytes()[..n]),
-        }
+        scatter(&mut self.buf[at..at + n], v, order);
     }
 
     /// Padding to the next multiple of `to` from `anchor`: the bytes received when they still
