@@ -167,11 +167,11 @@ fn smbclient(addr: &str, port: u16, share: &str, command: &[&str]) -> String {
 }
 
 /// tshark capturing to `file` until stopped.
-fn capture(filter: &str, file: &Path, probe: SocketAddr) -> Group {
+fn capture(iface: &str, filter: &str, file: &Path, probe: SocketAddr) -> Group {
     let err = file.with_extension("err");
     let g = Group::spawn(
         Command::new("tshark")
-            .args(["-i", "lo", "-f", filter, "-w"])
+            .args(["-i", iface, "-f", filter, "-w"])
             .arg(file)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&err).unwrap()),
@@ -210,6 +210,7 @@ fn honeyfarm(args: &[&str]) -> String {
 fn record(dir: &Path, name: &str, run: impl FnOnce() -> String) -> String {
     let pcap = dir.join(format!("{name}.pcap"));
     let cap = capture(
+        "lo",
         &format!("tcp port {SMB_PORT} and host {REFERENCE}"),
         &pcap,
         format!("{REFERENCE}:{SMB_PORT}").parse().unwrap(),
@@ -238,6 +239,30 @@ fn farm_config(
     honeypots: &[&str],
     pool: usize,
 ) -> PathBuf {
+    farm_config_for(Contained::Process, dir, listen, command, honeypots, pool)
+}
+
+/// Which backend the end-to-end test runs its honeypots with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Contained {
+    /// Processes on loopback addresses of this host.
+    Process,
+    /// Each in a network namespace of its own (prefix `hfn`), holding the telescope address.
+    Netns,
+}
+
+fn farm_config_for(
+    backend: Contained,
+    dir: &Path,
+    listen: &str,
+    command: &str,
+    honeypots: &[&str],
+    pool: usize,
+) -> PathBuf {
+    let backend = match backend {
+        Contained::Process => "backend = \"process\"",
+        Contained::Netns => "backend = \"netns\"\nnetns_prefix = \"hfn\"",
+    };
     let text = format!(
         r#"
 [events]
@@ -249,7 +274,7 @@ address = "{listen}"
 service = "smb"
 [honeypots]
 services = ["smb"]
-backend = "process"
+{backend}
 command = {command}
 addresses = {honeypots:?}
 pool = {pool}
@@ -321,7 +346,39 @@ fn processes_with(needle: &str) -> Vec<String> {
 
 #[test]
 fn replay_handoff_and_bridge_with_samba() {
-    let (dir, _cleanup) = test_dir("honeyfarm-farm");
+    replay_handoff_and_bridge(Contained::Process);
+}
+
+/// The same with every honeypot in a namespace of its own (issue 12).
+#[test]
+fn replay_handoff_and_bridge_with_contained_samba() {
+    replay_handoff_and_bridge(Contained::Netns);
+}
+
+/// Removes the namespaces of the `netns` backend's honeypots on `links`, whatever happened.
+struct Namespaces(Vec<SocketAddr>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for a in &self.0 {
+            if let std::net::IpAddr::V4(v) = a.ip() {
+                honeyfarm_runtime::farm::remove_netns(&format!("hfn-{v}"));
+                let _ = Command::new("ip")
+                    .args(["link", "del", &format!("hfn{:08x}", u32::from(v))])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+/// Scripts recorded from a Samba server, then the farm end to end (8a-8e) with its honeypots
+/// run by `backend`.
+fn replay_handoff_and_bridge(backend: Contained) {
+    let (dir, _cleanup) = test_dir(match backend {
+        Contained::Process => "honeyfarm-farm",
+        Contained::Netns => "honeyfarm-farm-netns",
+    });
     let script = root().join("scripts/samba-honeypot.sh");
 
     // The server the scripts are recorded from: a honeypot like the farm's.
@@ -365,13 +422,17 @@ fn replay_handoff_and_bridge_with_samba() {
         r#"["{}", "{{dir}}", "{{address}}", "{{port}}"]"#,
         script.display()
     );
-    let honeypots = [
-        format!("127.0.0.5:{SMB_PORT}"),
-        format!("127.0.0.8:{SMB_PORT}"),
-        format!("127.0.0.9:{SMB_PORT}"),
-    ];
+    let honeypots = match backend {
+        Contained::Process => ["127.0.0.5", "127.0.0.8", "127.0.0.9"],
+        Contained::Netns => ["10.231.9.5", "10.231.9.8", "10.231.9.9"],
+    }
+    .map(|a| format!("{a}:{SMB_PORT}"));
+    let _namespaces = Namespaces(match backend {
+        Contained::Process => Vec::new(),
+        Contained::Netns => honeypots.iter().map(|a| a.parse().unwrap()).collect(),
+    });
     let honeypots: Vec<&str> = honeypots.iter().map(String::as_str).collect();
-    let config = farm_config(&dir, &listen, &command, &honeypots, 2);
+    let config = farm_config_for(backend, &dir, &listen, &command, &honeypots, 2);
     let (farm, farm_log) = start_farm(&dir, &config);
     // Handoffs are measured with warm honeypots, as a farm that has been running has them.
     wait_log(&farm_log, "honeypot pool warm");
@@ -380,6 +441,12 @@ fn replay_handoff_and_bridge_with_samba() {
     // Honeypot-side traffic, to see what the honeypots were told (8d).
     let hp_pcap = dir.join("honeypot-side.pcap");
     let hp_cap = capture(
+        // The netns backend's honeypots are behind veths.
+        if backend == Contained::Netns {
+            "any"
+        } else {
+            "lo"
+        },
         &format!("tcp port {SMB_PORT}"),
         &hp_pcap,
         format!("{REFERENCE}:{SMB_PORT}").parse().unwrap(),
@@ -513,11 +580,20 @@ fn replay_handoff_and_bridge_with_samba() {
     );
     for line in paths.lines() {
         let (dst, path) = line.split_once('\t').unwrap();
+        // A contained honeypot holds the telescope address: it is told that one.
+        let heard = match backend {
+            Contained::Process => dst,
+            Contained::Netns => TELESCOPE,
+        };
         assert!(
-            path.starts_with(&format!("\\\\{dst}\\")),
+            path.starts_with(&format!("\\\\{heard}\\")),
             "honeypot {dst} was told {path}"
         );
-        assert!(!path.contains(TELESCOPE), "{path}");
+        assert_eq!(
+            path.contains(TELESCOPE),
+            backend == Contained::Netns,
+            "{path}"
+        );
     }
     let told: String = honeyfarm_runtime::farm::stored_messages(&c, 3)
         .unwrap()

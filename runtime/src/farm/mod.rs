@@ -25,8 +25,8 @@ pub use filter::{
     TallyRow, ENTRY_BYTES, MAX_N, MAX_TALLIED,
 };
 pub use honeypot::{
-    counters as nft_counters, reflect_to, Backend, Honeypot, HoneypotError, Lease, Netns,
-    NetnsBackend, NetnsConfig, NetnsError, Pool, PoolCounts, PoolStats, ProcessBackend,
+    counters as nft_counters, reflect_to, remove_netns, Backend, Honeypot, HoneypotError, Lease,
+    Netns, NetnsBackend, NetnsConfig, NetnsError, Pool, PoolCounts, PoolStats, ProcessBackend,
     ProcessConfig, Reflected, Reflector, Route, Veth, LEASE_WAIT,
 };
 pub use intake::{
