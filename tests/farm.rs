@@ -375,6 +375,11 @@ impl Drop for Namespaces {
 /// Scripts recorded from a Samba server, then the farm end to end (8a-8e) with its honeypots
 /// run by `backend`.
 fn replay_handoff_and_bridge(backend: Contained) {
+    // Both variants use the same addresses and ports: one at a time.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (dir, _cleanup) = test_dir(match backend {
         Contained::Process => "honeyfarm-farm",
         Contained::Netns => "honeyfarm-farm-netns",
