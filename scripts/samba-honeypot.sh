@@ -11,6 +11,8 @@
 # with DIR/share on /srv/samba/public and the Windows tree under /srv/samba/Windows (ADMIN$),
 # the same paths for every honeypot.
 #
+# Its host name (what Samba gives as its DNS name) is the one the shipped scripts were
+# recorded with, `vm`, whatever this machine's name is; HONEYPOT_DNS_NAME gives another.
 # HONEYPOT_NAME in the environment gives it another NetBIOS name (a farm whose honeypots are not
 # the recorded machine maps the names: `[honeypots] names`).
 # It writes DIR/ready once it has started its RPC services (with one rpcclient session of its
@@ -18,12 +20,16 @@
 #
 # ADDRESS 0.0.0.0 serves every address the machine has (the netns backend: the honeypot's own
 # namespace, where the telescope address is added when it is leased).
+# PORT may be a comma-separated list (`445,139`: a machine's two SMB ports); the first is the
+# one the warm-up uses.
 #
 # usage: scripts/samba-honeypot.sh DIR ADDRESS PORT     (as root)
 set -euo pipefail
 dir=${1:?usage: samba-honeypot.sh DIR ADDRESS PORT}
 addr=${2:?usage: samba-honeypot.sh DIR ADDRESS PORT}
 port=${3:?usage: samba-honeypot.sh DIR ADDRESS PORT}
+first_port=${port%%,*}
+dns_name=${HONEYPOT_DNS_NAME:-vm}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 rm -f "$dir/ready"
@@ -50,7 +56,7 @@ cat > "$dir/smb.conf" <<CONF
   workgroup = FARMNET
   netbios name = ${HONEYPOT_NAME:-FILESRV01}
   server role = standalone server
-  smb ports = $port
+  smb ports = ${port//,/ }
   $bind
   server min protocol = NT1
   server max protocol = NT1
@@ -106,26 +112,33 @@ stop() {
     pkill -9 -f -- "$dir/smb.conf" 2>/dev/null || true
 }
 trap 'stop; exit 0' TERM INT
+# The name resolves (Samba gives no DNS name it cannot resolve) through a hosts file of its own.
+printf '127.0.0.1 localhost\n127.0.0.1 %s\n' "$dns_name" > "$dir/hosts"
 # A private mount namespace: a small tmpfs hides the machine's /srv from smbd alone, and the
-# honeypot's directories are bound onto the fixed paths. smbd's children (samba-dcerpcd, the
-# RPC workers) inherit it; it goes away with them.
+# honeypot's directories are bound onto the fixed paths. And a UTS namespace: Samba tells
+# clients its host name (NTLMSSP's DNS computer name, nmap smb-os-discovery's "Computer name"
+# and FQDN), which must be the recorded machine's, not this one's (the hosts file is bound
+# over /etc/hosts in the mount namespace). smbd's children
+# (samba-dcerpcd, the RPC workers) inherit both; they go away with them.
 mkdir -p /srv
-unshare -m --propagation private -- bash -c '
+unshare -m -u --propagation private -- bash -c '
     set -e
+    hostname "$3"
+    mount --bind "$2/hosts" /etc/hosts
     mount -t tmpfs -o size=1m,mode=755 tmpfs /srv
     mkdir -p "$1"
     mount --bind "$2/drive" "$1"
     mount --bind "$2/share" "$1/public"
-    exec smbd -F --no-process-group -s "$2/smb.conf" --debug-stdout' bash "$root" "$dir" &
+    exec smbd -F --no-process-group -s "$2/smb.conf" --debug-stdout' bash "$root" "$dir" "$dns_name" &
 smbd_pid=$!
 # Samba starts its RPC services on first use (a few hundred milliseconds): use them once, so a
 # warm honeypot answers a handoff at once.
 (
     for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/$addr/$port") 2>/dev/null && break
+        (exec 3<>"/dev/tcp/$addr/$first_port") 2>/dev/null && break
         sleep 0.1
     done
-    rpcclient -U% -N -p "$port" --option='client min protocol=NT1' --option='client max protocol=NT1' \
+    rpcclient -U% -N -p "$first_port" --option='client min protocol=NT1' --option='client max protocol=NT1' \
         --option='client ipc min protocol=NT1' --option='client ipc max protocol=NT1' \
         "$addr" -c 'srvinfo; enumdomusers; lsaquery' >/dev/null 2>&1 || true
     # Ready: what is recorded or served from now on is not this warm-up.

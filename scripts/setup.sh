@@ -20,9 +20,11 @@ command -v smbclient >/dev/null 2>&1 || need_apt+=(smbclient)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v pkill >/dev/null 2>&1 || need_apt+=(procps)
 command -v flock >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v hostname >/dev/null 2>&1 || need_apt+=(hostname)
 command -v net >/dev/null 2>&1 || need_apt+=(samba-common-bin)
 # The network testbed (scripts/testbed.sh, tests/testbed.rs): real scanners in a namespace,
-# nftables, a SYN capture, and curl for the metrics endpoint.
+# nftables, a SYN capture, and curl for the metrics endpoint. The fidelity matrix
+# (tests/fidelity.rs) uses nmap, tcpdump, rpcclient (smbclient) and `hostname`.
 command -v nmap >/dev/null 2>&1 || need_apt+=(nmap)
 command -v masscan >/dev/null 2>&1 || need_apt+=(masscan)
 command -v zmap >/dev/null 2>&1 || need_apt+=(zmap)
@@ -39,7 +41,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_apt[@]}"
 fi
 
-# impacket (PyPI): its samrdump calls are a shipped script, checked through the farm.
+# impacket (PyPI): its samrdump calls are a shipped script, checked through the farm; the
+# fidelity matrix (tests/fidelity.rs) runs its samrdump.py, lookupsid.py and smbclient.py.
 if ! python3 -c 'import impacket' >/dev/null 2>&1; then
     command -v pip3 >/dev/null 2>&1 || { echo "setup: pip3 is missing (apt-get install python3-pip)" >&2; exit 1; }
     pip3 install --break-system-packages 'impacket==0.13.*' 2>/dev/null || pip3 install 'impacket==0.13.*'

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use honeyfarm_runtime::farm::{Deadlines, FilterConfig, Policy, Prefix, Scope};
+use honeyfarm_runtime::farm::{Deadlines, FilterConfig, Policy, Ports, Prefix, Scope};
 use serde::Deserialize;
 
 /// The configuration `honeyfarm run` uses without `--config`.
@@ -27,6 +27,8 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub filter: Filter,
+    #[serde(default)]
+    pub kernel: Kernel,
     pub metrics: Option<Metrics>,
 }
 
@@ -51,9 +53,57 @@ pub struct Listen {
     /// ... or a prefix (`198.18.0.0/24`, IPv4 or IPv6, routed local: "AnyIP") and its ports.
     #[serde(default)]
     pub prefix: Option<String>,
+    /// A list of ports; with `mode = "tproxy"` also `"all"`.
     #[serde(default)]
-    pub ports: Vec<u16>,
-    pub service: String,
+    pub ports: PortList,
+    /// The service of a socket-mode entry; a TPROXY entry's service is its port's (the
+    /// services table), so it takes none.
+    #[serde(default)]
+    pub service: Option<String>,
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// How a `[[listen]]` entry takes its connections.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A socket per port (AnyIP for a prefix).
+    #[default]
+    Socket,
+    /// Every port (or the listed ports) of the prefix through an nftables `tproxy` rule to one
+    /// transparent socket (needs `CAP_NET_ADMIN`).
+    Tproxy,
+}
+
+/// `ports = [445, 139]`, or `ports = "all"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum PortList {
+    List(Vec<u16>),
+    Word(String),
+}
+
+impl Default for PortList {
+    fn default() -> Self {
+        PortList::List(Vec::new())
+    }
+}
+
+impl PortList {
+    fn list(&self) -> &[u16] {
+        match self {
+            PortList::List(l) => l,
+            PortList::Word(_) => &[],
+        }
+    }
+}
+
+/// A `mode = "tproxy"` entry: its prefix and ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TproxyEntry {
+    pub prefix: Prefix,
+    pub ports: Ports,
 }
 
 /// One socket the farm binds: an address and port, the prefixes it answers for (the
@@ -72,23 +122,46 @@ impl Binding {
 }
 
 impl Listen {
-    /// The (prefix, port) pairs of the entry.
-    fn pairs(&self) -> Result<Vec<(Prefix, u16)>> {
-        match (&self.address, &self.prefix) {
-            (Some(a), None) if self.ports.is_empty() => {
+    /// The (prefix, port) pairs and service of a socket-mode entry.
+    fn pairs(&self) -> Result<(Vec<(Prefix, u16)>, &str)> {
+        let Some(service) = &self.service else {
+            bail!("[[listen]]: `service = \"...\"` is missing");
+        };
+        let ports = self.ports.list();
+        match (&self.address, &self.prefix, &self.ports) {
+            (Some(a), None, _) if ports.is_empty() => {
                 let p = Prefix::new(a.ip(), if a.is_ipv4() { 32 } else { 128 })
                     .context("an address is its own prefix")?;
-                Ok(vec![(p, a.port())])
+                Ok((vec![(p, a.port())], service))
             }
-            (None, Some(p)) if !self.ports.is_empty() => {
+            (None, Some(p), PortList::List(_)) if !ports.is_empty() => {
                 let p: Prefix = p.parse()?;
-                Ok(self.ports.iter().map(|&port| (p, port)).collect())
+                Ok((ports.iter().map(|&port| (p, port)).collect(), service))
             }
             _ => bail!(
                 "[[listen]] takes either `address = \"IP:PORT\"` or `prefix = \"NET/LEN\"` \
-                 with `ports = [...]`"
+                 with `ports = [...]` (`ports = \"all\"` with `mode = \"tproxy\"` only)"
             ),
         }
+    }
+
+    /// The prefix and ports of a TPROXY entry.
+    fn tproxy(&self) -> Result<TproxyEntry> {
+        let (None, Some(p), None) = (&self.address, &self.prefix, &self.service) else {
+            bail!(
+                "[[listen]] with mode = \"tproxy\" takes `prefix` and `ports`, no `address` \
+                 nor `service` (each port's service is its well-known one)"
+            );
+        };
+        let ports = match &self.ports {
+            PortList::Word(w) if w == "all" => Ports::All,
+            PortList::List(l) if !l.is_empty() => Ports::List(l.clone()),
+            _ => bail!("[[listen]] mode = \"tproxy\": `ports = \"all\"` or a list of ports"),
+        };
+        Ok(TproxyEntry {
+            prefix: p.parse()?,
+            ports,
+        })
     }
 }
 
@@ -98,19 +171,19 @@ impl Config {
     /// accepts for every address routed local.
     pub fn bindings(&self) -> Result<Vec<Binding>> {
         let mut by: BTreeMap<(bool, u16), Binding> = BTreeMap::new();
-        for l in &self.listen {
-            for (prefix, port) in l.pairs()? {
+        for l in self.listen.iter().filter(|l| l.mode == Mode::Socket) {
+            let (pairs, service) = l.pairs()?;
+            for (prefix, port) in pairs {
                 let key = (prefix.first().is_ipv4(), port);
                 let b = by.entry(key).or_insert_with(|| Binding {
                     bind: SocketAddr::new(prefix.bind_address(), port),
                     prefixes: Vec::new(),
-                    service: l.service.clone(),
+                    service: service.to_string(),
                 });
-                if b.service != l.service {
+                if b.service != service {
                     bail!(
-                        "port {port} is given two services, `{}` and `{}`",
+                        "port {port} is given two services, `{}` and `{service}`",
                         b.service,
-                        l.service
                     );
                 }
                 b.prefixes.push(prefix);
@@ -121,6 +194,26 @@ impl Config {
             b.bind.set_ip(family.bind_address());
         }
         Ok(by.into_values().collect())
+    }
+
+    /// The `mode = "tproxy"` entries.
+    pub fn tproxy(&self) -> Result<Vec<TproxyEntry>> {
+        self.listen
+            .iter()
+            .filter(|l| l.mode == Mode::Tproxy)
+            .map(Listen::tproxy)
+            .collect()
+    }
+
+    /// Every prefix the farm watches, in either mode.
+    pub fn prefixes(&self) -> Result<Vec<Prefix>> {
+        let mut all: Vec<Prefix> = self.tproxy()?.iter().map(|t| t.prefix).collect();
+        for b in self.bindings()? {
+            all.extend(b.prefixes);
+        }
+        all.sort_by_key(|p| p.to_string());
+        all.dedup();
+        Ok(all)
     }
 }
 
@@ -306,6 +399,10 @@ pub struct Filter {
     /// Sources tracked at most (56 bytes each, allocated at start).
     #[serde(default = "default_capacity")]
     pub capacity: usize,
+    /// Filtered sources also go to an nftables set, so the kernel drops their SYNs (needs
+    /// `CAP_NET_ADMIN` and `nft`; without them, the farm says so and filters in user space).
+    #[serde(default)]
+    pub kernel_set: bool,
 }
 
 fn yes() -> bool {
@@ -336,6 +433,51 @@ impl Default for Filter {
             ipv6_prefix: default_v6(),
             window_secs: default_window(),
             capacity: default_capacity(),
+            kernel_set: false,
+        }
+    }
+}
+
+/// The farm's kernel side (`docs/RUNNING.md`, "Privileged modes"): the nftables table it owns
+/// (for `[filter] kernel_set` and TPROXY entries) and TPROXY's policy route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kernel {
+    /// The `inet` table's name (letters, digits, `_`); replaced at start, removed at exit.
+    #[serde(default = "default_table")]
+    pub table: String,
+    /// The mark of diverted packets (`ip rule add fwmark MARK lookup ROUTE_TABLE`).
+    #[serde(default = "default_fwmark")]
+    pub fwmark: u32,
+    /// The routing table that delivers them locally (`local default dev lo`).
+    #[serde(default = "default_route_table")]
+    pub route_table: u32,
+    /// How often filtered sources are written to the kernel set (one `nft` run each).
+    #[serde(default = "default_flush_ms")]
+    pub flush_ms: u64,
+}
+
+fn default_table() -> String {
+    "honeyfarm".into()
+}
+/// "HF".
+fn default_fwmark() -> u32 {
+    0x4846
+}
+fn default_route_table() -> u32 {
+    4846
+}
+fn default_flush_ms() -> u64 {
+    200
+}
+
+impl Default for Kernel {
+    fn default() -> Self {
+        Kernel {
+            table: default_table(),
+            fwmark: default_fwmark(),
+            route_table: default_route_table(),
+            flush_ms: default_flush_ms(),
         }
     }
 }
@@ -405,6 +547,10 @@ impl Config {
             bail!("{name}: no [[listen]] entries: the farm would answer nothing");
         }
         c.bindings().with_context(|| format!("in {name}"))?;
+        c.tproxy().with_context(|| format!("in {name}"))?;
+        if c.kernel.flush_ms == 0 {
+            bail!("{name}: [kernel] flush_ms must be at least 1");
+        }
         let l = &c.limits;
         if l.max_connections == 0
             || l.max_per_source == 0
@@ -513,6 +659,42 @@ mod tests {
     }
 
     #[test]
+    fn tproxy_entries_take_a_prefix_and_all_or_listed_ports() {
+        let c = with_listen(
+            "[[listen]]\nmode = \"tproxy\"\nprefix = \"198.18.0.0/24\"\nports = \"all\"\n\
+             [[listen]]\nmode = \"tproxy\"\nprefix = \"2001:db8::/64\"\nports = [21, 80]\n\
+             [[listen]]\naddress = \"127.0.0.77:4450\"\nservice = \"smb\"",
+        )
+        .unwrap();
+        assert_eq!(
+            c.tproxy().unwrap(),
+            [
+                TproxyEntry {
+                    prefix: "198.18.0.0/24".parse().unwrap(),
+                    ports: Ports::All
+                },
+                TproxyEntry {
+                    prefix: "2001:db8::/64".parse().unwrap(),
+                    ports: Ports::List(vec![21, 80])
+                },
+            ]
+        );
+        assert_eq!(c.bindings().unwrap().len(), 1, "socket entries only");
+        assert_eq!(c.prefixes().unwrap().len(), 3);
+        assert_eq!(c.kernel.table, "honeyfarm");
+        for (bad, says) in [
+            ("ports = \"some\"", "`ports = \"all\"` or a list"),
+            ("ports = \"all\"\nservice = \"smb\"", "nor `service`"),
+        ] {
+            let e = with_listen(&format!(
+                "[[listen]]\nmode = \"tproxy\"\nprefix = \"198.18.0.0/24\"\n{bad}"
+            ))
+            .unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
     fn listen_takes_an_address_or_a_prefix_with_ports() {
         let c = Config::load(None).unwrap();
         let b = c.bindings().unwrap();
@@ -547,6 +729,11 @@ mod tests {
         let e =
             with_listen("[[listen]]\nprefix = \"198.18.0.0/24\"\nservice = \"smb\"").unwrap_err();
         assert!(e.contains("ports = [...]"), "{e}");
+        let e = with_listen(
+            "[[listen]]\nprefix = \"198.18.0.0/24\"\nports = \"all\"\nservice = \"smb\"",
+        )
+        .unwrap_err();
+        assert!(e.contains("with `mode = \"tproxy\"` only"), "{e}");
         let e =
             with_listen("[[listen]]\nprefix = \"198.18.0.0/33\"\nports = [1]\nservice = \"smb\"")
                 .unwrap_err();

@@ -219,10 +219,12 @@ mod tests {
         let t = read_csv(text).unwrap();
         assert_eq!(t.len(), 5);
         let r = measure(&t, 1, &opts(64)).unwrap();
-        // Source 1: 1 admitted, 2 filtered, a follow-up (another port of its address);
-        // source 2: admitted.
-        assert_eq!((r.probes, r.answered, r.sources), (5, 3, 2));
+        // Source 1: 1 admitted, 3 filtered (another port of its first address is a probe
+        // too); source 2: admitted.
+        assert_eq!((r.probes, r.answered, r.sources), (5, 2, 2));
         let r = measure(&t, 3, &opts(64)).unwrap();
+        assert_eq!(r.answered, 4);
+        let r = measure(&t, 4, &opts(64)).unwrap();
         assert_eq!(r.answered, 5);
         assert_eq!(r.peak_sources, 2);
         assert!(read_csv("0,192.0.2.1,198.18.0.1\n").is_err());

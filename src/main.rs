@@ -9,6 +9,7 @@ mod config;
 mod dissect;
 mod events;
 mod filter_gain;
+mod kernel;
 mod run;
 mod script;
 mod services;

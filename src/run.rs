@@ -3,6 +3,7 @@
 //! connection, honeypots from the pool for attackers who deviate, events in SQLite, metrics
 //! on a loopback port if configured; SIGINT or SIGTERM shuts it all down cleanly.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +24,8 @@ use tracing::{debug, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{self, Config};
-use crate::services::{self, types};
+use crate::kernel;
+use crate::services::{self, types, Service};
 
 /// The target of the farm's own log lines (`RUST_LOG=honeyfarm=debug` shows a line per
 /// connection; the runtime's lines are under `honeyfarm_runtime`).
@@ -89,33 +91,29 @@ async fn farm(cfg: Config) -> Result<bool> {
         tokio::spawn(serve_metrics(listener, metrics.clone(), stop_rx.clone()));
     }
     let mut listeners = JoinSet::new();
+    let sessions = Sessions {
+        cfg: &cfg,
+        library: &library,
+        pool: &pool,
+        events: &events,
+        metrics: &metrics,
+    };
+    let mut spawn = |listener, scope, services, bind| {
+        let serve = serve_fn(services, intake.clone(), stop_rx.clone(), bind);
+        listeners.spawn(accept_in_scope(
+            listener,
+            scope,
+            intake.clone(),
+            stop_rx.clone(),
+            serve,
+        ));
+    };
     for l in cfg.bindings()? {
         for p in &l.prefixes {
             p.check_routed()?;
         }
         let svc = services::service(&l.service)?;
-        let session = Arc::new(SessionConfig {
-            service: svc.codecs()?,
-            library: library.clone(),
-            // Honeypots only for the services they run.
-            pool: pool.clone().filter(|_| {
-                cfg.honeypots
-                    .as_ref()
-                    .is_some_and(|h| h.services.iter().any(|s| s == svc.name))
-            }),
-            events: events.clone(),
-            reply_timeout: Duration::from_secs(cfg.session.reply_timeout_secs),
-            idle_timeout: Duration::from_secs(cfg.session.idle_timeout_secs),
-            max_message: cfg.session.max_message_bytes,
-            max_artifact: cfg.session.max_artifact_bytes,
-            deadlines: cfg.session.deadlines(),
-            metrics: Some(metrics.clone()),
-            names: cfg
-                .honeypots
-                .as_ref()
-                .map(|h| h.names.clone())
-                .unwrap_or_default(),
-        });
+        let session = sessions.config(svc)?;
         let listener = listen(l.bind, cfg.limits.listen_backlog)
             .with_context(|| format!("listening on {}", l.bind))?;
         let watched: Vec<String> = l.prefixes.iter().map(|p| p.to_string()).collect();
@@ -126,14 +124,17 @@ async fn farm(cfg: Config) -> Result<bool> {
             watched.join(", "),
             library.len()
         );
-        let serve = serve_fn(session, intake.clone(), stop_rx.clone(), l.bind);
-        listeners.spawn(accept_in_scope(
-            listener,
-            l.scope(),
-            intake.clone(),
-            stop_rx.clone(),
-            serve,
-        ));
+        spawn(listener, l.scope(), Services::One(session), l.bind);
+    }
+    let mut kernel = kernel::start(&cfg, &intake, &metrics, &stop_rx)?;
+    for d in kernel.take_diversions() {
+        let mut by_port = HashMap::new();
+        for (port, svc) in services::services_by_port(&[]) {
+            if d.takes(port) {
+                by_port.insert(port, sessions.config(svc)?);
+            }
+        }
+        spawn(d.listener, d.scope, Services::ByPort(by_port), d.bind);
     }
     let reporter = tokio::spawn(
         intake
@@ -163,6 +164,7 @@ async fn farm(cfg: Config) -> Result<bool> {
     let _ = reporter.await;
     // The last interval, with the sessions the shutdown ended.
     intake.report(&events);
+    kernel.stop().await;
     if let Some(p) = pool {
         let _ = tokio::task::spawn_blocking(move || p.shutdown()).await;
     }
@@ -264,35 +266,104 @@ fn check_fd_limit(limits: &config::Limits) {
     }
 }
 
+/// What every listener's sessions share; [`Sessions::config`] makes one service's.
+struct Sessions<'a> {
+    cfg: &'a Config,
+    library: &'a Arc<Library>,
+    pool: &'a Option<Arc<Pool>>,
+    events: &'a EventStore,
+    metrics: &'a Arc<Metrics>,
+}
+
+impl Sessions<'_> {
+    fn config(&self, svc: &Service) -> Result<Arc<SessionConfig>> {
+        let cfg = self.cfg;
+        Ok(Arc::new(SessionConfig {
+            service: svc.codecs()?,
+            library: self.library.clone(),
+            // Honeypots only for the services they run.
+            pool: self.pool.clone().filter(|_| {
+                cfg.honeypots
+                    .as_ref()
+                    .is_some_and(|h| h.services.iter().any(|s| s == svc.name))
+            }),
+            events: self.events.clone(),
+            reply_timeout: Duration::from_secs(cfg.session.reply_timeout_secs),
+            idle_timeout: Duration::from_secs(cfg.session.idle_timeout_secs),
+            max_message: cfg.session.max_message_bytes,
+            max_artifact: cfg.session.max_artifact_bytes,
+            deadlines: cfg.session.deadlines(),
+            metrics: Some(self.metrics.clone()),
+            names: cfg
+                .honeypots
+                .as_ref()
+                .map(|h| h.names.clone())
+                .unwrap_or_default(),
+        }))
+    }
+}
+
+type Serving = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The sessions of one listener: one service, or (TPROXY) the service of each port.
+enum Services {
+    One(Arc<SessionConfig>),
+    ByPort(HashMap<u16, Arc<SessionConfig>>),
+}
+
 /// Serves one admitted connection of the listener on `listening`: its session, then its
-/// outcome counted and logged.
+/// outcome counted and logged. Under TPROXY the service is the one of the port the attacker
+/// reached; a port without one is closed at once (after the handshake the kernel made) and
+/// counted as `no_service`.
 fn serve_fn(
-    session: Arc<SessionConfig>,
+    services: Services,
     intake: Arc<Intake>,
     stop: watch::Receiver<bool>,
     listening: SocketAddr,
-) -> impl Fn(TcpStream, SocketAddr) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-{
+) -> impl Fn(TcpStream, SocketAddr) -> Serving {
     move |sock, attacker| {
-        let cfg = session.clone();
-        let stop = stop.clone();
-        let intake = intake.clone();
-        Box::pin(async move {
-            let telescope = sock.local_addr().unwrap_or(listening);
-            let (id, outcome, detail) =
-                serve_connection(cfg, sock, attacker, telescope, stop).await;
-            intake.ended(&outcome);
-            let at = match &outcome {
-                Outcome::Bridged { deviated_at } | Outcome::HandoffFailed { deviated_at } => {
-                    format!(" deviated_at={deviated_at}")
-                }
-                _ => String::new(),
-            };
-            debug!(target: LOG,
-                "connection {id} from {attacker} to {telescope}: {}{at}{}{detail}",
-                outcome.name(),
-                if detail.is_empty() { "" } else { ": " }
-            );
-        })
+        let session = match &services {
+            Services::One(s) => Some(s),
+            Services::ByPort(by_port) => by_port.get(&sock.local_addr().map_or(0, |a| a.port())),
+        };
+        match session {
+            Some(session) => Box::pin(serve(
+                session.clone(),
+                intake.clone(),
+                stop.clone(),
+                sock,
+                attacker,
+                listening,
+            )),
+            None => {
+                intake.no_service();
+                drop(sock);
+                Box::pin(async {})
+            }
+        }
     }
+}
+
+async fn serve(
+    cfg: Arc<SessionConfig>,
+    intake: Arc<Intake>,
+    stop: watch::Receiver<bool>,
+    sock: TcpStream,
+    attacker: SocketAddr,
+    listening: SocketAddr,
+) {
+    let telescope = sock.local_addr().unwrap_or(listening);
+    let (id, outcome, detail) = serve_connection(cfg, sock, attacker, telescope, stop).await;
+    intake.ended(&outcome);
+    let at = match &outcome {
+        Outcome::Bridged { deviated_at } | Outcome::HandoffFailed { deviated_at } => {
+            format!(" deviated_at={deviated_at}")
+        }
+        _ => String::new(),
+    };
+    debug!(target: LOG,
+        "connection {id} from {attacker} to {telescope}: {}{at}{}{detail}",
+        outcome.name(),
+        if detail.is_empty() { "" } else { ": " }
+    );
 }

@@ -923,9 +923,23 @@ fn a_honeypot_of_another_name_is_heard_under_the_scripts_name() {
     assert!(farm.stop().success());
 }
 
+/// The DNS host name a server gives in its NTLMSSP challenge (impacket's anonymous login).
+fn dns_host_name(addr: &str, port: u16) -> String {
+    let py = format!(
+        "from impacket.smbconnection import SMBConnection\n\
+         c = SMBConnection('{addr}', '{addr}', sess_port={port})\n\
+         c.login('', '')\n\
+         print(c.getServerDNSHostName())\n"
+    );
+    common::output_ok(Command::new("python3").args(["-c", &py]), "impacket login")
+        .trim()
+        .to_string()
+}
+
 /// Every honeypot shows the same ordinary server: the shares of a Windows server (IPC$, ADMIN$,
 /// C$) and `public`, at paths that name nothing of the farm (not its directory, not the words
-/// honeyfarm or honeypot, not its address); ADMIN$ takes a worm's file into system32.
+/// honeyfarm or honeypot, not its address), under the host name of the machine the scripts
+/// were recorded on (not this one's); ADMIN$ takes a worm's file into system32.
 #[test]
 fn honeypots_show_one_ordinary_identity() {
     let (dir, _cleanup) = test_dir("honeyfarm-identity");
@@ -956,6 +970,8 @@ fn honeypots_show_one_ordinary_identity() {
         for share in ["IPC$", "ADMIN$", "C$", "public"] {
             assert!(all.contains(&format!("netname: {share}\n")), "{all}");
         }
+        // The recorded machine's host name (NTLMSSP's DNS computer name), not this one's.
+        assert_eq!(dns_host_name(addr, port), "vm");
         for path in [
             r"C:\srv\samba\public",
             r"C:\srv\samba\Windows",

@@ -26,9 +26,10 @@ fn rows(table: &str) -> HashMap<usize, (u64, u64, u64)> {
         .collect()
 }
 
-/// The filter's rule without its table (no window, no eviction): answered connections.
+/// The filter's rule without its table (no window, no eviction): answered connections. A
+/// probe is a new (address, port) pair of its source.
 fn reference(csv: &str, n: usize) -> u64 {
-    let mut admitted: HashMap<&str, HashSet<&str>> = HashMap::new();
+    let mut admitted: HashMap<&str, HashSet<(&str, &str)>> = HashMap::new();
     let mut answered = 0;
     for l in csv
         .lines()
@@ -36,8 +37,9 @@ fn reference(csv: &str, n: usize) -> u64 {
     {
         let f: Vec<&str> = l.split(',').collect();
         let set = admitted.entry(f[1]).or_default();
-        if set.contains(f[2]) || set.len() < n {
-            set.insert(f[2]);
+        let pair = (f[2], f[3]);
+        if set.contains(&pair) || set.len() < n {
+            set.insert(pair);
             answered += 1;
         }
     }

@@ -800,3 +800,91 @@ async fn a_first_message_that_is_not_smb_is_waited_out() {
         let _ = std::fs::remove_file(&path);
     }
 }
+
+/// nmap -sV's DNS probes on the SMB port (issue 10): a session message (type byte 0) too
+/// long for the farm's 24-bit length, whose 17-bit NetBIOS length (Samba's) is short: Samba
+/// reads that much, finds no SMB and drops the connection, the rest unread: a reset at once.
+/// The farm too; a message of just that length is closed (FIN) at once, and one whose 17-bit
+/// length is not all there yet (nmap's afp probe) is waited for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_message_too_long_is_refused_at_once() {
+    for (probe, reset) in [
+        (
+            &b"\0\x1e\0\x06\x01\0\0\x01\0\0\0\0\0\0\x07version\x04bind\0\0\x10\0\x03"[..],
+            true,
+        ),
+        (&b"\0\x0c\0\0\x10\0\0\0\0\0\0\0\0\0"[..], true),
+        (&b"\0\x0c\0\0"[..], false),
+        (&b"\0\x0c\0\x02ab"[..], false),
+    ] {
+        let (events, path) = store();
+        let mut cfg = config(None, events, Deadlines::default());
+        Arc::get_mut(&mut cfg).unwrap().idle_timeout = Duration::from_secs(10);
+        let ((outcome, detail), (read, waited)) = session(cfg, |mut sock| async move {
+            let t = std::time::Instant::now();
+            sock.write_all(probe).await.unwrap();
+            let mut rest = Vec::new();
+            let r = sock.read_to_end(&mut rest).await.map(|_| rest.len());
+            (r.map_err(|e| e.kind()), t.elapsed())
+        })
+        .await;
+        assert!(matches!(outcome, Outcome::Error), "{outcome:?} {detail}");
+        assert!(detail.contains("more than the"), "{detail}");
+        let want = if reset {
+            Err(std::io::ErrorKind::ConnectionReset)
+        } else {
+            Ok(0)
+        };
+        assert_eq!(read, want, "{probe:?}");
+        assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+        let _ = std::fs::remove_file(&path);
+    }
+    // nmap's afp probe: 17-bit length 0x10001, 16 bytes sent: waited for.
+    let (events, path) = store();
+    let mut cfg = config(None, events, Deadlines::default());
+    Arc::get_mut(&mut cfg).unwrap().idle_timeout = Duration::from_secs(1);
+    let (_, (read, waited)) = session(cfg, |mut sock| async move {
+        let t = std::time::Instant::now();
+        sock.write_all(b"\0\x03\0\x01\0\0\0\0\0\0\0\x02\0\0\0\0\x0f\0")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let r = sock.read_to_end(&mut rest).await.map(|_| rest.len());
+        (r.ok(), t.elapsed())
+    })
+    .await;
+    assert_eq!(read, Some(0));
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}"
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+/// nmap's mongodb probe (issue 10): an empty first message (type byte 0x41) is bridged, then
+/// comes a header the farm's 24-bit length makes too long but Samba reads as a NetBIOS control
+/// packet and waits on: the bridge waits too (here: the idle timeout of 1 s), not closing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridged_message_that_cannot_be_framed_is_waited_out() {
+    const MONGODB: &[u8] = b"\x41\0\0\0\x3a\x30\0\0\xff\xff\xff\xff\xd4\x07\0\0\0\0\0\0test.$cmd\0\0\0\0\0\xff\xff\xff\xff\x1b\0\0\0\x01serverStatus\0\0\0\0\0\0\0\xf0\x3f\0";
+    let fake = Fake::new(script(), Mode::Faithful);
+    let (events, path) = store();
+    let mut cfg = config(Some(fake_pool(fake).await), events, Deadlines::default());
+    Arc::get_mut(&mut cfg).unwrap().idle_timeout = Duration::from_secs(1);
+    let ((outcome, detail), (read, waited)) = session(cfg, |mut sock| async move {
+        let t = std::time::Instant::now();
+        sock.write_all(MONGODB).await.unwrap();
+        let mut rest = Vec::new();
+        let r = sock.read_to_end(&mut rest).await.map(|_| rest.len());
+        (r.ok(), t.elapsed())
+    })
+    .await;
+    assert_eq!(outcome, Outcome::Bridged { deviated_at: 0 }, "{detail}");
+    assert!(detail.contains("more than the"), "{detail}");
+    assert_eq!(read, Some(0));
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}"
+    );
+    let _ = std::fs::remove_file(&path);
+}

@@ -29,13 +29,17 @@ fn testbed(action: &str) {
     );
 }
 
+/// One testbed at a time: the tests of this file take turns.
+static BED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The testbed while it is up: `down` on drop, also when an assertion failed.
-struct Testbed;
+struct Testbed(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
 
 impl Testbed {
     fn up() -> Testbed {
+        let turn = BED.lock().unwrap_or_else(|p| p.into_inner());
         testbed("up");
-        Testbed
+        Testbed(turn)
     }
 }
 
@@ -114,15 +118,23 @@ fn rpcclient(addr: &str) -> String {
 }
 
 /// Connects from `source` to `addr`:445 and reads for a second: `reset` (the RST may already
-/// fail the connect) or `eof` when the farm closed it at once, `open` when it waited for the client (an SMB server does).
+/// fail the connect) or `eof` when the farm closed it at once, `open` when it waited for the
+/// client (an SMB server does), `dropped` when the SYN got no answer for 2 s.
 fn probe(source: &str, addr: &str) -> String {
+    probe_port(source, addr, 445)
+}
+
+fn probe_port(source: &str, addr: &str, port: u16) -> String {
     let py = format!(
         "import socket\n\
          s = socket.socket()\n\
          s.bind(('{source}', 0))\n\
-         s.settimeout(3)\n\
-         try:\n    s.connect(('{addr}', 445))\n    s.settimeout(1)\n    \
-         print('eof' if s.recv(1) == b'' else 'data')\n\
+         s.settimeout(2)\n\
+         try:\n    s.connect(('{addr}', {port}))\n\
+         except socket.timeout:\n    print('dropped'); raise SystemExit\n\
+         except ConnectionResetError:\n    print('reset'); raise SystemExit\n\
+         s.settimeout(1)\n\
+         try:\n    print('eof' if s.recv(1) == b'' else 'data')\n\
          except ConnectionResetError:\n    print('reset')\n\
          except socket.timeout:\n    print('open')\n"
     );
@@ -136,15 +148,16 @@ struct Farm(Child);
 
 impl Farm {
     fn start(dir: &Path, config: &Path) -> (Farm, PathBuf) {
+        Self::start_under(dir, config, &[])
+    }
+
+    /// The farm run by `wrapper` (a command and its arguments, before the farm's).
+    fn start_under(dir: &Path, config: &Path, wrapper: &[&str]) -> (Farm, PathBuf) {
         let log = dir.join("farm.log");
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                FARM,
-                env!("CARGO_BIN_EXE_honeyfarm"),
-                "run",
-            ])
+            .args(["netns", "exec", FARM])
+            .args(wrapper)
+            .args([env!("CARGO_BIN_EXE_honeyfarm"), "run"])
             .arg("--config")
             .arg(config)
             .stdout(Stdio::null())
@@ -191,6 +204,16 @@ impl Drop for Farm {
 }
 
 fn config(dir: &Path) -> PathBuf {
+    let listen = format!(
+        "[[listen]]\nprefix = \"{PREFIX}\"\nports = [445, 139]\nservice = \"smb\"\n\
+         [filter]\nenabled = true\nn = 4\n"
+    );
+    config_with(dir, "farm.toml", &listen)
+}
+
+/// A farm configuration with `listen` (the `[[listen]]` and `[filter]` sections, and any
+/// other) for the testbed's prefix; the script of the default configuration, metrics on.
+fn config_with(dir: &Path, name: &str, listen: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("scripts")).unwrap();
     std::fs::copy(
         root().join("protocols/scripts/samba-enumdomusers.json"),
@@ -203,24 +226,18 @@ fn config(dir: &Path) -> PathBuf {
 path = "{dir}/events.sqlite"
 [scripts]
 dirs = ["{dir}/scripts"]
-[[listen]]
-prefix = "{PREFIX}"
-ports = [445, 139]
-service = "smb"
 [session]
 idle_timeout_secs = 20
 reply_timeout_secs = 20
 [limits]
 report_interval_secs = 1
-[filter]
-enabled = true
-n = 4
 [metrics]
 listen = "{METRICS}"
+{listen}
 "#,
         dir = dir.display()
     );
-    let path = dir.join("farm.toml");
+    let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -268,15 +285,63 @@ fn wait_ended(db: &Path, n: i64) {
     }
 }
 
+/// The testbed up and a fresh directory for one test, or `None` (said why) where the
+/// machine cannot run it or lacks `tool`.
+fn bed(name: &str, tool: &str) -> Option<(PathBuf, Testbed)> {
+    if let Some(why) = unavailable() {
+        eprintln!("testbed: skipped 1 test: {why}");
+        return None;
+    }
+    if !available(tool) {
+        eprintln!("testbed: skipped 1 test: no {tool}");
+        return None;
+    }
+    let dir = test_dir(name);
+    Some((dir, Testbed::up()))
+}
+
+/// `nmap -sS` of `ports` on `targets` from 203.0.113.19: its grepable output.
+fn nmap_syn(ports: &str, targets: &str) -> String {
+    let (ok, out) = netns(
+        SCAN,
+        &[
+            "nmap",
+            "-sS",
+            "-p",
+            ports,
+            "-n",
+            "--max-retries",
+            "1",
+            "--host-timeout",
+            "30s",
+            "-S",
+            "203.0.113.19",
+            "-e",
+            "hf-scan0",
+            "-oG",
+            "-",
+            targets,
+        ],
+    );
+    assert!(ok, "{out}");
+    out
+}
+
+/// A fresh directory for one test.
+fn test_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("honeyfarm-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[test]
 fn the_farm_answers_a_whole_prefix_to_real_scanners() {
     if let Some(why) = unavailable() {
         eprintln!("testbed: skipped 1 test: {why}");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("honeyfarm-testbed-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = test_dir("testbed");
     let _bed = Testbed::up();
     let cfg = config(&dir);
     // A prefix not routed to the farm's host: refused at start, naming the fix.
@@ -296,28 +361,7 @@ fn the_farm_answers_a_whole_prefix_to_real_scanners() {
 
     // nmap -sS sees both ports open on every address (half-open: the farm accepts nothing).
     let started = Instant::now();
-    let (ok, nmap) = netns(
-        SCAN,
-        &[
-            "nmap",
-            "-sS",
-            "-p",
-            "445,139",
-            "-n",
-            "--max-retries",
-            "1",
-            "--host-timeout",
-            "30s",
-            "-S",
-            "203.0.113.19",
-            "-e",
-            "hf-scan0",
-            "-oG",
-            "-",
-            PREFIX,
-        ],
-    );
-    assert!(ok, "{nmap}");
+    let nmap = nmap_syn("445,139", PREFIX);
     let open_hosts = nmap
         .lines()
         .filter(|l| l.contains("445/open/tcp") && l.contains("139/open/tcp"))
@@ -510,4 +554,317 @@ fn real_scanners(dir: &Path) {
         eprintln!("{name} gain table (a real scanner run, one source):\n{table}");
         assert!(table.lines().count() >= 12, "{table}");
     }
+}
+
+/// The farm's nftables table in the testbed (`[kernel] table`).
+const TABLE: &str = "hfp_farm";
+
+/// `nft ARGS...` in the farm's namespace: its output, and whether it succeeded.
+fn nft(args: &[&str]) -> (bool, String) {
+    let mut all = vec!["nft"];
+    all.extend(args);
+    netns(FARM, &all)
+}
+
+/// Waits up to `secs` for `what` to hold.
+fn eventually(secs: u64, what: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if what() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The privileged modes: every port of the prefix through TPROXY to one transparent socket,
+/// each served as its port's service; filtered sources in the kernel set, whose SYNs are then
+/// dropped before the handshake (but not to their admitted pairs) until the entry expires;
+/// the table replaces a stale one at start and is removed at exit, with the policy route.
+#[test]
+fn tproxy_and_the_kernel_set() {
+    let Some((dir, _bed)) = bed("testbed-kernel", "nft") else {
+        return;
+    };
+    const WINDOW: u64 = 5;
+    let cfg = config_with(
+        &dir,
+        "farm.toml",
+        &format!(
+            "[[listen]]\nmode = \"tproxy\"\nprefix = \"{PREFIX}\"\nports = \"all\"\n\
+             [filter]\nn = 2\nwindow_secs = {WINDOW}\nkernel_set = true\n\
+             [kernel]\ntable = \"{TABLE}\"\n"
+        ),
+    );
+    // A stale table of the farm's name (a crashed run's) is replaced.
+    let (ok, out) = netns(
+        FARM,
+        &[
+            "nft",
+            &format!("add table inet {TABLE}; add set inet {TABLE} stale {{ type ipv4_addr; }}"),
+        ],
+    );
+    assert!(ok, "{out}");
+    let (mut farm, log) = Farm::start(&dir, &cfg);
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let (ok, table) = nft(&["list", "table", "inet", TABLE]);
+    assert!(ok, "{table}");
+    assert!(!table.contains("stale"), "{table}");
+    assert!(
+        table.contains("set filtered4") && table.contains("tproxy ip to 127.0.0.1:"),
+        "{table}"
+    );
+    let (_, rules) = netns(FARM, &["ip", "rule", "list"]);
+    assert!(rules.contains("fwmark 0x4846 lookup 4846"), "{rules}");
+
+    // nmap -sS sees every port it scans open, those no [[listen]] names included.
+    let ports = "21,22,80,139,445,3389";
+    let nmap = nmap_syn(ports, "198.18.0.1-4");
+    let all_open = nmap
+        .lines()
+        .filter(|l| {
+            ports
+                .split(',')
+                .all(|p| l.contains(&format!("{p}/open/tcp")))
+        })
+        .count();
+    assert_eq!(all_open, 4, "{nmap}");
+
+    // Each port is its own service: 445 served from the script, at the address reached.
+    let s = "203.0.113.13";
+    use_source(s);
+    let out = rpcclient("198.18.0.30");
+    assert!(out.contains("user:["), "{out}\n{}", log_text());
+    // A port without a service: accepted (the kernel made the handshake) and closed.
+    assert_eq!(probe_port(s, "198.18.0.30", 22), "eof");
+    // N = 2: the third pair is reset, and the source goes to the kernel set...
+    assert_eq!(probe(s, "198.18.0.31"), "reset");
+    let in_set = || {
+        let (_, set) = nft(&["list", "set", "inet", TABLE, "filtered4"]);
+        set.contains(s)
+    };
+    assert!(
+        eventually(5, in_set),
+        "{}",
+        nft(&["list", "table", "inet", TABLE]).1
+    );
+    // ... so its next SYN to a new pair gets no answer at all, counted by the rule.
+    assert_eq!(probe(s, "198.18.0.32"), "dropped");
+    let (_, chain) = nft(&["list", "chain", "inet", TABLE, "intake"]);
+    assert!(!chain.contains("counter packets 0 "), "{chain}");
+    // Its follow-up to an admitted pair still reaches the farm and is served.
+    let again = rpcclient("198.18.0.30");
+    let follow_up_at = Instant::now();
+    assert!(again.contains("user:["), "{again}\n{}", log_text());
+    // Another source is unaffected.
+    assert_eq!(probe("203.0.113.14", "198.18.0.32"), "open");
+    use_source("203.0.113.10");
+    let m = metrics();
+    let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
+    assert_eq!(
+        get("honeyfarm_kernel_set_elements_total{set=\"filtered\",result=\"added\"}"),
+        1.0,
+        "{m:?}"
+    );
+    // .13's two pairs and .14's one.
+    assert_eq!(
+        get("honeyfarm_kernel_set_elements_total{set=\"admitted\",result=\"added\"}"),
+        3.0,
+        "{m:?}"
+    );
+    assert_eq!(
+        get("honeyfarm_kernel_set_elements_total{result=\"failed\"}"),
+        0.0
+    );
+    assert_eq!(
+        get("honeyfarm_connections_total{outcome=\"no_service\"}"),
+        1.0,
+        "{m:?}"
+    );
+
+    // The entry expires with the window; once the filter has forgotten the source too, it
+    // is answered afresh.
+    assert!(
+        eventually(WINDOW + 3, || !in_set()),
+        "the set entry did not expire"
+    );
+    let forgotten = follow_up_at + Duration::from_secs(WINDOW + 1);
+    std::thread::sleep(forgotten.saturating_duration_since(Instant::now()));
+    assert_eq!(probe(s, "198.18.0.33"), "open");
+
+    farm.stop();
+    let (_, tables) = nft(&["list", "tables"]);
+    assert!(!tables.contains(TABLE), "{tables}\n{}", log_text());
+    let (_, rules) = netns(FARM, &["ip", "rule", "list"]);
+    assert!(!rules.contains("0x4846"), "{rules}");
+}
+
+/// Without CAP_NET_ADMIN, `kernel_set` says so at start and the farm filters in user space.
+#[test]
+fn the_kernel_set_without_the_privilege() {
+    let Some((dir, _bed)) = bed("testbed-unprivileged", "setpriv") else {
+        return;
+    };
+    let cfg = config_with(
+        &dir,
+        "farm.toml",
+        &format!(
+            "[[listen]]\nprefix = \"{PREFIX}\"\nports = [445]\nservice = \"smb\"\n\
+             [filter]\nn = 1\nkernel_set = true\n[kernel]\ntable = \"{TABLE}\"\n"
+        ),
+    );
+    // Root without CAP_NET_ADMIN (out of the bounding set: gone after exec).
+    let (mut farm, log) =
+        Farm::start_under(&dir, &cfg, &["setpriv", "--bounding-set=-net_admin", "--"]);
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text().contains("filtering in user space alone"),
+        "{}",
+        text()
+    );
+    let s = "203.0.113.15";
+    assert_eq!(probe(s, "198.18.0.50"), "open");
+    assert_eq!(probe(s, "198.18.0.51"), "reset");
+    assert_eq!(
+        probe(s, "198.18.0.52"),
+        "reset",
+        "still the user-space filter"
+    );
+    farm.stop();
+    let (_, tables) = nft(&["list", "tables"]);
+    assert!(!tables.contains(TABLE), "{tables}");
+}
+
+/// `nmap -sV --version-light` from the scanner host: what it names on 445 and 139, per
+/// address (`port -> service/version`, from its grepable output).
+fn nmap_versions(source: &str, targets: &[&str]) -> Vec<HashMap<String, String>> {
+    let mut args = vec![
+        "nmap",
+        "-sV",
+        "--version-light",
+        "-p",
+        "445,139",
+        "-n",
+        "--max-retries",
+        "1",
+        "--host-timeout",
+        "60s",
+        "-S",
+        source,
+        "-e",
+        "hf-scan0",
+        "-oG",
+        "-",
+    ];
+    args.extend(targets);
+    let (ok, out) = netns(SCAN, &args);
+    assert!(ok, "{out}");
+    eprintln!("nmap -sV {}:\n{out}", targets.join(" "));
+    out.lines()
+        .filter_map(|l| l.split_once("Ports: "))
+        .map(|(_, ports)| {
+            ports
+                .split(", ")
+                .filter_map(|p| {
+                    // 445/open/tcp//netbios-ssn//Samba smbd 3.X - 4.X (workgroup: FARMNET)/
+                    let f: Vec<&str> = p.split('/').collect();
+                    (f.len() >= 7).then(|| (f[0].to_string(), format!("{} {}", f[4], f[6])))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Samba in a process group, stopped with everything it started on drop.
+struct Honeypot(Child);
+
+impl Drop for Honeypot {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// nmap -sV names the farm as it names the real honeypot: Samba, answered directly on 445
+/// and 139 of the farm host, and then the farm on two addresses of the prefix, whose
+/// deviating sessions (nmap's probes are not in the script) are bridged to that honeypot.
+#[test]
+fn nmap_names_the_farm_as_it_names_samba() {
+    let Some((dir, _bed)) = bed("testbed-version", "smbd") else {
+        return;
+    };
+    let script = root().join("scripts/samba-honeypot.sh");
+    let start = |name: &str, addr: &str, port: u16| {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", FARM, "bash"])
+            .arg(&script)
+            .arg(dir.join(name))
+            .args([addr, &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let h = Honeypot(cmd.spawn().unwrap());
+        let ready = dir.join(name).join("ready");
+        assert!(eventually(60, || ready.exists()), "{name} did not start");
+        h
+    };
+    // The real honeypot, named directly (on the farm host's own address).
+    let reference = {
+        let _a = start("ref445", "192.0.2.2", 445);
+        let _b = start("ref139", "192.0.2.2", 139);
+        nmap_versions("203.0.113.16", &["192.0.2.2"])
+    };
+    assert_eq!(reference.len(), 1, "{reference:?}");
+    let reference = &reference[0];
+    assert!(reference["445"].contains("Samba smbd"), "{reference:?}");
+    // The farm, with that honeypot behind it.
+    let command = format!(
+        r#"["{}", "{{dir}}", "{{address}}", "{{port}}"]"#,
+        script.display()
+    );
+    let cfg = config_with(
+        &dir,
+        "farm.toml",
+        &format!(
+            "[[listen]]\nprefix = \"{PREFIX}\"\nports = [445, 139]\nservice = \"smb\"\n\
+             [filter]\nn = 4\n\
+             [honeypots]\nservices = [\"smb\"]\nbackend = \"process\"\ncommand = {command}\n\
+             addresses = [\"127.0.0.5:4455\", \"127.0.0.6:4455\"]\npool = 2\n\
+             work_dir = \"{}/honeypots\"\nready_file = \"{{dir}}/ready\"\nready_timeout_secs = 60\n",
+            dir.display()
+        ),
+    );
+    let (mut farm, log) = Farm::start(&dir, &cfg);
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        eventually(60, || text().contains("honeypot pool warm")),
+        "{}",
+        text()
+    );
+    let started = Instant::now();
+    let farm_names = nmap_versions("203.0.113.16", &["198.18.0.60", "198.18.0.61"]);
+    eprintln!(
+        "nmap -sV of the farm: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(farm_names.len(), 2, "{farm_names:?}\n{}", text());
+    for names in &farm_names {
+        assert_eq!(names, reference, "{}", text());
+    }
+    farm.stop();
+    // nmap's probes are not in the script: the honeypot answered them, through the farm.
+    let c = rusqlite::Connection::open(dir.join("events.sqlite")).unwrap();
+    let bridged: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM connections WHERE outcome = 'bridged'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(bridged >= 4, "{bridged} bridged\n{}", text());
 }

@@ -130,6 +130,29 @@ fn order_tokens(rt: &TokenStream, o: ByteOrder) -> TokenStream {
     }
 }
 
+/// A unit of a few plain fields (no units, arrays, switches or pointers inside it, nothing
+/// conditional or remembered), decoded and encoded where it is used (array elements, such as
+/// SMB's dialects): a call per element would cost more than the element.
+fn is_leaf(u: &ir::Unit) -> bool {
+    const MAX_FIELDS: usize = 4;
+    u.kind != ir::UnitKind::Line
+        && u.items.len() <= MAX_FIELDS
+        && u.items.iter().all(|i| match i {
+            ir::Item::Field(f) => {
+                f.cond.is_none()
+                    && f.view.is_none()
+                    && f.remember.is_none()
+                    && f.size_from.is_none()
+                    && f.located.is_none()
+                    && !matches!(
+                        f.ty,
+                        Ty::Unit { .. } | Ty::Array { .. } | Ty::Switch(_) | Ty::Ptr(_)
+                    )
+            }
+            _ => false,
+        })
+}
+
 fn int_rust(bits: u32, signed: bool) -> proc_macro2::Ident {
     let w: u32 = match bits {
         0..=8 => 8,
@@ -321,9 +344,11 @@ impl Gen<'_> {
             }
             impl #name {
                 #[allow(unreachable_patterns)]
+                #[inline]
                 pub const fn from_raw(v: #repr) -> Self {
                     match v { #(#from,)* other => Self::Unknown(other) }
                 }
+                #[inline]
                 pub const fn raw(self) -> #repr {
                     match self { #(#to,)* Self::Unknown(v) => v }
                 }
@@ -472,10 +497,17 @@ impl Gen<'_> {
                 pub fn encode_deferred(&self, w: &mut #rt::Writer) -> Result<(), #rt::EncodeError> { #enc_deferred }
             }
         } else {
+            let (inline_decode, inline) = if is_leaf(u) {
+                (quote!(#[inline(always)]), quote!(#[inline]))
+            } else {
+                (quote!(), quote!())
+            };
             quote! {
                 /// Decodes the unit at the reader's position.
+                #inline_decode
                 pub fn decode_from(r: &mut #rt::Reader #(, #params)*) -> Result<Self, #rt::DecodeError> { #decode_body }
                 /// Encodes the unit, recomputing its lengths, counts and offsets.
+                #inline
                 pub fn encode_to(&self, w: &mut #rt::Writer) -> Result<(), #rt::EncodeError> { #encode_body }
             }
         };

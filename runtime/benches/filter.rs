@@ -1,6 +1,6 @@
 //! The scan filter's speed and memory: decisions per CPU second on one core (a
 //! single-threaded loop over a pre-generated probe array) and on every core sharing one table,
-//! against a baseline measured in the same run (a `HashMap` of sources to their admitted addresses, the obvious filter), and
+//! against a baseline measured in the same run (a `HashMap` of sources to their admitted (address, port) pairs, the obvious filter), and
 //! bytes per tracked source.
 //!
 //! `cargo bench -p honeyfarm-runtime --bench filter`
@@ -16,7 +16,7 @@ const PROBES: usize = 4_000_000;
 const SOURCES: u32 = 200_000;
 const N: usize = 4;
 
-/// Probes from `SOURCES` sources, a few heavy (sweeping) and most light, to a /16.
+/// Probes from `SOURCES` sources, a few heavy (sweeping) and most light, to two ports of a /16.
 fn probes() -> Vec<Probe> {
     let mut x: u64 = 0x1234_5678;
     let mut next = move || {
@@ -34,11 +34,13 @@ fn probes() -> Vec<Probe> {
             } else {
                 (r >> 1) as u32 % SOURCES
             };
+            let to = next();
             Probe {
                 source: IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + s)),
                 telescope: SocketAddr::new(
-                    IpAddr::V4(Ipv4Addr::from(0xc612_0000 | (next() as u32 & 0xffff))),
-                    445,
+                    IpAddr::V4(Ipv4Addr::from(0xc612_0000 | (to as u32 & 0xffff))),
+                    // Two ports, as masscan -p445,139 probes.
+                    if to & (1 << 20) == 0 { 445 } else { 139 },
                 ),
                 now: (i / 100_000) as u64,
             }
@@ -65,13 +67,13 @@ fn timed(decide: impl FnOnce() -> u64) -> (u64, f64) {
     (answered, thread_cpu() - t)
 }
 
-/// The obvious filter: a map of sources to the addresses admitted for them.
+/// The obvious filter: a map of sources to the (address, port) pairs admitted for them.
 fn baseline(probes: &[Probe]) -> u64 {
-    let mut map: HashMap<IpAddr, Vec<IpAddr>> = HashMap::new();
+    let mut map: HashMap<IpAddr, Vec<SocketAddr>> = HashMap::new();
     let mut answered = 0u64;
     for p in probes {
         let v = map.entry(p.source).or_default();
-        let a = p.telescope.ip();
+        let a = p.telescope;
         if v.contains(&a) {
             answered += 1;
         } else if v.len() < N {
@@ -145,7 +147,7 @@ fn main() {
          rates per CPU second of the thread, best of {ROUNDS}"
     );
     println!(
-        "baseline (HashMap<IpAddr, Vec<IpAddr>>), 1 thread: {:.1} M decisions/s",
+        "baseline (HashMap<IpAddr, Vec<SocketAddr>>), 1 thread: {:.1} M decisions/s",
         rate(base_best)
     );
     println!(

@@ -264,6 +264,9 @@ impl Gen<'_> {
         let mut out = Vec::new();
         for f in u.fields() {
             let Some(role) = f.derived() else { continue };
+            if !values && !f.hint && limit_implies(u, &f.name, role) {
+                continue;
+            }
             let Some(expect) = self.derived_expect(u, f, role, values, &recv) else {
                 continue;
             };
@@ -436,19 +439,30 @@ impl Gen<'_> {
                     _ => quote!(&#rt::ops::decimal(#k)),
                 };
                 let value = match f.ty.conv() {
-                    Conv::Bytes => quote!(&__x[..]),
-                    Conv::Utf16 => quote!(&__x.raw[..]),
-                    _ => quote!(&#rt::ops::decimal(i128::from(*__x))),
+                    Conv::Bytes => Some(quote!(&__x[..])),
+                    Conv::Utf16 => Some(quote!(&__x.raw[..])),
+                    _ => None,
                 };
-                let store = if f.append {
-                    quote!(r.append_memory(#n, __key, __value);)
-                } else {
-                    quote!(r.remember(#n, __key, __value);)
-                };
-                let body = quote! {
-                    let __key: &[u8] = #key_bytes;
-                    let __value: &[u8] = #value;
-                    #store
+                let body = match (value, f.append) {
+                    // A number is remembered in decimal, formatted in place.
+                    (None, false) => quote! {
+                        let __key: &[u8] = #key_bytes;
+                        r.remember_int(#n, __key, i128::from(*__x));
+                    },
+                    (value, append) => {
+                        let value =
+                            value.unwrap_or_else(|| quote!(&#rt::ops::decimal(i128::from(*__x))));
+                        let store = if append {
+                            quote!(r.append_memory(#n, __key, __value);)
+                        } else {
+                            quote!(r.remember(#n, __key, __value);)
+                        };
+                        quote! {
+                            let __key: &[u8] = #key_bytes;
+                            let __value: &[u8] = #value;
+                            #store
+                        }
+                    }
                 };
                 if f.optional() {
                     quote!(#stmt if let Some(__x) = &#l { #body })
@@ -728,4 +742,43 @@ impl Gen<'_> {
             _ => None,
         }
     }
+}
+
+/// The length field `length` sizes a limit that holds exactly its target, `first` to `last`,
+/// so that the limit's end check (every byte of it read) already proves the length agrees
+/// with what it describes: the decoder needs no check of its own.
+fn limit_implies(u: &ir::Unit, length: &str, role: &ir::Role) -> bool {
+    let ir::Role::Length {
+        first,
+        last,
+        unit,
+        add,
+    } = role
+    else {
+        return false;
+    };
+    if *unit == SizeUnit::Elements {
+        return false;
+    }
+    let field_named = |i: Option<&Item>, name: &str| matches!(i, Some(Item::Field(f)) if f.name == name && f.cond.is_none());
+    let Some(begin) = u.items.iter().position(|i| {
+        matches!(i, Item::BeginLimit {
+            length_field, conv: Conv::Int, unit_bytes, add: a, since: None, when: None, ..
+        } if length_field == length && *unit_bytes == unit.bytes() && a == add)
+    }) else {
+        return false;
+    };
+    let Item::BeginLimit { id, .. } = &u.items[begin] else {
+        return false;
+    };
+    let Some(end) = u
+        .items
+        .iter()
+        .position(|i| matches!(i, Item::EndLimit { id: e } if e == id))
+    else {
+        return false;
+    };
+    end > begin
+        && field_named(u.items.get(begin + 1), first)
+        && field_named(u.items.get(end - 1), last)
 }

@@ -43,6 +43,7 @@ pub enum Kind {
 }
 impl Kind {
     #[allow(unreachable_patterns)]
+    #[inline]
     pub const fn from_raw(v: u8) -> Self {
         match v {
             0 => Self::Message,
@@ -53,6 +54,7 @@ impl Kind {
             other => Self::Unknown(other),
         }
     }
+    #[inline]
     pub const fn raw(self) -> u8 {
         match self {
             Self::Message => 0,
@@ -133,19 +135,12 @@ impl Packet {
         let __e_body = r.pos();
         r.end_limit(__lim0)?;
         r.end_unit(__unit);
-        let this = Self {
+        Ok(Self {
             kind: f_kind,
             _reserved0: f_reserved0,
             length: f_length,
             body: f_body,
-        };
-        r.check_size(
-            &__F_PACKET_LENGTH,
-            rt::ops::length_of(__e_body - __s_body, 0, 1),
-            i128::from(this.length),
-            "the size of `body`",
-        )?;
-        Ok(this)
+        })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {

@@ -42,6 +42,7 @@ pub enum Command {
 }
 impl Command {
     #[allow(unreachable_patterns)]
+    #[inline]
     pub const fn from_raw(v: u8) -> Self {
         match v {
             114 => Self::Negotiate,
@@ -50,6 +51,7 @@ impl Command {
             other => Self::Unknown(other),
         }
     }
+    #[inline]
     pub const fn raw(self) -> u8 {
         match self {
             Self::Negotiate => 114,
@@ -400,18 +402,11 @@ impl NegotiateRequest {
         let __e_dialects = r.pos();
         r.end_limit(__lim0)?;
         r.end_unit(__unit);
-        let this = Self {
+        Ok(Self {
             word_count: f_word_count,
             byte_count: f_byte_count,
             dialects: f_dialects,
-        };
-        r.check_size(
-            &__F_NEGOTIATEREQUEST_BYTE_COUNT,
-            rt::ops::length_of(__e_dialects - __s_dialects, 0, 1),
-            i128::from(this.byte_count),
-            "the size of `dialects`",
-        )?;
-        Ok(this)
+        })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
@@ -477,6 +472,7 @@ pub struct Dialect {
 }
 impl Dialect {
     /// Decodes the unit at the reader's position.
+    #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_unit(Some(rt::ByteOrder::Little))?;
         let f_format = r
@@ -492,6 +488,7 @@ impl Dialect {
         })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
+    #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
         let __unit = w.begin_unit(Some(rt::ByteOrder::Little));
         w.int(self.format, 1);
@@ -656,18 +653,6 @@ impl NegotiateResponse {
             challenge: f_challenge,
             domain: f_domain,
         };
-        r.check_size(
-            &__F_NEGOTIATERESPONSE_WORD_COUNT,
-            rt::ops::length_of(__e_key_length - __s_dialect_index, 0, 2),
-            i128::from(this.word_count),
-            "the size of `dialect_index .. key_length`",
-        )?;
-        r.check_size(
-            &__F_NEGOTIATERESPONSE_KEY_LENGTH,
-            rt::ops::length_of(__e_challenge - __s_challenge, 0, 1),
-            i128::from(this.key_length),
-            "the size of `challenge`",
-        )?;
         r.check_size(
             &__F_NEGOTIATERESPONSE_BYTE_COUNT,
             rt::ops::length_of(__e_domain - __s_challenge, 0, 1),
@@ -960,18 +945,6 @@ impl TreeConnectRequest {
             next: f_next,
         };
         r.check_size(
-            &__F_TREECONNECTREQUEST_WORD_COUNT,
-            rt::ops::length_of(__e_password_length - __s_andx_command, 0, 2),
-            i128::from(this.word_count),
-            "the size of `andx_command .. password_length`",
-        )?;
-        r.check_size(
-            &__F_TREECONNECTREQUEST_PASSWORD_LENGTH,
-            rt::ops::length_of(__e_password - __s_password, 0, 1),
-            i128::from(this.password_length),
-            "the size of `password`",
-        )?;
-        r.check_size(
             &__F_TREECONNECTREQUEST_BYTE_COUNT,
             rt::ops::length_of(__e_service - __s_password, 0, 1),
             i128::from(this.byte_count),
@@ -1209,7 +1182,7 @@ impl AndxBlock {
         };
         let __e_next = r.pos();
         r.end_unit(__unit);
-        let this = Self {
+        Ok(Self {
             word_count: f_word_count,
             andx_command: f_andx_command,
             _reserved0: f_reserved0,
@@ -1219,20 +1192,7 @@ impl AndxBlock {
             data: f_data,
             _gap_next: f_gap_next,
             next: f_next,
-        };
-        r.check_size(
-            &__F_ANDXBLOCK_WORD_COUNT,
-            rt::ops::length_of(__e_params - __s_andx_command, 0, 2),
-            i128::from(this.word_count),
-            "the size of `andx_command .. params`",
-        )?;
-        r.check_size(
-            &__F_ANDXBLOCK_BYTE_COUNT,
-            rt::ops::length_of(__e_data - __s_data, 0, 1),
-            i128::from(this.byte_count),
-            "the size of `data`",
-        )?;
-        Ok(this)
+        })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
@@ -1388,20 +1348,13 @@ impl Echo {
         let __e_data = r.pos();
         r.end_limit(__lim0)?;
         r.end_unit(__unit);
-        let this = Self {
+        Ok(Self {
             word_count: f_word_count,
             count: f_count,
             sequence: f_sequence,
             byte_count: f_byte_count,
             data: f_data,
-        };
-        r.check_size(
-            &__F_ECHO_BYTE_COUNT,
-            rt::ops::length_of(__e_data - __s_data, 0, 1),
-            i128::from(this.byte_count),
-            "the size of `data`",
-        )?;
-        Ok(this)
+        })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
@@ -1722,33 +1675,15 @@ impl NtlmAuthenticate {
             "the size of `domain`",
         )?;
         r.check_size(
-            &__F_NTLMAUTHENTICATE_DOMAIN_MAX,
-            rt::ops::length_of(__e_domain - __s_domain, 0, 1),
-            i128::from(this.domain_max),
-            "the size of `domain`",
-        )?;
-        r.check_size(
             &__F_NTLMAUTHENTICATE_USER_LENGTH,
             rt::ops::length_of(__e_user - __s_user, 0, 1),
             i128::from(this.user_length),
             "the size of `user`",
         )?;
         r.check_size(
-            &__F_NTLMAUTHENTICATE_USER_MAX,
-            rt::ops::length_of(__e_user - __s_user, 0, 1),
-            i128::from(this.user_max),
-            "the size of `user`",
-        )?;
-        r.check_size(
             &__F_NTLMAUTHENTICATE_WORKSTATION_LENGTH,
             rt::ops::length_of(__e_workstation - __s_workstation, 0, 1),
             i128::from(this.workstation_length),
-            "the size of `workstation`",
-        )?;
-        r.check_size(
-            &__F_NTLMAUTHENTICATE_WORKSTATION_MAX,
-            rt::ops::length_of(__e_workstation - __s_workstation, 0, 1),
-            i128::from(this.workstation_max),
             "the size of `workstation`",
         )?;
         Ok(this)

@@ -40,6 +40,7 @@ pub enum PType {
 }
 impl PType {
     #[allow(unreachable_patterns)]
+    #[inline]
     pub const fn from_raw(v: u8) -> Self {
         match v {
             0 => Self::Request,
@@ -48,6 +49,7 @@ impl PType {
             other => Self::Unknown(other),
         }
     }
+    #[inline]
     pub const fn raw(self) -> u8 {
         match self {
             Self::Request => 0,
@@ -334,19 +336,12 @@ impl Request {
         let __e_stub = r.pos();
         r.end_limit(__lim0)?;
         r.end_unit(__unit);
-        let this = Self {
+        Ok(Self {
             alloc_hint: f_alloc_hint,
             context_id: f_context_id,
             opnum: f_opnum,
             stub: f_stub,
-        };
-        r.check_size(
-            &__F_REQUEST_ALLOC_HINT,
-            rt::ops::length_of(__e_stub - __s_stub, 0, 1),
-            i128::from(this.alloc_hint),
-            "the size of `stub`",
-        )?;
-        Ok(this)
+        })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
@@ -878,20 +873,13 @@ impl WideChars {
         let __e_chars = r.pos();
         r.end_limit(__lim0)?;
         r.end_unit(__unit);
-        let this = Self {
+        Ok(Self {
             _pad0: f_pad0,
             max_count: f_max_count,
             offset: f_offset,
             actual_count: f_actual_count,
             chars: f_chars,
-        };
-        r.check_size(
-            &__F_WIDECHARS_ACTUAL_COUNT,
-            rt::ops::length_of(__e_chars - __s_chars, 0, 2),
-            i128::from(this.actual_count),
-            "the size of `chars`",
-        )?;
-        Ok(this)
+        })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {

@@ -181,6 +181,7 @@ pub struct PortArgs {
 }
 impl PortArgs {
     /// Decodes the unit at the reader's position.
+    #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r.field(&__F_PORTARGS_RESERVED0, |r| r.spaces())?;
@@ -192,6 +193,7 @@ impl PortArgs {
         })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
+    #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
         let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.spaces(&self._reserved0).in_field(&__F_PORTARGS_RESERVED0)?;
@@ -229,6 +231,7 @@ pub struct HelloArgs {
 }
 impl HelloArgs {
     /// Decodes the unit at the reader's position.
+    #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r.field(&__F_HELLOARGS_RESERVED0, |r| r.spaces())?;
@@ -240,6 +243,7 @@ impl HelloArgs {
         })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
+    #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
         let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.spaces(&self._reserved0).in_field(&__F_HELLOARGS_RESERVED0)?;
@@ -285,6 +289,7 @@ pub struct LiteralArgs {
 }
 impl LiteralArgs {
     /// Decodes the unit at the reader's position.
+    #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r.field(&__F_LITERALARGS_RESERVED0, |r| r.spaces())?;
@@ -304,6 +309,7 @@ impl LiteralArgs {
         })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
+    #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
         let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.spaces(&self._reserved0).in_field(&__F_LITERALARGS_RESERVED0)?;
@@ -338,6 +344,7 @@ pub struct SizeArgs {
 }
 impl SizeArgs {
     /// Decodes the unit at the reader's position.
+    #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r.field(&__F_SIZEARGS_RESERVED0, |r| r.spaces())?;
@@ -349,6 +356,7 @@ impl SizeArgs {
         })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
+    #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
         let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.spaces(&self._reserved0).in_field(&__F_SIZEARGS_RESERVED0)?;
@@ -654,6 +662,7 @@ pub struct MailData {
 }
 impl MailData {
     /// Decodes the unit at the reader's position.
+    #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_content = r
@@ -662,6 +671,7 @@ impl MailData {
         Ok(Self { content: f_content })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
+    #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
         let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         rt::Leaf::encode(&self.content, w).in_field(&__F_MAILDATA_CONTENT)?;

@@ -784,6 +784,7 @@ pub struct ContentLengthValue {
 }
 impl ContentLengthValue {
     /// Decodes the unit at the reader's position.
+    #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r
@@ -803,6 +804,7 @@ impl ContentLengthValue {
         })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
+    #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
         let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.optional_spaces(&self._reserved0).in_field(&__F_CONTENTLENGTHVALUE_RESERVED0)?;
@@ -847,6 +849,7 @@ pub struct HostValue {
 }
 impl HostValue {
     /// Decodes the unit at the reader's position.
+    #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r
@@ -859,6 +862,7 @@ impl HostValue {
         })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
+    #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
         let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.optional_spaces(&self._reserved0).in_field(&__F_HOSTVALUE_RESERVED0)?;
@@ -899,6 +903,7 @@ pub struct DateValue {
 }
 impl DateValue {
     /// Decodes the unit at the reader's position.
+    #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r
@@ -911,6 +916,7 @@ impl DateValue {
         })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
+    #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
         let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.optional_spaces(&self._reserved0).in_field(&__F_DATEVALUE_RESERVED0)?;
@@ -952,6 +958,7 @@ pub struct CookieValue {
 }
 impl CookieValue {
     /// Decodes the unit at the reader's position.
+    #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_unit(Some(rt::ByteOrder::Big))?;
         let f_reserved0 = r
@@ -964,6 +971,7 @@ impl CookieValue {
         })
     }
     /// Encodes the unit, recomputing its lengths, counts and offsets.
+    #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
         let __unit = w.begin_unit(Some(rt::ByteOrder::Big));
         w.optional_spaces(&self._reserved0).in_field(&__F_COOKIEVALUE_RESERVED0)?;

@@ -75,15 +75,18 @@ impl Writer<'_> {
     #[inline]
     pub fn bytes_until(&mut self, v: &[u8], delim: &[u8]) -> Result<(), EncodeError> {
         let inside = match delim {
-            // The usual NUL or CR: a byte search, not a comparison per position.
-            [d] => v.contains(d),
+            // The usual NUL or CR: a byte search.
+            [d] => super::reader::find_byte(*d, v).is_some(),
             _ => v.windows(delim.len()).any(|x| x == delim),
         };
         if inside {
             return Err(invalid("the value contains its own terminator"));
         }
         self.bytes(v);
-        self.bytes(delim);
+        match delim {
+            [d] => self.uint_in(u64::from(*d), 1, ByteOrder::Big),
+            _ => self.bytes(delim),
+        }
         Ok(())
     }
 

@@ -40,8 +40,14 @@ pub enum DecodeErrorKind {
     Arithmetic,
 }
 
+/// A decode error, boxed: every decoder returns `Result<T, DecodeError>`, and a pointer-sized
+/// error keeps those results (and the moves of them on the success path) small.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodeError {
+pub struct DecodeError(Box<DecodeErrorInner>);
+
+/// What a [`DecodeError`] holds (its fields read through `Deref`: `e.kind`, `e.offset`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeErrorInner {
     pub kind: DecodeErrorKind,
     /// Absolute byte offset in the decoded buffer.
     pub offset: usize,
@@ -49,18 +55,27 @@ pub struct DecodeError {
     path: Vec<&'static FieldInfo>,
 }
 
+impl std::ops::Deref for DecodeError {
+    type Target = DecodeErrorInner;
+    fn deref(&self) -> &DecodeErrorInner {
+        &self.0
+    }
+}
+
 impl DecodeError {
+    #[cold]
     pub fn new(kind: DecodeErrorKind, offset: usize) -> Self {
-        DecodeError {
+        DecodeError(Box::new(DecodeErrorInner {
             kind,
             offset,
             path: Vec::new(),
-        }
+        }))
     }
 
     /// Adds the enclosing field; generated code calls it as the error leaves each field.
+    #[cold]
     pub fn in_field(mut self, info: &'static FieldInfo) -> Self {
-        self.path.push(info);
+        self.0.path.push(info);
         self
     }
 
@@ -160,22 +175,36 @@ pub enum EncodeErrorKind {
     Invalid { reason: String },
 }
 
+/// An encode error, boxed for the same reason as [`DecodeError`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodeError {
+pub struct EncodeError(Box<EncodeErrorInner>);
+
+/// What an [`EncodeError`] holds (`e.kind` through `Deref`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeErrorInner {
     pub kind: EncodeErrorKind,
     path: Vec<&'static FieldInfo>,
 }
 
+impl std::ops::Deref for EncodeError {
+    type Target = EncodeErrorInner;
+    fn deref(&self) -> &EncodeErrorInner {
+        &self.0
+    }
+}
+
 impl EncodeError {
+    #[cold]
     pub fn new(kind: EncodeErrorKind) -> Self {
-        EncodeError {
+        EncodeError(Box::new(EncodeErrorInner {
             kind,
             path: Vec::new(),
-        }
+        }))
     }
 
+    #[cold]
     pub fn in_field(mut self, info: &'static FieldInfo) -> Self {
-        self.path.push(info);
+        self.0.path.push(info);
         self
     }
 

@@ -102,6 +102,16 @@ impl FrameBuf {
         self.len() == 0
     }
 
+    /// The first `N` bytes received and not yet framed, once that many are there.
+    pub fn head<const N: usize>(&self) -> Option<[u8; N]> {
+        let mut out = [0u8; N];
+        let mut bytes = self.pending.iter().chain(self.fresh.iter());
+        for b in &mut out {
+            *b = *bytes.next()?;
+        }
+        Some(out)
+    }
+
     /// The largest message accepted.
     pub fn max(&self) -> usize {
         self.max

@@ -24,11 +24,51 @@ pub(crate) enum Small {
 
 impl Small {
     /// Copies `b` (inline when it fits).
+    #[inline(always)]
     pub(crate) fn copy(b: &[u8]) -> Self {
         Self::concat(b, &[])
     }
 
+    /// `v` in decimal, written in place (how numbers are remembered).
+    #[inline]
+    pub(crate) fn decimal(v: i128) -> Self {
+        let Ok(mut n) = u64::try_from(v.unsigned_abs()) else {
+            return Self::copy(&super::ops::decimal(v));
+        };
+        let sign = usize::from(v < 0);
+        let len = sign + n.checked_ilog10().unwrap_or(0) as usize + 1;
+        let mut bytes = [0; INLINE];
+        bytes[0] = b'-';
+        for at in (sign..len).rev() {
+            bytes[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        // At most 21 bytes (a sign and 20 digits), so it fits inline and a u8.
+        Small::Inline {
+            len: len as u8,
+            bytes,
+        }
+    }
+
+    /// A memory key: `name\0key`.
+    #[inline(always)]
+    pub(crate) fn key(name: &[u8], key: &[u8]) -> Self {
+        let n = name.len() + 1 + key.len();
+        if n > INLINE {
+            return Self::concat(&[name, &[0]].concat(), key);
+        }
+        let mut bytes = [0; INLINE];
+        bytes[..name.len()].copy_from_slice(name);
+        bytes[name.len() + 1..n].copy_from_slice(key);
+        // n <= INLINE, so it fits a u8.
+        Small::Inline {
+            len: n as u8,
+            bytes,
+        }
+    }
+
     /// `a` followed by `b`.
+    #[inline(always)]
     pub(crate) fn concat(a: &[u8], b: &[u8]) -> Self {
         let n = a.len() + b.len();
         if n <= INLINE {
@@ -91,7 +131,8 @@ impl std::fmt::Debug for Small {
 pub struct Memory {
     /// The first entries, searched in order before `values`.
     slots: [Option<(Small, Small)>; SLOTS],
-    values: HashMap<Small, Small>,
+    /// Created when the slots are full, so that a fresh memory costs no hasher set-up.
+    values: Option<HashMap<Small, Small>>,
     /// Bytes held (keys and values), kept as values change.
     size: usize,
     /// While `journaling`: the previous value of each change, in order (its room is kept
@@ -101,6 +142,7 @@ pub struct Memory {
 }
 
 impl Memory {
+    #[inline]
     pub fn new() -> Self {
         Self::default()
     }
@@ -149,14 +191,17 @@ impl Memory {
             .flatten()
             .find(|(key, _)| **key == *k)
             .map(|(_, v)| &**v)
-            .or_else(|| self.values.get(k).map(|v| &**v))
+            .or_else(|| self.values.as_ref()?.get(k).map(|v| &**v))
     }
 
     /// Stores `value` under `k`, journalled.
+    #[inline]
     pub(crate) fn set(&mut self, k: Small, value: Small) {
-        let old = self.put(k.clone(), value);
         if self.journaling {
+            let old = self.put(k.clone(), value);
             self.journal.push((k, old));
+        } else {
+            self.put(k, value);
         }
     }
 
@@ -170,21 +215,21 @@ impl Memory {
     }
 
     fn put(&mut self, k: Small, v: Small) -> Option<Small> {
-        let added = k.len() + v.len();
+        let (klen, added) = (k.len(), k.len() + v.len());
         let old = match self.slot_of(&k) {
             Some(i) => self.slots[i]
                 .as_mut()
                 .map(|(_, old)| std::mem::replace(old, v)),
             None => match self.slots.iter_mut().find(|s| s.is_none()) {
-                Some(free) if !self.values.contains_key(&*k) => {
-                    *free = Some((k.clone(), v));
+                Some(free) if self.values.as_ref().is_none_or(|m| !m.contains_key(&*k)) => {
+                    *free = Some((k, v));
                     None
                 }
-                _ => self.values.insert(k.clone(), v),
+                _ => self.values.get_or_insert_with(HashMap::new).insert(k, v),
             },
         };
         if let Some(o) = &old {
-            self.size -= k.len() + o.len();
+            self.size -= klen + o.len();
         }
         self.size += added;
         old
@@ -193,7 +238,7 @@ impl Memory {
     fn take(&mut self, k: &[u8]) -> Option<Small> {
         let old = match self.slot_of(k) {
             Some(i) => self.slots[i].take().map(|(_, v)| v),
-            None => self.values.remove(k),
+            None => self.values.as_mut().and_then(|m| m.remove(k)),
         };
         if let Some(o) = &old {
             self.size -= k.len() + o.len();
@@ -236,6 +281,26 @@ mod tests {
         m.rollback();
         assert_eq!(m.get(b"b"), Some(&b"xy"[..]));
         assert_eq!(m.size(), 7);
+    }
+
+    #[test]
+    fn decimal_values_match_their_text() {
+        for v in [
+            0i128,
+            9,
+            10,
+            -1,
+            -10,
+            65535,
+            i128::from(u64::MAX),
+            -i128::from(u64::MAX),
+        ] {
+            assert_eq!(&*Small::decimal(v), v.to_string().as_bytes());
+        }
+        assert_eq!(
+            &*Small::decimal(i128::MIN),
+            i128::MIN.to_string().as_bytes()
+        );
     }
 
     /// Past the inline slots, entries go to the map; long strings to the heap; removing a slot

@@ -29,7 +29,10 @@ pub use describe::Description;
 pub use encode::{
     check_len, evaluated, invalid, length_value, offset_value, pack, text_after_space, Slot,
 };
-pub use error::{DecodeError, DecodeErrorKind, EncodeError, EncodeErrorKind, FieldInfo, InField};
+pub use error::{
+    DecodeError, DecodeErrorInner, DecodeErrorKind, EncodeError, EncodeErrorInner, EncodeErrorKind,
+    FieldInfo, InField,
+};
 pub use framing::{FrameBuf, FrameCodec, FrameError};
 pub use int::Int;
 pub use memory::Memory;

@@ -1,25 +1,28 @@
 //! The scan filter: before any responder, it decides whether a connection is answered.
 //!
-//! A *probe* is a connection from a source to a telescope address the source has not been
-//! answered on. Each source's first N probes are admitted; connections to an address already
-//! admitted for that source are follow-ups and keep being answered (a worm's second session,
-//! or its move from port 139 to 445 of the same machine); later probes are filtered: the
-//! caller resets them without reading. Most of a telescope's probes come from a few sources
-//! sweeping many addresses, so answering only their first few is what lets a few honeypots
-//! serve a whole prefix (GQ reported a gain of about 15x at N = 4).
+//! A *probe* is a connection from a source to a (telescope address, port) the source has not
+//! been answered on. Each source's first N probes are admitted; a connection to an (address,
+//! port) already admitted for that source is a follow-up and keeps being answered (a worm's
+//! second session, the exploit after the probe); later probes are filtered: the caller resets
+//! them without reading. So a scanner probing two ports of each address (masscan
+//! `-p445,139`) spends two of its N on every address, as it would on two machines. Most of a
+//! telescope's probes come from a few sources sweeping many addresses, so answering only
+//! their first few is what lets a few honeypots serve a whole prefix (GQ reported a gain of
+//! about 15x at N = 4).
 //!
 //! Memory is fixed: a table of `capacity` slots of [`ENTRY_BYTES`] (56) each, allocated at
 //! start, in shards (one lock each, so threads rarely meet) of 4-way buckets; a bucket's keys,
-//! times and counts share one cache line, each source's admitted addresses are apart. A new source takes an
-//! empty slot of its bucket, or one whose source was idle longer than the window (forgotten),
-//! or else evicts the bucket's least recently seen source (counted). An evicted source that
-//! comes back starts afresh: at worst it is answered N more times, so a flood of spoofed
-//! sources costs answers, never memory.
+//! times and counts share one cache line, each source's admitted pairs are apart. A new source
+//! takes an empty slot of its bucket, or one whose source was idle longer than the window
+//! (forgotten), or else evicts the bucket's least recently seen source (counted). An evicted
+//! source that comes back starts afresh: at worst it is answered N more times, so a flood of
+//! spoofed sources costs answers, never memory.
 //!
-//! The admitted addresses of a source are kept inline as 32-bit values: an IPv4 address as
-//! itself (exact), an IPv6 address as a keyed 32-bit hash. A collision (a new IPv6 address
-//! whose hash equals one of the source's at most N admitted ones, chance N / 2^32 per probe)
-//! answers that probe as a follow-up: one connection answered that should not have been.
+//! The admitted (address, port) pairs of a source are kept inline as keyed 32-bit hashes (an
+//! exact pair would take 6 bytes for IPv4, 18 for IPv6: 60 or 180 bytes for ten). A collision
+//! (a new pair whose hash equals one of the source's at most N admitted ones, chance N / 2^32
+//! per probe) answers that probe as a follow-up: one connection answered that should not have
+//! been. The key is random per run, so a source cannot aim for one.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -36,7 +39,7 @@ const WAYS: usize = 4;
 pub enum FilterDecision {
     /// A probe within the source's first N: answer it.
     Admit,
-    /// A connection to an address already admitted for this source: answer it.
+    /// A connection to an (address, port) already admitted for this source: answer it.
     FollowUp,
     /// A probe past the source's N: reset it without reading. Holds how many probes the
     /// source has made in the window (saturating), for the log.
@@ -134,8 +137,7 @@ impl Tally {
 #[derive(Debug, Clone, Copy)]
 pub struct Probe {
     pub source: IpAddr,
-    /// The telescope address and port it reached. Only the address decides: every port of
-    /// an admitted address is a follow-up (one machine per address).
+    /// The telescope address and port it reached: a pair not admitted before is a probe.
     pub telescope: SocketAddr,
     /// Seconds on any clock that does not go back (Unix time in the farm, trace time in
     /// `filter-gain`).
@@ -200,7 +202,7 @@ impl FilterConfig {
 }
 
 /// A bucket's sources, all in one cache line: a lookup reads this line, then the found
-/// source's admitted addresses (kept apart, in [`Table::admitted`]).
+/// source's admitted pairs (kept apart, in [`Table::admitted`]).
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, align(64))]
 struct Head {
@@ -210,15 +212,15 @@ struct Head {
     seen: [u32; WAYS],
     /// Probes in the window, saturating; 0 marks an empty slot.
     probes: [u16; WAYS],
-    /// How many of its admitted addresses are in use.
+    /// How many of its admitted pairs are in use.
     answered: [u8; WAYS],
 }
 
-/// The addresses admitted for one source.
+/// The (address, port) pairs admitted for one source, hashed ([`ScanFilter::pair_key`]).
 type Admitted = [u32; MAX_N];
 
 /// The bytes one tracked source takes in the table: its share of a bucket's head and its
-/// admitted addresses (56).
+/// admitted pairs (56).
 pub const ENTRY_BYTES: usize = std::mem::size_of::<Head>() / WAYS + std::mem::size_of::<Admitted>();
 
 /// A shard's table; its own cache lines, so shards locked by different threads do not share.
@@ -227,7 +229,7 @@ struct Shard(Mutex<Table>);
 
 struct Table {
     heads: Box<[Head]>,
-    /// Slot `WAYS * bucket + way`'s admitted addresses.
+    /// Slot `WAYS * bucket + way`'s admitted pairs.
     admitted: Box<[Admitted]>,
     tracked: usize,
     evicted: u64,
@@ -341,15 +343,17 @@ impl ScanFilter {
         }
     }
 
-    /// The telescope address as an entry keeps it: IPv4 exact, IPv6 hashed.
-    fn address_key(&self, ip: IpAddr) -> u32 {
-        match ip.to_canonical() {
-            IpAddr::V4(a) => u32::from(a),
+    /// The telescope (address, port) as an entry keeps it: a keyed 32-bit hash.
+    fn pair_key(&self, telescope: SocketAddr) -> u32 {
+        let port = u64::from(telescope.port());
+        let h = match telescope.ip().to_canonical() {
+            IpAddr::V4(a) => mix(((u64::from(u32::from(a)) << 16) | port) ^ self.seed),
             IpAddr::V6(a) => {
                 let v = u128::from(a);
-                (mix((v as u64) ^ mix((v >> 64) as u64 ^ self.seed)) >> 32) as u32
+                mix((v as u64) ^ mix((v >> 64) as u64 ^ self.seed) ^ port.rotate_left(48))
             }
-        }
+        };
+        (h >> 32) as u32
     }
 
     /// Decides one connection.
@@ -358,7 +362,7 @@ impl ScanFilter {
             return FilterDecision::Admit;
         }
         let key = self.source_key(probe.source);
-        let address = self.address_key(probe.telescope.ip());
+        let pair = self.pair_key(probe.telescope);
         let now = probe.now as u32;
         let h = mix(key ^ self.seed);
         let shard = if self.shard_bits == 0 {
@@ -379,12 +383,12 @@ impl ScanFilter {
         let admitted = &mut admitted[bucket * WAYS + way];
         head.seen[way] = now;
         let used = usize::from(head.answered[way]);
-        if admitted[..used].contains(&address) {
+        if admitted[..used].contains(&pair) {
             return FilterDecision::FollowUp;
         }
         head.probes[way] = head.probes[way].saturating_add(1);
         if used < usize::from(self.n) {
-            admitted[used] = address;
+            admitted[used] = pair;
             head.answered[way] += 1;
             FilterDecision::Admit
         } else {
@@ -496,18 +500,19 @@ mod tests {
             f.decide(&probe(s, [198, 18, 0, 5], 445, 11)),
             FilterDecision::Filtered(5)
         );
-        // The worm's second session, and another port of the same machine.
+        // The worm's second session is a follow-up; another port of the same machine is a
+        // probe of its own.
         assert_eq!(
             f.decide(&probe(s, [198, 18, 0, 2], 445, 12)),
             FilterDecision::FollowUp
         );
         assert_eq!(
             f.decide(&probe(s, [198, 18, 0, 2], 139, 12)),
-            FilterDecision::FollowUp
+            FilterDecision::Filtered(6)
         );
         assert_eq!(
             f.decide(&probe(s, [198, 18, 0, 6], 445, 13)),
-            FilterDecision::Filtered(6)
+            FilterDecision::Filtered(7)
         );
         // Another source is its own.
         assert_eq!(
@@ -520,6 +525,44 @@ mod tests {
             FilterDecision::Admit
         );
         assert_eq!(f.stats().forgotten, 1);
+    }
+
+    #[test]
+    fn a_probe_is_a_new_address_and_port_pair() {
+        let f = filter(2);
+        let s = [203, 0, 113, 9];
+        // masscan -p445,139: two ports of one address are two probes.
+        assert_eq!(
+            f.decide(&probe(s, [198, 18, 0, 1], 445, 1)),
+            FilterDecision::Admit
+        );
+        assert_eq!(
+            f.decide(&probe(s, [198, 18, 0, 1], 139, 1)),
+            FilterDecision::Admit
+        );
+        assert_eq!(
+            f.decide(&probe(s, [198, 18, 0, 2], 445, 1)),
+            FilterDecision::Filtered(3)
+        );
+        // Both admitted pairs keep being answered, however often.
+        for _ in 0..3 {
+            for port in [445, 139] {
+                assert_eq!(
+                    f.decide(&probe(s, [198, 18, 0, 1], port, 2)),
+                    FilterDecision::FollowUp
+                );
+            }
+        }
+        // IPv6 the same way.
+        let f = filter(1);
+        let p = |port| Probe {
+            source: "2001:db8:1::1".parse().unwrap(),
+            telescope: SocketAddr::new("2001:db8:ff::1".parse().unwrap(), port),
+            now: 1,
+        };
+        assert_eq!(f.decide(&p(445)), FilterDecision::Admit);
+        assert_eq!(f.decide(&p(445)), FilterDecision::FollowUp);
+        assert_eq!(f.decide(&p(139)), FilterDecision::Filtered(2));
     }
 
     #[test]

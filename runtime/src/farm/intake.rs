@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 
 use super::events::{now, EventStore, Outcome};
 use super::filter::{FilterDecision, Probe, ScanFilter, Tally};
+use super::kernel::SetWriter;
 use super::metrics::Metrics;
 use super::scope::Scope;
 use super::throttle::Throttle;
@@ -162,6 +163,8 @@ pub struct Intake {
     /// The scan filter, consulted after the caps (see [`Intake::attach`]).
     filter: OnceLock<Arc<ScanFilter>>,
     metrics: OnceLock<Arc<Metrics>>,
+    /// The kernel sets, where privileged: filtered sources and admitted pairs go there.
+    kernel: OnceLock<Arc<SetWriter>>,
 }
 
 /// A connection's place under the caps; dropping it frees the place.
@@ -193,6 +196,7 @@ impl Intake {
             errors_log,
             filter: OnceLock::new(),
             metrics: OnceLock::new(),
+            kernel: OnceLock::new(),
         })
     }
 
@@ -201,6 +205,12 @@ impl Intake {
     pub fn attach(&self, filter: Arc<ScanFilter>, metrics: Arc<Metrics>) {
         let _ = self.filter.set(filter);
         let _ = self.metrics.set(metrics);
+    }
+
+    /// Sends the filter's admitted pairs and filtered sources to the kernel sets (the first
+    /// attached stays).
+    pub fn attach_kernel(&self, writer: Arc<SetWriter>) {
+        let _ = self.kernel.set(writer);
     }
 
     /// The scan filter's decision on a connection the caps admitted (counted); without a
@@ -219,6 +229,13 @@ impl Intake {
             None => filter.decide(&probe),
         };
         lock(&self.counters.filter).add(source, d);
+        if let Some(k) = self.kernel.get() {
+            match d {
+                FilterDecision::Admit => k.admitted(source, telescope),
+                FilterDecision::Filtered(_) => k.filtered(source),
+                FilterDecision::FollowUp => {}
+            }
+        }
         d
     }
 
@@ -270,6 +287,12 @@ impl Intake {
             .entry(outcome.name())
             .or_insert(0) += 1;
         self.count_outcome(outcome.name());
+    }
+
+    /// Counts an admitted connection closed unserved: a diverted port without a service.
+    pub fn no_service(&self) {
+        *lock(&self.counters.ended).entry("no_service").or_insert(0) += 1;
+        self.count_outcome("no_service");
     }
 
     /// Counts a connection to a local address outside the listener's prefixes.
@@ -361,19 +384,38 @@ impl Intake {
 /// `net.core.somaxconn`): a burst waits there rather than being refused by the kernel.
 /// An IPv6 listener takes IPv6 only, so `[::]:PORT` and `0.0.0.0:PORT` can both be bound.
 pub fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    socket(addr, false)?.listen(backlog)
+}
+
+/// [`listen`] for a TPROXY diversion: a transparent socket (`IP_TRANSPARENT`, which needs
+/// `CAP_NET_ADMIN`) accepts the connections the nftables `tproxy` rule sends it, whatever
+/// their destination; each accepted socket's local address is the one the attacker reached.
+pub fn listen_transparent(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    socket(addr, true)?.listen(backlog)
+}
+
+fn socket(addr: SocketAddr, transparent: bool) -> io::Result<TcpSocket> {
     let s = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
+        let s = TcpSocket::new_v4()?;
+        if transparent {
+            set_flag(&s, libc::IPPROTO_IP, libc::IP_TRANSPARENT)?;
+        }
+        s
     } else {
         let s = TcpSocket::new_v6()?;
-        v6_only(&s)?;
+        set_flag(&s, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)?;
+        if transparent {
+            set_flag(&s, libc::IPPROTO_IPV6, libc::IPV6_TRANSPARENT)?;
+        }
         s
     };
     s.set_reuseaddr(true)?;
     s.bind(addr)?;
-    s.listen(backlog)
+    Ok(s)
 }
 
-fn v6_only(s: &TcpSocket) -> io::Result<()> {
+/// Sets an integer socket option to 1.
+fn set_flag(s: &TcpSocket, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let one: libc::c_int = 1;
     // SAFETY: setsockopt reads the int it is given, which lives for the call, on a socket
@@ -381,8 +423,8 @@ fn v6_only(s: &TcpSocket) -> io::Result<()> {
     let r = unsafe {
         libc::setsockopt(
             s.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_V6ONLY,
+            level,
+            name,
             (&one as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )

@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::events::EventStore;
 use super::filter::{FilterDecision, Probe, ScanFilter};
 use super::honeypot::Pool;
+use super::kernel::SetWriter;
 
 /// Upper bounds (ms) of the handoff latency histogram's buckets.
 const HANDOFF_BUCKETS_MS: [f64; 12] = [
@@ -49,6 +50,7 @@ pub struct Metrics {
     events: OnceLock<EventStore>,
     filter: OnceLock<Arc<ScanFilter>>,
     pool: OnceLock<Arc<Pool>>,
+    kernel: OnceLock<Arc<SetWriter>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -69,6 +71,11 @@ impl Metrics {
     /// Reports this filter's table when scraped (the first one attached stays).
     pub fn attach_filter(&self, filter: Arc<ScanFilter>) {
         let _ = self.filter.set(filter);
+    }
+
+    /// Reports the kernel sets' writes when scraped (the first one attached stays).
+    pub fn attach_kernel(&self, writer: Arc<SetWriter>) {
+        let _ = self.kernel.set(writer);
     }
 
     /// Reports this pool's honeypots and leases when scraped (the first one attached stays).
@@ -189,6 +196,26 @@ impl Metrics {
             ] {
                 metric(name, kind, help, &[(String::new(), v)]);
             }
+        }
+        if let Some(k) = self.kernel.get() {
+            let c = &k.counts;
+            metric(
+                "honeyfarm_kernel_set_elements_total",
+                "counter",
+                "Elements for the nftables kernel sets, by set and result.",
+                &[
+                    (
+                        "{set=\"filtered\",result=\"added\"}".into(),
+                        load(&c.filtered_added),
+                    ),
+                    (
+                        "{set=\"admitted\",result=\"added\"}".into(),
+                        load(&c.admitted_added),
+                    ),
+                    ("{result=\"failed\"}".into(), load(&c.failed)),
+                    ("{result=\"dropped\"}".into(), load(&c.dropped)),
+                ],
+            );
         }
         if let Some(p) = self.pool.get() {
             let c = p.counts();

@@ -8,6 +8,7 @@ mod events;
 mod filter;
 mod honeypot;
 mod intake;
+mod kernel;
 mod metrics;
 mod scope;
 mod session;
@@ -30,8 +31,12 @@ pub use honeypot::{
     ProcessConfig, Reflected, Reflector, Route, Veth, LEASE_WAIT,
 };
 pub use intake::{
-    accept_in_scope, accept_loop, listen, raise_fd_limit, Intake, IntakeCounts, Limits, Permit,
-    Refusal,
+    accept_in_scope, accept_loop, listen, listen_transparent, raise_fd_limit, Intake, IntakeCounts,
+    Limits, Permit, Refusal,
+};
+pub use kernel::{
+    nft, Divert, Installed, KernelError, Ports, SetCounts, SetSpec, SetWriter, TableSpec,
+    MAX_PENDING,
 };
 pub use metrics::{bind as bind_metrics, sample, serve as serve_metrics, Metrics, MetricsError};
 pub use scope::{says_local, Prefix, PrefixError, RouteError, Scope};

@@ -6,6 +6,8 @@ use crate::codec::Value;
 
 /// Seconds from 1601-01-01 (the FILETIME epoch) to 1970-01-01.
 const FILETIME_TO_UNIX: u64 = 11_644_473_600;
+/// FILETIME counts 100 ns ticks.
+const FILETIME_PER_SEC: u64 = 10_000_000;
 
 /// `now` in the field's format; `None` for a format kept as recorded (text dates).
 pub fn fresh_timestamp(format: &str, now: SystemTime) -> Option<Value> {
@@ -14,7 +16,9 @@ pub fn fresh_timestamp(format: &str, now: SystemTime) -> Option<Value> {
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
     let of_day = secs % 86_400;
     let v = match format {
-        "filetime" => (secs + FILETIME_TO_UNIX) * 10_000_000 + u64::from(d.subsec_nanos() / 100),
+        "filetime" => {
+            (secs + FILETIME_TO_UNIX) * FILETIME_PER_SEC + u64::from(d.subsec_nanos() / 100)
+        }
         "unix" => secs,
         "tod_hours" => of_day / 3600,
         "tod_mins" => of_day / 60 % 60,
@@ -32,11 +36,15 @@ pub fn fresh_timestamp(format: &str, now: SystemTime) -> Option<Value> {
 
 /// A fresh timestamp at the precision of the value it replaces: a clock field the recorded
 /// server left at 0 stays 0 (Samba's TIME_OF_DAY_INFO never counts hundredths; a fresh `.16`
-/// would tell a replay from the server it was recorded from).
+/// would tell a replay from the server it was recorded from), and a FILETIME it kept to the
+/// whole second stays whole (Samba's account times: samrdump prints a fraction otherwise).
 pub fn at_recorded_precision(format: &str, recorded: &Value, fresh: Value) -> Value {
-    match (format, recorded) {
-        ("tod_hunds", Value::Uint(0)) => Value::Uint(0),
-        _ => fresh,
+    match (format, recorded, fresh) {
+        ("tod_hunds", Value::Uint(0), _) => Value::Uint(0),
+        ("filetime", Value::Uint(r), Value::Uint(f)) if r % FILETIME_PER_SEC == 0 => {
+            Value::Uint(f - f % FILETIME_PER_SEC)
+        }
+        (_, _, fresh) => fresh,
     }
 }
 
@@ -99,6 +107,18 @@ mod tests {
         assert_eq!(
             at_recorded_precision("tod_hunds", &Value::Uint(16), fresh("tod_hunds")),
             Value::Uint(74)
+        );
+        // A FILETIME recorded to the whole second (Samba's PasswordLastSet): whole seconds.
+        let whole = (1_795_433_711 + FILETIME_TO_UNIX) * FILETIME_PER_SEC;
+        let recorded = Value::Uint(whole - 3600 * FILETIME_PER_SEC);
+        assert_eq!(
+            at_recorded_precision("filetime", &recorded, fresh("filetime")),
+            Value::Uint(whole)
+        );
+        // With ticks below the second: the fresh ticks.
+        assert_eq!(
+            at_recorded_precision("filetime", &Value::Uint(whole + 1), fresh("filetime")),
+            Value::Uint(whole + 7_400_000)
         );
         // Other fields are always fresh, even when recorded as 0 (midnight's hour).
         assert_eq!(

@@ -3,9 +3,10 @@
 use crate::replay::Deviation;
 
 use super::super::events::Source;
-use super::error::{End, SessionError};
+use super::error::{End, SessionError, Side};
 use super::handoff::Held;
 use super::peer::Peer;
+use super::refusal::refuse;
 use super::relay::{relay, Link};
 use super::{Session, State};
 
@@ -25,7 +26,20 @@ impl Bridged {
         if let Some(e) = &error {
             s.read_failed(e, Source::Relayed);
         }
-        self.attacker.shutdown().await;
+        // An attacker's message that cannot be framed ends the bridge as the server would end
+        // it (nmap's mongodb probe: Samba waits, the farm closed).
+        let reset = match &error {
+            Some(
+                e @ SessionError::Frame {
+                    side: Side::Attacker,
+                    ..
+                },
+            ) if !s.cfg.service.text => refuse(&mut self.attacker, e).await,
+            _ => false,
+        };
+        if !reset {
+            self.attacker.shutdown().await;
+        }
         drop(self.held);
         State::Finished(End::Bridged {
             at: self.at,

@@ -8,6 +8,7 @@ mod bridge;
 mod error;
 mod handoff;
 mod peer;
+mod refusal;
 mod relay;
 mod scripted;
 

@@ -216,6 +216,19 @@ impl Peer {
         }
     }
 
+    /// The first 4 of the bytes received and not yet framed, and their count.
+    pub fn unframed(&self) -> (Option<[u8; 4]>, usize) {
+        (self.buf.head(), self.buf.len())
+    }
+
+    /// Drops the connection with a reset (what a server that stops reading mid-stream sends).
+    pub fn reset(&mut self) {
+        // Zero linger makes the close a reset, sent at once: the close never blocks (the
+        // reason tokio deprecates SO_LINGER).
+        #[allow(deprecated)]
+        let _ = self.sock.set_linger(Some(Duration::ZERO));
+    }
+
     /// Closes our half of the connection.
     pub async fn shutdown(&mut self) {
         // The peer may be gone already: nothing to do then.

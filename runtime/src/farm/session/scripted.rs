@@ -12,6 +12,7 @@ use super::super::events::Source;
 use super::error::{End, SessionError};
 use super::handoff::HandingOff;
 use super::peer::Peer;
+use super::refusal::refuse;
 use super::{Session, State};
 
 /// An attacker message answered from the script, and the answers, kept as their bytes (exact
@@ -76,13 +77,13 @@ impl Scripted {
                 // HTTPOptions, RTSP probes on the SMB port): Samba keeps waiting for the rest
                 // of what it took for a message until the client gives up, and so does the
                 // farm on a binary service, up to the idle timeout, rather than closing at
-                // once.
+                // once; some session messages Samba drops at once (see `refusal`).
                 let not_protocol = matches!(
                     e,
                     SessionError::Frame { at: 0, .. } | SessionError::Undecodable { at: 0, .. }
                 );
-                if not_protocol && !s.cfg.service.text {
-                    self.attacker.wait_out().await;
+                if not_protocol && !s.cfg.service.text && refuse(&mut self.attacker, &e).await {
+                    return State::Finished(End::Failed(e));
                 }
                 self.attacker.shutdown().await;
                 State::Finished(End::Failed(e))
