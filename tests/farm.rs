@@ -167,11 +167,11 @@ fn smbclient(addr: &str, port: u16, share: &str, command: &[&str]) -> String {
 }
 
 /// tshark capturing to `file` until stopped.
-fn capture(filter: &str, file: &Path, probe: SocketAddr) -> Group {
+fn capture(iface: &str, filter: &str, file: &Path, probe: SocketAddr) -> Group {
     let err = file.with_extension("err");
     let g = Group::spawn(
         Command::new("tshark")
-            .args(["-i", "lo", "-f", filter, "-w"])
+            .args(["-i", iface, "-f", filter, "-w"])
             .arg(file)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&err).unwrap()),
@@ -210,6 +210,7 @@ fn honeyfarm(args: &[&str]) -> String {
 fn record(dir: &Path, name: &str, run: impl FnOnce() -> String) -> String {
     let pcap = dir.join(format!("{name}.pcap"));
     let cap = capture(
+        "lo",
         &format!("tcp port {SMB_PORT} and host {REFERENCE}"),
         &pcap,
         format!("{REFERENCE}:{SMB_PORT}").parse().unwrap(),
@@ -246,6 +247,8 @@ fn farm_config(
 enum Contained {
     /// Processes on loopback addresses of this host.
     Process,
+    /// Each in a network namespace of its own (prefix `hfn`), holding the telescope address.
+    Netns,
     /// VMs restored from the saved warm state of this image (`scripts/vm-image.sh`), their SMB
     /// port forwarded from the honeypot addresses.
     Qemu(PathBuf),
@@ -261,6 +264,9 @@ fn farm_config_for(
 ) -> PathBuf {
     let backend = match backend {
         Contained::Process => format!("backend = \"process\"\ncommand = {command}"),
+        Contained::Netns => {
+            format!("backend = \"netns\"\nnetns_prefix = \"hfn\"\ncommand = {command}")
+        }
         Contained::Qemu(image) => format!(
             "backend = \"qemu\"\n[honeypots.qemu]\nimage = {:?}\nstate = {:?}",
             image.display().to_string(),
@@ -369,12 +375,36 @@ fn replay_handoff_and_bridge_with_qemu_honeypots() {
 /// The end-to-end runs share the telescope, reference and honeypot addresses: one at a time.
 static END_TO_END: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The same with every honeypot in a namespace of its own (issue 12).
+#[test]
+fn replay_handoff_and_bridge_with_contained_samba() {
+    replay_handoff_and_bridge(Contained::Netns);
+}
+
+/// Removes the namespaces of the `netns` backend's honeypots on `links`, whatever happened.
+struct Namespaces(Vec<SocketAddr>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for a in &self.0 {
+            if let std::net::IpAddr::V4(v) = a.ip() {
+                honeyfarm_runtime::farm::remove_netns(&format!("hfn-{v}"));
+                let _ = Command::new("ip")
+                    .args(["link", "del", &format!("hfn{:08x}", u32::from(v))])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
 /// Scripts recorded from a Samba server, then the farm end to end (8a-8e) with its honeypots
 /// run by `backend`.
 fn replay_handoff_and_bridge(backend: Contained) {
     let _one = END_TO_END.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, _cleanup) = test_dir(match backend {
         Contained::Process => "honeyfarm-farm",
+        Contained::Netns => "honeyfarm-farm-netns",
         Contained::Qemu(_) => "honeyfarm-farm-qemu",
     });
     let script = root().join("scripts/samba-honeypot.sh");
@@ -420,11 +450,15 @@ fn replay_handoff_and_bridge(backend: Contained) {
         r#"["{}", "{{dir}}", "{{address}}", "{{port}}"]"#,
         script.display()
     );
-    let honeypots = [
-        format!("127.0.0.5:{SMB_PORT}"),
-        format!("127.0.0.8:{SMB_PORT}"),
-        format!("127.0.0.9:{SMB_PORT}"),
-    ];
+    let honeypots = match backend {
+        Contained::Process | Contained::Qemu(_) => ["127.0.0.5", "127.0.0.8", "127.0.0.9"],
+        Contained::Netns => ["10.231.9.5", "10.231.9.8", "10.231.9.9"],
+    }
+    .map(|a| format!("{a}:{SMB_PORT}"));
+    let _namespaces = Namespaces(match backend {
+        Contained::Process | Contained::Qemu(_) => Vec::new(),
+        Contained::Netns => honeypots.iter().map(|a| a.parse().unwrap()).collect(),
+    });
     let honeypots: Vec<&str> = honeypots.iter().map(String::as_str).collect();
     let config = farm_config_for(backend.clone(), &dir, &listen, &command, &honeypots, 2);
     let (farm, farm_log) = start_farm(&dir, &config);
@@ -435,6 +469,12 @@ fn replay_handoff_and_bridge(backend: Contained) {
     // Honeypot-side traffic, to see what the honeypots were told (8d).
     let hp_pcap = dir.join("honeypot-side.pcap");
     let hp_cap = capture(
+        // The netns backend's honeypots are behind veths.
+        if backend == Contained::Netns {
+            "any"
+        } else {
+            "lo"
+        },
         &format!("tcp port {SMB_PORT}"),
         &hp_pcap,
         format!("{REFERENCE}:{SMB_PORT}").parse().unwrap(),
@@ -520,7 +560,7 @@ fn replay_handoff_and_bridge(backend: Contained) {
     let (landed, kept) = loop {
         // A VM's share is on its kept overlay.
         let in_kept = |d: PathBuf| match &backend {
-            Contained::Process => std::fs::read(d.join("share/x.exe")).ok(),
+            Contained::Process | Contained::Netns => std::fs::read(d.join("share/x.exe")).ok(),
             Contained::Qemu(_) => {
                 common::vm::guest_file(&d.join("disk.qcow2"), "/srv/samba/public/x.exe", &dir)
             }
@@ -570,11 +610,20 @@ fn replay_handoff_and_bridge(backend: Contained) {
     );
     for line in paths.lines() {
         let (dst, path) = line.split_once('\t').unwrap();
+        // A contained honeypot holds the telescope address: it is told that one.
+        let heard = match backend {
+            Contained::Process | Contained::Qemu(_) => dst,
+            Contained::Netns => TELESCOPE,
+        };
         assert!(
-            path.starts_with(&format!("\\\\{dst}\\")),
+            path.starts_with(&format!("\\\\{heard}\\")),
             "honeypot {dst} was told {path}"
         );
-        assert!(!path.contains(TELESCOPE), "{path}");
+        assert_eq!(
+            path.contains(TELESCOPE),
+            backend == Contained::Netns,
+            "{path}"
+        );
     }
     let told: String = honeyfarm_runtime::farm::stored_messages(&c, 3)
         .unwrap()

@@ -232,3 +232,16 @@ pub fn of_another_domain(s: &Script) -> (Script, Vec<u32>) {
         .expect("still a script");
     (other, theirs)
 }
+
+/// The process backend's command for the repository's Samba honeypot script.
+pub fn samba_honeypot_command() -> Vec<String> {
+    vec![
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("scripts/samba-honeypot.sh")
+            .display()
+            .to_string(),
+        "{dir}".into(),
+        "{address}".into(),
+        "{port}".into(),
+    ]
+}

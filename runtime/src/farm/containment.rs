@@ -269,7 +269,9 @@ impl Policy {
 
     /// The nftables script of a honeypot's namespace: its own table, replaced as a whole.
     /// Input: the farm's connections to the honeypot's port and answers to what the policy let
-    /// out. Output: answers to the farm, loopback, then the policy's rules, then drop. NAT:
+    /// out. Output: loopback and the namespace's own addresses (`oifname` is the route before
+    /// a redirect: reflected connections are let through by their local destination), answers
+    /// to the farm, then the policy's rules, then drop. NAT:
     /// `dnat` (the farm's connections to the link address reach the telescope address, added
     /// at lease time), `snat` by the farm's source port (the honeypot sees the attacker's
     /// address, put in the `peers` map per connection), `redirect` for reflected connections.
@@ -343,6 +345,7 @@ impl Policy {
   chain output {{
     type filter hook output priority 0; policy drop;
     oifname \"lo\" accept
+    fib daddr type local accept
     ct direction reply accept
 {out}    counter comment \"default drop\"
   }}
@@ -358,6 +361,7 @@ impl Policy {
   }}
   chain nat_output {{
     type nat hook output priority -100;
+    oifname \"lo\" return
 {nat_out}  }}
 }}
 # link {link}

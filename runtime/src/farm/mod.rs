@@ -26,10 +26,10 @@ pub use filter::{
     TallyRow, ENTRY_BYTES, MAX_N, MAX_TALLIED,
 };
 pub use honeypot::{
-    answers_smb, counters as nft_counters, kvm_usable, reflect_to, Accel, Backend, Boot, Honeypot,
-    HoneypotError, Lease, Netns, NetnsBackend, NetnsConfig, NetnsError, Pool, PoolCounts,
-    PoolStats, ProcessBackend, ProcessConfig, QemuBackend, QemuConfig, QemuError, Qmp, QmpError,
-    Reflected, Reflector, Route, Veth, LEASE_WAIT,
+    answers_smb, counters as nft_counters, kvm_usable, reflect_to, remove_netns, Accel, Backend,
+    Boot, Honeypot, HoneypotError, Lease, Netns, NetnsBackend, NetnsConfig, NetnsError, Pool,
+    PoolCounts, PoolStats, ProcessBackend, ProcessConfig, QemuBackend, QemuConfig, QemuError, Qmp,
+    QmpError, Reflected, Reflector, Route, Veth, LEASE_WAIT,
 };
 pub use intake::{
     accept_in_scope, accept_loop, listen, listen_transparent, raise_fd_limit, Intake, IntakeCounts,

@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 
-pub use link::{Netns, NetnsError, Veth};
+pub use link::{remove as remove_netns, Netns, NetnsError, Veth};
 pub use netns::{counters, reflect_to, NetnsBackend, NetnsConfig, Reflected, Reflector};
 pub use pool::{Lease, Pool, PoolCounts, PoolStats, LEASE_WAIT};
 pub use process::{ProcessBackend, ProcessConfig};

@@ -123,6 +123,18 @@ impl NetnsBackend {
     /// Makes the namespace, its veth and containment, and the reflect listener.
     fn prepare(&self, addr: SocketAddr, link: Ipv4Addr) -> Result<Slot, NetnsError> {
         let ns = Netns::create(&self.namespace(link))?;
+        // IPv4 only (no IPv6 chatter to contain), and telescope addresses of 127.0.0.0/8 (a
+        // farm on loopback) reachable over the veth.
+        ns.exec(
+            "sysctl",
+            &[
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+                "net.ipv4.conf.all.route_localnet=1",
+                "net.ipv4.conf.default.route_localnet=1",
+            ],
+        )?;
         let host = format!("{}{:08x}", self.config.prefix, u32::from(link));
         let veth = Veth::create(&host, &ns, "eth0", self.config.farm, link)?;
         ns.nft(&self.config.policy.ruleset(&self.site(link, addr.port())))?;
