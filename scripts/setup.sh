@@ -29,12 +29,20 @@ command -v zmap >/dev/null 2>&1 || need_apt+=(zmap)
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 command -v tcpdump >/dev/null 2>&1 || need_apt+=(tcpdump)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The real servers the emulator is scanned from and compared with (scripts/emul-servers.sh,
+# tests/emulate.rs); Postfix preseeded to install without a configuration.
+command -v nginx >/dev/null 2>&1 || need_apt+=(nginx-light)
+command -v apache2 >/dev/null 2>&1 || need_apt+=(apache2)
+command -v postfix >/dev/null 2>&1 || need_apt+=(postfix)
+command -v vsftpd >/dev/null 2>&1 || need_apt+=(vsftpd)
+command -v swaks >/dev/null 2>&1 || need_apt+=(swaks)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]}" >&2
         exit 1
     fi
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_apt[@]}"
 fi

@@ -54,6 +54,22 @@ pub struct Listen {
     #[serde(default)]
     pub ports: Vec<u16>,
     pub service: String,
+    /// `script` (the default: recorded dialogs, honeypots on deviation) or `emulate`
+    /// (answers from `personality`, docs/EMULATION.md).
+    #[serde(default)]
+    pub responder: Responder,
+    #[serde(default)]
+    pub personality: Option<PathBuf>,
+}
+
+/// Who answers a listener's connections.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Responder {
+    #[default]
+    Script,
+    /// The emulator, from the personality file.
+    Emulate,
 }
 
 /// One socket the farm binds: an address and port, the prefixes it answers for (the
@@ -63,6 +79,8 @@ pub struct Binding {
     pub bind: SocketAddr,
     pub prefixes: Vec<Prefix>,
     pub service: String,
+    /// The personality file, when the emulator answers.
+    pub personality: Option<PathBuf>,
 }
 
 impl Binding {
@@ -72,6 +90,20 @@ impl Binding {
 }
 
 impl Listen {
+    /// The personality file of an emulated entry (none for scripts).
+    fn personality(&self) -> Result<Option<PathBuf>> {
+        match (&self.responder, &self.personality) {
+            (Responder::Emulate, Some(p)) => Ok(Some(p.clone())),
+            (Responder::Emulate, None) => {
+                bail!("`responder = \"emulate\"` needs `personality = \"FILE\"`")
+            }
+            (Responder::Script, Some(_)) => {
+                bail!("`personality` is for `responder = \"emulate\"`")
+            }
+            (Responder::Script, None) => Ok(None),
+        }
+    }
+
     /// The (prefix, port) pairs of the entry.
     fn pairs(&self) -> Result<Vec<(Prefix, u16)>> {
         match (&self.address, &self.prefix) {
@@ -99,13 +131,18 @@ impl Config {
     pub fn bindings(&self) -> Result<Vec<Binding>> {
         let mut by: BTreeMap<(bool, u16), Binding> = BTreeMap::new();
         for l in &self.listen {
+            let personality = l.personality()?;
             for (prefix, port) in l.pairs()? {
                 let key = (prefix.first().is_ipv4(), port);
                 let b = by.entry(key).or_insert_with(|| Binding {
                     bind: SocketAddr::new(prefix.bind_address(), port),
                     prefixes: Vec::new(),
                     service: l.service.clone(),
+                    personality: personality.clone(),
                 });
+                if b.personality != personality {
+                    bail!("port {port} is given two responders or personalities");
+                }
                 if b.service != l.service {
                     bail!(
                         "port {port} is given two services, `{}` and `{}`",

@@ -9,6 +9,7 @@ mod config;
 mod dissect;
 mod events;
 mod filter_gain;
+mod personality;
 mod run;
 mod script;
 mod services;
@@ -132,6 +133,19 @@ enum Command {
         #[command(subcommand)]
         command: ScriptCommand,
     },
+    /// Personalities: a real server's replies the emulator answers from (docs/EMULATION.md).
+    Personality {
+        #[command(subcommand)]
+        command: PersonalityCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PersonalityCommand {
+    /// Scan a real server (`smtp`, `ftp` or `http` at HOST:PORT) into a personality file.
+    Scan(personality::ScanArgs),
+    /// Check a personality file and print its size.
+    Show { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -189,6 +203,12 @@ fn main() -> ExitCode {
             dissect::run(&pcap, &opts, &mut std::io::stdout().lock())
                 .map(|s| s.errors == 0 && s.roundtrip_exact == s.decoded)
         }
+        Command::Personality {
+            command: PersonalityCommand::Scan(args),
+        } => personality::scan(args),
+        Command::Personality {
+            command: PersonalityCommand::Show { file },
+        } => personality::show(&file),
         Command::Script {
             command:
                 ScriptCommand::Import {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use honeyfarm_runtime::emulate::{serve_emulated, Compiled, EmulateConfig, Personality};
 use honeyfarm_runtime::farm::{
     accept_in_scope, bind_metrics, listen, raise_fd_limit, serve_connection, serve_metrics,
     EventStore, HoneypotError, Intake, Limits, Metrics, Outcome, Pool, ProcessBackend,
@@ -122,7 +123,11 @@ async fn farm(cfg: Config) -> Result<bool> {
             watched.join(", "),
             library.len()
         );
-        let serve = serve_fn(session, intake.clone(), stop_rx.clone(), l.bind);
+        let responder = match &l.personality {
+            Some(path) => Responder::Emulated(emulator(path, &session)?),
+            None => Responder::Scripted(session),
+        };
+        let serve = serve_fn(responder, intake.clone(), stop_rx.clone(), l.bind);
         listeners.spawn(accept_in_scope(
             listener,
             l.scope(),
@@ -222,23 +227,49 @@ fn check_fd_limit(limits: &config::Limits) {
     }
 }
 
+/// Who answers a listener's connections.
+#[derive(Clone)]
+enum Responder {
+    Scripted(Arc<SessionConfig>),
+    Emulated(Arc<EmulateConfig>),
+}
+
+/// The emulator of a listener: its personality, and the session settings that apply.
+fn emulator(path: &Path, session: &SessionConfig) -> Result<Arc<EmulateConfig>> {
+    let personality = Compiled::new(Personality::load(path)?)?;
+    info!(target: LOG, "emulating from {}", path.display());
+    Ok(Arc::new(EmulateConfig {
+        personality: Arc::new(personality),
+        codecs: session.service.clone(),
+        events: session.events.clone(),
+        idle_timeout: session.idle_timeout,
+        max_message: session.max_message,
+    }))
+}
+
 /// Serves one admitted connection of the listener on `listening`: its session, then its
 /// outcome counted and logged.
 fn serve_fn(
-    session: Arc<SessionConfig>,
+    responder: Responder,
     intake: Arc<Intake>,
     stop: watch::Receiver<bool>,
     listening: SocketAddr,
 ) -> impl Fn(TcpStream, SocketAddr) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
 {
     move |sock, attacker| {
-        let cfg = session.clone();
+        let responder = responder.clone();
         let stop = stop.clone();
         let intake = intake.clone();
         Box::pin(async move {
             let telescope = sock.local_addr().unwrap_or(listening);
-            let (id, outcome, detail) =
-                serve_connection(cfg, sock, attacker, telescope, stop).await;
+            let (id, outcome, detail) = match responder {
+                Responder::Scripted(cfg) => {
+                    serve_connection(cfg, sock, attacker, telescope, stop).await
+                }
+                Responder::Emulated(cfg) => {
+                    serve_emulated(cfg, sock, attacker, telescope, stop).await
+                }
+            };
             intake.ended(&outcome);
             let at = match &outcome {
                 Outcome::Bridged { deviated_at } | Outcome::HandoffFailed { deviated_at } => {

@@ -38,6 +38,8 @@ pub enum Outcome {
     /// The honeypot could not take over (did not start, or answered the replayed prefix
     /// differently from the script).
     HandoffFailed { deviated_at: usize },
+    /// Answered by the emulator from a personality to the end.
+    Emulated,
     /// Undecodable input or a broken connection.
     Error,
 }
@@ -48,6 +50,7 @@ impl Outcome {
             Outcome::Scripted => "scripted",
             Outcome::Bridged { .. } => "bridged",
             Outcome::HandoffFailed { .. } => "handoff_failed",
+            Outcome::Emulated => "emulated",
             Outcome::Error => "error",
         }
     }
