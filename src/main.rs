@@ -144,6 +144,9 @@ enum Command {
 enum PersonalityCommand {
     /// Scan a real server (`smtp`, `ftp` or `http` at HOST:PORT) into a personality file.
     Scan(personality::ScanArgs),
+    /// Sessions per second of a farm emulating a server against the real server (both
+    /// running), in interleaved rounds; bounded in sessions and time.
+    Bench(personality::BenchArgs),
     /// Check a personality file and print its size.
     Show { file: PathBuf },
 }
@@ -206,6 +209,9 @@ fn main() -> ExitCode {
         Command::Personality {
             command: PersonalityCommand::Scan(args),
         } => personality::scan(args),
+        Command::Personality {
+            command: PersonalityCommand::Bench(args),
+        } => personality::bench(args),
         Command::Personality {
             command: PersonalityCommand::Show { file },
         } => personality::show(&file),

@@ -101,8 +101,8 @@ impl Farm {
         Farm { child, events }
     }
 
-    /// Stops the farm (its store flushed) and returns `(outcome, artifacts)` per connection.
-    fn stop(mut self) -> Vec<(String, i64)> {
+    /// Stops the farm (its store flushed) and returns what it stored.
+    fn stop(mut self) -> Stored {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
         let db = rusqlite::Connection::open(&self.events).unwrap();
@@ -112,11 +112,34 @@ impl Farm {
                  WHERE a.connection = c.id) FROM connections c",
             )
             .unwrap();
-        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        let connections = q
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
             .map(Result::unwrap)
-            .collect()
+            .collect();
+        let mut q = db
+            .prepare(
+                "SELECT s.name, a.content FROM artifact_sightings s \
+                 JOIN artifacts a ON a.sha256 = s.artifact",
+            )
+            .unwrap();
+        let artifacts = q
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        Stored {
+            connections,
+            artifacts,
+        }
     }
+}
+
+/// What the farm stored: `(outcome, artifacts)` per connection, `(name, content)` per
+/// artifact sighting.
+struct Stored {
+    connections: Vec<(String, i64)>,
+    artifacts: Vec<(String, Vec<u8>)>,
 }
 
 impl Drop for Farm {
@@ -176,6 +199,45 @@ fn raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The machine's host name, as the real servers call themselves.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A dialog line by line: each line sent, then the reply read (up to its last line).
+fn dialog(addr: SocketAddr, lines: &[&[u8]]) -> Vec<String> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut replies = vec![read_reply(&mut s)];
+    for l in lines {
+        s.write_all(l).unwrap();
+        replies.push(read_reply(&mut s));
+    }
+    replies
+}
+
+/// One SMTP or FTP reply: lines up to one whose code is followed by a space.
+fn read_reply(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut b = [0u8; 1];
+    while s.read(&mut b).unwrap_or(0) == 1 {
+        out.push(b[0]);
+        let text = String::from_utf8_lossy(&out);
+        let last = text
+            .trim_end_matches("\r\n")
+            .rsplit("\r\n")
+            .next()
+            .unwrap_or("");
+        if text.ends_with("\r\n") && last.len() >= 4 && last.as_bytes()[3] == b' ' {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn curl(addr: SocketAddr, path: &str) -> String {
     output_ok(
         Command::new("curl").args(["-s", "-i", &format!("http://{addr}{path}")]),
@@ -219,12 +281,15 @@ fn http_like_the_real_server(name: &'static str, port: u16) {
     }
     let over = raw(addr, b"GET / HTTP/1.0\r\n\r\n");
     assert!(over.starts_with(b"HTTP/1.1 200 OK\r\n"), "{over:?}");
-    let conns = farm.stop();
+    let stored = farm.stop();
+    let conns = &stored.connections;
     assert!(conns.len() > 10, "{conns:?}");
     assert!(
         conns.iter().any(|(o, a)| o == "emulated" && *a > 0),
         "{conns:?}"
     );
+    let request = |(n, c): &(String, Vec<u8>)| n == "http-request" && c.starts_with(b"GET / ");
+    assert!(stored.artifacts.iter().any(request));
 }
 
 #[test]
@@ -270,4 +335,94 @@ fn the_iis_personality_is_named_iis_5() {
     );
     assert_clean("IIS", &get);
     farm.stop();
+}
+
+/// Postfix: scanned, then emulated on its port; nmap's name and `smtp-commands` equal, swaks
+/// completes a mail and BDAT another, both stored with their envelopes.
+#[test]
+fn postfix_is_emulated_like_postfix() {
+    let (name, port) = ("postfix", 18425);
+    let dir = work_dir(name);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let personality = dir.join("postfix.toml");
+    let host = hostname();
+    let to = format!("root@{host}");
+    let swaks = |what: &str| {
+        output_ok(
+            Command::new("swaks").args([
+                "--server",
+                &addr.to_string(),
+                "--to",
+                &to,
+                "--from",
+                "sender@example.net",
+                "--ehlo",
+                "client.example.net",
+                "--body",
+                what,
+            ]),
+            "swaks",
+        )
+    };
+    let bdat: [&[u8]; 4] = [
+        b"EHLO client.example.net\r\n",
+        b"MAIL FROM:<sender@example.net>\r\n",
+        format!("RCPT TO:<{to}>\r\n").leak().as_bytes(),
+        b"BDAT 12 LAST\r\nchunked mail",
+    ];
+    let (real_nmap, real_bdat) = {
+        let _server = Server::start(name, &dir, port);
+        common::honeyfarm_ok(&[
+            "personality",
+            "scan",
+            "smtp",
+            &addr.to_string(),
+            "--out",
+            personality.to_str().unwrap(),
+            "--quiet",
+        ]);
+        swaks("real");
+        (nmap(port, "smtp-commands"), dialog(addr, &bdat))
+    };
+    assert_clean(
+        "the personality",
+        &std::fs::read_to_string(&personality).unwrap(),
+    );
+    let farm = Farm::start(&dir.join("farm"), addr, "smtp", &personality);
+    let emulated = nmap(port, "smtp-commands");
+    assert_eq!(real_nmap, emulated, "nmap on postfix and on its emulation");
+    let out = swaks("emulated mail");
+    assert_clean("swaks", &out);
+    assert!(out.contains("<-  250 2.0.0 Ok: queued as "), "{out}");
+    let got = dialog(addr, &bdat);
+    let code = |r: &[String]| {
+        r.iter()
+            .map(|l| l[..l.len().min(3)].to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(code(&real_bdat), code(&got), "{real_bdat:?} {got:?}");
+    assert!(
+        got[4].starts_with("250 2.0.0 Ok: 12 bytes queued as "),
+        "{got:?}"
+    );
+    let stored = farm.stop();
+    let mails: Vec<String> = stored
+        .artifacts
+        .iter()
+        .filter(|(n, _)| n == "smtp-mail")
+        .map(|(_, c)| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    let envelope = format!("MAIL FROM:sender@example.net\r\nRCPT TO:{to}\r\n\r\n");
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.starts_with(&envelope) && m.contains("emulated mail")),
+        "{mails:?}"
+    );
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.starts_with(&envelope) && m.ends_with("chunked mail")),
+        "{mails:?}"
+    );
 }

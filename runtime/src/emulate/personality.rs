@@ -340,22 +340,24 @@ impl Compiled {
     }
 
     /// The rule that answers `key`: the one whose command matches exactly before `*`, then
-    /// whose argument class is the most particular, then whose version and state match
-    /// exactly.
+    /// whose argument class is the most particular, then whose version matches exactly, then
+    /// whose state does (a command never seen in this state answers as in another).
     pub fn find(&self, key: &Key) -> Option<&CompiledRule> {
-        let rank = |r: &Rule| -> Option<(bool, usize, bool, bool)> {
-            let exact = |v: &str, k: &str| -> Option<bool> {
-                if v == k {
-                    Some(true)
-                } else if v == ANY {
-                    Some(false)
-                } else {
-                    None
-                }
-            };
+        let exact = |v: &str, k: &str| -> Option<bool> {
+            match v {
+                _ if v == k => Some(true),
+                ANY => Some(false),
+                _ => None,
+            }
+        };
+        let rank = |r: &Rule| -> Option<(bool, usize, bool, u8)> {
             let command = exact(&r.command, key.command)?;
-            let state = exact(&r.state, key.state)?;
             let version = exact(&r.version, key.version)?;
+            let state = match exact(&r.state, key.state) {
+                Some(true) => 2,
+                Some(false) => 1,
+                None => 0,
+            };
             let arg = if r.arg == ANY {
                 0
             } else {

@@ -82,7 +82,7 @@ impl Conn {
             peer: self.attacker.ip().to_string(),
             echo,
             pid: self.pid,
-            queue_id: format!("{:010X}", fresh() & 0xff_ffff_ffff),
+            queue_id: format!("{:011X}", fresh() & 0xfff_ffff_ffff),
             data_port: 0,
         }
     }

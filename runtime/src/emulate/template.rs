@@ -23,7 +23,7 @@ pub enum Placeholder {
     Echo,
     EchoUpper,
     EchoLower,
-    /// A fresh mail queue id (hex, Postfix-like length 10).
+    /// A fresh mail queue id (11 hex digits, as Postfix writes them).
     QueueId,
     /// A process id, fixed per connection.
     Pid,

@@ -42,9 +42,10 @@ const ANYWHERE: &[&str] = &[
     "MAIL FROM:<{from}>",
     "RCPT TO:<root@{host}>",
     "DATA",
+    "QUIT",
 ];
 
-const START: &[&str] = &["HELO", "EHLO", "HELO {helo}", "EHLO {helo}", "QUIT"];
+const START: &[&str] = &["HELO", "EHLO", "HELO {helo}", "EHLO {helo}"];
 const HELO: &[&str] = &[
     "MAIL FROM:{from}",
     "MAIL FROM:<{from}",
