@@ -99,6 +99,37 @@ CONF
         /etc/postfix/master.cf.proto >"$dir/master.cf"
 }
 
+# vsftpd on a high port (PEERS.md): anonymous logins into a root-owned tree with a readme and
+# an `incoming/` directory open to uploads; passive ports just above the control port.
+vsftpd_conf() {
+    mkdir -p "$dir/ftproot/incoming" "$dir/empty"
+    printf 'Welcome to this archive.\r\n' >"$dir/ftproot/README.txt"
+    chown root:root "$dir/ftproot" && chmod 755 "$dir/ftproot"
+    chown ftp:ftp "$dir/ftproot/incoming" && chmod 755 "$dir/ftproot/incoming"
+    cat >"$dir/vsftpd.conf" <<CONF
+listen=YES
+listen_address=127.0.0.1
+listen_port=$port
+background=NO
+seccomp_sandbox=NO
+isolate=NO
+isolate_network=NO
+anonymous_enable=YES
+local_enable=NO
+write_enable=YES
+anon_upload_enable=YES
+anon_root=$dir/ftproot
+secure_chroot_dir=$dir/empty
+pasv_enable=YES
+pasv_min_port=$((port + 1))
+pasv_max_port=$((port + 20))
+port_enable=YES
+connect_from_port_20=NO
+xferlog_enable=NO
+vsftpd_log_file=$dir/vsftpd.log
+CONF
+}
+
 case "$cmd:$server" in
 start:nginx)
     nginx_conf
@@ -118,6 +149,13 @@ start:postfix)
     wait_port "$port" ;;
 stop:postfix)
     postfix -c "$dir" stop 2>/dev/null || true ;;
+start:vsftpd)
+    vsftpd_conf
+    vsftpd "$dir/vsftpd.conf" >>"$dir/start.log" 2>&1 &
+    echo $! >"$dir/vsftpd.pid"
+    wait_port "$port" ;;
+stop:vsftpd)
+    [ -f "$dir/vsftpd.pid" ] && kill "$(cat "$dir/vsftpd.pid")" 2>/dev/null || true ;;
 *)
     echo "usage: $0 start|stop nginx|apache|postfix|vsftpd DIR [PORT]" >&2
     exit 2 ;;

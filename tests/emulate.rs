@@ -176,10 +176,14 @@ fn nmap(port: u16, scripts: &str) -> Vec<String> {
 }
 
 fn mask(line: &str) -> String {
-    match line.find("Date: ") {
-        Some(i) => format!("{}Date: (masked)", &line[..i]),
-        None => line.trim_end().to_string(),
+    if let Some(i) = line.find("Date: ") {
+        return format!("{}Date: (masked)", &line[..i]);
     }
+    // vsftpd's STAT counts the clients connected when the session started.
+    if let Some(i) = line.find("client count was ") {
+        return format!("{}client count was (masked)", &line[..i]);
+    }
+    line.trim_end().to_string()
 }
 
 fn assert_clean(what: &str, text: &str) {
@@ -425,4 +429,74 @@ fn postfix_is_emulated_like_postfix() {
             .any(|m| m.starts_with(&envelope) && m.ends_with("chunked mail")),
         "{mails:?}"
     );
+}
+
+/// Python's ftplib in passive and active mode: login, LIST, NLST, RETR of the first file,
+/// STOR of an upload; prints what it got.
+const FTPLIB: &str = r#"
+import ftplib, io, sys
+port, upload = int(sys.argv[1]), sys.argv[2]
+for passive in (True, False):
+    f = ftplib.FTP(timeout=10)
+    f.connect("127.0.0.1", port)
+    print(f.getwelcome())
+    print(f.login())
+    f.set_pasv(passive)
+    lines = []
+    f.retrlines("LIST", lines.append)
+    print("\n".join(lines))
+    print(f.nlst())
+    b = io.BytesIO()
+    print(f.retrbinary("RETR README.txt", b.write))
+    print(b.getvalue())
+    print(f.storbinary("STOR incoming/%s-%d.txt" % (upload, passive), io.BytesIO(upload.encode())))
+    f.quit()
+"#;
+
+fn ftplib(port: u16, upload: &str) -> String {
+    output_ok(
+        Command::new("python3").args(["-c", FTPLIB, &port.to_string(), upload]),
+        "ftplib",
+    )
+}
+
+/// vsftpd: scanned, then emulated on its port; nmap's name, `ftp-anon` and `ftp-syst` equal;
+/// ftplib completes passive and active sessions the same, and the uploads are stored.
+#[test]
+fn vsftpd_is_emulated_like_vsftpd() {
+    let (name, port) = ("vsftpd", 18421);
+    let dir = work_dir(name);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let personality = dir.join("vsftpd.toml");
+    let (real_nmap, real_session) = {
+        let _server = Server::start(name, &dir, port);
+        common::honeyfarm_ok(&[
+            "personality",
+            "scan",
+            "ftp",
+            &addr.to_string(),
+            "--out",
+            personality.to_str().unwrap(),
+            "--quiet",
+        ]);
+        (nmap(port, "ftp-anon,ftp-syst"), ftplib(port, "uploaded"))
+    };
+    assert_clean(
+        "the personality",
+        &std::fs::read_to_string(&personality).unwrap(),
+    );
+    let farm = Farm::start(&dir.join("farm"), addr, "ftp", &personality);
+    let emulated = nmap(port, "ftp-anon,ftp-syst");
+    assert_eq!(real_nmap, emulated, "nmap on vsftpd and on its emulation");
+    let session = ftplib(port, "uploaded");
+    assert_clean("ftplib", &session);
+    assert_eq!(real_session, session);
+    let stored = farm.stop();
+    let uploads: Vec<&String> = stored
+        .artifacts
+        .iter()
+        .filter(|(n, c)| n.starts_with("ftp-upload:incoming/uploaded-") && c == b"uploaded")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(uploads.len(), 2, "{:?}", stored.artifacts);
 }

@@ -3,7 +3,8 @@
 //! `next`); the real work a command does is its `action`: SMTP's envelope, message (DATA,
 //! BDAT) and the mail stored with its envelope as an artifact.
 
-use super::personality::{Action, CompiledRule, Key, Protocol, ANY};
+use super::ftp::{self, DataChannel};
+use super::personality::{Action, CompiledRule, FileEntry, Key, Protocol, ANY};
 use super::serve::{Conn, EmulateError};
 
 /// Lines at least this long are of class `long`.
@@ -109,8 +110,42 @@ fn known_user(user: &str) -> bool {
         .any(|u| u.eq_ignore_ascii_case(user))
 }
 
+/// FTP's argument classes of one command (none: only `given` or `none`).
+fn ftp_class(cmd: &Command, files: &[FileEntry]) -> Option<String> {
+    let arg = cmd.arg.trim();
+    Some(match cmd.verb.as_str() {
+        "USER"
+            if ["anonymous", "ftp"]
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(arg)) =>
+        {
+            "anonymous".into()
+        }
+        "USER" if !arg.is_empty() => "other".into(),
+        "RETR" | "SIZE" | "MDTM" if !arg.is_empty() => match ftp::find(files, arg) {
+            Some(_) => "existing".into(),
+            None => "missing".into(),
+        },
+        "PORT" | "ALLO" | "REST" if arg.contains('-') => "negative".into(),
+        "TYPE" | "MODE" | "STRU" if !arg.is_empty() => format!("arg:{}", arg.to_ascii_uppercase()),
+        _ => return None,
+    })
+}
+
 /// The argument's classes, the most particular first.
-pub fn classes(protocol: Protocol, cmd: &Command, hostname: &str) -> Vec<String> {
+pub fn classes(
+    protocol: Protocol,
+    cmd: &Command,
+    hostname: &str,
+    files: &[FileEntry],
+) -> Vec<String> {
+    if protocol == Protocol::Ftp {
+        let given = if cmd.arg.is_empty() { "none" } else { "given" };
+        return ftp_class(cmd, files)
+            .into_iter()
+            .chain([given.to_string()])
+            .collect();
+    }
     let given = if cmd.arg.is_empty() { "none" } else { "given" };
     if cmd.verb.len() + cmd.arg.len() >= LONG_LINE {
         return vec!["long".into(), given.into()];
@@ -166,7 +201,8 @@ async fn command(c: &mut Conn) -> Result<bool, EmulateError> {
     c.record(&raw);
     let cmd = Command::parse(&String::from_utf8_lossy(&raw));
     let p = c.cfg.personality.clone();
-    let args = classes(p.personality.protocol, &cmd, &p.personality.hostname);
+    let per = &p.personality;
+    let args = classes(per.protocol, &cmd, &per.hostname, &per.files);
     let key = Key {
         state: &c.state,
         command: &cmd.verb,
@@ -187,9 +223,52 @@ async fn command(c: &mut Conn) -> Result<bool, EmulateError> {
         };
         return Ok(true);
     }
+    if accepted(rule) && rule.rule.action.is_some_and(transfers) {
+        return transfer(c, rule, &cmd).await.map(|()| true);
+    }
+    if accepted(rule) && rule.rule.action == Some(Action::Passive) {
+        let (channel, port) = DataChannel::passive(c.telescope.ip()).await?;
+        c.data = channel;
+        c.data_port = port;
+    }
     c.answer(rule, &cmd.arg).await?;
     act(c, rule, &cmd);
     Ok(true)
+}
+
+/// FTP's commands that move data over a data connection.
+fn transfers(a: Action) -> bool {
+    matches!(
+        a,
+        Action::List | Action::NameList | Action::Retrieve | Action::Store
+    )
+}
+
+/// An FTP transfer: the preliminary reply, the data connection, the closing reply (`done`).
+async fn transfer(c: &mut Conn, rule: &CompiledRule, cmd: &Command) -> Result<(), EmulateError> {
+    let files = &c.cfg.personality.personality.files;
+    let action = rule.rule.action.unwrap_or(Action::List);
+    let out = ftp::outgoing(action, files, &cmd.arg);
+    c.size = out.len();
+    c.answer(rule, &cmd.arg).await?;
+    let channel = std::mem::take(&mut c.data);
+    tracing::debug!("transfer {} over {channel:?}", cmd.verb);
+    let Some(data) = channel.open().await else {
+        tracing::debug!("no data connection for {}", cmd.verb);
+        return Ok(());
+    };
+    if action == Action::Store {
+        let upload = ftp::receive(data, c.cfg.max_message, c.cfg.idle_timeout).await;
+        let name = format!("ftp-upload:{}", cmd.arg);
+        c.cfg.events.artifact(c.id, &name, upload);
+    } else if !ftp::send(data, &out).await {
+        return Ok(());
+    }
+    if let Some(done) = &rule.done {
+        let bytes = done.render(&c.fill(&cmd.arg));
+        c.send(&bytes).await?;
+    }
+    Ok(())
 }
 
 fn index_of(rules: &[CompiledRule], rule: &CompiledRule) -> usize {
@@ -199,9 +278,9 @@ fn index_of(rules: &[CompiledRule], rule: &CompiledRule) -> usize {
         .unwrap_or(0)
 }
 
-/// The rule's reply accepts the command (2xx or 3xx): only then does its action happen.
+/// The rule's reply accepts the command (1xx, 2xx or 3xx): only then does its action happen.
 fn accepted(rule: &CompiledRule) -> bool {
-    rule.rule.reply.starts_with(['2', '3'])
+    rule.rule.reply.starts_with(['1', '2', '3'])
 }
 
 /// The real work of a command the server accepted.
@@ -214,6 +293,12 @@ fn act(c: &mut Conn, rule: &CompiledRule, cmd: &Command) {
         Some(Action::Recipient) => c.mail.recipients.push(path_class(&cmd.arg, "TO:").1),
         Some(Action::Data) => c.mail.mode = Mode::Data,
         Some(Action::Reset) => c.mail = Mail::default(),
+        Some(Action::Active) => {
+            c.data = match ftp::active_endpoint(&cmd.verb, &cmd.arg, c.attacker.ip()) {
+                Some(to) => DataChannel::Active(to),
+                None => DataChannel::None,
+            }
+        }
         _ => {}
     }
 }
@@ -293,7 +378,7 @@ mod tests {
     use super::*;
 
     fn cls(line: &str) -> Vec<String> {
-        classes(Protocol::Smtp, &Command::parse(line), "mx")
+        classes(Protocol::Smtp, &Command::parse(line), "mx", &[])
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! answers from it well enough that nmap names the original server.
 
 mod clock;
+pub(crate) mod ftp;
 mod http;
 mod line;
 mod personality;

@@ -72,6 +72,10 @@ pub(super) struct Conn {
     pub(super) answered: usize,
     pub(super) closed: bool,
     pub(super) mail: super::line::Mail,
+    /// FTP: the next transfer's data connection, its passive port, the size of its file.
+    pub(super) data: super::ftp::DataChannel,
+    pub(super) data_port: u16,
+    pub(super) size: usize,
 }
 
 impl Conn {
@@ -83,7 +87,8 @@ impl Conn {
             echo,
             pid: self.pid,
             queue_id: format!("{:011X}", fresh() & 0xfff_ffff_ffff),
-            data_port: 0,
+            data_port: self.data_port,
+            size: self.size,
         }
     }
 
@@ -181,6 +186,9 @@ pub async fn serve_emulated(
         answered: 0,
         closed: false,
         mail: Default::default(),
+        data: Default::default(),
+        data_port: 0,
+        size: 0,
     };
     let result = tokio::select! {
         r = converse(&mut conn) => r,

@@ -33,6 +33,8 @@ pub enum Placeholder {
     PasvEndpoint,
     /// A passive data port (EPSV).
     DataPort,
+    /// The size in bytes of the file a transfer names.
+    Size,
     /// One byte, for replies that are not text.
     Byte(u8),
 }
@@ -51,6 +53,7 @@ const NAMED: &[(&str, Placeholder)] = &[
     ("content-length", Placeholder::ContentLength),
     ("pasv-endpoint", Placeholder::PasvEndpoint),
     ("data-port", Placeholder::DataPort),
+    ("size", Placeholder::Size),
 ];
 
 impl Placeholder {
@@ -104,6 +107,7 @@ pub struct Fill<'a> {
     pub pid: u32,
     pub queue_id: String,
     pub data_port: u16,
+    pub size: usize,
 }
 
 /// Stands for the Content-Length until the body's length is known.
@@ -224,6 +228,7 @@ fn render_hole(h: Placeholder, fill: &Fill, out: &mut Vec<u8>) {
         Placeholder::QueueId => fill.queue_id.clone(),
         Placeholder::Pid => fill.pid.to_string(),
         Placeholder::DataPort => fill.data_port.to_string(),
+        Placeholder::Size => fill.size.to_string(),
         Placeholder::PasvEndpoint => {
             let ip = fill.address.replace('.', ",");
             format!("{ip},{},{}", fill.data_port >> 8, fill.data_port & 0xff)

@@ -3,6 +3,7 @@
 //! raw and its reply kept whole, so the emulator shows nmap's matchers what the server did.
 
 mod dynamic;
+mod ftp;
 mod http;
 pub mod nmap;
 mod smtp;
@@ -179,13 +180,13 @@ pub async fn scan(o: &ScanOptions) -> Result<Personality, ScanError> {
     let battery = match o.protocol {
         Protocol::Http => http::battery_len(),
         Protocol::Smtp => smtp::battery_len(),
-        Protocol::Ftp => 0,
+        Protocol::Ftp => ftp::battery_len(),
     };
     let mut progress = Progress::new(battery + probes.len(), o.progress);
     match o.protocol {
         Protocol::Http => http::scan(o, &mut p, &mut progress).await?,
         Protocol::Smtp => smtp::scan(o, &mut p, &mut progress).await?,
-        Protocol::Ftp => {}
+        Protocol::Ftp => ftp::scan(o, &mut p, &mut progress).await?,
     }
     for chunk in probes.chunks(PARALLEL) {
         let mut set = tokio::task::JoinSet::new();

@@ -212,7 +212,7 @@ async fn run_probe(
             .send(format!("{}\r\n", s.line).as_bytes(), reply_complete)
             .await;
         let mut verb = s.key.verb.clone();
-        let args = classes(Protocol::Smtp, &s.key, &o.hostname);
+        let args = classes(Protocol::Smtp, &s.key, &o.hostname, &[]);
         let mut rules = vec![(verb.clone(), args[0].clone(), x.clone())];
         if !s.extra.is_empty() && x.reply.starts_with(b"354") {
             rules.push((
