@@ -78,7 +78,7 @@ pub fn show(path: &Path) -> Result<bool> {
 /// What `personality bench` takes from the command line.
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// `http` or `smtp`.
+    /// `http`, `smtp` or `ftp` (an anonymous passive RETR of README.txt).
     pub protocol: String,
     /// The real server.
     #[arg(long)]
@@ -111,7 +111,8 @@ async fn session(protocol: Protocol, to: SocketAddr) -> bool {
                 s.read_to_end(&mut out).await.ok()?;
                 Some(out.starts_with(b"HTTP/1.1 200"))
             }
-            _ => smtp_session(&mut s).await,
+            Protocol::Smtp => smtp_session(&mut s).await,
+            Protocol::Ftp => ftp_session(&mut s).await,
         }
     };
     matches!(
@@ -137,7 +138,36 @@ async fn smtp_session(s: &mut tokio::net::TcpStream) -> Option<bool> {
     Some(last.starts_with("221"))
 }
 
-/// Reads one SMTP reply (up to a line whose code is followed by a space).
+/// An anonymous FTP login, a passive RETR of README.txt, QUIT.
+async fn ftp_session(s: &mut tokio::net::TcpStream) -> Option<bool> {
+    smtp_reply(s).await?;
+    for l in [&b"USER anonymous\r\n"[..], b"PASS bench@example.net\r\n"] {
+        s.write_all(l).await.ok()?;
+        smtp_reply(s).await?;
+    }
+    s.write_all(b"PASV\r\n").await.ok()?;
+    let pasv = smtp_reply(s).await?;
+    let inner = pasv.split('(').nth(1)?.split(')').next()?;
+    let n: Vec<u8> = inner
+        .split(',')
+        .map(|p| p.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    let at = SocketAddr::from((
+        [n[0], n[1], n[2], n[3]],
+        u16::from(n[4]) << 8 | u16::from(n[5]),
+    ));
+    let mut data = tokio::net::TcpStream::connect(at).await.ok()?;
+    s.write_all(b"RETR README.txt\r\n").await.ok()?;
+    smtp_reply(s).await?;
+    let mut file = Vec::new();
+    data.read_to_end(&mut file).await.ok()?;
+    let done = smtp_reply(s).await?;
+    s.write_all(b"QUIT\r\n").await.ok()?;
+    smtp_reply(s).await?;
+    Some(done.starts_with("226") && !file.is_empty())
+}
+
+/// Reads one SMTP or FTP reply (up to a line whose code is followed by a space).
 async fn smtp_reply(s: &mut tokio::net::TcpStream) -> Option<String> {
     let mut out = Vec::new();
     let mut chunk = [0u8; 4096];

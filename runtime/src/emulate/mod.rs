@@ -12,6 +12,7 @@ mod serve;
 mod template;
 
 pub use clock::{find_date, Civil, DateStyle, FoundDate};
+pub use ftp::host_port;
 pub use http::{classes as http_classes, frame as http_frame, Request};
 pub use line::{classes as line_classes, Command, LONG_LINE, MESSAGE};
 pub use personality::{
