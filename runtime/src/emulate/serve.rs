@@ -43,6 +43,9 @@ pub enum EmulateError {
     TooLong(usize),
 }
 
+/// The most bytes one read takes.
+const READ_CHUNK: usize = 16384;
+
 /// A fresh number for ids: the clock's nanoseconds mixed with a counter (splitmix64).
 pub fn fresh() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -100,6 +103,8 @@ impl Conn {
     /// Reads more into the buffer; false at the end of the stream.
     pub(super) async fn read_more(&mut self) -> Result<bool, EmulateError> {
         let idle = self.cfg.idle_timeout;
+        // Room for a whole probe in one read: a probe split over reads is not recognised.
+        self.buf.reserve(READ_CHUNK);
         match tokio::time::timeout(idle, self.sock.read_buf(&mut self.buf)).await {
             Ok(n) => Ok(n? > 0),
             Err(_) => Err(EmulateError::Idle(idle.as_millis())),
