@@ -2,7 +2,7 @@
 # Real servers on loopback, each from a private directory, for the emulation tests and
 # benches (docs/EMULATION.md): `emul-servers.sh start SERVER DIR PORT` starts one and
 # returns once it accepts connections; `emul-servers.sh stop SERVER DIR` stops it.
-# SERVER: nginx, apache, postfix, vsftpd. Installed by scripts/setup.sh.
+# SERVER: nginx, apache, postfix, exim, vsftpd. Installed by scripts/setup.sh.
 set -eu
 cmd=$1 server=$2 dir=$3 port=${4:-0}
 mkdir -p "$dir"
@@ -130,6 +130,48 @@ vsftpd_log_file=$dir/vsftpd.log
 CONF
 }
 
+# Exim beside Postfix (they conflict as packages, PEERS.md): the daemon package's files
+# unpacked into DIR/pkg, a private configuration, spool and log; local mail is accepted and
+# delivered to /dev/null, relaying denied.
+exim_conf() {
+    if [ ! -x "$dir/pkg/usr/sbin/exim4" ]; then
+        mkdir -p "$dir/pkg"
+        (cd "$dir" && apt-get download exim4-daemon-light >/dev/null 2>&1)
+        dpkg-deb -x "$dir"/exim4-daemon-light_*.deb "$dir/pkg"
+    fi
+    id Debian-exim >/dev/null 2>&1 ||
+        useradd --system --user-group --no-create-home --shell /usr/sbin/nologin Debian-exim
+    mkdir -p "$dir/spool" "$dir/log"
+    chown -R Debian-exim "$dir/spool" "$dir/log"
+    cat >"$dir/exim.conf" <<CONF
+primary_hostname = $(hostname)
+daemon_smtp_ports = $port
+local_interfaces = 127.0.0.1
+spool_directory = $dir/spool
+log_file_path = $dir/log/%slog
+pid_file_path = $dir/exim.pid
+exim_user = Debian-exim
+exim_group = Debian-exim
+never_users = root
+domainlist local_domains = @ : localhost
+acl_smtp_rcpt = acl_check_rcpt
+begin acl
+acl_check_rcpt:
+  accept  domains = +local_domains
+  deny    message = relay not permitted
+begin routers
+local_user:
+  driver = accept
+  domains = +local_domains
+  transport = devnull
+begin transports
+devnull:
+  driver = appendfile
+  file = /dev/null
+  user = Debian-exim
+CONF
+}
+
 case "$cmd:$server" in
 start:nginx)
     nginx_conf
@@ -149,6 +191,12 @@ start:postfix)
     wait_port "$port" ;;
 stop:postfix)
     postfix -c "$dir" stop 2>/dev/null || true ;;
+start:exim)
+    exim_conf
+    "$dir/pkg/usr/sbin/exim4" -C "$dir/exim.conf" -bd -q30m
+    wait_port "$port" ;;
+stop:exim)
+    [ -f "$dir/exim.pid" ] && kill "$(cat "$dir/exim.pid")" 2>/dev/null || true ;;
 start:vsftpd)
     vsftpd_conf
     vsftpd "$dir/vsftpd.conf" >>"$dir/start.log" 2>&1 &
@@ -157,6 +205,6 @@ start:vsftpd)
 stop:vsftpd)
     [ -f "$dir/vsftpd.pid" ] && kill "$(cat "$dir/vsftpd.pid")" 2>/dev/null || true ;;
 *)
-    echo "usage: $0 start|stop nginx|apache|postfix|vsftpd DIR [PORT]" >&2
+    echo "usage: $0 start|stop nginx|apache|postfix|exim|vsftpd DIR [PORT]" >&2
     exit 2 ;;
 esac
