@@ -36,6 +36,9 @@ command -v apache2 >/dev/null 2>&1 || need_apt+=(apache2)
 command -v postfix >/dev/null 2>&1 || need_apt+=(postfix)
 command -v vsftpd >/dev/null 2>&1 || need_apt+=(vsftpd)
 command -v swaks >/dev/null 2>&1 || need_apt+=(swaks)
+# Exim runs from its unpacked package beside Postfix (emul-servers.sh); its one library
+# Postfix does not bring:
+dpkg -s libidn12 >/dev/null 2>&1 || need_apt+=(libidn12)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]}" >&2
