@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/debug/honeyfarm}
 work=$(mktemp -d /tmp/hfe-bench.XXXXXX)
+chmod 755 "$work" # the servers' own users (postfix, ftp) reach their directories
 farm_pid=
 cleanup() {
     [ -n "$farm_pid" ] && kill "$farm_pid" 2>/dev/null && wait "$farm_pid" 2>/dev/null

@@ -187,7 +187,7 @@ stop:apache)
     [ -f "$dir/apache2.pid" ] && kill "$(cat "$dir/apache2.pid")" 2>/dev/null || true ;;
 start:postfix)
     postfix_conf
-    postfix -c "$dir" start 2>>"$dir/start.log"
+    postfix -c "$dir" start 2>>"$dir/start.log" || { cat "$dir/start.log" >&2; exit 1; }
     wait_port "$port" ;;
 stop:postfix)
     postfix -c "$dir" stop 2>/dev/null || true ;;
