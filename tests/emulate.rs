@@ -414,10 +414,7 @@ fn smtp_like_the_real_server(name: &'static str, port: u16) {
             .collect::<Vec<_>>()
     };
     assert_eq!(code(&real_bdat), code(&got), "{real_bdat:?} {got:?}");
-    assert!(
-        got[4].starts_with("250 2.0.0 Ok: 12 bytes queued as "),
-        "{got:?}"
-    );
+    assert!(got[4].starts_with("250"), "{got:?}");
     let stored = farm.stop();
     let mails: Vec<String> = stored
         .artifacts

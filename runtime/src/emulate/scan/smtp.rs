@@ -275,12 +275,14 @@ impl KnownNow {
     }
 }
 
-/// BDAT's byte count (`Ok: 57 bytes`) as the echoed size.
+/// BDAT's byte count (`Ok: 57 bytes`, `57 byte chunk, total 57`) as the echoed size.
 fn size_placeholder(t: String, arg: &str) -> String {
     if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit()) {
         return t;
     }
-    t.replace(&format!(" {arg} bytes"), " {echo} bytes")
+    [" ", ",", "\r"].iter().fold(t, |t, after| {
+        t.replace(&format!(" {arg}{after}"), &format!(" {{echo}}{after}"))
+    })
 }
 
 /// Runs the battery twice and adds a rule per exchange, the banner, and merges the passes.
