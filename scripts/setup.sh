@@ -37,12 +37,23 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || need_apt+=(qemu-system-x86)
 command -v qemu-img >/dev/null 2>&1 || need_apt+=(qemu-utils)
 command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 command -v debugfs >/dev/null 2>&1 || need_apt+=(e2fsprogs)
+# The real servers the emulator is scanned from and compared with (scripts/emul-servers.sh,
+# tests/emulate.rs); Postfix preseeded to install without a configuration.
+command -v nginx >/dev/null 2>&1 || need_apt+=(nginx-light)
+command -v apache2 >/dev/null 2>&1 || need_apt+=(apache2)
+command -v postfix >/dev/null 2>&1 || need_apt+=(postfix)
+command -v vsftpd >/dev/null 2>&1 || need_apt+=(vsftpd)
+command -v swaks >/dev/null 2>&1 || need_apt+=(swaks)
+# Exim runs from its unpacked package beside Postfix (emul-servers.sh); its one library
+# Postfix does not bring:
+dpkg -s libidn12 >/dev/null 2>&1 || need_apt+=(libidn12)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]}" >&2
         exit 1
     fi
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_apt[@]}"
 fi

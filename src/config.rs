@@ -62,6 +62,22 @@ pub struct Listen {
     pub service: Option<String>,
     #[serde(default)]
     pub mode: Mode,
+    /// `script` (the default: recorded dialogs, honeypots on deviation) or `emulate`
+    /// (answers from `personality`, docs/EMULATION.md).
+    #[serde(default)]
+    pub responder: Responder,
+    #[serde(default)]
+    pub personality: Option<PathBuf>,
+}
+
+/// Who answers a listener's connections.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Responder {
+    #[default]
+    Script,
+    /// The emulator, from the personality file.
+    Emulate,
 }
 
 /// How a `[[listen]]` entry takes its connections.
@@ -113,6 +129,8 @@ pub struct Binding {
     pub bind: SocketAddr,
     pub prefixes: Vec<Prefix>,
     pub service: String,
+    /// The personality file, when the emulator answers.
+    pub personality: Option<PathBuf>,
 }
 
 impl Binding {
@@ -122,6 +140,20 @@ impl Binding {
 }
 
 impl Listen {
+    /// The personality file of an emulated entry (none for scripts).
+    fn personality(&self) -> Result<Option<PathBuf>> {
+        match (&self.responder, &self.personality) {
+            (Responder::Emulate, Some(p)) => Ok(Some(p.clone())),
+            (Responder::Emulate, None) => {
+                bail!("`responder = \"emulate\"` needs `personality = \"FILE\"`")
+            }
+            (Responder::Script, Some(_)) => {
+                bail!("`personality` is for `responder = \"emulate\"`")
+            }
+            (Responder::Script, None) => Ok(None),
+        }
+    }
+
     /// The (prefix, port) pairs and service of a socket-mode entry.
     fn pairs(&self) -> Result<(Vec<(Prefix, u16)>, &str)> {
         let Some(service) = &self.service else {
@@ -158,6 +190,9 @@ impl Listen {
             PortList::List(l) if !l.is_empty() => Ports::List(l.clone()),
             _ => bail!("[[listen]] mode = \"tproxy\": `ports = \"all\"` or a list of ports"),
         };
+        if self.responder != Responder::Script || self.personality.is_some() {
+            bail!("[[listen]] mode = \"tproxy\" answers from scripts: the emulator takes a socket-mode entry");
+        }
         Ok(TproxyEntry {
             prefix: p.parse()?,
             ports,
@@ -172,6 +207,7 @@ impl Config {
     pub fn bindings(&self) -> Result<Vec<Binding>> {
         let mut by: BTreeMap<(bool, u16), Binding> = BTreeMap::new();
         for l in self.listen.iter().filter(|l| l.mode == Mode::Socket) {
+            let personality = l.personality()?;
             let (pairs, service) = l.pairs()?;
             for (prefix, port) in pairs {
                 let key = (prefix.first().is_ipv4(), port);
@@ -179,7 +215,11 @@ impl Config {
                     bind: SocketAddr::new(prefix.bind_address(), port),
                     prefixes: Vec::new(),
                     service: service.to_string(),
+                    personality: personality.clone(),
                 });
+                if b.personality != personality {
+                    bail!("port {port} is given two responders or personalities");
+                }
                 if b.service != service {
                     bail!(
                         "port {port} is given two services, `{}` and `{service}`",

@@ -10,6 +10,7 @@ mod dissect;
 mod events;
 mod filter_gain;
 mod kernel;
+mod personality;
 mod run;
 mod script;
 mod services;
@@ -133,6 +134,22 @@ enum Command {
         #[command(subcommand)]
         command: ScriptCommand,
     },
+    /// Personalities: a real server's replies the emulator answers from (docs/EMULATION.md).
+    Personality {
+        #[command(subcommand)]
+        command: PersonalityCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PersonalityCommand {
+    /// Scan a real server (`smtp`, `ftp` or `http` at HOST:PORT) into a personality file.
+    Scan(personality::ScanArgs),
+    /// Sessions per second of a farm emulating a server against the real server (both
+    /// running), in interleaved rounds; bounded in sessions and time.
+    Bench(personality::BenchArgs),
+    /// Check a personality file and print its size.
+    Show { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -190,6 +207,15 @@ fn main() -> ExitCode {
             dissect::run(&pcap, &opts, &mut std::io::stdout().lock())
                 .map(|s| s.errors == 0 && s.roundtrip_exact == s.decoded)
         }
+        Command::Personality {
+            command: PersonalityCommand::Scan(args),
+        } => personality::scan(args),
+        Command::Personality {
+            command: PersonalityCommand::Bench(args),
+        } => personality::bench(args),
+        Command::Personality {
+            command: PersonalityCommand::Show { file },
+        } => personality::show(&file),
         Command::Script {
             command:
                 ScriptCommand::Import {

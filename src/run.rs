@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use honeyfarm_runtime::emulate::{serve_emulated, Compiled, EmulateConfig, Personality};
 use honeyfarm_runtime::farm::{
     accept_in_scope, bind_metrics, listen, raise_fd_limit, reflect_to, serve_connection,
     serve_metrics, Accel, Backend, Boot, EventStore, HoneypotError, Intake, Limits, Metrics,
@@ -125,14 +126,18 @@ async fn farm(cfg: Config) -> Result<bool> {
             watched.join(", "),
             library.len()
         );
-        spawn(listener, l.scope(), Services::One(session), l.bind);
+        let responder = match &l.personality {
+            Some(path) => Responder::Emulated(emulator(path, &session)?),
+            None => Responder::Scripted(session),
+        };
+        spawn(listener, l.scope(), Services::One(responder), l.bind);
     }
     let mut kernel = kernel::start(&cfg, &intake, &metrics, &stop_rx)?;
     for d in kernel.take_diversions() {
         let mut by_port = HashMap::new();
         for (port, svc) in services::services_by_port(&[]) {
             if d.takes(port) {
-                by_port.insert(port, sessions.config(svc)?);
+                by_port.insert(port, Responder::Scripted(sessions.config(svc)?));
             }
         }
         spawn(d.listener, d.scope, Services::ByPort(by_port), d.bind);
@@ -340,8 +345,28 @@ type Serving = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// The sessions of one listener: one service, or (TPROXY) the service of each port.
 enum Services {
-    One(Arc<SessionConfig>),
-    ByPort(HashMap<u16, Arc<SessionConfig>>),
+    One(Responder),
+    ByPort(HashMap<u16, Responder>),
+}
+
+/// Who answers a listener's connections.
+#[derive(Clone)]
+enum Responder {
+    Scripted(Arc<SessionConfig>),
+    Emulated(Arc<EmulateConfig>),
+}
+
+/// The emulator of a listener: its personality, and the session settings that apply.
+fn emulator(path: &Path, session: &SessionConfig) -> Result<Arc<EmulateConfig>> {
+    let personality = Compiled::new(Personality::load(path)?)?;
+    info!(target: LOG, "emulating from {}", path.display());
+    Ok(Arc::new(EmulateConfig {
+        personality: Arc::new(personality),
+        codecs: session.service.clone(),
+        events: session.events.clone(),
+        idle_timeout: session.idle_timeout,
+        max_message: session.max_message,
+    }))
 }
 
 /// Serves one admitted connection of the listener on `listening`: its session, then its
@@ -360,11 +385,11 @@ fn serve_fn(
             Services::ByPort(by_port) => by_port.get(&sock.local_addr().map_or(0, |a| a.port())),
         };
         match session {
-            Some(session) => {
+            Some(responder) => {
                 // Before the future, which holds what it captures for the connection's life.
                 let telescope = sock.local_addr().unwrap_or(listening);
                 Box::pin(serve(
-                    session.clone(),
+                    responder.clone(),
                     intake.clone(),
                     stop.clone(),
                     sock,
@@ -382,14 +407,17 @@ fn serve_fn(
 }
 
 async fn serve(
-    cfg: Arc<SessionConfig>,
+    responder: Responder,
     intake: Arc<Intake>,
     stop: watch::Receiver<bool>,
     sock: TcpStream,
     attacker: SocketAddr,
     telescope: SocketAddr,
 ) {
-    let (id, outcome, detail) = serve_connection(cfg, sock, attacker, telescope, stop).await;
+    let (id, outcome, detail) = match responder {
+        Responder::Scripted(cfg) => serve_connection(cfg, sock, attacker, telescope, stop).await,
+        Responder::Emulated(cfg) => serve_emulated(cfg, sock, attacker, telescope, stop).await,
+    };
     intake.ended(&outcome);
     let at = match &outcome {
         Outcome::Bridged { deviated_at } | Outcome::HandoffFailed { deviated_at } => {

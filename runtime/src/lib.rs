@@ -8,6 +8,7 @@
 
 pub mod capture;
 pub mod codec;
+pub mod emulate;
 pub mod farm;
 pub mod replay;
 pub mod rewrite;

@@ -42,6 +42,8 @@ pub enum Outcome {
     /// (nmap -sV's NULL, HTTP, DNS or RTSP probes on the SMB port); ended the way the real
     /// server ends it, no script or honeypot involved.
     NotProtocol,
+    /// Answered by the emulator from a personality to the end.
+    Emulated,
     /// Undecodable input or a broken connection.
     Error,
 }
@@ -53,6 +55,7 @@ impl Outcome {
             Outcome::Bridged { .. } => "bridged",
             Outcome::HandoffFailed { .. } => "handoff_failed",
             Outcome::NotProtocol => "not_protocol",
+            Outcome::Emulated => "emulated",
             Outcome::Error => "error",
         }
     }

@@ -1,0 +1,210 @@
+#!/bin/bash
+# Real servers on loopback, each from a private directory, for the emulation tests and
+# benches (docs/EMULATION.md): `emul-servers.sh start SERVER DIR PORT` starts one and
+# returns once it accepts connections; `emul-servers.sh stop SERVER DIR` stops it.
+# SERVER: nginx, apache, postfix, exim, vsftpd. Installed by scripts/setup.sh.
+set -eu
+cmd=$1 server=$2 dir=$3 port=${4:-0}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+
+wait_port() {
+    i=0
+    while ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -gt 100 ] && { echo "$server did not listen on $1" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
+nginx_conf() {
+    mkdir -p "$dir/html" "$dir/tmp"
+    cp -p /usr/share/nginx/html/index.html "$dir/html/index.html"
+    cat >"$dir/nginx.conf" <<CONF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log $dir/access.log;
+    client_body_temp_path $dir/tmp;
+    proxy_temp_path $dir/tmp;
+    fastcgi_temp_path $dir/tmp;
+    uwsgi_temp_path $dir/tmp;
+    scgi_temp_path $dir/tmp;
+    server {
+        listen 127.0.0.1:$port;
+        root $dir/html;
+        index index.html;
+    }
+}
+CONF
+}
+
+apache_conf() {
+    mkdir -p "$dir/html"
+    cp -p /var/www/html/index.html "$dir/html/index.html"
+    m=/usr/lib/apache2/modules
+    cat >"$dir/apache2.conf" <<CONF
+ServerRoot $dir
+PidFile $dir/apache2.pid
+Listen 127.0.0.1:$port
+LoadModule mpm_event_module $m/mod_mpm_event.so
+LoadModule authz_core_module $m/mod_authz_core.so
+LoadModule dir_module $m/mod_dir.so
+LoadModule mime_module $m/mod_mime.so
+LoadModule alias_module $m/mod_alias.so
+TypesConfig /etc/mime.types
+ErrorLog $dir/error.log
+ServerName localhost
+ServerTokens OS
+DocumentRoot $dir/html
+DirectoryIndex index.html
+<Directory $dir/html>
+    Require all granted
+</Directory>
+CONF
+}
+
+# Postfix from a private config and queue directory (PEERS.md: maillog_file under
+# maillog_file_prefixes, no chroot); the host name is the machine's.
+postfix_conf() {
+    mkdir -p "$dir/queue" "$dir/data"
+    chown postfix "$dir/data"
+    cat >"$dir/main.cf" <<CONF
+compatibility_level = 3.6
+queue_directory = $dir/queue
+data_directory = $dir/data
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = $(hostname)
+mydestination = \$myhostname, localhost
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.1/32
+maillog_file = $dir/maillog
+maillog_file_prefixes = $dir
+alias_maps =
+alias_database =
+smtpd_banner = \$myhostname ESMTP \$mail_name (Debian/GNU)
+biff = no
+CONF
+    sed -e "s/^smtp      inet/127.0.0.1:$port      inet/" \
+        -e 's/^\([a-z0-9.:]* *[a-z-]* *[-ny] *[-ny]\) *[-y] /\1 n /' \
+        /etc/postfix/master.cf.proto >"$dir/master.cf"
+}
+
+# vsftpd on a high port (PEERS.md): anonymous logins into a root-owned tree with a readme and
+# an `incoming/` directory open to uploads; passive ports just above the control port.
+vsftpd_conf() {
+    mkdir -p "$dir/ftproot/incoming" "$dir/empty"
+    printf 'Welcome to this archive.\r\n' >"$dir/ftproot/README.txt"
+    chown root:root "$dir/ftproot" && chmod 755 "$dir/ftproot"
+    chown ftp:ftp "$dir/ftproot/incoming" && chmod 755 "$dir/ftproot/incoming"
+    cat >"$dir/vsftpd.conf" <<CONF
+listen=YES
+listen_address=127.0.0.1
+listen_port=$port
+background=NO
+seccomp_sandbox=NO
+isolate=NO
+isolate_network=NO
+anonymous_enable=YES
+local_enable=NO
+write_enable=YES
+anon_upload_enable=YES
+anon_root=$dir/ftproot
+secure_chroot_dir=$dir/empty
+pasv_enable=YES
+pasv_min_port=$((port + 1))
+pasv_max_port=$((port + 20))
+port_enable=YES
+connect_from_port_20=NO
+xferlog_enable=NO
+vsftpd_log_file=$dir/vsftpd.log
+CONF
+}
+
+# Exim beside Postfix (they conflict as packages, PEERS.md): the daemon package's files
+# unpacked into DIR/pkg, a private configuration, spool and log; local mail is accepted and
+# delivered to /dev/null, relaying denied.
+exim_conf() {
+    if [ ! -x "$dir/pkg/usr/sbin/exim4" ]; then
+        mkdir -p "$dir/pkg"
+        (cd "$dir" && apt-get download exim4-daemon-light >/dev/null 2>&1)
+        dpkg-deb -x "$dir"/exim4-daemon-light_*.deb "$dir/pkg"
+    fi
+    id Debian-exim >/dev/null 2>&1 ||
+        useradd --system --user-group --no-create-home --shell /usr/sbin/nologin Debian-exim
+    mkdir -p "$dir/spool" "$dir/log"
+    chown -R Debian-exim "$dir/spool" "$dir/log"
+    cat >"$dir/exim.conf" <<CONF
+primary_hostname = $(hostname)
+daemon_smtp_ports = $port
+local_interfaces = 127.0.0.1
+spool_directory = $dir/spool
+log_file_path = $dir/log/%slog
+pid_file_path = $dir/exim.pid
+exim_user = Debian-exim
+exim_group = Debian-exim
+never_users = root
+domainlist local_domains = @ : localhost
+acl_smtp_rcpt = acl_check_rcpt
+begin acl
+acl_check_rcpt:
+  accept  domains = +local_domains
+  deny    message = relay not permitted
+begin routers
+local_user:
+  driver = accept
+  domains = +local_domains
+  transport = devnull
+begin transports
+devnull:
+  driver = appendfile
+  file = /dev/null
+  user = Debian-exim
+CONF
+}
+
+case "$cmd:$server" in
+start:nginx)
+    nginx_conf
+    nginx -c "$dir/nginx.conf"
+    wait_port "$port" ;;
+stop:nginx)
+    [ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true ;;
+start:apache)
+    apache_conf
+    apache2 -d "$dir" -f "$dir/apache2.conf" -k start
+    wait_port "$port" ;;
+stop:apache)
+    [ -f "$dir/apache2.pid" ] && kill "$(cat "$dir/apache2.pid")" 2>/dev/null || true ;;
+start:postfix)
+    postfix_conf
+    postfix -c "$dir" start 2>>"$dir/start.log" || { cat "$dir/start.log" >&2; exit 1; }
+    wait_port "$port" ;;
+stop:postfix)
+    postfix -c "$dir" stop 2>/dev/null || true ;;
+start:exim)
+    exim_conf
+    "$dir/pkg/usr/sbin/exim4" -C "$dir/exim.conf" -bd -q30m
+    wait_port "$port" ;;
+stop:exim)
+    [ -f "$dir/exim.pid" ] && kill "$(cat "$dir/exim.pid")" 2>/dev/null || true ;;
+start:vsftpd)
+    vsftpd_conf
+    vsftpd "$dir/vsftpd.conf" >>"$dir/start.log" 2>&1 &
+    echo $! >"$dir/vsftpd.pid"
+    wait_port "$port" ;;
+stop:vsftpd)
+    [ -f "$dir/vsftpd.pid" ] && kill "$(cat "$dir/vsftpd.pid")" 2>/dev/null || true ;;
+*)
+    echo "usage: $0 start|stop nginx|apache|postfix|exim|vsftpd DIR [PORT]" >&2
+    exit 2 ;;
+esac

@@ -1,0 +1,508 @@
+//! The emulator against real servers (docs/EMULATION.md): each server is started on loopback
+//! by scripts/emul-servers.sh, scanned into a personality, stopped, and the farm emulates it
+//! on the same port; nmap's service detection and scripts must print the same for both
+//! (times masked), clients must complete their sessions, and what they sent must be stored.
+//! Starts servers on fixed loopback ports: run under the shared lock
+//! (`flock /tmp/honeyfarm-peer-tests.lock cargo test --test emulate`).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::output_ok;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Words no reply may contain: the farm's name and its internals.
+const FORBIDDEN: &[&str] = &["honeyfarm", "honeypot", "/tmp/", "/work/", "hfe-"];
+
+fn work_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("hfe-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn wait_listening(addr: SocketAddr) {
+    let start = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{addr} never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A real server from scripts/emul-servers.sh, stopped when dropped.
+struct Server {
+    name: &'static str,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn start(name: &'static str, dir: &Path, port: u16) -> Server {
+        let script = Path::new(ROOT).join("scripts/emul-servers.sh");
+        let d = dir.join(name);
+        output_ok(
+            Command::new(&script)
+                .args(["start", name])
+                .arg(&d)
+                .arg(port.to_string()),
+            &format!("starting {name}"),
+        );
+        Server { name, dir: d }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let script = Path::new(ROOT).join("scripts/emul-servers.sh");
+        let _ = Command::new(script)
+            .args(["stop", self.name])
+            .arg(&self.dir)
+            .status();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The farm emulating one personality on `addr`, stopped (SIGTERM) when dropped.
+struct Farm {
+    child: Child,
+    pub events: PathBuf,
+}
+
+impl Farm {
+    fn start(dir: &Path, addr: SocketAddr, service: &str, personality: &Path) -> Farm {
+        let events = dir.join("events.sqlite");
+        std::fs::create_dir_all(dir.join("scripts")).unwrap();
+        let config = dir.join("farm.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[events]\npath = {events:?}\n[scripts]\ndirs = [{:?}]\n[[listen]]\n\
+                 address = \"{addr}\"\nservice = \"{service}\"\nresponder = \"emulate\"\n\
+                 personality = {personality:?}\n",
+                dir.join("scripts")
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stderr(std::fs::File::create(dir.join("farm.log")).unwrap())
+            .spawn()
+            .unwrap();
+        wait_listening(addr);
+        Farm { child, events }
+    }
+
+    /// Stops the farm (its store flushed) and returns what it stored.
+    fn stop(mut self) -> Stored {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let db = rusqlite::Connection::open(&self.events).unwrap();
+        let mut q = db
+            .prepare(
+                "SELECT COALESCE(c.outcome, ''), (SELECT COUNT(*) FROM artifact_sightings a \
+                 WHERE a.connection = c.id) FROM connections c",
+            )
+            .unwrap();
+        let connections = q
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut q = db
+            .prepare(
+                "SELECT s.name, a.content FROM artifact_sightings s \
+                 JOIN artifacts a ON a.sha256 = s.artifact",
+            )
+            .unwrap();
+        let artifacts = q
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        Stored {
+            connections,
+            artifacts,
+        }
+    }
+}
+
+/// What the farm stored: `(outcome, artifacts)` per connection, `(name, content)` per
+/// artifact sighting.
+struct Stored {
+    connections: Vec<(String, i64)>,
+    artifacts: Vec<(String, Vec<u8>)>,
+}
+
+impl Drop for Farm {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// `nmap -sV --version-all` with scripts on one loopback port: the port's lines, with the
+/// parts that change from run to run masked and the script blocks in a fixed order.
+fn nmap(port: u16, scripts: &str) -> Vec<String> {
+    let out = output_ok(
+        Command::new("nmap").args([
+            "-sV",
+            "--version-all",
+            "-Pn",
+            "-p",
+            &port.to_string(),
+            "--script",
+            scripts,
+            "127.0.0.1",
+        ]),
+        "nmap",
+    );
+    let mut lines: Vec<String> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("PORT"))
+        .take_while(|l| !l.is_empty() && !l.starts_with("Service detection"))
+        .map(mask)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn mask(line: &str) -> String {
+    if let Some(i) = line.find("Date: ") {
+        return format!("{}Date: (masked)", &line[..i]);
+    }
+    // vsftpd's STAT counts the clients connected when the session started.
+    if let Some(i) = line.find("client count was ") {
+        return format!("{}client count was (masked)", &line[..i]);
+    }
+    line.trim_end().to_string()
+}
+
+fn assert_clean(what: &str, text: &str) {
+    let lower = text.to_lowercase();
+    for w in FORBIDDEN {
+        assert!(!lower.contains(w), "{what} shows `{w}`: {text}");
+    }
+}
+
+/// Sends raw bytes, returns everything the server says until it closes or stays quiet.
+fn raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// The machine's host name, as the real servers call themselves.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A dialog line by line: each line sent, then the reply read (up to its last line).
+fn dialog(addr: SocketAddr, lines: &[&[u8]]) -> Vec<String> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut replies = vec![read_reply(&mut s)];
+    for l in lines {
+        s.write_all(l).unwrap();
+        replies.push(read_reply(&mut s));
+    }
+    replies
+}
+
+/// One SMTP or FTP reply: lines up to one whose code is followed by a space.
+fn read_reply(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut b = [0u8; 1];
+    while s.read(&mut b).unwrap_or(0) == 1 {
+        out.push(b[0]);
+        let text = String::from_utf8_lossy(&out);
+        let last = text
+            .trim_end_matches("\r\n")
+            .rsplit("\r\n")
+            .next()
+            .unwrap_or("");
+        if text.ends_with("\r\n") && last.len() >= 4 && last.as_bytes()[3] == b' ' {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn curl(addr: SocketAddr, path: &str) -> String {
+    output_ok(
+        Command::new("curl").args(["-s", "-i", &format!("http://{addr}{path}")]),
+        "curl",
+    )
+}
+
+fn without_dates(s: &str) -> String {
+    s.lines().map(mask).collect::<Vec<_>>().join("\n")
+}
+
+/// The whole HTTP comparison for one server on `port`.
+fn http_like_the_real_server(name: &'static str, port: u16) {
+    let dir = work_dir(name);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let personality = dir.join(format!("{name}.toml"));
+    let scripts = "http-headers,http-methods";
+    let (real_nmap, real_pages) = {
+        let _server = Server::start(name, &dir, port);
+        common::honeyfarm_ok(&[
+            "personality",
+            "scan",
+            "http",
+            &addr.to_string(),
+            "--out",
+            personality.to_str().unwrap(),
+            "--quiet",
+        ]);
+        let pages = ["/", "/nothere.html", "/index.html"].map(|p| without_dates(&curl(addr, p)));
+        (nmap(port, scripts), pages)
+    };
+    let text = std::fs::read_to_string(&personality).unwrap();
+    assert_clean("the personality", &text);
+    let farm = Farm::start(&dir.join("farm"), addr, "http", &personality);
+    let emulated = nmap(port, scripts);
+    assert_eq!(real_nmap, emulated, "nmap on {name} and on its emulation");
+    for (i, p) in ["/", "/nothere.html", "/index.html"].iter().enumerate() {
+        let page = without_dates(&curl(addr, p));
+        assert_clean("a page", &page);
+        assert_eq!(real_pages[i], page, "GET {p}");
+    }
+    let over = raw(addr, b"GET / HTTP/1.0\r\n\r\n");
+    assert!(over.starts_with(b"HTTP/1.1 200 OK\r\n"), "{over:?}");
+    let stored = farm.stop();
+    let conns = &stored.connections;
+    assert!(conns.len() > 10, "{conns:?}");
+    assert!(
+        conns.iter().any(|(o, a)| o == "emulated" && *a > 0),
+        "{conns:?}"
+    );
+    let request = |(n, c): &(String, Vec<u8>)| n == "http-request" && c.starts_with(b"GET / ");
+    assert!(stored.artifacts.iter().any(request));
+}
+
+#[test]
+fn nginx_is_emulated_like_nginx() {
+    http_like_the_real_server("nginx", 18480);
+}
+
+#[test]
+fn apache_is_emulated_like_apache() {
+    http_like_the_real_server("apache", 18490);
+}
+
+#[test]
+fn the_iis_personality_is_named_iis_5() {
+    let dir = work_dir("iis");
+    let addr: SocketAddr = "127.0.0.1:18482".parse().unwrap();
+    let personality = Path::new(ROOT).join("config/personalities/iis-5.0.toml");
+    let farm = Farm::start(&dir, addr, "http", &personality);
+    let lines = nmap(addr.port(), "http-methods");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("open  http    Microsoft IIS httpd 5.0")),
+        "{lines:?}"
+    );
+    let code = |method: &str| {
+        let r = raw(addr, format!("{method} / HTTP/1.0\r\n\r\n").as_bytes());
+        String::from_utf8_lossy(&r[..r.len().min(12)]).into_owned()
+    };
+    assert_eq!(code("GET"), "HTTP/1.1 200");
+    assert_eq!(code("HEAD"), "HTTP/1.1 200");
+    assert_eq!(code("SEARCH"), "HTTP/1.1 411");
+    assert_eq!(code("PROPFIND"), "HTTP/1.1 207");
+    assert_eq!(code("DELETE"), "HTTP/1.1 405");
+    let options = String::from_utf8(raw(addr, b"OPTIONS / HTTP/1.0\r\n\r\n")).unwrap();
+    assert!(options.contains("\r\nDAV: 1, 2\r\n") && options.contains("\r\nPublic: "));
+    let get = String::from_utf8(raw(addr, b"GET / HTTP/1.0\r\n\r\n")).unwrap();
+    assert!(get.contains("Set-Cookie: ASPSESSIONID") && get.contains("Cache-control: private"));
+    let long = format!("GET /{} HTTP/1.0\r\n\r\n", "a".repeat(1200));
+    assert!(
+        raw(addr, long.as_bytes()).is_empty(),
+        "no answer over 1,000 bytes"
+    );
+    assert_clean("IIS", &get);
+    farm.stop();
+}
+
+/// Postfix: scanned, then emulated on its port; nmap's name and `smtp-commands` equal, swaks
+/// completes a mail and BDAT another, both stored with their envelopes.
+#[test]
+fn postfix_is_emulated_like_postfix() {
+    smtp_like_the_real_server("postfix", 18425);
+}
+
+/// Exim, run from its unpacked package beside Postfix: the same comparison.
+#[test]
+fn exim_is_emulated_like_exim() {
+    smtp_like_the_real_server("exim", 18435);
+}
+
+fn smtp_like_the_real_server(name: &'static str, port: u16) {
+    let dir = work_dir(name);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let personality = dir.join(format!("{name}.toml"));
+    let host = hostname();
+    let to = format!("root@{host}");
+    let swaks = |what: &str| {
+        output_ok(
+            Command::new("swaks").args([
+                "--server",
+                &addr.to_string(),
+                "--to",
+                &to,
+                "--from",
+                "sender@example.net",
+                "--ehlo",
+                "client.example.net",
+                "--body",
+                what,
+            ]),
+            "swaks",
+        )
+    };
+    let bdat: [&[u8]; 4] = [
+        b"EHLO client.example.net\r\n",
+        b"MAIL FROM:<sender@example.net>\r\n",
+        format!("RCPT TO:<{to}>\r\n").leak().as_bytes(),
+        b"BDAT 12 LAST\r\nchunked mail",
+    ];
+    let (real_nmap, real_bdat) = {
+        let _server = Server::start(name, &dir, port);
+        common::honeyfarm_ok(&[
+            "personality",
+            "scan",
+            "smtp",
+            &addr.to_string(),
+            "--out",
+            personality.to_str().unwrap(),
+            "--quiet",
+        ]);
+        swaks("real");
+        (nmap(port, "smtp-commands"), dialog(addr, &bdat))
+    };
+    assert_clean(
+        "the personality",
+        &std::fs::read_to_string(&personality).unwrap(),
+    );
+    let farm = Farm::start(&dir.join("farm"), addr, "smtp", &personality);
+    let emulated = nmap(port, "smtp-commands");
+    assert_eq!(real_nmap, emulated, "nmap on {name} and on its emulation");
+    let out = swaks("emulated mail");
+    assert_clean("swaks", &out);
+    assert!(out.contains("<-  221 "), "{out}");
+    let got = dialog(addr, &bdat);
+    let code = |r: &[String]| {
+        r.iter()
+            .map(|l| l[..l.len().min(3)].to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(code(&real_bdat), code(&got), "{real_bdat:?} {got:?}");
+    assert!(got[4].starts_with("250"), "{got:?}");
+    let stored = farm.stop();
+    let mails: Vec<String> = stored
+        .artifacts
+        .iter()
+        .filter(|(n, _)| n == "smtp-mail")
+        .map(|(_, c)| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    let envelope = format!("MAIL FROM:sender@example.net\r\nRCPT TO:{to}\r\n\r\n");
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.starts_with(&envelope) && m.contains("emulated mail")),
+        "{mails:?}"
+    );
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.starts_with(&envelope) && m.ends_with("chunked mail")),
+        "{mails:?}"
+    );
+}
+
+/// Python's ftplib in passive and active mode: login, LIST, NLST, RETR of the first file,
+/// STOR of an upload; prints what it got.
+const FTPLIB: &str = r#"
+import ftplib, io, sys
+port, upload = int(sys.argv[1]), sys.argv[2]
+for passive in (True, False):
+    f = ftplib.FTP(timeout=10)
+    f.connect("127.0.0.1", port)
+    print(f.getwelcome())
+    print(f.login())
+    f.set_pasv(passive)
+    lines = []
+    f.retrlines("LIST", lines.append)
+    print("\n".join(lines))
+    print(f.nlst())
+    b = io.BytesIO()
+    print(f.retrbinary("RETR README.txt", b.write))
+    print(b.getvalue())
+    print(f.storbinary("STOR incoming/%s-%d.txt" % (upload, passive), io.BytesIO(upload.encode())))
+    f.quit()
+"#;
+
+fn ftplib(port: u16, upload: &str) -> String {
+    output_ok(
+        Command::new("python3").args(["-c", FTPLIB, &port.to_string(), upload]),
+        "ftplib",
+    )
+}
+
+/// vsftpd: scanned, then emulated on its port; nmap's name, `ftp-anon` and `ftp-syst` equal;
+/// ftplib completes passive and active sessions the same, and the uploads are stored.
+#[test]
+fn vsftpd_is_emulated_like_vsftpd() {
+    let (name, port) = ("vsftpd", 18421);
+    let dir = work_dir(name);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let personality = dir.join("vsftpd.toml");
+    let (real_nmap, real_session) = {
+        let _server = Server::start(name, &dir, port);
+        common::honeyfarm_ok(&[
+            "personality",
+            "scan",
+            "ftp",
+            &addr.to_string(),
+            "--out",
+            personality.to_str().unwrap(),
+            "--quiet",
+        ]);
+        (nmap(port, "ftp-anon,ftp-syst"), ftplib(port, "uploaded"))
+    };
+    assert_clean(
+        "the personality",
+        &std::fs::read_to_string(&personality).unwrap(),
+    );
+    let farm = Farm::start(&dir.join("farm"), addr, "ftp", &personality);
+    let emulated = nmap(port, "ftp-anon,ftp-syst");
+    assert_eq!(real_nmap, emulated, "nmap on vsftpd and on its emulation");
+    let session = ftplib(port, "uploaded");
+    assert_clean("ftplib", &session);
+    assert_eq!(real_session, session);
+    let stored = farm.stop();
+    let uploads: Vec<&String> = stored
+        .artifacts
+        .iter()
+        .filter(|(n, c)| n.starts_with("ftp-upload:incoming/uploaded-") && c == b"uploaded")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(uploads.len(), 2, "{:?}", stored.artifacts);
+}
