@@ -33,8 +33,12 @@ command -v tcpdump >/dev/null 2>&1 || need_apt+=(tcpdump)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # The qemu honeypot backend (docs/RUNNING.md, "VM honeypots"): QEMU, qemu-img, and debootstrap
 # for scripts/vm-image.sh (mkfs.ext4 and debugfs come with e2fsprogs).
-command -v qemu-system-x86_64 >/dev/null 2>&1 || need_apt+=(qemu-system-x86)
-command -v qemu-img >/dev/null 2>&1 || need_apt+=(qemu-utils)
+# QEMU's emulator and qemu-utils must come from one release: some machines carry a newer
+# qemu-utils (a backport) that the archive's qemu-system-x86 cannot be installed beside, so
+# both are installed at the emulator's version (a downgrade of qemu-utils where needed).
+need_qemu=0
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need_qemu=1
+[ "$need_qemu" = 1 ] || command -v qemu-img >/dev/null 2>&1 || need_apt+=(qemu-utils)
 command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 command -v debugfs >/dev/null 2>&1 || need_apt+=(e2fsprogs)
 # The real servers the emulator is scanned from and compared with (scripts/emul-servers.sh,
@@ -47,15 +51,22 @@ command -v swaks >/dev/null 2>&1 || need_apt+=(swaks)
 # Exim runs from its unpacked package beside Postfix (emul-servers.sh); its one library
 # Postfix does not bring:
 dpkg -s libidn12 >/dev/null 2>&1 || need_apt+=(libidn12)
-if [ ${#need_apt[@]} -gt 0 ]; then
+if [ ${#need_apt[@]} -gt 0 ] || [ "$need_qemu" = 1 ]; then
     if [ "$(id -u)" -ne 0 ]; then
-        echo "setup: need root to install: ${need_apt[*]}" >&2
+        echo "setup: need root to install: ${need_apt[*]} $([ "$need_qemu" = 1 ] && echo qemu-system-x86)" >&2
         exit 1
     fi
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_apt[@]}"
+    if [ ${#need_apt[@]} -gt 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_apt[@]}"
+    fi
+    if [ "$need_qemu" = 1 ]; then
+        v=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ {print $2}')
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends --allow-downgrades \
+            "qemu-system-x86=$v" "qemu-system-common=$v" "qemu-utils=$v"
+    fi
 fi
 
 # impacket (PyPI): its samrdump calls are a shipped script, checked through the farm; the
