@@ -416,7 +416,11 @@ async fn serve(
 ) {
     let (id, outcome, detail) = match responder {
         Responder::Scripted(cfg) => serve_connection(cfg, sock, attacker, telescope, stop).await,
-        Responder::Emulated(cfg) => serve_emulated(cfg, sock, attacker, telescope, stop).await,
+        // Boxed: the emulator's future holds its 16 KiB read buffer, which would otherwise
+        // size every scripted connection's future too (19 KB per idle connection, not 3).
+        Responder::Emulated(cfg) => {
+            Box::pin(serve_emulated(cfg, sock, attacker, telescope, stop)).await
+        }
     };
     intake.ended(&outcome);
     let at = match &outcome {
