@@ -12,6 +12,7 @@ mod expr;
 mod paths;
 mod run;
 mod visit;
+mod wire;
 
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
@@ -131,9 +132,37 @@ fn order_tokens(rt: &TokenStream, o: ByteOrder) -> TokenStream {
     }
 }
 
-/// The unit pushes anchors (so its end must drop them); most units begin and end with less.
-fn sets_anchors(u: &ir::Unit) -> bool {
-    u.items.iter().any(|i| matches!(i, ir::Item::Anchor(_)))
+/// How a unit begins and ends in the reader or writer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// It pushes anchors, so its end must drop them.
+    Anchored,
+    /// One level deeper, in its own byte order (most units).
+    Plain,
+    /// Nothing: a leaf (see [`is_leaf`]) nests nothing, so it adds no depth worth counting,
+    /// and none of its fields reads the byte order around it (SMB's dialects).
+    Bare,
+}
+
+fn scope(u: &ir::Unit) -> Scope {
+    if u.items.iter().any(|i| matches!(i, ir::Item::Anchor(_))) {
+        Scope::Anchored
+    } else if is_leaf(u) && u.fields().all(|f| !reads_order(&f.ty)) {
+        Scope::Bare
+    } else {
+        Scope::Plain
+    }
+}
+
+/// A field of this type reads or writes in the byte order around it (conservatively: any
+/// type but single bytes, integers of their own order, byte strings and literals).
+fn reads_order(ty: &Ty) -> bool {
+    match ty {
+        Ty::Int { bits, order, .. } => *bits > 8 && order.is_none(),
+        Ty::Enum { bits, .. } => *bits > 8,
+        Ty::Bytes(_) | Ty::Literal(_) | Ty::CiLiteral(_) => false,
+        _ => true,
+    }
 }
 
 /// A unit of a few plain fields (no units, arrays, switches or pointers inside it, nothing

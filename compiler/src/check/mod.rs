@@ -25,7 +25,7 @@ mod size;
 mod state;
 mod symbols;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod validate;
 
 /// Checks loaded files (imports first) and lowers them to the IR.

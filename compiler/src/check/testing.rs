@@ -23,7 +23,7 @@ pub(super) fn loaded(texts: &[&str]) -> Vec<Loaded> {
 }
 
 /// The checked program of `texts`, which must be valid.
-pub(super) fn program(texts: &[&str]) -> ir::Program {
+pub(crate) fn program(texts: &[&str]) -> ir::Program {
     super::check(&loaded(texts)).unwrap_or_else(|d| panic!("{d}"))
 }
 
@@ -46,7 +46,7 @@ pub(super) fn unit<'p>(p: &'p ir::Program, name: &str) -> &'p ir::Unit {
 }
 
 /// The field `name` of unit `unit` of the last protocol.
-pub(super) fn field<'p>(p: &'p ir::Program, unit_name: &str, name: &str) -> &'p ir::Field {
+pub(crate) fn field<'p>(p: &'p ir::Program, unit_name: &str, name: &str) -> &'p ir::Field {
     unit(p, unit_name)
         .fields()
         .find(|f| f.name == name)

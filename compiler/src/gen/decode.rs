@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use super::{conv_value, ident, int_rust, lit_bytes, local, num, order_tokens, Cx, Gen, Phase};
+use super::{
+    conv_value, ident, int_rust, lit_bytes, local, num, order_tokens, Cx, Gen, Phase, Scope,
+};
 use crate::ir::{self, ArrayLen, BytesSize, Conv, ExprTy, Item, SizeUnit, Ty, UnitKind};
 
 /// A decoded value: an expression of the value itself (it may use `?`), or of a `Result`.
@@ -67,19 +69,25 @@ impl Gen<'_> {
         } else {
             (quote!(), quote!())
         };
-        let (begin, end) = if super::sets_anchors(u) {
-            (quote!(r.begin_unit(#order)?), quote!(r.end_unit(__unit)))
-        } else {
-            (quote!(r.begin_plain(#order)?), quote!(r.end_plain(__unit)))
+        let (begin, end) = match super::scope(u) {
+            Scope::Anchored => (
+                quote!(let __unit = r.begin_unit(#order)?;),
+                quote!(r.end_unit(__unit);),
+            ),
+            Scope::Plain => (
+                quote!(let __unit = r.begin_plain(#order)?;),
+                quote!(r.end_plain(__unit);),
+            ),
+            Scope::Bare => (quote!(), quote!()),
         };
         (
             quote! {
-                let __unit = #begin;
+                #begin
                 #line_open
             },
             quote! {
                 #line_close
-                #end;
+                #end
             },
         )
     }
@@ -90,9 +98,10 @@ impl Gen<'_> {
         let mut inits = Vec::new();
         // Limits that only a condition sets are `Option`s.
         let mut optional_limits = HashSet::new();
-        for (i, n) in super::run::split(&u.items, |items| self.run_len(u, items)) {
+        let runs = super::run::split(&u.items, |items| self.run_len(u, items));
+        for (k, &(i, n)) in runs.iter().enumerate() {
             if n > 1 {
-                let (s, init) = self.decode_run(u, &u.items[i..i + n], phase);
+                let (s, init) = self.decode_run(u, &u.items[i..i + n], k);
                 stmts.push(s);
                 inits.extend(init);
                 continue;
@@ -644,7 +653,10 @@ impl Gen<'_> {
                 let add = num(*add);
                 quote!(r.count_by(#v, #add, #e))
             }
-            ArrayLen::ToEnd => quote!(r.to_end(#e)),
+            ArrayLen::ToEnd => {
+                let min = Literal::usize_unsuffixed(super::wire::min_size(self.p, elem));
+                quote!(r.to_end(#min, #e))
+            }
             ArrayLen::Until(c) => {
                 let c = self.expr_value(c, Cx::Decode, ExprTy::Bool);
                 quote!(r.until(#e, |r, __e| Ok(#c)))

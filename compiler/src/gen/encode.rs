@@ -5,7 +5,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use super::{ident, lit_bytes, num, order_tokens, Cx, Gen, Phase, Place};
+use super::{ident, lit_bytes, num, order_tokens, Cx, Gen, Phase, Place, Scope};
 use crate::ir::{self, BytesSize, ExprTy, Item, Role, SizeUnit, Ty, UnitKind};
 
 impl Gen<'_> {
@@ -53,18 +53,24 @@ impl Gen<'_> {
         } else {
             (quote!(), quote!())
         };
-        let (begin, end) = if super::sets_anchors(u) {
-            (quote!(w.begin_unit(#order)), quote!(w.end_unit(__unit)))
-        } else {
-            (quote!(w.begin_plain(#order)), quote!(w.set_order(__unit)))
+        let (begin, end) = match super::scope(u) {
+            Scope::Anchored => (
+                quote!(let __unit = w.begin_unit(#order);),
+                quote!(w.end_unit(__unit);),
+            ),
+            Scope::Plain => (
+                quote!(let __unit = w.begin_plain(#order);),
+                quote!(w.set_order(__unit);),
+            ),
+            Scope::Bare => (quote!(), quote!()),
         };
         quote! {
-            let __unit = #begin;
+            #begin
             #line_start
             #(#stmts)*
             #(#patches)*
             #eol
-            #end;
+            #end
             Ok(())
         }
     }

@@ -1,14 +1,14 @@
 //! Runs of fixed-size fields (an SMB header: a command, a status, flags, ids), decoded with
 //! one bounds check: `r.run::<N>()` hands over the run's `N` bytes and each field is read from
 //! them at its constant offset, in a byte order known when generating where the spec fixes it.
-//! When fewer bytes remain (or role spans are traced) the fields are read one by one as
-//! before, so errors and spans are those of a field read alone. Encoders put a run of
-//! integers together on the stack and write it with one call.
+//! When fewer bytes remain, the runtime goes through the run's table of fields as if they were
+//! read one by one, so errors are those of a field read alone. Encoders put a run of integers
+//! together on the stack and write it with one call.
 
 use proc_macro2::{Literal, TokenStream};
-use quote::quote;
+use quote::{format_ident, quote};
 
-use super::{ident, int_rust, local, order_tokens, Gen, Phase};
+use super::{ident, int_rust, local, order_tokens, Gen};
 use crate::ir::{self, BytesSize, Expr, Item, Ty};
 
 /// The longest fixed-size bytes field a run takes in (a signature, a GUID).
@@ -36,14 +36,16 @@ impl Gen<'_> {
         }
     }
 
-    /// The statements decoding the run `items` (as found by [`Gen::run_len`]), and the
-    /// struct initialisers of its fields.
+    /// The statements decoding the run `items` (as found by [`Gen::run_len`]; the `k`th of
+    /// its unit), and the struct initialisers of its fields. One path: the run's table of
+    /// fields (a `static`) lets the runtime give the error of the field that runs short.
     pub(super) fn decode_run(
         &self,
         u: &ir::Unit,
         items: &[Item],
-        phase: Phase,
+        k: usize,
     ) -> (TokenStream, Vec<TokenStream>) {
+        let rt = self.rt;
         let mut members = Vec::new();
         let mut at = 0;
         for item in items {
@@ -52,29 +54,49 @@ impl Gen<'_> {
             members.push(Member { field: f, at, size });
             at += size;
         }
-        let n = Literal::usize_unsuffixed(at);
+        let (n, count) = (
+            Literal::usize_unsuffixed(at),
+            Literal::usize_unsuffixed(members.len()),
+        );
         let order = self.run_order(u, quote!(r));
-        let mut fast = Vec::new();
-        let mut slow = Vec::new();
-        let mut inits = Vec::new();
-        for m in &members {
-            fast.push(self.run_member(u, m));
-            let (s, init) = self.decode_field(u, m.field, phase);
-            slow.push(s);
-            inits.extend(init);
-        }
-        let locals: Vec<_> = members.iter().map(|m| local(&m.field.name)).collect();
+        let table = format_ident!("__RUN{}", k);
+        let entries = members.iter().map(|m| self.run_entry(u, m));
+        let reads = members.iter().map(|m| self.run_member(u, m));
+        let inits = members
+            .iter()
+            .map(|m| {
+                let (f, l) = (ident(&m.field.name), local(&m.field.name));
+                quote!(#f: #l)
+            })
+            .collect();
         let stmt = quote! {
-            let (#(#locals,)*) = match r.run::<#n>() {
-                Some((__at, __b)) => {
-                    let __o = #order;
-                    #(#fast)*
-                    (#(#locals,)*)
-                }
-                None => { #(#slow)* (#(#locals,)*) }
-            };
+            static #table: [#rt::RunField; #count] = [#(#entries),*];
+            let __o = #order;
+            let (__at, __b) = r.run::<#n>(&#table, __o)?;
+            #(#reads)*
         };
         (stmt, inits)
+    }
+
+    /// The run table's entry of a field: its size, and the constant it must hold.
+    fn run_entry(&self, u: &ir::Unit, m: &Member<'_>) -> TokenStream {
+        let rt = self.rt;
+        let info = self.info_ident(u, &m.field.name);
+        let size = Literal::usize_unsuffixed(m.size);
+        match (&m.field.ty, m.field.check) {
+            (Ty::Int { signed, order, .. }, Some(want)) => {
+                let want = Literal::i128_unsuffixed(want);
+                let order = match order {
+                    Some(o) => {
+                        let o = order_tokens(rt, *o);
+                        quote!(Some(#o))
+                    }
+                    None => quote!(None),
+                };
+                quote!(#rt::RunField::checked(&#info, #size, #want, #signed, #order))
+            }
+            _ => quote!(#rt::RunField::new(&#info, #size)),
+        }
     }
 
     /// The byte order of the unit's fields that name none: the protocol's, when the unit

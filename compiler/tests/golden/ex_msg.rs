@@ -181,75 +181,32 @@ impl Message {
             &__F_MESSAGE_MAGIC,
             |r| r.literal(b"\xFFSMB").map(|()| rt::Bytes::new()),
         )?;
-        let (
-            f_command,
-            f_status,
-            f_flags,
-            f_flags2,
-            f_pid_high,
-            f_signature,
-            f_reserved0,
-            f_tid,
-            f_pid,
-            f_uid,
-            f_mid,
-        ) = match r.run::<28>() {
-            Some((__at, __b)) => {
-                let __o = rt::ByteOrder::Little;
-                let f_command = Command::from_raw(rt::int_at(&__b, 0, 1, __o));
-                let f_status: u32 = rt::int_at(&__b, 1, 4, __o);
-                let f_flags: u8 = rt::int_at(&__b, 5, 1, __o);
-                let f_flags2 = Flags2(rt::int_at(&__b, 6, 2, __o));
-                let f_pid_high: u16 = rt::int_at(&__b, 8, 2, __o);
-                let f_signature = r.slice(__at + 10, __at + 18);
-                let f_reserved0: u16 = rt::int_at(&__b, 18, 2, __o);
-                let f_tid: u16 = rt::int_at(&__b, 20, 2, __o);
-                let f_pid: u16 = rt::int_at(&__b, 22, 2, __o);
-                let f_uid: u16 = rt::int_at(&__b, 24, 2, __o);
-                let f_mid: u16 = rt::int_at(&__b, 26, 2, __o);
-                (
-                    f_command,
-                    f_status,
-                    f_flags,
-                    f_flags2,
-                    f_pid_high,
-                    f_signature,
-                    f_reserved0,
-                    f_tid,
-                    f_pid,
-                    f_uid,
-                    f_mid,
-                )
-            }
-            None => {
-                let f_command = r
-                    .field(&__F_MESSAGE_COMMAND, |r| Ok(Command::from_raw(r.int(1)?)))?;
-                let f_status = r.field(&__F_MESSAGE_STATUS, |r| r.int::<u32>(4))?;
-                let f_flags = r.field(&__F_MESSAGE_FLAGS, |r| r.int::<u8>(1))?;
-                let f_flags2 = r.field(&__F_MESSAGE_FLAGS2, |r| Ok(Flags2(r.int(2)?)))?;
-                let f_pid_high = r.field(&__F_MESSAGE_PID_HIGH, |r| r.int::<u16>(2))?;
-                let f_signature = r
-                    .field(&__F_MESSAGE_SIGNATURE, |r| r.bytes_by(8i128))?;
-                let f_reserved0 = r.field(&__F_MESSAGE_RESERVED0, |r| r.int::<u16>(2))?;
-                let f_tid = r.field(&__F_MESSAGE_TID, |r| r.int::<u16>(2))?;
-                let f_pid = r.field(&__F_MESSAGE_PID, |r| r.int::<u16>(2))?;
-                let f_uid = r.field(&__F_MESSAGE_UID, |r| r.int::<u16>(2))?;
-                let f_mid = r.field(&__F_MESSAGE_MID, |r| r.int::<u16>(2))?;
-                (
-                    f_command,
-                    f_status,
-                    f_flags,
-                    f_flags2,
-                    f_pid_high,
-                    f_signature,
-                    f_reserved0,
-                    f_tid,
-                    f_pid,
-                    f_uid,
-                    f_mid,
-                )
-            }
-        };
+        static __RUN2: [rt::RunField; 11] = [
+            rt::RunField::new(&__F_MESSAGE_COMMAND, 1),
+            rt::RunField::new(&__F_MESSAGE_STATUS, 4),
+            rt::RunField::new(&__F_MESSAGE_FLAGS, 1),
+            rt::RunField::new(&__F_MESSAGE_FLAGS2, 2),
+            rt::RunField::new(&__F_MESSAGE_PID_HIGH, 2),
+            rt::RunField::new(&__F_MESSAGE_SIGNATURE, 8),
+            rt::RunField::new(&__F_MESSAGE_RESERVED0, 2),
+            rt::RunField::new(&__F_MESSAGE_TID, 2),
+            rt::RunField::new(&__F_MESSAGE_PID, 2),
+            rt::RunField::new(&__F_MESSAGE_UID, 2),
+            rt::RunField::new(&__F_MESSAGE_MID, 2),
+        ];
+        let __o = rt::ByteOrder::Little;
+        let (__at, __b) = r.run::<28>(&__RUN2, __o)?;
+        let f_command = Command::from_raw(rt::int_at(&__b, 0, 1, __o));
+        let f_status: u32 = rt::int_at(&__b, 1, 4, __o);
+        let f_flags: u8 = rt::int_at(&__b, 5, 1, __o);
+        let f_flags2 = Flags2(rt::int_at(&__b, 6, 2, __o));
+        let f_pid_high: u16 = rt::int_at(&__b, 8, 2, __o);
+        let f_signature = r.slice(__at + 10, __at + 18);
+        let f_reserved0: u16 = rt::int_at(&__b, 18, 2, __o);
+        let f_tid: u16 = rt::int_at(&__b, 20, 2, __o);
+        let f_pid: u16 = rt::int_at(&__b, 22, 2, __o);
+        let f_uid: u16 = rt::int_at(&__b, 24, 2, __o);
+        let f_mid: u16 = rt::int_at(&__b, 26, 2, __o);
         let f_body = r
             .field(
                 &__F_MESSAGE_BODY,
@@ -451,26 +408,16 @@ impl NegotiateRequest {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_plain(Some(rt::ByteOrder::Little))?;
-        let (f_word_count, f_byte_count) = match r.run::<3>() {
-            Some((__at, __b)) => {
-                let __o = rt::ByteOrder::Little;
-                let f_word_count: u8 = r
-                    .expect_at(rt::int_at(&__b, 0, 1, __o), 0, __at + 1)
-                    .map_err(|e| e.in_field(&__F_NEGOTIATEREQUEST_WORD_COUNT))?;
-                let f_byte_count: u16 = rt::int_at(&__b, 1, 2, __o);
-                (f_word_count, f_byte_count)
-            }
-            None => {
-                let f_word_count = r
-                    .field(
-                        &__F_NEGOTIATEREQUEST_WORD_COUNT,
-                        |r| r.int::<u8>(1).and_then(|__v| r.expect(__v, 0)),
-                    )?;
-                let f_byte_count = r
-                    .field(&__F_NEGOTIATEREQUEST_BYTE_COUNT, |r| r.int::<u16>(2))?;
-                (f_word_count, f_byte_count)
-            }
-        };
+        static __RUN0: [rt::RunField; 2] = [
+            rt::RunField::checked(&__F_NEGOTIATEREQUEST_WORD_COUNT, 1, 0, false, None),
+            rt::RunField::new(&__F_NEGOTIATEREQUEST_BYTE_COUNT, 2),
+        ];
+        let __o = rt::ByteOrder::Little;
+        let (__at, __b) = r.run::<3>(&__RUN0, __o)?;
+        let f_word_count: u8 = r
+            .expect_at(rt::int_at(&__b, 0, 1, __o), 0, __at + 1)
+            .map_err(|e| e.in_field(&__F_NEGOTIATEREQUEST_WORD_COUNT))?;
+        let f_byte_count: u16 = rt::int_at(&__b, 1, 2, __o);
         let __lim0 = r
             .field(
                 &__F_NEGOTIATEREQUEST_BYTE_COUNT,
@@ -478,7 +425,10 @@ impl NegotiateRequest {
             )?;
         let __s_dialects = r.pos();
         let f_dialects = r
-            .field(&__F_NEGOTIATEREQUEST_DIALECTS, |r| r.to_end(Dialect::decode_from))?;
+            .field(
+                &__F_NEGOTIATEREQUEST_DIALECTS,
+                |r| r.to_end(2, Dialect::decode_from),
+            )?;
         let __e_dialects = r.pos();
         r.end_limit(__lim0)?;
         r.end_plain(__unit);
@@ -554,14 +504,12 @@ impl Dialect {
     /// Decodes the unit at the reader's position.
     #[inline(always)]
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
-        let __unit = r.begin_plain(Some(rt::ByteOrder::Little))?;
         let f_format = r
             .field(
                 &__F_DIALECT_FORMAT,
                 |r| r.int::<u8>(1).and_then(|__v| r.expect(__v, 2)),
             )?;
         let f_name = r.field(&__F_DIALECT_NAME, |r| r.bytes_until(b"\0"))?;
-        r.end_plain(__unit);
         Ok(Self {
             format: f_format,
             name: f_name,
@@ -570,10 +518,8 @@ impl Dialect {
     /// Encodes the unit, recomputing its lengths, counts and offsets.
     #[inline]
     pub fn encode_to(&self, w: &mut rt::Writer) -> Result<(), rt::EncodeError> {
-        let __unit = w.begin_plain(Some(rt::ByteOrder::Little));
         w.int(self.format, 1);
         w.bytes_until(&self.name, b"\0").in_field(&__F_DIALECT_NAME)?;
-        w.set_order(__unit);
         Ok(())
     }
     /// Shows every leaf field to `v`.
@@ -680,32 +626,18 @@ impl NegotiateResponse {
         let f_dialect_index = r
             .field(&__F_NEGOTIATERESPONSE_DIALECT_INDEX, |r| r.int::<u16>(2))?;
         let __e_dialect_index = r.pos();
-        let (f_security_mode, f_max_mpx, f_system_time, f_time_zone) = match r
-            .run::<13>()
-        {
-            Some((__at, __b)) => {
-                let __o = rt::ByteOrder::Little;
-                let f_security_mode: u8 = rt::int_at(&__b, 0, 1, __o);
-                let f_max_mpx: u16 = rt::int_at(&__b, 1, 2, rt::ByteOrder::Big);
-                let f_system_time: u64 = rt::int_at(&__b, 3, 8, __o);
-                let f_time_zone: i16 = rt::int_at(&__b, 11, 2, __o);
-                (f_security_mode, f_max_mpx, f_system_time, f_time_zone)
-            }
-            None => {
-                let f_security_mode = r
-                    .field(&__F_NEGOTIATERESPONSE_SECURITY_MODE, |r| r.int::<u8>(1))?;
-                let f_max_mpx = r
-                    .field(
-                        &__F_NEGOTIATERESPONSE_MAX_MPX,
-                        |r| r.int_in::<u16>(2, rt::ByteOrder::Big),
-                    )?;
-                let f_system_time = r
-                    .field(&__F_NEGOTIATERESPONSE_SYSTEM_TIME, |r| r.int::<u64>(8))?;
-                let f_time_zone = r
-                    .field(&__F_NEGOTIATERESPONSE_TIME_ZONE, |r| r.int::<i16>(2))?;
-                (f_security_mode, f_max_mpx, f_system_time, f_time_zone)
-            }
-        };
+        static __RUN3: [rt::RunField; 4] = [
+            rt::RunField::new(&__F_NEGOTIATERESPONSE_SECURITY_MODE, 1),
+            rt::RunField::new(&__F_NEGOTIATERESPONSE_MAX_MPX, 2),
+            rt::RunField::new(&__F_NEGOTIATERESPONSE_SYSTEM_TIME, 8),
+            rt::RunField::new(&__F_NEGOTIATERESPONSE_TIME_ZONE, 2),
+        ];
+        let __o = rt::ByteOrder::Little;
+        let (__at, __b) = r.run::<13>(&__RUN3, __o)?;
+        let f_security_mode: u8 = rt::int_at(&__b, 0, 1, __o);
+        let f_max_mpx: u16 = rt::int_at(&__b, 1, 2, rt::ByteOrder::Big);
+        let f_system_time: u64 = rt::int_at(&__b, 3, 8, __o);
+        let f_time_zone: i16 = rt::int_at(&__b, 11, 2, __o);
         let __s_key_length = r.pos();
         let f_key_length = r
             .field(&__F_NEGOTIATERESPONSE_KEY_LENGTH, |r| r.int::<u8>(1))?;
@@ -976,24 +908,16 @@ impl TreeConnectRequest {
         let f_andx_command = r
             .field(&__F_TREECONNECTREQUEST_ANDX_COMMAND, |r| r.int::<u8>(1))?;
         let __e_andx_command = r.pos();
-        let (f_reserved0, f_andx_offset, f_flags) = match r.run::<5>() {
-            Some((__at, __b)) => {
-                let __o = rt::ByteOrder::Little;
-                let f_reserved0: u8 = rt::int_at(&__b, 0, 1, __o);
-                let f_andx_offset: u16 = rt::int_at(&__b, 1, 2, __o);
-                let f_flags: u16 = rt::int_at(&__b, 3, 2, __o);
-                (f_reserved0, f_andx_offset, f_flags)
-            }
-            None => {
-                let f_reserved0 = r
-                    .field(&__F_TREECONNECTREQUEST_RESERVED0, |r| r.int::<u8>(1))?;
-                let f_andx_offset = r
-                    .field(&__F_TREECONNECTREQUEST_ANDX_OFFSET, |r| r.int::<u16>(2))?;
-                let f_flags = r
-                    .field(&__F_TREECONNECTREQUEST_FLAGS, |r| r.int::<u16>(2))?;
-                (f_reserved0, f_andx_offset, f_flags)
-            }
-        };
+        static __RUN3: [rt::RunField; 3] = [
+            rt::RunField::new(&__F_TREECONNECTREQUEST_RESERVED0, 1),
+            rt::RunField::new(&__F_TREECONNECTREQUEST_ANDX_OFFSET, 2),
+            rt::RunField::new(&__F_TREECONNECTREQUEST_FLAGS, 2),
+        ];
+        let __o = rt::ByteOrder::Little;
+        let (__at, __b) = r.run::<5>(&__RUN3, __o)?;
+        let f_reserved0: u8 = rt::int_at(&__b, 0, 1, __o);
+        let f_andx_offset: u16 = rt::int_at(&__b, 1, 2, __o);
+        let f_flags: u16 = rt::int_at(&__b, 3, 2, __o);
         let __s_password_length = r.pos();
         let f_password_length = r
             .field(&__F_TREECONNECTREQUEST_PASSWORD_LENGTH, |r| r.int::<u16>(2))?;
@@ -1257,20 +1181,14 @@ impl AndxBlock {
         let __s_andx_command = r.pos();
         let f_andx_command = r.field(&__F_ANDXBLOCK_ANDX_COMMAND, |r| r.int::<u8>(1))?;
         let __e_andx_command = r.pos();
-        let (f_reserved0, f_andx_offset) = match r.run::<3>() {
-            Some((__at, __b)) => {
-                let __o = rt::ByteOrder::Little;
-                let f_reserved0: u8 = rt::int_at(&__b, 0, 1, __o);
-                let f_andx_offset: u16 = rt::int_at(&__b, 1, 2, __o);
-                (f_reserved0, f_andx_offset)
-            }
-            None => {
-                let f_reserved0 = r.field(&__F_ANDXBLOCK_RESERVED0, |r| r.int::<u8>(1))?;
-                let f_andx_offset = r
-                    .field(&__F_ANDXBLOCK_ANDX_OFFSET, |r| r.int::<u16>(2))?;
-                (f_reserved0, f_andx_offset)
-            }
-        };
+        static __RUN3: [rt::RunField; 2] = [
+            rt::RunField::new(&__F_ANDXBLOCK_RESERVED0, 1),
+            rt::RunField::new(&__F_ANDXBLOCK_ANDX_OFFSET, 2),
+        ];
+        let __o = rt::ByteOrder::Little;
+        let (__at, __b) = r.run::<3>(&__RUN3, __o)?;
+        let f_reserved0: u8 = rt::int_at(&__b, 0, 1, __o);
+        let f_andx_offset: u16 = rt::int_at(&__b, 1, 2, __o);
         let __s_params = r.pos();
         let f_params = r.field(&__F_ANDXBLOCK_PARAMS, |r| Ok(r.rest()))?;
         let __e_params = r.pos();
@@ -1683,95 +1601,34 @@ impl NtlmAuthenticate {
             &__F_NTLMAUTHENTICATE_SIGNATURE,
             |r| r.literal(b"NTLMSSP\0").map(|()| rt::Bytes::new()),
         )?;
-        let (
-            f_message_type,
-            f_domain_length,
-            f_domain_max,
-            f_domain_offset,
-            f_user_length,
-            f_user_max,
-            f_user_offset,
-            f_workstation_length,
-            f_workstation_max,
-            f_workstation_offset,
-            f_negotiate_flags,
-        ) = match r.run::<32>() {
-            Some((__at, __b)) => {
-                let __o = rt::ByteOrder::Little;
-                let f_message_type: u32 = r
-                    .expect_at(rt::int_at(&__b, 0, 4, __o), 3, __at + 4)
-                    .map_err(|e| e.in_field(&__F_NTLMAUTHENTICATE_MESSAGE_TYPE))?;
-                let f_domain_length: u16 = rt::int_at(&__b, 4, 2, __o);
-                let f_domain_max: u16 = rt::int_at(&__b, 6, 2, __o);
-                let f_domain_offset: u32 = rt::int_at(&__b, 8, 4, __o);
-                let f_user_length: u16 = rt::int_at(&__b, 12, 2, __o);
-                let f_user_max: u16 = rt::int_at(&__b, 14, 2, __o);
-                let f_user_offset: u32 = rt::int_at(&__b, 16, 4, __o);
-                let f_workstation_length: u16 = rt::int_at(&__b, 20, 2, __o);
-                let f_workstation_max: u16 = rt::int_at(&__b, 22, 2, __o);
-                let f_workstation_offset: u32 = rt::int_at(&__b, 24, 4, __o);
-                let f_negotiate_flags: u32 = rt::int_at(&__b, 28, 4, __o);
-                (
-                    f_message_type,
-                    f_domain_length,
-                    f_domain_max,
-                    f_domain_offset,
-                    f_user_length,
-                    f_user_max,
-                    f_user_offset,
-                    f_workstation_length,
-                    f_workstation_max,
-                    f_workstation_offset,
-                    f_negotiate_flags,
-                )
-            }
-            None => {
-                let f_message_type = r
-                    .field(
-                        &__F_NTLMAUTHENTICATE_MESSAGE_TYPE,
-                        |r| r.int::<u32>(4).and_then(|__v| r.expect(__v, 3)),
-                    )?;
-                let f_domain_length = r
-                    .field(&__F_NTLMAUTHENTICATE_DOMAIN_LENGTH, |r| r.int::<u16>(2))?;
-                let f_domain_max = r
-                    .field(&__F_NTLMAUTHENTICATE_DOMAIN_MAX, |r| r.int::<u16>(2))?;
-                let f_domain_offset = r
-                    .field(&__F_NTLMAUTHENTICATE_DOMAIN_OFFSET, |r| r.int::<u32>(4))?;
-                let f_user_length = r
-                    .field(&__F_NTLMAUTHENTICATE_USER_LENGTH, |r| r.int::<u16>(2))?;
-                let f_user_max = r
-                    .field(&__F_NTLMAUTHENTICATE_USER_MAX, |r| r.int::<u16>(2))?;
-                let f_user_offset = r
-                    .field(&__F_NTLMAUTHENTICATE_USER_OFFSET, |r| r.int::<u32>(4))?;
-                let f_workstation_length = r
-                    .field(
-                        &__F_NTLMAUTHENTICATE_WORKSTATION_LENGTH,
-                        |r| r.int::<u16>(2),
-                    )?;
-                let f_workstation_max = r
-                    .field(&__F_NTLMAUTHENTICATE_WORKSTATION_MAX, |r| r.int::<u16>(2))?;
-                let f_workstation_offset = r
-                    .field(
-                        &__F_NTLMAUTHENTICATE_WORKSTATION_OFFSET,
-                        |r| r.int::<u32>(4),
-                    )?;
-                let f_negotiate_flags = r
-                    .field(&__F_NTLMAUTHENTICATE_NEGOTIATE_FLAGS, |r| r.int::<u32>(4))?;
-                (
-                    f_message_type,
-                    f_domain_length,
-                    f_domain_max,
-                    f_domain_offset,
-                    f_user_length,
-                    f_user_max,
-                    f_user_offset,
-                    f_workstation_length,
-                    f_workstation_max,
-                    f_workstation_offset,
-                    f_negotiate_flags,
-                )
-            }
-        };
+        static __RUN2: [rt::RunField; 11] = [
+            rt::RunField::checked(&__F_NTLMAUTHENTICATE_MESSAGE_TYPE, 4, 3, false, None),
+            rt::RunField::new(&__F_NTLMAUTHENTICATE_DOMAIN_LENGTH, 2),
+            rt::RunField::new(&__F_NTLMAUTHENTICATE_DOMAIN_MAX, 2),
+            rt::RunField::new(&__F_NTLMAUTHENTICATE_DOMAIN_OFFSET, 4),
+            rt::RunField::new(&__F_NTLMAUTHENTICATE_USER_LENGTH, 2),
+            rt::RunField::new(&__F_NTLMAUTHENTICATE_USER_MAX, 2),
+            rt::RunField::new(&__F_NTLMAUTHENTICATE_USER_OFFSET, 4),
+            rt::RunField::new(&__F_NTLMAUTHENTICATE_WORKSTATION_LENGTH, 2),
+            rt::RunField::new(&__F_NTLMAUTHENTICATE_WORKSTATION_MAX, 2),
+            rt::RunField::new(&__F_NTLMAUTHENTICATE_WORKSTATION_OFFSET, 4),
+            rt::RunField::new(&__F_NTLMAUTHENTICATE_NEGOTIATE_FLAGS, 4),
+        ];
+        let __o = rt::ByteOrder::Little;
+        let (__at, __b) = r.run::<32>(&__RUN2, __o)?;
+        let f_message_type: u32 = r
+            .expect_at(rt::int_at(&__b, 0, 4, __o), 3, __at + 4)
+            .map_err(|e| e.in_field(&__F_NTLMAUTHENTICATE_MESSAGE_TYPE))?;
+        let f_domain_length: u16 = rt::int_at(&__b, 4, 2, __o);
+        let f_domain_max: u16 = rt::int_at(&__b, 6, 2, __o);
+        let f_domain_offset: u32 = rt::int_at(&__b, 8, 4, __o);
+        let f_user_length: u16 = rt::int_at(&__b, 12, 2, __o);
+        let f_user_max: u16 = rt::int_at(&__b, 14, 2, __o);
+        let f_user_offset: u32 = rt::int_at(&__b, 16, 4, __o);
+        let f_workstation_length: u16 = rt::int_at(&__b, 20, 2, __o);
+        let f_workstation_max: u16 = rt::int_at(&__b, 22, 2, __o);
+        let f_workstation_offset: u32 = rt::int_at(&__b, 24, 4, __o);
+        let f_negotiate_flags: u32 = rt::int_at(&__b, 28, 4, __o);
         let f_gap_domain = r
             .field(
                 &__F_NTLMAUTHENTICATE_DOMAIN,

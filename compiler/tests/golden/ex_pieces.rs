@@ -58,19 +58,14 @@ impl Message {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_plain(Some(rt::ByteOrder::Big))?;
-        let (f_channel, f_flags) = match r.run::<2>() {
-            Some((__at, __b)) => {
-                let __o = rt::ByteOrder::Big;
-                let f_channel: u8 = rt::int_at(&__b, 0, 1, __o);
-                let f_flags: u8 = rt::int_at(&__b, 1, 1, __o);
-                (f_channel, f_flags)
-            }
-            None => {
-                let f_channel = r.field(&__F_MESSAGE_CHANNEL, |r| r.int::<u8>(1))?;
-                let f_flags = r.field(&__F_MESSAGE_FLAGS, |r| r.int::<u8>(1))?;
-                (f_channel, f_flags)
-            }
-        };
+        static __RUN0: [rt::RunField; 2] = [
+            rt::RunField::new(&__F_MESSAGE_CHANNEL, 1),
+            rt::RunField::new(&__F_MESSAGE_FLAGS, 1),
+        ];
+        let __o = rt::ByteOrder::Big;
+        let (__at, __b) = r.run::<2>(&__RUN0, __o)?;
+        let f_channel: u8 = rt::int_at(&__b, 0, 1, __o);
+        let f_flags: u8 = rt::int_at(&__b, 1, 1, __o);
         let __lim0 = r
             .limit_to(
                 r

@@ -131,29 +131,20 @@ impl Pdu {
                 |r| r.int::<u8>(1).and_then(|__v| r.expect(__v, 5)),
             )?;
         let __e_version = r.pos();
-        let (f_version_minor, f_ptype, f_pfc_flags, f_drep0, f_drep_rest) = match r
-            .run::<7>()
-        {
-            Some((__at, __b)) => {
-                let __o = r.order();
-                let f_version_minor: u8 = rt::int_at(&__b, 0, 1, __o);
-                let f_ptype = PType::from_raw(rt::int_at(&__b, 1, 1, __o));
-                let f_pfc_flags: u8 = rt::int_at(&__b, 2, 1, __o);
-                let f_drep0: u8 = rt::int_at(&__b, 3, 1, __o);
-                let f_drep_rest = r.slice(__at + 4, __at + 7);
-                (f_version_minor, f_ptype, f_pfc_flags, f_drep0, f_drep_rest)
-            }
-            None => {
-                let f_version_minor = r
-                    .field(&__F_PDU_VERSION_MINOR, |r| r.int::<u8>(1))?;
-                let f_ptype = r
-                    .field(&__F_PDU_PTYPE, |r| Ok(PType::from_raw(r.int(1)?)))?;
-                let f_pfc_flags = r.field(&__F_PDU_PFC_FLAGS, |r| r.int::<u8>(1))?;
-                let f_drep0 = r.field(&__F_PDU_DREP0, |r| r.int::<u8>(1))?;
-                let f_drep_rest = r.field(&__F_PDU_DREP_REST, |r| r.bytes_by(3i128))?;
-                (f_version_minor, f_ptype, f_pfc_flags, f_drep0, f_drep_rest)
-            }
-        };
+        static __RUN2: [rt::RunField; 5] = [
+            rt::RunField::new(&__F_PDU_VERSION_MINOR, 1),
+            rt::RunField::new(&__F_PDU_PTYPE, 1),
+            rt::RunField::new(&__F_PDU_PFC_FLAGS, 1),
+            rt::RunField::new(&__F_PDU_DREP0, 1),
+            rt::RunField::new(&__F_PDU_DREP_REST, 3),
+        ];
+        let __o = r.order();
+        let (__at, __b) = r.run::<7>(&__RUN2, __o)?;
+        let f_version_minor: u8 = rt::int_at(&__b, 0, 1, __o);
+        let f_ptype = PType::from_raw(rt::int_at(&__b, 1, 1, __o));
+        let f_pfc_flags: u8 = rt::int_at(&__b, 2, 1, __o);
+        let f_drep0: u8 = rt::int_at(&__b, 3, 1, __o);
+        let f_drep_rest = r.slice(__at + 4, __at + 7);
         r.set_order(
             if ((i128::from(f_drep0) & 16i128) != 0i128) {
                 rt::ByteOrder::Little
@@ -167,19 +158,14 @@ impl Pdu {
                 &__F_PDU_FRAG_LENGTH,
                 |r| r.limit_by(i128::from(f_frag_length), 0, 1, r.pos() - __p_version),
             )?;
-        let (f_auth_length, f_call_id) = match r.run::<6>() {
-            Some((__at, __b)) => {
-                let __o = r.order();
-                let f_auth_length: u16 = rt::int_at(&__b, 0, 2, __o);
-                let f_call_id: u32 = rt::int_at(&__b, 2, 4, __o);
-                (f_auth_length, f_call_id)
-            }
-            None => {
-                let f_auth_length = r.field(&__F_PDU_AUTH_LENGTH, |r| r.int::<u16>(2))?;
-                let f_call_id = r.field(&__F_PDU_CALL_ID, |r| r.int::<u32>(4))?;
-                (f_auth_length, f_call_id)
-            }
-        };
+        static __RUN6: [rt::RunField; 2] = [
+            rt::RunField::new(&__F_PDU_AUTH_LENGTH, 2),
+            rt::RunField::new(&__F_PDU_CALL_ID, 4),
+        ];
+        let __o = r.order();
+        let (__at, __b) = r.run::<6>(&__RUN6, __o)?;
+        let f_auth_length: u16 = rt::int_at(&__b, 0, 2, __o);
+        let f_call_id: u32 = rt::int_at(&__b, 2, 4, __o);
         let __s_body = r.pos();
         let f_body = r
             .field(
@@ -361,23 +347,16 @@ impl Request {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_plain(None)?;
-        let (f_alloc_hint, f_context_id, f_opnum) = match r.run::<8>() {
-            Some((__at, __b)) => {
-                let __o = r.order();
-                let f_alloc_hint: u32 = rt::int_at(&__b, 0, 4, __o);
-                let f_context_id: u16 = rt::int_at(&__b, 4, 2, __o);
-                let f_opnum: u16 = rt::int_at(&__b, 6, 2, __o);
-                (f_alloc_hint, f_context_id, f_opnum)
-            }
-            None => {
-                let f_alloc_hint = r
-                    .field(&__F_REQUEST_ALLOC_HINT, |r| r.int::<u32>(4))?;
-                let f_context_id = r
-                    .field(&__F_REQUEST_CONTEXT_ID, |r| r.int::<u16>(2))?;
-                let f_opnum = r.field(&__F_REQUEST_OPNUM, |r| r.int::<u16>(2))?;
-                (f_alloc_hint, f_context_id, f_opnum)
-            }
-        };
+        static __RUN0: [rt::RunField; 3] = [
+            rt::RunField::new(&__F_REQUEST_ALLOC_HINT, 4),
+            rt::RunField::new(&__F_REQUEST_CONTEXT_ID, 2),
+            rt::RunField::new(&__F_REQUEST_OPNUM, 2),
+        ];
+        let __o = r.order();
+        let (__at, __b) = r.run::<8>(&__RUN0, __o)?;
+        let f_alloc_hint: u32 = rt::int_at(&__b, 0, 4, __o);
+        let f_context_id: u16 = rt::int_at(&__b, 4, 2, __o);
+        let f_opnum: u16 = rt::int_at(&__b, 6, 2, __o);
         let __lim0 = r
             .field(
                 &__F_REQUEST_ALLOC_HINT,
@@ -469,28 +448,18 @@ impl Response {
     /// Decodes the unit at the reader's position.
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_plain(None)?;
-        let (f_alloc_hint, f_context_id, f_cancel_count, f_reserved0) = match r
-            .run::<8>()
-        {
-            Some((__at, __b)) => {
-                let __o = r.order();
-                let f_alloc_hint: u32 = rt::int_at(&__b, 0, 4, __o);
-                let f_context_id: u16 = rt::int_at(&__b, 4, 2, __o);
-                let f_cancel_count: u8 = rt::int_at(&__b, 6, 1, __o);
-                let f_reserved0: u8 = rt::int_at(&__b, 7, 1, __o);
-                (f_alloc_hint, f_context_id, f_cancel_count, f_reserved0)
-            }
-            None => {
-                let f_alloc_hint = r
-                    .field(&__F_RESPONSE_ALLOC_HINT, |r| r.int::<u32>(4))?;
-                let f_context_id = r
-                    .field(&__F_RESPONSE_CONTEXT_ID, |r| r.int::<u16>(2))?;
-                let f_cancel_count = r
-                    .field(&__F_RESPONSE_CANCEL_COUNT, |r| r.int::<u8>(1))?;
-                let f_reserved0 = r.field(&__F_RESPONSE_RESERVED0, |r| r.int::<u8>(1))?;
-                (f_alloc_hint, f_context_id, f_cancel_count, f_reserved0)
-            }
-        };
+        static __RUN0: [rt::RunField; 4] = [
+            rt::RunField::new(&__F_RESPONSE_ALLOC_HINT, 4),
+            rt::RunField::new(&__F_RESPONSE_CONTEXT_ID, 2),
+            rt::RunField::new(&__F_RESPONSE_CANCEL_COUNT, 1),
+            rt::RunField::new(&__F_RESPONSE_RESERVED0, 1),
+        ];
+        let __o = r.order();
+        let (__at, __b) = r.run::<8>(&__RUN0, __o)?;
+        let f_alloc_hint: u32 = rt::int_at(&__b, 0, 4, __o);
+        let f_context_id: u16 = rt::int_at(&__b, 4, 2, __o);
+        let f_cancel_count: u8 = rt::int_at(&__b, 6, 1, __o);
+        let f_reserved0: u8 = rt::int_at(&__b, 7, 1, __o);
         let f_stub = r.field(&__F_RESPONSE_STUB, |r| Ok(r.rest()))?;
         r.end_plain(__unit);
         Ok(Self {
@@ -799,20 +768,14 @@ impl UnicodeString {
     pub fn decode_scalars(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_plain(None)?;
         let f_pad0 = r.field(&__F_UNICODESTRING_PAD0, |r| r.align(4, "stub"))?;
-        let (f_length, f_maximum_length) = match r.run::<4>() {
-            Some((__at, __b)) => {
-                let __o = r.order();
-                let f_length: u16 = rt::int_at(&__b, 0, 2, __o);
-                let f_maximum_length: u16 = rt::int_at(&__b, 2, 2, __o);
-                (f_length, f_maximum_length)
-            }
-            None => {
-                let f_length = r.field(&__F_UNICODESTRING_LENGTH, |r| r.int::<u16>(2))?;
-                let f_maximum_length = r
-                    .field(&__F_UNICODESTRING_MAXIMUM_LENGTH, |r| r.int::<u16>(2))?;
-                (f_length, f_maximum_length)
-            }
-        };
+        static __RUN1: [rt::RunField; 2] = [
+            rt::RunField::new(&__F_UNICODESTRING_LENGTH, 2),
+            rt::RunField::new(&__F_UNICODESTRING_MAXIMUM_LENGTH, 2),
+        ];
+        let __o = r.order();
+        let (__at, __b) = r.run::<4>(&__RUN1, __o)?;
+        let f_length: u16 = rt::int_at(&__b, 0, 2, __o);
+        let f_maximum_length: u16 = rt::int_at(&__b, 2, 2, __o);
         let f_buffer = r.field(&__F_UNICODESTRING_BUFFER, rt::Pointer::decode_referent)?;
         r.end_plain(__unit);
         Ok(Self {
@@ -951,23 +914,16 @@ impl WideChars {
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_plain(None)?;
         let f_pad0 = r.field(&__F_WIDECHARS_PAD0, |r| r.align(4, "stub"))?;
-        let (f_max_count, f_offset, f_actual_count) = match r.run::<12>() {
-            Some((__at, __b)) => {
-                let __o = r.order();
-                let f_max_count: u32 = rt::int_at(&__b, 0, 4, __o);
-                let f_offset: u32 = rt::int_at(&__b, 4, 4, __o);
-                let f_actual_count: u32 = rt::int_at(&__b, 8, 4, __o);
-                (f_max_count, f_offset, f_actual_count)
-            }
-            None => {
-                let f_max_count = r
-                    .field(&__F_WIDECHARS_MAX_COUNT, |r| r.int::<u32>(4))?;
-                let f_offset = r.field(&__F_WIDECHARS_OFFSET, |r| r.int::<u32>(4))?;
-                let f_actual_count = r
-                    .field(&__F_WIDECHARS_ACTUAL_COUNT, |r| r.int::<u32>(4))?;
-                (f_max_count, f_offset, f_actual_count)
-            }
-        };
+        static __RUN1: [rt::RunField; 3] = [
+            rt::RunField::new(&__F_WIDECHARS_MAX_COUNT, 4),
+            rt::RunField::new(&__F_WIDECHARS_OFFSET, 4),
+            rt::RunField::new(&__F_WIDECHARS_ACTUAL_COUNT, 4),
+        ];
+        let __o = r.order();
+        let (__at, __b) = r.run::<12>(&__RUN1, __o)?;
+        let f_max_count: u32 = rt::int_at(&__b, 0, 4, __o);
+        let f_offset: u32 = rt::int_at(&__b, 4, 4, __o);
+        let f_actual_count: u32 = rt::int_at(&__b, 8, 4, __o);
         let __lim0 = r
             .field(
                 &__F_WIDECHARS_ACTUAL_COUNT,
@@ -1078,22 +1034,16 @@ impl Sid {
     pub fn decode_from(r: &mut rt::Reader) -> Result<Self, rt::DecodeError> {
         let __unit = r.begin_plain(None)?;
         let f_pad0 = r.field(&__F_SID_PAD0, |r| r.align(4, "stub"))?;
-        let (f_max_count, f_revision, f_sub_authority_count) = match r.run::<6>() {
-            Some((__at, __b)) => {
-                let __o = r.order();
-                let f_max_count: u32 = rt::int_at(&__b, 0, 4, __o);
-                let f_revision: u8 = rt::int_at(&__b, 4, 1, __o);
-                let f_sub_authority_count: u8 = rt::int_at(&__b, 5, 1, __o);
-                (f_max_count, f_revision, f_sub_authority_count)
-            }
-            None => {
-                let f_max_count = r.field(&__F_SID_MAX_COUNT, |r| r.int::<u32>(4))?;
-                let f_revision = r.field(&__F_SID_REVISION, |r| r.int::<u8>(1))?;
-                let f_sub_authority_count = r
-                    .field(&__F_SID_SUB_AUTHORITY_COUNT, |r| r.int::<u8>(1))?;
-                (f_max_count, f_revision, f_sub_authority_count)
-            }
-        };
+        static __RUN1: [rt::RunField; 3] = [
+            rt::RunField::new(&__F_SID_MAX_COUNT, 4),
+            rt::RunField::new(&__F_SID_REVISION, 1),
+            rt::RunField::new(&__F_SID_SUB_AUTHORITY_COUNT, 1),
+        ];
+        let __o = r.order();
+        let (__at, __b) = r.run::<6>(&__RUN1, __o)?;
+        let f_max_count: u32 = rt::int_at(&__b, 0, 4, __o);
+        let f_revision: u8 = rt::int_at(&__b, 4, 1, __o);
+        let f_sub_authority_count: u8 = rt::int_at(&__b, 5, 1, __o);
         let f_authority = r
             .field(&__F_SID_AUTHORITY, |r| r.count_expr(6i128, |r| r.int::<u8>(1)))?;
         let f_sub_authority = r

@@ -231,13 +231,18 @@ impl Reader {
         self.count(n, elem)
     }
 
-    /// Elements up to the end of the current limit.
+    /// Elements up to the end of the current limit, each at least `min` bytes long (known
+    /// when generating; 1 when nothing better is). Room for the most elements the bytes left
+    /// can hold is made at once, up to 1 KiB of elements, so that a short
+    /// list (SMB's dialects) is allocated once instead of grown.
     #[inline]
     pub fn to_end<T>(
         &mut self,
+        min: usize,
         mut elem: impl FnMut(&mut Self) -> Result<T, DecodeError>,
     ) -> Result<Vec<T>, DecodeError> {
-        let mut out = Vec::new();
+        let most = self.remaining() / min.max(1);
+        let mut out = Vec::with_capacity(most.min(TO_END_RESERVE / size_of::<T>().max(1)));
         while self.remaining() > 0 {
             out.push(self.element(&mut elem)?);
         }
@@ -274,6 +279,90 @@ impl Reader {
             return Err(self.invalid("an array element used no bytes"));
         }
         Ok(e)
+    }
+}
+
+/// The most bytes of elements [`Reader::to_end`] reserves before the first: enough for a
+/// typical list, little enough that a list of long elements wastes no more.
+const TO_END_RESERVE: usize = 1024;
+
+/// A field of a run of fixed-size fields read at once ([`Reader::run`]), as the run's error
+/// path needs it: what was read before a short field is checked as the field alone would be.
+#[derive(Debug)]
+pub struct RunField {
+    pub info: &'static FieldInfo,
+    /// Its bytes; it begins where the previous field of the run ends.
+    pub size: usize,
+    /// The constant an integer field must hold (`word_count: u8 = 0`).
+    pub check: Option<RunCheck>,
+}
+
+/// The constant a field of a run must hold, and how to read it.
+#[derive(Debug)]
+pub struct RunCheck {
+    pub want: i128,
+    pub signed: bool,
+    /// Its own byte order, when it names one; the run's otherwise.
+    pub order: Option<ByteOrder>,
+}
+
+impl RunField {
+    pub const fn new(info: &'static FieldInfo, size: usize) -> Self {
+        RunField {
+            info,
+            size,
+            check: None,
+        }
+    }
+
+    /// A field that must hold `want`.
+    pub const fn checked(
+        info: &'static FieldInfo,
+        size: usize,
+        want: i128,
+        signed: bool,
+        order: Option<ByteOrder>,
+    ) -> Self {
+        RunField {
+            info,
+            size,
+            check: Some(RunCheck {
+                want,
+                signed,
+                order,
+            }),
+        }
+    }
+}
+
+impl Reader {
+    /// The error of a run that does not fit in what remains: the fields are gone through as
+    /// if read one by one, so that a constant that does not hold, or else the field that runs
+    /// past the end, is the error, named and placed as it would be alone.
+    #[cold]
+    pub(crate) fn run_short(&self, fields: &[RunField], order: ByteOrder) -> DecodeError {
+        let mut at = self.pos();
+        for f in fields {
+            let bytes = &self.ahead()[at - self.pos()..];
+            if bytes.len() < f.size {
+                return self.short_at(at, f.size).in_field(f.info);
+            }
+            if let Some(c) = &f.check {
+                let wire = assemble(&bytes[..f.size], c.order.unwrap_or(order));
+                let got = if c.signed {
+                    let shift = 128 - 8 * f.size as u32;
+                    (i128::from(wire) << shift) >> shift
+                } else {
+                    i128::from(wire)
+                };
+                if got != c.want {
+                    return mismatch(c.want, got, at + f.size).in_field(f.info);
+                }
+            }
+            at += f.size;
+        }
+        // Unreachable while the fields add up to the run: the last one would have been short.
+        self.short_at(self.pos(), fields.iter().map(|f| f.size).sum())
     }
 }
 
@@ -317,7 +406,7 @@ mod tests {
         let mut r = Reader::new(Bytes::from_static(b"\x02\x01\x02\x03\x04"));
         let n: u8 = r.int(1).unwrap();
         let lim = r.limit_by(i128::from(n), 0, 2, 0).unwrap();
-        let v: Vec<u8> = r.to_end(|r| r.int(1)).unwrap();
+        let v: Vec<u8> = r.to_end(1, |r| r.int(1)).unwrap();
         r.end_limit(lim).unwrap();
         assert_eq!(v, [1, 2, 3, 4]);
         assert!(r.expect(3u8, 3).is_ok());
@@ -326,10 +415,67 @@ mod tests {
         assert_eq!(bits::<u8>(0b1011_0000, 4, 3), 0b011);
     }
 
+    static WORDS: FieldInfo = info("word_count");
+    static BYTES: FieldInfo = info("byte_count");
+    static RUN: [RunField; 2] = [
+        RunField::checked(&WORDS, 1, 0, false, None),
+        RunField::new(&BYTES, 2),
+    ];
+
+    const fn info(field: &'static str) -> FieldInfo {
+        FieldInfo {
+            protocol: "t",
+            unit: "U",
+            field,
+            location: "t.proto-dsl:1:1",
+            role: None,
+        }
+    }
+
+    /// The two fields read one by one, as a run replaces them.
+    fn one_by_one(r: &mut Reader) -> Result<(u8, u16), DecodeError> {
+        let w = r.field(&WORDS, |r| r.int::<u8>(1).and_then(|v| r.expect(v, 0)))?;
+        let b = r.field(&BYTES, |r| r.int::<u16>(2))?;
+        Ok((w, b))
+    }
+
+    /// A run that does not fit gives the error of the fields read one by one: a constant
+    /// that does not hold before the field that runs short, the short field otherwise, inside
+    /// a limit (truncated) or at the end of the input (incomplete).
+    #[test]
+    fn a_short_run_fails_as_its_fields_would() {
+        for input in [
+            &b"\x05\x01"[..],
+            b"\x00\x01",
+            b"",
+            b"\x07\x01\x02\x03",
+            b"\x00\x01\x02",
+        ] {
+            for limit in [None, Some(2)] {
+                let reader = || {
+                    let mut r = Reader::new(Bytes::copy_from_slice(input));
+                    let lim = limit.map(|n: usize| r.limit(n.min(input.len())));
+                    (r, lim)
+                };
+                let (mut r, _lim) = reader();
+                let want = one_by_one(&mut r).map(|_| r.pos());
+                let (mut r, _lim) = reader();
+                let got = r
+                    .run::<3>(&RUN, ByteOrder::Little)
+                    .and_then(|(at, b)| {
+                        r.expect_at(int_at::<u8, 3>(&b, 0, 1, ByteOrder::Little), 0, at + 1)
+                            .map_err(|e| e.in_field(&WORDS))
+                    })
+                    .map(|_| r.pos());
+                assert_eq!(got, want, "{input:?} in {limit:?}");
+            }
+        }
+    }
+
     #[test]
     fn empty_elements_are_refused() {
         let mut r = Reader::new(Bytes::from_static(b"ab"));
-        assert!(r.to_end(|_| Ok(())).is_err());
+        assert!(r.to_end(1, |_| Ok(())).is_err());
         let mut r = Reader::new(Bytes::from_static(b"ab\0c"));
         let v = r.until(|r| r.int::<u8>(1), |_, e| Ok(*e == 0)).unwrap();
         assert_eq!(v, [b'a', b'b', 0]);

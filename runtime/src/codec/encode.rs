@@ -82,22 +82,18 @@ impl Writer<'_> {
         self.patch(slot.at, v, slot.n, slot.order);
     }
 
-    /// Bytes then their terminator, which they must not contain.
-    #[inline]
+    /// Bytes then their terminator, which they must not contain. Always inlined: the delimiter is a constant where generated code calls it, and the
+    /// usual NUL or CR then goes straight to the byte search.
+    #[inline(always)]
     pub fn bytes_until(&mut self, v: &[u8], delim: &[u8]) -> Result<(), EncodeError> {
         let inside = match delim {
-            // The usual NUL or CR: a byte search.
             [d] => super::reader::find_byte(*d, v).is_some(),
             _ => v.windows(delim.len()).any(|x| x == delim),
         };
         if inside {
             return Err(invalid("the value contains its own terminator"));
         }
-        self.bytes(v);
-        match delim {
-            [d] => self.uint_in(u64::from(*d), 1, ByteOrder::Big),
-            _ => self.bytes(delim),
-        }
+        self.bytes_then(v, delim);
         Ok(())
     }
 

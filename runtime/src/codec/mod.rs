@@ -24,7 +24,7 @@ mod writer;
 
 pub use body::{Chunked, DotStuffed};
 pub use bytes::{Bytes, BytesMut};
-pub use decode::{bits, int_at, UnitScope};
+pub use decode::{bits, int_at, RunCheck, RunField, UnitScope};
 pub use describe::Description;
 pub use encode::{
     check_len, evaluated, invalid, length_value, offset_value, pack, put_at, text_after_space, Slot,

@@ -8,6 +8,7 @@
 use bytes::Bytes;
 
 use super::anchors::Anchors;
+use super::decode::RunField;
 use super::error::{DecodeError, DecodeErrorKind, FieldInfo};
 use super::int::assemble;
 use super::memory::{Memory, Small};
@@ -221,14 +222,20 @@ impl Reader {
 
     #[inline]
     fn short(&self, needed: usize) -> DecodeError {
-        let available = self.remaining();
-        if self.hard {
-            self.error(DecodeErrorKind::Truncated { needed, available })
+        self.short_at(self.pos, needed)
+    }
+
+    /// The error of a field of `needed` bytes at `at` that runs past the end.
+    pub(crate) fn short_at(&self, at: usize, needed: usize) -> DecodeError {
+        let available = self.end - at;
+        let kind = if self.hard {
+            DecodeErrorKind::Truncated { needed, available }
         } else {
-            self.error(DecodeErrorKind::Incomplete {
+            DecodeErrorKind::Incomplete {
                 needed: needed - available,
-            })
-        }
+            }
+        };
+        DecodeError::new(kind, at)
     }
 
     #[inline]
@@ -241,19 +248,42 @@ impl Reader {
     }
 
     /// The next `N` bytes and where they start, for a run of fixed-size fields read at once
-    /// (one bounds check instead of one per field); the position moves past them. `None` when
-    /// fewer remain, or when role spans are traced: the caller then reads field by field,
-    /// which names the field that ran out and records each span.
+    /// (one bounds check instead of one per field); the position moves past them. When fewer
+    /// remain, the error is the one the fields read one by one would give (see
+    /// [`RunField`]); traced role spans are recorded for each field.
     #[inline(always)]
-    pub fn run<const N: usize>(&mut self) -> Option<(usize, [u8; N])> {
-        if self.trace.is_some() || N > self.remaining() {
-            return None;
+    pub fn run<const N: usize>(
+        &mut self,
+        fields: &'static [RunField],
+        order: ByteOrder,
+    ) -> Result<(usize, [u8; N]), DecodeError> {
+        if N > self.remaining() {
+            return Err(self.run_short(fields, order));
         }
         let at = self.pos;
         let mut b = [0u8; N];
         b.copy_from_slice(&self.buf[at..at + N]);
         self.pos = at + N;
-        Some((at, b))
+        if self.trace.is_some() {
+            self.trace_run(at, fields);
+        }
+        Ok((at, b))
+    }
+
+    /// The spans of a run's role fields, which began at `at`.
+    #[cold]
+    fn trace_run(&mut self, mut at: usize, fields: &'static [RunField]) {
+        let Some(t) = &mut self.trace else { return };
+        for f in fields {
+            if f.info.role.is_some() {
+                t.push(Span {
+                    field: f.info,
+                    start: at,
+                    end: at + f.size,
+                });
+            }
+            at += f.size;
+        }
     }
 
     /// Restricts reading to the next `n` bytes.
@@ -351,23 +381,36 @@ impl Reader {
         b
     }
 
-    /// Bytes up to `delim`; the delimiter is consumed and not returned.
-    #[inline]
+    /// Bytes up to `delim`; the delimiter is consumed and not returned. Always inlined: the
+    /// delimiter is a constant where generated code calls it, and the usual single byte (a
+    /// NUL, a CR) then goes straight to the byte search.
+    #[inline(always)]
     pub fn bytes_until(&mut self, delim: &[u8]) -> Result<Bytes, DecodeError> {
-        let hay = &self.buf[self.pos..self.end];
-        match find(hay, delim) {
+        let found = match delim {
+            [d] => find_byte(*d, &self.buf[self.pos..self.end]),
+            _ => find(&self.buf[self.pos..self.end], delim),
+        };
+        match found {
             Some(i) => {
                 let b = self.buf.slice(self.pos..self.pos + i);
                 self.pos += i + delim.len();
                 Ok(b)
             }
-            None if self.hard => Err(self.error(DecodeErrorKind::Mismatch {
+            None => Err(self.no_terminator(delim)),
+        }
+    }
+
+    #[cold]
+    fn no_terminator(&self, delim: &[u8]) -> DecodeError {
+        if self.hard {
+            self.error(DecodeErrorKind::Mismatch {
                 expected: format!("terminator {}", escape(delim)),
                 found: "end of field".into(),
-            })),
-            None => Err(self.error(DecodeErrorKind::Incomplete {
+            })
+        } else {
+            self.error(DecodeErrorKind::Incomplete {
                 needed: delim.len(),
-            })),
+            })
         }
     }
 
@@ -606,15 +649,31 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Where `b` first occurs in `hay`. Terminated fields (names, paths, lines) are mostly short,
-/// where `memchr`'s set-up costs more than the search: those are searched eight bytes at a
-/// time in a word (the zero-byte test of "Bit Twiddling Hacks"), longer ones by `memchr`.
+/// where `memchr`'s set-up costs more than the search: the first [`SHORT`] bytes are searched
+/// eight at a time in a word (the zero-byte test of "Bit Twiddling Hacks"), the rest, if it
+/// comes to that, by `memchr`.
 #[inline]
 pub(crate) fn find_byte(b: u8, hay: &[u8]) -> Option<usize> {
+    if hay.len() <= SHORT {
+        return find_short(b, hay);
+    }
+    find_short(b, &hay[..SHORT]).or_else(|| find_long(b, &hay[SHORT..]))
+}
+
+/// [`find_byte`] past its first [`SHORT`] bytes: out of line, as it is seldom needed.
+#[inline(never)]
+fn find_long(b: u8, hay: &[u8]) -> Option<usize> {
+    memchr::memchr(b, hay).map(|i| SHORT + i)
+}
+
+/// How far [`find_byte`] searches a word at a time before it hands over to `memchr`.
+const SHORT: usize = 64;
+
+/// [`find_byte`] in a word at a time.
+#[inline]
+fn find_short(b: u8, hay: &[u8]) -> Option<usize> {
     const LO: u64 = u64::from_ne_bytes([0x01; 8]);
     const HI: u64 = u64::from_ne_bytes([0x80; 8]);
-    if hay.len() >= 64 {
-        return memchr::memchr(b, hay);
-    }
     let pattern = u64::from_ne_bytes([b; 8]);
     let mut chunks = hay.chunks_exact(8);
     let mut at = 0;

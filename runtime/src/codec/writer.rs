@@ -87,6 +87,14 @@ impl<'a> Writer<'a> {
         self.buf.put_slice(b);
     }
 
+    /// `v` then `end`, with room made for both at once.
+    #[inline]
+    pub(crate) fn bytes_then(&mut self, v: &[u8], end: &[u8]) {
+        self.buf.reserve(v.len() + end.len());
+        self.buf.extend_from_slice(v);
+        self.buf.extend_from_slice(end);
+    }
+
     /// What was written from `pos` on.
     pub fn since(&self, pos: usize) -> &[u8] {
         &self.buf[pos.min(self.buf.len())..]
