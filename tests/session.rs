@@ -254,6 +254,9 @@ fn config_with(
     }
     Arc::new(SessionConfig {
         service: s.service.clone(),
+        unframeable: honeyfarm_protocols::services::service(&s.service.name)
+            .expect("a service of the table")
+            .unframeable,
         library: Arc::new(library),
         pool,
         events,

@@ -45,6 +45,6 @@ pub use metrics::{bind as bind_metrics, sample, serve as serve_metrics, Metrics,
 pub use scope::{says_local, Prefix, PrefixError, RouteError, Scope};
 pub use session::{
     serve_connection, Deadlines, End, Patience, Peer, SessionConfig, SessionError, Side,
-    UNDECODABLE,
+    Unframeable, UNDECODABLE,
 };
 pub use throttle::Throttle;

@@ -28,10 +28,13 @@ use super::metrics::Metrics;
 
 pub use error::{End, SessionError, Side};
 pub use peer::{Patience, Peer};
+pub use refusal::Unframeable;
 
 /// What every session of one listener shares.
 pub struct SessionConfig {
     pub service: ServiceCodecs,
+    /// How the service's real server ends a message the farm cannot frame.
+    pub unframeable: Unframeable,
     pub library: Arc<Library>,
     /// Honeypots for deviating attackers; without, a deviation ends the connection.
     pub pool: Option<Arc<Pool>>,
