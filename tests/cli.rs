@@ -23,13 +23,41 @@ const NEGOTIATE: &str =
                          00 1700 024e54204c4d20302e313200 02534d4220322e30303200";
 
 #[test]
-fn specs_lists_every_message_type_and_framings() {
+fn specs_lists_every_message_type_framing_and_service() {
     let (code, out, _) = honeyfarm(&["specs"]);
     assert_eq!(code, 0);
     assert!(
         out.lines()
-            .any(|l| l == "netbios.Session  (frames a stream)"),
+            .any(|l| l == "netbios.Session  (frames a stream, at most 0x20003 bytes)"),
         "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l == "ftp.Command  (frames a stream)"),
+        "{out}"
+    );
+    // The services: their largest message and how an unframeable one ends.
+    let services = out
+        .split_once("\nservices:\n")
+        .expect("a services section")
+        .1;
+    let smb = services
+        .split_once("smb (ports 445): client netbios.DirectTcp, server netbios.DirectTcp\n")
+        .expect("smb listed")
+        .1;
+    assert!(
+        smb.starts_with(
+            "  largest message: 0x20003 bytes (its framing's max), or max_message_bytes if less\n  \
+             a message the farm cannot frame: a too long header of type 0x00 is read with the \
+             server's own 17-bit length"
+        ),
+        "{services}"
+    );
+    assert!(
+        services.contains(
+            "ftp (ports 21): client ftp.Command, server ftp.Reply\n  largest message: \
+             max_message_bytes (the configuration)\n  a message the farm cannot frame: closed at once\n"
+        ),
+        "{services}"
     );
     assert!(out.lines().any(|l| l == "ndr.Sid"), "{out}");
     assert!(

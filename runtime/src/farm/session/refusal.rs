@@ -53,6 +53,22 @@ impl Unframeable {
     }
 }
 
+/// What `honeyfarm specs` says of a service's rule.
+impl std::fmt::Display for Unframeable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unframeable::Close => write!(f, "closed at once"),
+            Unframeable::Wait => write!(f, "waited out until the client gives up"),
+            Unframeable::OwnLength { kind, length_bits } => write!(
+                f,
+                "a too long header of type {kind:#04x} is read with the server's own \
+                 {length_bits}-bit length: closed when that much came, reset when more did, \
+                 waited on when less; anything else waited out"
+            ),
+        }
+    }
+}
+
 /// What the server does, for one connection.
 #[derive(Debug, PartialEq, Eq)]
 enum Refusal {
