@@ -179,8 +179,35 @@ enum ScriptCommand {
     },
 }
 
+impl Command {
+    /// Whether the command serves or measures (sockets, children, pipes to them) rather than
+    /// prints a result.
+    fn serves(&self) -> bool {
+        matches!(
+            self,
+            Command::Run { .. }
+                | Command::Bench(_)
+                | Command::Personality {
+                    command: PersonalityCommand::Scan(_) | PersonalityCommand::Bench(_)
+                }
+        )
+    }
+}
+
+/// A command that prints ends, when its reader goes away (`| head`), as a Unix filter does:
+/// killed by SIGPIPE, quietly (status 141 to a shell). Rust ignores SIGPIPE, so each write
+/// would fail with EPIPE and `println!` panic. The farm and the benches keep ignoring it: a
+/// child or peer that quits early must not kill them.
+fn die_on_broken_pipe() {
+    // SAFETY: restoring the default action of one signal, before any thread is started.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !cli.command.serves() {
+        die_on_broken_pipe();
+    }
     let result = match cli.command {
         Command::Specs => specs::print(&mut std::io::stdout().lock())
             .map(|()| true)
