@@ -14,6 +14,7 @@ mod personality;
 mod run;
 mod script;
 mod services;
+mod specs;
 mod synth_trace;
 
 use std::io::{Read, Write};
@@ -23,7 +24,6 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use bytes::{Bytes, BytesMut};
 use clap::{Parser, Subcommand};
-use honeyfarm_protocols::REGISTRY;
 use honeyfarm_runtime::codec::{Class, FieldValue, Reader, Visitor};
 
 #[derive(Parser)]
@@ -39,7 +39,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List the message types compiled from the protocol specs.
+    /// List the message types compiled from the protocol specs, and the services: their
+    /// largest message and how one the farm cannot frame ends.
     Specs,
     /// Decode messages of one type, show every field with its role, and check that they
     /// re-encode to exactly the input.
@@ -178,19 +179,39 @@ enum ScriptCommand {
     },
 }
 
+impl Command {
+    /// Whether the command serves or measures (sockets, children, pipes to them) rather than
+    /// prints a result.
+    fn serves(&self) -> bool {
+        matches!(
+            self,
+            Command::Run { .. }
+                | Command::Bench(_)
+                | Command::Personality {
+                    command: PersonalityCommand::Scan(_) | PersonalityCommand::Bench(_)
+                }
+        )
+    }
+}
+
+/// A command that prints ends, when its reader goes away (`| head`), as a Unix filter does:
+/// killed by SIGPIPE, quietly (status 141 to a shell). Rust ignores SIGPIPE, so each write
+/// would fail with EPIPE and `println!` panic. The farm and the benches keep ignoring it: a
+/// child or peer that quits early must not kill them.
+fn die_on_broken_pipe() {
+    // SAFETY: restoring the default action of one signal, before any thread is started.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !cli.command.serves() {
+        die_on_broken_pipe();
+    }
     let result = match cli.command {
-        Command::Specs => {
-            for e in REGISTRY {
-                println!(
-                    "{}{}",
-                    e.name,
-                    if e.framing { "  (frames a stream)" } else { "" }
-                );
-            }
-            Ok(true)
-        }
+        Command::Specs => specs::print(&mut std::io::stdout().lock())
+            .map(|()| true)
+            .map_err(Into::into),
         Command::Decode {
             spec,
             hex,

@@ -318,6 +318,7 @@ impl Sessions<'_> {
         let cfg = self.cfg;
         Ok(Arc::new(SessionConfig {
             service: svc.codecs()?,
+            unframeable: svc.unframeable,
             library: self.library.clone(),
             // Honeypots only for the services they run.
             pool: self.pool.clone().filter(|_| {

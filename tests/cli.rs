@@ -23,13 +23,41 @@ const NEGOTIATE: &str =
                          00 1700 024e54204c4d20302e313200 02534d4220322e30303200";
 
 #[test]
-fn specs_lists_every_message_type_and_framings() {
+fn specs_lists_every_message_type_framing_and_service() {
     let (code, out, _) = honeyfarm(&["specs"]);
     assert_eq!(code, 0);
     assert!(
         out.lines()
-            .any(|l| l == "netbios.Session  (frames a stream)"),
+            .any(|l| l == "netbios.Session  (frames a stream, at most 0x20003 bytes)"),
         "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l == "ftp.Command  (frames a stream)"),
+        "{out}"
+    );
+    // The services: their largest message and how an unframeable one ends.
+    let services = out
+        .split_once("\nservices:\n")
+        .expect("a services section")
+        .1;
+    let smb = services
+        .split_once("smb (ports 445): client netbios.DirectTcp, server netbios.DirectTcp\n")
+        .expect("smb listed")
+        .1;
+    assert!(
+        smb.starts_with(
+            "  largest message: 0x20003 bytes (its framing's max), or max_message_bytes if less\n  \
+             a message the farm cannot frame: a too long header of type 0x00 is read with the \
+             server's own 17-bit length"
+        ),
+        "{services}"
+    );
+    assert!(
+        services.contains(
+            "ftp (ports 21): client ftp.Command, server ftp.Reply\n  largest message: \
+             max_message_bytes (the configuration)\n  a message the farm cannot frame: closed at once\n"
+        ),
+        "{services}"
     );
     assert!(out.lines().any(|l| l == "ndr.Sid"), "{out}");
     assert!(
@@ -237,4 +265,52 @@ fn script_import_refuses_a_dialog_captured_after_its_start() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(said.contains("3 messages of ftp"), "{said}");
+}
+
+/// Runs `honeyfarm args`, reads one line of its output and closes the pipe; its exit status
+/// and standard error.
+fn first_line_only(args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // The reader is gone; the rest of the output (far more than a pipe holds) has nowhere to go.
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (child.wait().unwrap(), line, err)
+}
+
+#[test]
+fn a_reader_that_closes_early_ends_the_output_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let capture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/captures/zeek_dce-rpc_20-fids.pcap"
+    );
+    let negotiate: String = NEGOTIATE.split_whitespace().collect();
+    let stream = negotiate.repeat(300);
+    for args in [
+        // Written through a writer, and by `println!`.
+        &["dissect", "--json", capture][..],
+        &["decode", "netbios.Session", "--stream", "--hex", &stream],
+    ] {
+        let (status, line, err) = first_line_only(args);
+        assert!(!line.is_empty(), "{args:?}: no output");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(err, "", "{args:?}");
+        // As a Unix filter ends: by SIGPIPE, 141 to a shell.
+        assert_eq!(status.signal(), Some(libc::SIGPIPE), "{args:?}: {status}");
+    }
 }

@@ -254,6 +254,9 @@ fn config_with(
     }
     Arc::new(SessionConfig {
         service: s.service.clone(),
+        unframeable: honeyfarm_protocols::services::service(&s.service.name)
+            .expect("a service of the table")
+            .unframeable,
         library: Arc::new(library),
         pool,
         events,
@@ -390,12 +393,21 @@ impl Run {
 /// Runs that session against a fake honeypot behaving as `mode` (none: no honeypots); the
 /// attacker sends `after` once answered.
 async fn deviating(fake: Option<Arc<Fake>>, after: Option<&'static [u8]>) -> Run {
+    deviating_until(fake, after, Deadlines::default()).await
+}
+
+/// [`deviating`] under `deadlines`.
+async fn deviating_until(
+    fake: Option<Arc<Fake>>,
+    after: Option<&'static [u8]>,
+    deadlines: Deadlines,
+) -> Run {
     let (events, path) = store();
     let pool = match fake {
         Some(f) => Some(fake_pool(f).await),
         None => None,
     };
-    let cfg = config(pool, events.clone(), Deadlines::default());
+    let cfg = config(pool, events.clone(), deadlines);
     let metrics = cfg.metrics.clone();
     let ((outcome, detail), reply) = session(cfg, |sock| follow_then_repeat(sock, after)).await;
     Run {
@@ -583,6 +595,22 @@ async fn a_session_past_its_deadline_ends() {
     .await;
     assert_eq!(outcome, Outcome::Error, "{detail}");
     assert_eq!(detail, "the session lasted more than 300 ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridged_session_past_its_deadline_ends_bridged() {
+    let deadlines = Deadlines {
+        message: None,
+        session: Some(Duration::from_secs(4)),
+    };
+    // Bridged, answered, then silent (for less than the idle timeout) until the farm closes.
+    let fake = Fake::new(script(), Mode::Faithful);
+    let run = deviating_until(Some(fake), Some(b""), deadlines).await;
+    assert!(run.reply.is_some(), "the honeypot answered");
+    run.ends(
+        Outcome::Bridged { deviated_at: 15 },
+        "the script ends after 30 messages; bridge ended: the session lasted more than 4000 ms",
+    );
 }
 
 /// A second script from the same honeypot configuration as the shipped one: rpcclient

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use honeyfarm_runtime::codec::Entry;
+use honeyfarm_runtime::farm::Unframeable;
 use honeyfarm_runtime::replay::ServiceCodecs;
 
 use crate::REGISTRY;
@@ -32,6 +33,9 @@ pub struct Service {
     pub data_connections: bool,
     /// Messages of another protocol version that the spec recognises but does not decode.
     pub foreign: Option<Foreign>,
+    /// How its real server ends a message the farm cannot frame (one its framing's `max_frame`
+    /// refuses, or not the protocol at all).
+    pub unframeable: Unframeable,
 }
 
 /// A case of a service's spec that marks messages of another version of the protocol (SMB2
@@ -54,6 +58,7 @@ pub const SERVICES: &[Service] = &[
         ports: &[21],
         data_connections: true,
         foreign: None,
+        unframeable: Unframeable::Close,
     },
     Service {
         name: "smtp",
@@ -63,6 +68,7 @@ pub const SERVICES: &[Service] = &[
         ports: &[25, 587],
         data_connections: false,
         foreign: None,
+        unframeable: Unframeable::Close,
     },
     Service {
         name: "smb",
@@ -72,6 +78,7 @@ pub const SERVICES: &[Service] = &[
         ports: &[445],
         data_connections: false,
         foreign: Some(NOT_SMB1),
+        unframeable: SAMBA,
     },
     Service {
         name: "netbios-ssn",
@@ -81,6 +88,7 @@ pub const SERVICES: &[Service] = &[
         ports: &[139],
         data_connections: false,
         foreign: Some(NOT_SMB1),
+        unframeable: SAMBA,
     },
     Service {
         name: "http",
@@ -90,8 +98,21 @@ pub const SERVICES: &[Service] = &[
         ports: &[80, 8080],
         data_connections: false,
         foreign: None,
+        unframeable: Unframeable::Close,
     },
 ];
+
+/// Samba frames SMB1 with NetBIOS's 17-bit length on every port (RFC 1002's 7 flag bits, the
+/// last one the length's extension), though direct TCP's header has 24 bits: a session message
+/// (type byte 0) that the 24-bit length makes longer than `max_frame` is to Samba a short one
+/// it reads, finds not SMB and drops the connection over, the rest unread (nmap -sV's DNS and
+/// oracle-tns probes: a reset), or one whose bytes it still waits for (the afp probe). Other
+/// type bytes are NetBIOS control packets Samba waits on too (GetRequest; the mongodb probe's
+/// second header), as it waits on what does not decode.
+const SAMBA: Unframeable = Unframeable::OwnLength {
+    kind: 0,
+    length_bits: 17,
+};
 
 /// SMB2 and later, which `smb.proto-dsl` keeps as bytes under the case `NotSmb1`.
 const NOT_SMB1: Foreign = Foreign {

@@ -14,15 +14,14 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::command::{self, CommandError};
 use super::scope::Prefix;
 
 /// Elements a [`SetWriter`] holds between flushes at most; more are dropped (counted).
@@ -31,13 +30,9 @@ pub const MAX_PENDING: usize = 16_384;
 /// Why the kernel side could not be set up or written.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
-    #[error("running `{command}`: {source} (is it installed?)")]
-    Spawn {
-        command: String,
-        source: std::io::Error,
-    },
-    #[error("`{command}` failed: {said}")]
-    Failed { command: String, said: String },
+    /// `nft` or `ip` missing, or failed (what it said).
+    #[error(transparent)]
+    Command(#[from] CommandError),
     #[error("nftables table name `{0}`: letters, digits and `_` only")]
     TableName(String),
 }
@@ -88,43 +83,7 @@ pub struct TableSpec {
 
 /// Runs `program args`, with `stdin` written to it; its output on failure as the error.
 fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), KernelError> {
-    let command = format!("{program} {}", args.join(" "));
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| KernelError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        // A failed write shows as the command's own failure below.
-        let _ = pipe.write_all(text.as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|source| KernelError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    Err(KernelError::Failed {
-        command,
-        said: said.trim().lines().take(4).collect::<Vec<_>>().join(" / "),
-    })
+    Ok(command::run(program, args, stdin).map(drop)?)
 }
 
 /// Applies an nftables script in one transaction (`nft -f -`).
@@ -548,6 +507,8 @@ impl SetWriter {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::process::ExitStatusExt as _;
+
     use super::*;
 
     fn set() -> SetSpec {
@@ -615,10 +576,12 @@ mod tests {
             Box::new(move |s: &str| {
                 b.lock().unwrap().push(s.to_string());
                 if fail {
-                    Err(KernelError::Failed {
+                    Err(CommandError::Failed {
                         command: "nft".into(),
+                        status: std::process::ExitStatus::from_raw(1 << 8),
                         said: "Operation not permitted".into(),
-                    })
+                    }
+                    .into())
                 } else {
                     Ok(())
                 }
@@ -692,8 +655,12 @@ mod tests {
         let script = format!("{}{}", spec().script(), batches.lock().unwrap()[0]);
         match run("nft", &["--check", "-f", "-"], Some(&script)) {
             Ok(()) => {}
-            Err(KernelError::Spawn { .. }) => eprintln!("nft not installed: not checked"),
-            Err(KernelError::Failed { said, .. }) if said.contains("Operation not permitted") => {
+            Err(KernelError::Command(e)) if e.is_not_found() => {
+                eprintln!("nft not installed: not checked")
+            }
+            Err(KernelError::Command(CommandError::Failed { said, .. }))
+                if said.contains("Operation not permitted") =>
+            {
                 eprintln!("nft needs CAP_NET_ADMIN: not checked")
             }
             Err(e) => panic!("{e}\n{script}"),

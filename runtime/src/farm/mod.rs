@@ -3,6 +3,7 @@
 //! event store.
 
 mod artifacts;
+mod command;
 mod containment;
 mod events;
 mod filter;
@@ -15,6 +16,7 @@ mod session;
 mod throttle;
 
 pub use artifacts::Files;
+pub use command::CommandError;
 pub use containment::{Action, Policy, PolicyError, Proto, Rule, Site, REFLECT_PORT};
 pub use events::{
     stored_messages, ContainmentRecord, DecodeError, Difference, Differences, EventStore,
@@ -43,6 +45,6 @@ pub use metrics::{bind as bind_metrics, sample, serve as serve_metrics, Metrics,
 pub use scope::{says_local, Prefix, PrefixError, RouteError, Scope};
 pub use session::{
     serve_connection, Deadlines, End, Patience, Peer, SessionConfig, SessionError, Side,
-    UNDECODABLE,
+    Unframeable, UNDECODABLE,
 };
 pub use throttle::Throttle;

@@ -4,8 +4,9 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::process::Command;
 use std::str::FromStr;
+
+use super::command::{self, CommandError};
 
 /// An address prefix (`198.18.0.0/24`, `2001:db8::/64`; a bare address is a single-address
 /// prefix). Host bits are cleared.
@@ -36,11 +37,11 @@ pub enum RouteError {
         addr: IpAddr,
         said: String,
     },
-    #[error("checking the route of {prefix}: running `ip route get {addr}`: {error}")]
+    #[error("checking the route of {prefix} ({addr}): {error}")]
     Command {
         prefix: Prefix,
         addr: IpAddr,
-        error: std::io::Error,
+        error: CommandError,
     },
 }
 
@@ -125,19 +126,18 @@ impl Prefix {
             return Ok(());
         }
         for addr in [self.first(), self.last()] {
-            let out = Command::new("ip")
-                .args(["route", "get", &addr.to_string()])
-                .output()
-                .map_err(|error| RouteError::Command {
-                    prefix: *self,
-                    addr,
-                    error,
-                })?;
-            let said = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            // A failure (an unreachable address) is an answer too: not local.
+            let said = match command::run("ip", &["route", "get", &addr.to_string()], None) {
+                Ok(answer) => answer,
+                Err(CommandError::Failed { said, .. }) => said,
+                Err(error) => {
+                    return Err(RouteError::Command {
+                        prefix: *self,
+                        addr,
+                        error,
+                    })
+                }
+            };
             if !says_local(&said) {
                 return Err(RouteError::NotLocal {
                     prefix: *self,

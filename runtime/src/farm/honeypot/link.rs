@@ -1,15 +1,14 @@
 //! Network namespaces, veth pairs and nftables rulesets, made with `ip` and `nft` and removed
 //! when dropped (also when a test fails): what a contained honeypot (and a VM's tap) lives in.
 
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsError {
-    #[error("`{command}` failed: {reason}")]
-    Command { command: String, reason: String },
+    #[error(transparent)]
+    Command(#[from] crate::farm::command::CommandError),
     #[error("entering network namespace {name}: {source}")]
     Enter {
         name: String,
@@ -19,36 +18,7 @@ pub enum NetnsError {
 
 /// Runs `prog args` and returns its standard output; a failure says its standard error.
 pub fn run(prog: &str, args: &[&str], input: Option<&str>) -> Result<String, NetnsError> {
-    let command = format!("{prog} {}", args.join(" "));
-    let fail = |reason: String| NetnsError::Command {
-        command: command.clone(),
-        reason,
-    };
-    let mut child = Command::new(prog)
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(e.to_string()))?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin
-            .write_all(text.as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
-    }
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-    if !out.status.success() {
-        return Err(fail(format!(
-            "{}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(crate::farm::command::run(prog, args, input)?)
 }
 
 /// A named network namespace (`ip netns`), deleted with everything running in it when dropped.

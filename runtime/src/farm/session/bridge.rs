@@ -34,7 +34,7 @@ impl Bridged {
                     side: Side::Attacker,
                     ..
                 },
-            ) if !s.cfg.service.text => refuse(&mut self.attacker, e).await,
+            ) => refuse(&mut self.attacker, e, s.cfg.unframeable).await,
             _ => false,
         };
         if !reset {

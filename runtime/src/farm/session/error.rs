@@ -116,7 +116,45 @@ pub enum End {
     Shutdown,
 }
 
+/// How far past its script a session got: kept for an end that comes from outside its states
+/// (the session deadline), which must still say where the session was.
+#[derive(Debug)]
+pub struct Deviated {
+    /// The deviating message's index among the attacker's.
+    pub at: usize,
+    pub deviation: Deviation,
+    /// A honeypot took over: the session is bridged, not handing off.
+    pub bridged: bool,
+}
+
 impl End {
+    /// The end of a session cut off by `error` (its deadline), as its state ends on an error
+    /// of its own: before any deviation a failure, while handing off a failed handoff, bridged
+    /// a bridge that broke (its outcome still `bridged`).
+    pub fn cut(reached: Option<Box<Deviated>>, error: SessionError) -> End {
+        match reached.map(|r| *r) {
+            None => End::Failed(error),
+            Some(Deviated {
+                at,
+                deviation,
+                bridged: false,
+            }) => End::HandoffFailed {
+                at,
+                deviation,
+                error,
+            },
+            Some(Deviated {
+                at,
+                deviation,
+                bridged: true,
+            }) => End::Bridged {
+                at,
+                deviation,
+                error: Some(error),
+            },
+        }
+    }
+
     pub fn outcome(&self) -> Outcome {
         match self {
             End::Scripted => Outcome::Scripted,

@@ -26,12 +26,16 @@ use super::events::{EventStore, MessageEvent, Outcome, Source};
 use super::honeypot::Pool;
 use super::metrics::Metrics;
 
+use error::Deviated;
 pub use error::{End, SessionError, Side};
 pub use peer::{Patience, Peer};
+pub use refusal::Unframeable;
 
 /// What every session of one listener shares.
 pub struct SessionConfig {
     pub service: ServiceCodecs,
+    /// How the service's real server ends a message the farm cannot frame.
+    pub unframeable: Unframeable,
     pub library: Arc<Library>,
     /// Honeypots for deviating attackers; without, a deviation ends the connection.
     pub pool: Option<Arc<Pool>>,
@@ -77,6 +81,8 @@ pub struct Session {
     deviated: Option<Instant>,
     /// Messages that did not decode where they were sent.
     undecodable: usize,
+    /// Where the session went once it deviated (boxed: most never do).
+    reached: Option<Box<Deviated>>,
 }
 
 /// Where a session is. Each state is boxed: the loop in [`run`] holds the state it was given
@@ -152,6 +158,15 @@ impl Session {
         }
     }
 
+    /// The session deviated at attacker message `at` and is handing off, or `bridged`.
+    fn reach(&mut self, at: usize, deviation: &crate::replay::Deviation, bridged: bool) {
+        self.reached = Some(Box::new(Deviated {
+            at,
+            deviation: deviation.clone(),
+            bridged,
+        }));
+    }
+
     /// The honeypot's first answer reached the attacker.
     fn handed_over(&mut self) {
         if let Some(t) = self.deviated.take() {
@@ -176,8 +191,14 @@ async fn run(s: &mut Session, mut state: State) -> End {
             State::Scripted(x) => x.step(s).await,
             // The rare states' futures boxed: every session's task holds the largest of these
             // inline, an idle scripted one included.
-            State::HandingOff(x) => Box::pin((*x).step(s)).await,
-            State::Bridged(x) => Box::pin(x.step(s)).await,
+            State::HandingOff(x) => {
+                s.reach(x.at, &x.deviation, false);
+                Box::pin((*x).step(s)).await
+            }
+            State::Bridged(x) => {
+                s.reach(x.at, &x.deviation, true);
+                Box::pin(x.step(s)).await
+            }
             State::Finished(end) => return *end,
         }
     }
@@ -207,6 +228,7 @@ pub fn serve_connection(
         files: Files::new(cfg.max_artifact),
         deviated: None,
         undecodable: 0,
+        reached: None,
     };
     // Built in one expression: a `Peer` or `Scripted` local would keep its own slot in this
     // future for as long as the connection lives.
@@ -234,7 +256,8 @@ pub fn serve_connection(
             // In this order: a session that ends as its deadline passes has ended.
             biased;
             end = run(&mut s, state) => end,
-            d = too_long => End::Failed(SessionError::TooLong(d.as_millis())),
+            // Cut off wherever it is: it ends as that state ends on an error.
+            d = too_long => End::cut(s.reached.take(), SessionError::TooLong(d.as_millis())),
             _ = shutdown.wait_for(|stop| *stop) => End::Shutdown,
         };
         let (outcome, mut detail) = (end.outcome(), end.detail());

@@ -75,16 +75,15 @@ impl Scripted {
             Err(e) => {
                 s.read_failed(&e, Source::Attacker);
                 // A first message that is not the protocol at all (nmap -sV's GetRequest,
-                // HTTPOptions, RTSP probes on the SMB port): Samba keeps waiting for the rest
-                // of what it took for a message until the client gives up, and so does the
-                // farm on a binary service, up to the idle timeout, rather than closing at
-                // once; some session messages Samba drops at once (see `refusal`).
+                // HTTPOptions, RTSP probes on the SMB port) ends as the service's real server
+                // ends it (`SessionConfig::unframeable`): Samba keeps waiting for the rest of
+                // what it took for a message until the client gives up, up to the idle
+                // timeout, or drops some session messages at once.
                 let not_protocol = matches!(
                     e,
                     SessionError::Frame { at: 0, .. } | SessionError::Undecodable { at: 0, .. }
                 );
-                let reset =
-                    not_protocol && !s.cfg.service.text && refuse(&mut self.attacker, &e).await;
+                let reset = not_protocol && refuse(&mut self.attacker, &e, s.cfg.unframeable).await;
                 if !reset {
                     self.attacker.shutdown().await;
                 }
