@@ -24,8 +24,6 @@ const LOG: &str = "honeyfarm";
 /// One family's TPROXY socket, and what it watches.
 pub struct Diversion {
     pub listener: TcpListener,
-    /// Where it listens (the `tproxy ... to` address).
-    pub bind: SocketAddr,
     pub scope: Scope,
     /// The ports of its entries (`None`: all).
     ports: Option<Vec<u16>>,
@@ -113,7 +111,6 @@ pub fn start(
         }
         diversions.push(Diversion {
             listener,
-            bind,
             scope: Scope::new(mine.iter().map(|e| e.prefix).collect()),
             ports,
         });

@@ -4,6 +4,7 @@
 //! on a loopback port if configured; SIGINT or SIGTERM shuts it all down cleanly.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use anyhow::{Context, Result};
 use honeyfarm_runtime::emulate::{serve_emulated, Compiled, EmulateConfig, Personality};
 use honeyfarm_runtime::farm::{
     accept_in_scope, bind_metrics, listen, raise_fd_limit, reflect_to, serve_connection,
-    serve_metrics, Accel, Backend, Boot, EventStore, HoneypotError, Intake, Limits, Metrics,
+    serve_metrics, then, Accel, Backend, Boot, EventStore, HoneypotError, Intake, Limits, Metrics,
     NetnsBackend, NetnsConfig, Outcome, Policy, Pool, ProcessBackend, ProcessConfig, QemuBackend,
     QemuConfig, ScanFilter, SessionConfig,
 };
@@ -22,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::either::Either;
 use tracing::{debug, info, warn};
 use tracing_subscriber::EnvFilter;
 
@@ -100,8 +102,11 @@ async fn farm(cfg: Config) -> Result<bool> {
         events: &events,
         metrics: &metrics,
     };
-    let mut spawn = |listener, scope, services, bind| {
-        let serve = serve_fn(services, intake.clone(), stop_rx.clone(), bind);
+    let mut spawn = |listener, scope, services| {
+        let (admitted, stop) = (intake.clone(), stop_rx.clone());
+        let serve = move |sock, attacker, telescope| {
+            connection(&services, &admitted, &stop, sock, attacker, telescope)
+        };
         listeners.spawn(accept_in_scope(
             listener,
             scope,
@@ -130,7 +135,7 @@ async fn farm(cfg: Config) -> Result<bool> {
             Some(path) => Responder::Emulated(emulator(path, &session)?),
             None => Responder::Scripted(session),
         };
-        spawn(listener, l.scope(), Services::One(responder), l.bind);
+        spawn(listener, l.scope(), Services::One(responder));
     }
     let mut kernel = kernel::start(&cfg, &intake, &metrics, &stop_rx)?;
     for d in kernel.take_diversions() {
@@ -140,7 +145,7 @@ async fn farm(cfg: Config) -> Result<bool> {
                 by_port.insert(port, Responder::Scripted(sessions.config(svc)?));
             }
         }
-        spawn(d.listener, d.scope, Services::ByPort(by_port), d.bind);
+        spawn(d.listener, d.scope, Services::ByPort(by_port));
     }
     let reporter = tokio::spawn(
         intake
@@ -342,8 +347,6 @@ impl Sessions<'_> {
     }
 }
 
-type Serving = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-
 /// The sessions of one listener: one service, or (TPROXY) the service of each port.
 enum Services {
     One(Responder),
@@ -370,61 +373,63 @@ fn emulator(path: &Path, session: &SessionConfig) -> Result<Arc<EmulateConfig>> 
     }))
 }
 
-/// Serves one admitted connection of the listener on `listening`: its session, then its
-/// outcome counted and logged. Under TPROXY the service is the one of the port the attacker
-/// reached; a port without one is closed at once (after the handshake the kernel made) and
-/// counted as `no_service`.
-fn serve_fn(
-    services: Services,
-    intake: Arc<Intake>,
-    stop: watch::Receiver<bool>,
-    listening: SocketAddr,
-) -> impl Fn(TcpStream, SocketAddr) -> Serving {
-    move |sock, attacker| {
-        let session = match &services {
-            Services::One(s) => Some(s),
-            Services::ByPort(by_port) => by_port.get(&sock.local_addr().map_or(0, |a| a.port())),
-        };
-        match session {
-            Some(responder) => {
-                // Before the future, which holds what it captures for the connection's life.
-                let telescope = sock.local_addr().unwrap_or(listening);
-                Box::pin(serve(
-                    responder.clone(),
-                    intake.clone(),
-                    stop.clone(),
-                    sock,
-                    attacker,
-                    telescope,
-                ))
-            }
-            None => {
-                intake.no_service();
-                drop(sock);
-                Box::pin(async {})
-            }
-        }
-    }
-}
-
-async fn serve(
-    responder: Responder,
-    intake: Arc<Intake>,
-    stop: watch::Receiver<bool>,
+/// One admitted connection of a listener, served: its session, then its outcome counted and
+/// logged, as one future (the connection's task holds it inline: one allocation). Under
+/// TPROXY the service is the one of the port the attacker reached; a port without one is
+/// closed at once (after the handshake the kernel made) and counted as `no_service`.
+fn connection(
+    services: &Services,
+    intake: &Arc<Intake>,
+    stop: &watch::Receiver<bool>,
     sock: TcpStream,
     attacker: SocketAddr,
     telescope: SocketAddr,
-) {
-    let (id, outcome, detail) = match responder {
-        Responder::Scripted(cfg) => serve_connection(cfg, sock, attacker, telescope, stop).await,
-        // Boxed: the emulator's future holds its 16 KiB read buffer, which would otherwise
-        // size every scripted connection's future too (19 KB per idle connection, not 3).
-        Responder::Emulated(cfg) => {
-            Box::pin(serve_emulated(cfg, sock, attacker, telescope, stop)).await
-        }
+) -> impl Future<Output = ()> + Send + 'static {
+    let responder = match services {
+        Services::One(s) => Some(s),
+        Services::ByPort(by_port) => by_port.get(&telescope.port()),
     };
-    intake.ended(&outcome);
-    let at = match &outcome {
+    let Some(responder) = responder else {
+        intake.no_service();
+        drop(sock);
+        return Either::Right(std::future::ready(()));
+    };
+    let session = match responder {
+        Responder::Scripted(cfg) => Either::Left(serve_connection(
+            cfg.clone(),
+            sock,
+            attacker,
+            telescope,
+            stop.clone(),
+        )),
+        // Boxed: the emulator's future is larger than a scripted session's (1.5 KB against
+        // 1.4 KB; it held a 16 KiB upload buffer until that went to the heap), and inline it
+        // would size every scripted connection's task too.
+        Responder::Emulated(cfg) => Either::Right(Box::pin(serve_emulated(
+            cfg.clone(),
+            sock,
+            attacker,
+            telescope,
+            stop.clone(),
+        ))),
+    };
+    let intake = intake.clone();
+    Either::Left(then(session, move |(id, outcome, detail)| {
+        ended(&intake, id, &outcome, &detail, attacker, telescope)
+    }))
+}
+
+/// Counts and logs how a connection ended.
+fn ended(
+    intake: &Intake,
+    id: i64,
+    outcome: &Outcome,
+    detail: &str,
+    attacker: SocketAddr,
+    telescope: SocketAddr,
+) {
+    intake.ended(outcome);
+    let at = match outcome {
         Outcome::Bridged { deviated_at } | Outcome::HandoffFailed { deviated_at } => {
             format!(" deviated_at={deviated_at}")
         }

@@ -101,7 +101,8 @@ pub async fn send(mut s: TcpStream, bytes: &[u8]) -> bool {
 /// Reads an upload to its end (at most `max` bytes kept).
 pub async fn receive(mut s: TcpStream, max: usize, idle: Duration) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut chunk = [0u8; 16384];
+    // On the heap: an array here would be part of every emulated connection's future.
+    let mut chunk = vec![0u8; 16384];
     while let Ok(Ok(n)) = tokio::time::timeout(idle, s.read(&mut chunk)).await {
         if n == 0 {
             break;

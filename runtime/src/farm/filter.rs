@@ -216,6 +216,80 @@ struct Head {
     answered: [u8; WAYS],
 }
 
+/// A shard's bucket heads in pages of their own, mapped fresh from the kernel: they read as
+/// zero (empty heads) and stay out of the farm's RSS until a source lands in them. A boxed
+/// slice would not: the allocator zeroes a 64-byte-aligned allocation by writing it, every
+/// page at start (16 MiB at the default capacity).
+struct Heads {
+    ptr: std::ptr::NonNull<Head>,
+    len: usize,
+}
+
+// SAFETY: `Heads` owns its mapping as a `Box<[Head]>` owns its allocation, and `Head` is
+// plain integers.
+unsafe impl Send for Heads {}
+// SAFETY: as above; shared access only reads.
+unsafe impl Sync for Heads {}
+
+impl Heads {
+    /// `n` empty heads.
+    fn new(n: usize) -> Heads {
+        let layout = std::alloc::Layout::array::<Head>(n).expect("a table that fits in memory");
+        if n == 0 {
+            return Heads {
+                ptr: std::ptr::NonNull::dangling(),
+                len: 0,
+            };
+        }
+        // SAFETY: an anonymous private mapping of the table's size, at an address the kernel
+        // chooses; nothing else refers to it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                layout.size(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        match std::ptr::NonNull::new(p.cast::<Head>()) {
+            Some(ptr) if p != libc::MAP_FAILED => Heads { ptr, len: n },
+            _ => std::alloc::handle_alloc_error(layout),
+        }
+    }
+}
+
+impl std::ops::Deref for Heads {
+    type Target = [Head];
+    fn deref(&self) -> &[Head] {
+        // SAFETY: the mapping holds `len` heads, page-aligned (so aligned for `Head`), zero
+        // (a valid, empty `Head`) until written through `deref_mut`; it lives as long as self.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Heads {
+    fn deref_mut(&mut self) -> &mut [Head] {
+        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Heads {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: unmaps exactly the mapping `new` made; no reference to it outlives self.
+            unsafe {
+                libc::munmap(
+                    self.ptr.as_ptr().cast(),
+                    self.len * std::mem::size_of::<Head>(),
+                );
+            }
+        }
+    }
+}
+
 /// The (address, port) pairs admitted for one source, hashed ([`ScanFilter::pair_key`]).
 type Admitted = [u32; MAX_N];
 
@@ -228,7 +302,7 @@ pub const ENTRY_BYTES: usize = std::mem::size_of::<Head>() / WAYS + std::mem::si
 struct Shard(Mutex<Table>);
 
 struct Table {
-    heads: Box<[Head]>,
+    heads: Heads,
     /// Slot `WAYS * bucket + way`'s admitted pairs.
     admitted: Box<[Admitted]>,
     tracked: usize,
@@ -309,7 +383,7 @@ impl ScanFilter {
         let shards: Box<[Shard]> = (0..shards)
             .map(|_| {
                 Shard(Mutex::new(Table {
-                    heads: vec![Head::default(); per_shard].into_boxed_slice(),
+                    heads: Heads::new(per_shard),
                     admitted: vec![[0; MAX_N]; per_shard * WAYS].into_boxed_slice(),
                     tracked: 0,
                     evicted: 0,
@@ -463,6 +537,21 @@ mod tests {
             telescope: SocketAddr::new(IpAddr::V4(Ipv4Addr::from(dst)), port),
             now,
         }
+    }
+
+    #[test]
+    fn mapped_heads_are_empty_heads() {
+        let d = Head::default();
+        let mut heads = Heads::new(5);
+        for h in heads.iter() {
+            assert_eq!(
+                (h.keys, h.seen, h.probes, h.answered),
+                (d.keys, d.seen, d.probes, d.answered)
+            );
+        }
+        heads[4].keys[1] = 7;
+        assert_eq!(heads[4].keys, [0, 7, 0, 0]);
+        assert!(Heads::new(0).is_empty());
     }
 
     fn filter(n: usize) -> ScanFilter {

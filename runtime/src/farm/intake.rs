@@ -8,8 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -474,6 +476,38 @@ impl Backoff {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// `future`, then `then` on its output, as one future of the two's size. An async block
+    /// that awaits a future it captured holds that future twice (the capture, then the value
+    /// awaited) for as long as it runs: for a connection's session, that is every idle
+    /// connection's memory.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Then<F, C> {
+        #[pin]
+        future: F,
+        then: Option<C>,
+    }
+}
+
+/// [`Then`]: `future`, then `then` on its output.
+pub fn then<F: Future, C: FnOnce(F::Output) -> T, T>(future: F, then: C) -> Then<F, C> {
+    Then {
+        future,
+        then: Some(then),
+    }
+}
+
+impl<F: Future, C: FnOnce(F::Output) -> T, T> Future for Then<F, C> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = self.project();
+        let out = ready!(this.future.poll(cx));
+        let then = this.then.take().expect("a Then polled after it completed");
+        Poll::Ready(then(out))
+    }
+}
+
 /// Accepts connections on `listener` until `stop` turns true, then waits for its sessions to
 /// end. Each connection the caps and then the scan filter admit is served by `serve` in a task
 /// of its own, holding its permit until `serve` returns; the others are reset (SO_LINGER 0) at
@@ -487,11 +521,15 @@ pub async fn accept_loop<F, Fut>(
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let serve = move |sock, attacker, _telescope| serve(sock, attacker);
     accept_in_scope(listener, Scope::default(), intake, stop, serve).await
 }
 
 /// [`accept_loop`] for a listener that watches `scope`: a connection whose telescope (local)
 /// address is outside it is reset at once and counted, before the caps and the filter.
+/// `serve` is given the connection's socket, its attacker (remote) and telescope (local)
+/// addresses; the future it returns is the connection's task, with its permit beside it (one
+/// allocation per connection).
 pub async fn accept_in_scope<F, Fut>(
     listener: TcpListener,
     scope: Scope,
@@ -499,7 +537,7 @@ pub async fn accept_in_scope<F, Fut>(
     mut stop: watch::Receiver<bool>,
     serve: F,
 ) where
-    F: Fn(TcpStream, SocketAddr) -> Fut,
+    F: Fn(TcpStream, SocketAddr, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let local = listener
@@ -527,11 +565,7 @@ pub async fn accept_in_scope<F, Fut>(
                     .filter(|_| intake.screen(peer.ip(), telescope).answered());
                 match admitted {
                     Some(permit) => {
-                        let session = serve(sock, peer);
-                        sessions.spawn(async move {
-                            session.await;
-                            drop(permit);
-                        });
+                        sessions.spawn(then(serve(sock, peer, telescope), move |()| drop(permit)));
                     }
                     // Refused or filtered: reset rather than closed, unread: no FIN
                     // handshake, no TIME_WAIT here.
@@ -701,7 +735,7 @@ mod tests {
             scope,
             i.clone(),
             stop,
-            move |mut s, _| {
+            move |mut s, _, _| {
                 count.fetch_add(1, Ordering::Relaxed);
                 async move {
                     let _ = s.write_all(b"hi").await;

@@ -34,8 +34,8 @@ pub use honeypot::{
     QmpError, Reflected, Reflector, Route, Veth, LEASE_WAIT,
 };
 pub use intake::{
-    accept_in_scope, accept_loop, listen, listen_transparent, raise_fd_limit, Intake, IntakeCounts,
-    Limits, Permit, Refusal,
+    accept_in_scope, accept_loop, listen, listen_transparent, raise_fd_limit, then, Intake,
+    IntakeCounts, Limits, Permit, Refusal, Then,
 };
 pub use kernel::{
     nft, Divert, Installed, KernelError, Ports, SetCounts, SetSpec, SetWriter, TableSpec,

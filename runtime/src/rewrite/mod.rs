@@ -199,14 +199,23 @@ impl VisitorMut for Rewrite<'_> {
 
 /// Random bytes from the kernel (nonces: NTLMSSP server challenges and the like).
 pub fn random_bytes(n: usize) -> Vec<u8> {
-    use std::io::Read;
     let mut b = vec![0u8; n];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        if f.read_exact(&mut b).is_ok() {
-            return b;
+    // getrandom(2): one system call per session (opening /dev/urandom took three).
+    let mut filled = 0;
+    while filled < n {
+        // SAFETY: the kernel writes at most `n - filled` bytes into `b[filled..]`, which is
+        // that long and lives for the call.
+        let r = unsafe { libc::getrandom(b[filled..].as_mut_ptr().cast(), n - filled, 0) };
+        match usize::try_from(r) {
+            Ok(got) if got > 0 => filled += got,
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => break,
         }
     }
-    // No /dev/urandom: derive bytes from the clock, still different per session.
+    if filled == n {
+        return b;
+    }
+    // No getrandom: derive bytes from the clock, still different per session.
     let t = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());

@@ -14,7 +14,7 @@ mod writer;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -218,7 +218,9 @@ struct Counters {
 /// A handle to the store; clones share the writer thread.
 #[derive(Clone)]
 pub struct EventStore {
-    tx: SyncSender<Write>,
+    /// Unbounded as a channel (it allocates blocks as it fills and frees them as the writer
+    /// drains them, so an idle farm holds none): `counters.queued` bounds it to `capacity`.
+    tx: Sender<Write>,
     capacity: usize,
     counters: Arc<Counters>,
     next_id: Arc<AtomicI64>,
@@ -264,7 +266,7 @@ impl EventStore {
             .spawn(move || writer::checkpoint_loop(cp, stopped))
             .map_err(thread)?;
         let capacity = options.queue.max(4);
-        let (tx, rx) = mpsc::sync_channel(capacity);
+        let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let w = Writer::new(
             db,
@@ -304,19 +306,15 @@ impl EventStore {
             self.capacity - self.capacity / 4
         };
         let c = &self.counters;
-        let full = c.queued.fetch_add(1, Ordering::Relaxed) >= limit
-            || match self.tx.try_send(w) {
-                Ok(()) => false,
-                Err(TrySendError::Full(_)) => true,
-                Err(TrySendError::Disconnected(_)) => {
-                    c.queued.fetch_sub(1, Ordering::Relaxed);
-                    return;
-                }
-            };
-        if full {
+        // The count is taken before the send, so senders racing for the last places never
+        // put more than `limit` in the queue.
+        if c.queued.fetch_add(1, Ordering::Relaxed) >= limit {
             c.queued.fetch_sub(1, Ordering::Relaxed);
             c.dropped.fetch_add(1, Ordering::Relaxed);
             c.dropped_total.fetch_add(1, Ordering::Relaxed);
+        } else if self.tx.send(w).is_err() {
+            // Closed: the writer is gone.
+            c.queued.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -418,7 +416,7 @@ impl EventStore {
     }
 
     /// Writes everything queued so far, checkpoints the WAL into the main file and stops the
-    /// writer; later events are dropped. Waits for the queue to have room for the request.
+    /// writer; later events are dropped.
     pub fn close(&self) {
         let handle = self.writer.lock().ok().and_then(|mut h| h.take());
         if let Some(h) = handle {
