@@ -15,7 +15,7 @@ mod session;
 mod throttle;
 
 pub use artifacts::Files;
-pub use containment::{Action, Policy, PolicyError, Proto, Rule, Site, REFLECT_PORT};
+pub use containment::{Action, Policy, PolicyError, Proto, Rule, Site, VmLink, REFLECT_PORT};
 pub use events::{
     stored_messages, ContainmentRecord, DecodeError, Difference, Differences, EventStore,
     LeaseRecord, MessageEvent, Outcome, ReadError, Source, StoreError, StoreOptions, StoredMessage,
@@ -26,10 +26,11 @@ pub use filter::{
     TallyRow, ENTRY_BYTES, MAX_N, MAX_TALLIED,
 };
 pub use honeypot::{
-    answers_smb, counters as nft_counters, kvm_usable, reflect_to, remove_netns, Accel, Backend,
-    Boot, Honeypot, HoneypotError, Lease, Netns, NetnsBackend, NetnsConfig, NetnsError, Pool,
-    PoolCounts, PoolStats, ProcessBackend, ProcessConfig, QemuBackend, QemuConfig, QemuError, Qmp,
-    QmpError, Reflected, Reflector, Route, Veth, LEASE_WAIT,
+    answers_smb, counters as nft_counters, guest_command, kvm_usable, negotiate_answered,
+    reflect_to, remove_netns, Accel, Backend, Boot, Honeypot, HoneypotError, Lease, Netns,
+    NetnsBackend, NetnsConfig, NetnsError, Pool, PoolCounts, PoolStats, ProcessBackend,
+    ProcessConfig, QemuBackend, QemuConfig, QemuError, Qmp, QmpError, Reflected, Reflector, Route,
+    Veth, GUEST as VM_GUEST, LEASE_WAIT,
 };
 pub use intake::{
     accept_in_scope, accept_loop, listen, listen_transparent, raise_fd_limit, Intake, IntakeCounts,
