@@ -15,6 +15,10 @@ use honeyfarm_runtime::farm::{answers_smb, Backend, Boot, Policy};
 
 #[test]
 fn a_restored_vm_answers_smb_and_is_recycled() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("honeyfarm_runtime=debug")
+        .with_test_writer()
+        .try_init();
     let Some((backend, work)) =
         common::vm::backend("hfq-restore", Boot::Restore, Policy::deny_all(), None)
     else {

@@ -391,9 +391,14 @@ impl NetnsBackend {
 impl Backend for NetnsBackend {
     fn start(&self, addr: SocketAddr) -> Result<Honeypot, HoneypotError> {
         let link = v4(addr)?;
+        let began = std::time::Instant::now();
         let slot = self
             .prepare(addr, link)
             .map_err(|source| HoneypotError::Netns { addr, source })?;
+        tracing::debug!(
+            "honeypot {addr}: namespace, veth and containment in {} ms",
+            began.elapsed().as_millis()
+        );
         self.launch(addr, slot)
     }
 

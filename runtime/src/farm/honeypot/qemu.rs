@@ -493,6 +493,7 @@ impl QemuBackend {
     /// answers on `addr` from the farm; its tap is attached once the restore has completed.
     fn start_vm(&self, addr: SocketAddr, dir: &Path, ns: &Netns) -> Result<Child, QemuError> {
         let c = &self.config;
+        let began = Instant::now();
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         let disk = dir.join("disk.qcow2");
@@ -521,6 +522,10 @@ impl QemuBackend {
             kill(&mut child);
             return Err(e);
         }
+        tracing::debug!(
+            "honeypot VM {addr}: running, its tap up, after {} ms",
+            began.elapsed().as_millis()
+        );
         let deadline = Instant::now() + c.ready_timeout;
         loop {
             let exited = matches!(child.try_wait(), Ok(Some(_)));
