@@ -503,9 +503,10 @@ work_dir = "{d}/honeypots"
     assert_eq!(seen(&out), 0, "packets got out after the farm died");
 }
 
-/// A line the guest's shell runs; its output, after asserting it ended (any status).
-fn in_guest(h: &Honeypot, command: &str) -> String {
-    let (status, out) = guest_command(h, command, Duration::from_secs(30))
+/// A line the guest's shell runs (the VM whose directory is `dir`); its output, after
+/// asserting it ended (any status).
+fn in_guest(dir: &Path, command: &str) -> String {
+    let (status, out) = guest_command(dir, command, Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("`{command}` in the guest: {e}"));
     format!("{out}(exit {status})")
 }
@@ -536,18 +537,18 @@ fn a_vm_honeypot_is_contained_and_its_smbd_sees_the_attacker() {
     let out = outside(&hp, "vm");
     // Probes from inside the guest: TCP (bash's /dev/tcp), UDP, ICMP (ping).
     let tcp = in_guest(
-        &h,
+        &h.dir,
         "timeout 2 bash -c 'echo > /dev/tcp/198.51.100.9/80' && echo connected",
     );
     let tcp_sink = in_guest(
-        &h,
+        &h.dir,
         "timeout 2 bash -c 'echo > /dev/tcp/198.51.100.7/445' && echo connected",
     );
     let udp = in_guest(
-        &h,
+        &h.dir,
         "bash -c 'echo x > /dev/udp/198.51.100.9/53' && echo sent",
     );
-    let icmp = in_guest(&h, "ping -n -c 2 -W 1 198.51.100.9");
+    let icmp = in_guest(&h.dir, "ping -n -c 2 -W 1 198.51.100.9");
     eprintln!("in the guest: tcp {tcp:?}, to the sink {tcp_sink:?}, udp {udp:?}, icmp {icmp:?}");
     assert!(!tcp.contains("connected") && !tcp_sink.contains("connected"));
     assert!(udp.contains("sent"), "the guest sent its datagram: {udp}");
@@ -560,7 +561,7 @@ fn a_vm_honeypot_is_contained_and_its_smbd_sees_the_attacker() {
     );
     // The path works: what the policy allows does arrive.
     let allowed = in_guest(
-        &h,
+        &h.dir,
         "bash -c 'echo x > /dev/udp/198.51.100.7/53' && echo sent",
     );
     assert!(allowed.contains("sent"), "{allowed}");
@@ -591,7 +592,7 @@ fn a_vm_honeypot_is_contained_and_its_smbd_sees_the_attacker() {
         negotiate_answered(&mut s, Duration::from_secs(20)),
         "the guest's smbd answers"
     );
-    let peers = in_guest(&h, "ss -Htnp state established '( sport = :445 )'");
+    let peers = in_guest(&h.dir, "ss -Htnp state established '( sport = :445 )'");
     eprintln!("the guest's smbd's connections: {peers}");
     assert!(
         peers.contains("203.0.113.5:") && peers.contains("smbd"),
@@ -599,5 +600,70 @@ fn a_vm_honeypot_is_contained_and_its_smbd_sees_the_attacker() {
     );
     drop(s);
     backend.stop(h);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_vm_honeypots_reflected_smb_connection_reaches_another_vm() {
+    let dir = std::env::temp_dir().join(format!("hfq-reflect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("events.sqlite");
+    let Some((backend, work)) = common::vm::backend(
+        "hfq-reflect-vm",
+        Boot::Restore,
+        policy("[[rule]]\nproto = \"tcp\"\nport = 445\naction = \"reflect\"\n"),
+        Some(EventStore::open(&db).unwrap()),
+    ) else {
+        return;
+    };
+    let addrs: Vec<SocketAddr> = ["10.233.3.2:445", "10.233.3.3:445"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    let _gone = common::vm::Links(common::vm::PREFIX, addrs.clone(), work.clone());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pool = Pool::new(backend.clone(), addrs, 0);
+    backend.set_reflector(reflect_to(
+        pool.clone(),
+        rt.handle().clone(),
+        Some(EventStore::open(&db).unwrap()),
+    ));
+    struct Shut(Arc<Pool>);
+    impl Drop for Shut {
+        fn drop(&mut self) {
+            self.0.shutdown();
+        }
+    }
+    let _shut = Shut(pool.clone());
+    let a = pool.lease("198.18.5.1".parse().unwrap()).unwrap();
+    drop(
+        pool.route(&a, "203.0.113.5:40000".parse().unwrap())
+            .unwrap(),
+    );
+    let hp = backend.namespace([10, 233, 3, 2].into());
+    let out = outside(&hp, "vmreflect");
+    // The worm in the guest lists the shares of its next victim: another VM answers.
+    let text = in_guest(
+        &work.join("vm-10.233.3.2-445"),
+        "smbclient -N -L 198.51.100.9 --option='client min protocol=NT1' --option='client max protocol=NT1'",
+    );
+    assert!(
+        text.contains("public") && text.contains("ADMIN$"),
+        "{text}\n{:?}",
+        decisions(&db)
+    );
+    assert_eq!(seen(&out), 0, "the reflected connection left the namespace");
+    let d = wait_for(&db, |d| d.iter().any(|r| r.1 == "reflected"));
+    let row = |decision: &str| d.iter().find(|r| r.1 == decision).cloned();
+    let reflect = row("reflect").unwrap_or_else(|| panic!("{d:?}"));
+    assert!(
+        reflect.3.contains("198.18.5.1 -> 198.51.100.9:445"),
+        "{d:?}"
+    );
+    let reached = row("reflected").unwrap_or_else(|| panic!("{d:?}"));
+    assert!(reached.3.contains("reached honeypot 10.233.3.3"), "{d:?}");
+    pool.release(a);
+    drop(_shut);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -586,15 +586,15 @@ impl QemuBackend {
     }
 }
 
-/// Runs `command` in the guest of `honeypot` (a VM of this backend) through its command
-/// channel, waiting at most `timeout`; returns its exit status and output (standard output
-/// and error together).
+/// Runs `command` in the guest of the VM honeypot whose directory is `dir` (`Honeypot::dir`;
+/// `vm-{address}-{port}` in the work directory) through its command channel, waiting at most
+/// `timeout`; returns its exit status and output (standard output and error together).
 pub fn guest_command(
-    honeypot: &Honeypot,
+    dir: &Path,
     command: &str,
     timeout: Duration,
 ) -> Result<(i32, String), QemuError> {
-    let path = honeypot.dir.join("cmd.sock");
+    let path = dir.join("cmd.sock");
     let fail = |why: String| QemuError::Channel {
         path: path.display().to_string(),
         why,
