@@ -394,24 +394,34 @@ fn a_reflected_smb_connection_reaches_another_honeypot_and_is_recorded() {
         .unwrap();
     let text = String::from_utf8_lossy(&listing.stdout).into_owned()
         + &String::from_utf8_lossy(&listing.stderr);
+    assert_reflected(&db, &out, &text, "10.231.1.1");
+    pool.release(a);
+    drop(lab);
+    drop(rt);
+}
+
+/// The worm's share listing `text` (of 198.51.100.9, from the honeypot leased to 198.18.5.1)
+/// came from another honeypot (`reached`, an address prefix), nothing reached the outside, and
+/// both the reflection and its handover are recorded.
+fn assert_reflected(db: &Path, out: &Netns, text: &str, reached: &str) {
     assert!(
         text.contains("public") && text.contains("ADMIN$"),
         "{text}\n{:?}",
-        decisions(&db)
+        decisions(db)
     );
-    assert_eq!(seen(&out), 0, "the reflected connection left the namespace");
-    let d = wait_for(&db, |d| d.iter().any(|r| r.1 == "reflected"));
+    assert_eq!(seen(out), 0, "the reflected connection left the namespace");
+    let d = wait_for(db, |d| d.iter().any(|r| r.1 == "reflected"));
     let row = |decision: &str| d.iter().find(|r| r.1 == decision).cloned();
     let reflect = row("reflect").unwrap_or_else(|| panic!("{d:?}"));
     assert!(
         reflect.3.contains("198.18.5.1 -> 198.51.100.9:445"),
         "{d:?}"
     );
-    let reached = row("reflected").unwrap_or_else(|| panic!("{d:?}"));
-    assert!(reached.3.contains("reached honeypot 10.231.1.1"), "{d:?}");
-    pool.release(a);
-    drop(lab);
-    drop(rt);
+    let handed = row("reflected").unwrap_or_else(|| panic!("{d:?}"));
+    assert!(
+        handed.3.contains(&format!("reached honeypot {reached}")),
+        "{d:?}"
+    );
 }
 
 /// Removes a farm's honeypot namespaces and what runs in its directory, whatever happened.
@@ -648,21 +658,7 @@ fn a_vm_honeypots_reflected_smb_connection_reaches_another_vm() {
         &work.join("vm-10.233.3.2-445"),
         "smbclient -N -L 198.51.100.9 --option='client min protocol=NT1' --option='client max protocol=NT1'",
     );
-    assert!(
-        text.contains("public") && text.contains("ADMIN$"),
-        "{text}\n{:?}",
-        decisions(&db)
-    );
-    assert_eq!(seen(&out), 0, "the reflected connection left the namespace");
-    let d = wait_for(&db, |d| d.iter().any(|r| r.1 == "reflected"));
-    let row = |decision: &str| d.iter().find(|r| r.1 == decision).cloned();
-    let reflect = row("reflect").unwrap_or_else(|| panic!("{d:?}"));
-    assert!(
-        reflect.3.contains("198.18.5.1 -> 198.51.100.9:445"),
-        "{d:?}"
-    );
-    let reached = row("reflected").unwrap_or_else(|| panic!("{d:?}"));
-    assert!(reached.3.contains("reached honeypot 10.233.3.3"), "{d:?}");
+    assert_reflected(&db, &out, &text, "10.233.3.3");
     pool.release(a);
     drop(_shut);
     let _ = std::fs::remove_dir_all(&dir);
