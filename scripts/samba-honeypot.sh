@@ -24,7 +24,42 @@
 # namespace, where the telescope address is added when it is leased).
 #
 # usage: scripts/samba-honeypot.sh DIR ADDRESS PORT     (as root)
+#        scripts/samba-honeypot.sh conf [LINE...]   (prints the smb.conf)
 set -euo pipefail
+# The honeypot's smb.conf (identity, protocol, shares), with the lines given added to [global]:
+# the one definition both this script and scripts/vm-image.sh (the qemu backend's guest) use.
+# `samba-honeypot.sh conf [LINE...]` prints it.
+smb_conf() {
+    printf '[global]\n'
+    printf '  %s\n' "workgroup = FARMNET" "netbios name = ${HONEYPOT_NAME:-FILESRV01}" \
+        "server role = standalone server" "server min protocol = NT1" \
+        "server max protocol = NT1" "map to guest = bad user" "restrict anonymous = 0" \
+        "server signing = disabled" "disable netbios = yes" "load printers = no" \
+        "printing = bsd" "printcap name = /dev/null" "disable spoolss = yes" "$@"
+    cat <<CONF
+[ADMIN\$]
+  comment = Remote Admin
+  path = /srv/samba/Windows
+  administrative share = yes
+  read only = no
+  guest ok = yes
+[C\$]
+  comment = Default share
+  path = /srv/samba
+  administrative share = yes
+  read only = no
+  guest ok = yes
+[public]
+  path = /srv/samba/public
+  read only = no
+  guest ok = yes
+CONF
+}
+if [ "${1:-}" = conf ]; then
+    shift
+    smb_conf "$@"
+    exit 0
+fi
 dir=${1:?usage: samba-honeypot.sh DIR ADDRESS PORT}
 addr=${2:?usage: samba-honeypot.sh DIR ADDRESS PORT}
 port=${3:?usage: samba-honeypot.sh DIR ADDRESS PORT}
@@ -41,57 +76,19 @@ root=/srv/samba
 
 # smbd binds only to addresses the machine has: give the loopback this one.
 if [ "$addr" = 0.0.0.0 ]; then
-    bind="bind interfaces only = no"
+    bind=("bind interfaces only = no")
     addr=127.0.0.1
 else
-    bind="interfaces = $addr
-  bind interfaces only = yes"
+    bind=("interfaces = $addr" "bind interfaces only = yes")
     if [ "$addr" != 127.0.0.1 ]; then
         ip addr replace "$addr/32" dev lo
     fi
 fi
 
-cat > "$dir/smb.conf" <<CONF
-[global]
-  workgroup = FARMNET
-  netbios name = ${HONEYPOT_NAME:-FILESRV01}
-  server role = standalone server
-  smb ports = ${port//,/ }
-  $bind
-  server min protocol = NT1
-  server max protocol = NT1
-  map to guest = bad user
-  restrict anonymous = 0
-  server signing = disabled
-  disable netbios = yes
-  load printers = no
-  printing = bsd
-  printcap name = /dev/null
-  disable spoolss = yes
-  private dir = $dir/private
-  lock directory = $dir/lock
-  state directory = $dir/state
-  cache directory = $dir/cache
-  pid directory = $dir/pid
-  ncalrpc dir = $dir/ncalrpc
-  log file = $dir/log.%m
-[ADMIN\$]
-  comment = Remote Admin
-  path = $root/Windows
-  administrative share = yes
-  read only = no
-  guest ok = yes
-[C\$]
-  comment = Default share
-  path = $root
-  administrative share = yes
-  read only = no
-  guest ok = yes
-[public]
-  path = $root/public
-  read only = no
-  guest ok = yes
-CONF
+smb_conf "smb ports = ${port//,/ }" "${bind[@]}" \
+    "private dir = $dir/private" "lock directory = $dir/lock" "state directory = $dir/state" \
+    "cache directory = $dir/cache" "pid directory = $dir/pid" "ncalrpc dir = $dir/ncalrpc" \
+    "log file = $dir/log.%m" > "$dir/smb.conf"
 
 net -s "$dir/smb.conf" setlocalsid S-1-5-21-3623811015-3361044348-30300820 >/dev/null
 for user in alice bob; do

@@ -5,9 +5,10 @@
 # users alice and bob with password pw, guest-writable `public`, ADMIN$ and C$).
 #
 # The guest boots without systemd: /sbin/hf-init (PID 1) mounts the pseudo file systems, gives
-# eth0 the fixed address 10.0.2.15/24 (QEMU's user-mode network: each VM has its own NAT, so
-# every clone may keep the address its saved state has), starts smbd, warms Samba's RPC
-# services once and prints HONEYFARM-READY on the serial console.
+# eth0 the fixed address $guest_addr (every clone keeps the address its saved state has: each is
+# alone on a tap in its honeypot's namespace, whose address $gateway is its default route),
+# starts smbd and a command channel on the second serial port, warms Samba's RPC services once
+# and prints HONEYFARM-READY on the serial console.
 #
 # Output, in a directory keyed by a hash of this script and its inputs (rebuilt only when they
 # change): base.qcow2 (the root file system, ext4 on the whole disk), vmlinuz and initrd.img
@@ -21,8 +22,18 @@ set -euo pipefail
 cache=${1:-${HONEYFARM_VM_CACHE:-/var/cache/honeyfarm/vm}}
 mirror=${HONEYFARM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=bookworm
-packages=linux-image-amd64,initramfs-tools,samba,smbclient,iproute2,procps,kmod
+packages=linux-image-amd64,initramfs-tools,samba,smbclient,iproute2,procps,kmod,iputils-ping
 size=2G
+# The guest's network: its fixed address on the tap QEMU is given in the honeypot's namespace,
+# and the tap's address there, its default route (runtime/src/farm/honeypot/qemu.rs: GUEST and
+# GATEWAY say the same).
+guest_addr=172.16.20.15/24
+gateway=172.16.20.1
+# The honeypot's Samba configuration: scripts/samba-honeypot.sh's, on the VM's own paths. What
+# an attacker writes is on the VM's disk at once (sync always): a stopped honeypot's overlay
+# keeps it.
+smb_conf=$(env -u HONEYPOT_NAME bash "$(dirname "$0")/samba-honeypot.sh" conf "smb ports = 445" \
+    "log file = /var/log/samba/log.%m" "sync always = yes")
 # The guest's host name: Samba puts it in its NTLMSSP challenge (the DNS computer name), so it
 # must be the one of the machine the farm's scripts were recorded from (its process honeypots
 # are this machine; the NetBIOS name stays FILESRV01).
@@ -31,7 +42,8 @@ guest_hostname=${HONEYFARM_VM_HOSTNAME:-$(hostname)}
 key=$(
     {
         grep -v '^[[:space:]]*#' "$0"
-        echo "$mirror $suite $packages $size $guest_hostname"
+        echo "$mirror $suite $packages $size $guest_hostname $guest_addr $gateway"
+        echo "$smb_conf"
     } | sha256sum | cut -c1-16
 )
 out=$cache/$key
@@ -81,49 +93,13 @@ chroot "$root" update-initramfs -u -k all >/dev/null
 umount "$root/proc"
 
 echo "$guest_hostname" >"$root/etc/hostname"
-printf '127.0.0.1 localhost\n10.0.2.15 %s\n' "$guest_hostname" >"$root/etc/hosts"
+printf '127.0.0.1 localhost\n%s %s\n' "${guest_addr%/*}" "$guest_hostname" >"$root/etc/hosts"
 printf '/dev/vda / ext4 rw,noatime 0 1\n' >"$root/etc/fstab"
 
-# The honeypot's Samba: scripts/samba-honeypot.sh's configuration, on the VM's own paths.
 srv=/srv/samba
 mkdir -p "$root$srv/public" "$root$srv/Windows/system32"
 chmod 777 "$root$srv" "$root$srv/public" "$root$srv/Windows" "$root$srv/Windows/system32"
-cat >"$root/etc/samba/smb.conf" <<CONF
-[global]
-  workgroup = FARMNET
-  netbios name = FILESRV01
-  server role = standalone server
-  smb ports = 445
-  server min protocol = NT1
-  server max protocol = NT1
-  map to guest = bad user
-  restrict anonymous = 0
-  server signing = disabled
-  disable netbios = yes
-  load printers = no
-  printing = bsd
-  printcap name = /dev/null
-  disable spoolss = yes
-  log file = /var/log/samba/log.%m
-  # What an attacker writes is on the VM's disk at once: a stopped honeypot's overlay keeps it.
-  sync always = yes
-[ADMIN\$]
-  comment = Remote Admin
-  path = $srv/Windows
-  administrative share = yes
-  read only = no
-  guest ok = yes
-[C\$]
-  comment = Default share
-  path = $srv
-  administrative share = yes
-  read only = no
-  guest ok = yes
-[public]
-  path = $srv/public
-  read only = no
-  guest ok = yes
-CONF
+printf '%s\n' "$smb_conf" >"$root/etc/samba/smb.conf"
 chroot "$root" net setlocalsid S-1-5-21-3623811015-3361044348-30300820 >/dev/null
 # The same uids as the machine the scripts were recorded on (Samba derives the users' RIDs
 # from them, and rpcclient prints those).
@@ -134,7 +110,7 @@ for user in alice:1001 bob:1002; do
     printf 'pw\npw\n' | chroot "$root" smbpasswd -a -s "$user" >/dev/null
 done
 
-cat >"$root/sbin/hf-init" <<'INIT'
+cat >"$root/sbin/hf-init" <<INIT
 #!/bin/sh
 # PID 1 of the honeypot VM: network, smbd, one warm-up, then reap children forever.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -147,11 +123,21 @@ mkdir -p /run/samba /var/log/samba
 hostname -F /etc/hostname
 modprobe virtio_net 2>/dev/null
 ip link set lo up
-ip addr add 10.0.2.15/24 dev eth0
+ip addr add $guest_addr dev eth0
 ip link set eth0 up
-ip route add default via 10.0.2.2
+ip route add default via $gateway
 smbd -D
-for _ in $(seq 1 200); do
+# The farm's command channel (its tests' probes from inside the guest): each line read on the
+# second serial port (a socket in the honeypot's directory on the host) runs as a shell
+# command; its output is followed by "HF-DONE <exit status>".
+(
+    stty -F /dev/ttyS1 raw -echo
+    while IFS= read -r line; do
+        sh -c "\$line" </dev/null 2>&1
+        echo "HF-DONE \$?"
+    done
+) </dev/ttyS1 >/dev/ttyS1 2>&1 &
+for _ in \$(seq 1 200); do
     smbclient -N -L 127.0.0.1 --option='client min protocol=NT1' >/dev/null 2>&1 && break
     sleep 0.05
 done

@@ -289,14 +289,14 @@ pub struct Honeypots {
     /// worm's next session reaches the same one (0: stopped at once).
     #[serde(default)]
     pub lease_linger_secs: u64,
-    /// `netns` backend: the containment policy file (`docs/containment.example.toml`);
+    /// `netns` and `qemu` backends: the containment policy file (`docs/containment.example.toml`);
     /// without one, honeypots send nothing out at all.
     #[serde(default)]
     pub containment: Option<PathBuf>,
-    /// `netns` backend: the prefix of its namespaces, veths and nftables tables.
+    /// `netns` and `qemu` backends: the prefix of their namespaces, veths and nftables tables.
     #[serde(default = "default_netns_prefix")]
     pub netns_prefix: String,
-    /// `netns` backend: the farm's address on every honeypot's veth.
+    /// `netns` and `qemu` backends: the farm's address on every honeypot's veth.
     #[serde(default = "default_farm_address")]
     pub farm_address: Ipv4Addr,
     /// The checked containment policy (filled in by [`Config::load`]).
@@ -579,7 +579,24 @@ pub struct Metrics {
 }
 
 impl Honeypots {
-    /// Checks the backend's settings and loads the containment policy of a `netns` backend.
+    /// The namespace settings (of `netns` and `qemu`), and the containment policy loaded.
+    fn check_netns(&mut self, name: &str) -> Result<()> {
+        let p = &self.netns_prefix;
+        if p.is_empty() || p.len() > 6 || !p.chars().all(|c| c.is_ascii_alphanumeric()) {
+            bail!("{name}: [honeypots] netns_prefix `{p}`: 1 to 6 letters or digits");
+        }
+        if let Some(a) = self.addresses.iter().find(|a| !a.is_ipv4()) {
+            bail!("{name}: [honeypots] address {a}: the netns and qemu backends' links are IPv4");
+        }
+        self.policy = Some(match &self.containment {
+            Some(path) => Policy::load(path)?,
+            None => Policy::deny_all(),
+        });
+        Ok(())
+    }
+
+    /// Checks the backend's settings and loads the containment policy of a `netns` or `qemu`
+    /// backend.
     fn check(&mut self, name: &str) -> Result<()> {
         if self.command.is_empty() && self.backend != "qemu" {
             bail!("{name}: [honeypots] command is empty");
@@ -602,20 +619,10 @@ impl Honeypots {
                         q.boot
                     );
                 }
+                // Each VM is in a namespace of its own, as a netns honeypot is.
+                self.check_netns(name)?;
             }
-            "netns" => {
-                let p = &self.netns_prefix;
-                if p.is_empty() || p.len() > 6 || !p.chars().all(|c| c.is_ascii_alphanumeric()) {
-                    bail!("{name}: [honeypots] netns_prefix `{p}`: 1 to 6 letters or digits");
-                }
-                if let Some(a) = self.addresses.iter().find(|a| !a.is_ipv4()) {
-                    bail!("{name}: [honeypots] address {a}: the netns backend links are IPv4");
-                }
-                self.policy = Some(match &self.containment {
-                    Some(path) => Policy::load(path)?,
-                    None => Policy::deny_all(),
-                });
-            }
+            "netns" => self.check_netns(name)?,
             other => {
                 bail!("{name}: honeypot backend `{other}`: this build has `process`, `netns` and `qemu`")
             }

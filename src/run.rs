@@ -220,19 +220,22 @@ fn pool(cfg: &Config, events: &EventStore) -> Result<Option<Honeypots>> {
         keep: h.keep,
         ready_timeout: Duration::from_secs(h.ready_timeout_secs),
     };
-    let netns = (h.backend == "netns").then(|| {
-        NetnsBackend::new(NetnsConfig {
-            process: process.clone(),
-            prefix: h.netns_prefix.clone(),
-            farm: h.farm_address,
-            policy: h.policy.clone().unwrap_or_else(Policy::deny_all),
-            events: Some(events.clone()),
-        })
-    });
-    let backend: Arc<dyn Backend> = match (&netns, &h.qemu) {
-        (Some(n), _) => n.clone(),
-        (None, Some(q)) if h.backend == "qemu" => Arc::new(qemu_backend(h, q)?),
-        (None, _) => Arc::new(ProcessBackend::new(process)),
+    let contain = || NetnsConfig {
+        process: process.clone(),
+        prefix: h.netns_prefix.clone(),
+        farm: h.farm_address,
+        policy: h.policy.clone().unwrap_or_else(Policy::deny_all),
+        events: Some(events.clone()),
+    };
+    // `qemu`'s VMs are each in a namespace of their own too, as `netns`'s processes are.
+    let netns = match (h.backend.as_str(), &h.qemu) {
+        ("netns", _) => Some(NetnsBackend::new(contain())),
+        ("qemu", Some(q)) => Some(NetnsBackend::with_vms(contain(), qemu_backend(h, q)?)),
+        _ => None,
+    };
+    let backend: Arc<dyn Backend> = match &netns {
+        Some(n) => n.clone(),
+        None => Arc::new(ProcessBackend::new(process)),
     };
     let pool = Pool::with_leases(
         backend,

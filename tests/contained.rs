@@ -2,7 +2,9 @@
 //! Each test makes its honeypot namespaces through the backend and an "outside" namespace of
 //! its own (a packet counter on its only link, addresses of 198.51.100.0/24 routed to it from
 //! the honeypot's namespace, never a real address), and removes them all, also on failure.
-//! Root only; run under the shared lock (`flock /tmp/honeyfarm-peer-tests.lock`).
+//! The `qemu` backend's VMs are in such namespaces too, the guest behind a tap: its probes are
+//! run inside the guest (its command channel), with the same outside. Root only; run under the
+//! shared lock (`flock /tmp/honeyfarm-peer-tests.lock`).
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -13,8 +15,8 @@ use std::time::{Duration, Instant};
 mod common;
 
 use honeyfarm_runtime::farm::{
-    nft_counters, reflect_to, remove_netns, Backend, EventStore, Honeypot, Netns, NetnsBackend,
-    NetnsConfig, Policy, Pool, ProcessConfig,
+    guest_command, negotiate_answered, nft_counters, reflect_to, remove_netns, Backend, Boot,
+    EventStore, Honeypot, Netns, NetnsBackend, NetnsConfig, Policy, Pool, ProcessConfig,
 };
 
 /// The prefix of everything these tests create.
@@ -67,7 +69,9 @@ fn send(ns: &str, args: &[&str]) -> String {
 /// The outside: a namespace linked to honeypot namespace `hp` (which routes 198.51.100.0/24
 /// to it), counting every IPv4 packet that arrives.
 fn outside(hp: &str, tag: &str) -> Netns {
-    let out = Netns::create(&format!("{PREFIX}-out-{tag}")).unwrap();
+    // Named with the honeypot namespace's prefix.
+    let prefix = hp.split('-').next().unwrap_or(PREFIX);
+    let out = Netns::create(&format!("{prefix}-out-{tag}")).unwrap();
     let o = out.name();
     let ip = |args: &[&str]| {
         let st = std::process::Command::new("ip")
@@ -390,24 +394,34 @@ fn a_reflected_smb_connection_reaches_another_honeypot_and_is_recorded() {
         .unwrap();
     let text = String::from_utf8_lossy(&listing.stdout).into_owned()
         + &String::from_utf8_lossy(&listing.stderr);
+    assert_reflected(&db, &out, &text, "10.231.1.1");
+    pool.release(a);
+    drop(lab);
+    drop(rt);
+}
+
+/// The worm's share listing `text` (of 198.51.100.9, from the honeypot leased to 198.18.5.1)
+/// came from another honeypot (`reached`, an address prefix), nothing reached the outside, and
+/// both the reflection and its handover are recorded.
+fn assert_reflected(db: &Path, out: &Netns, text: &str, reached: &str) {
     assert!(
         text.contains("public") && text.contains("ADMIN$"),
         "{text}\n{:?}",
-        decisions(&db)
+        decisions(db)
     );
-    assert_eq!(seen(&out), 0, "the reflected connection left the namespace");
-    let d = wait_for(&db, |d| d.iter().any(|r| r.1 == "reflected"));
+    assert_eq!(seen(out), 0, "the reflected connection left the namespace");
+    let d = wait_for(db, |d| d.iter().any(|r| r.1 == "reflected"));
     let row = |decision: &str| d.iter().find(|r| r.1 == decision).cloned();
     let reflect = row("reflect").unwrap_or_else(|| panic!("{d:?}"));
     assert!(
         reflect.3.contains("198.18.5.1 -> 198.51.100.9:445"),
         "{d:?}"
     );
-    let reached = row("reflected").unwrap_or_else(|| panic!("{d:?}"));
-    assert!(reached.3.contains("reached honeypot 10.231.1.1"), "{d:?}");
-    pool.release(a);
-    drop(lab);
-    drop(rt);
+    let handed = row("reflected").unwrap_or_else(|| panic!("{d:?}"));
+    assert!(
+        handed.3.contains(&format!("reached honeypot {reached}")),
+        "{d:?}"
+    );
 }
 
 /// Removes a farm's honeypot namespaces and what runs in its directory, whatever happened.
@@ -497,4 +511,155 @@ work_dir = "{d}/honeypots"
     eprintln!("after kill -9 of the farm: tcp {tcp}, udp {udp}, icmp {icmp}");
     assert_eq!(tcp, "0");
     assert_eq!(seen(&out), 0, "packets got out after the farm died");
+}
+
+/// A line the guest's shell runs (the VM whose directory is `dir`); its output, after
+/// asserting it ended (any status).
+fn in_guest(dir: &Path, command: &str) -> String {
+    let (status, out) = guest_command(dir, command, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("`{command}` in the guest: {e}"));
+    format!("{out}(exit {status})")
+}
+
+#[test]
+fn a_vm_honeypot_is_contained_and_its_smbd_sees_the_attacker() {
+    let dir = std::env::temp_dir().join(format!("hfq-contained-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("events.sqlite");
+    let events = EventStore::open(&db).unwrap();
+    let Some((backend, work)) = common::vm::backend(
+        "hfq-contained-vm",
+        Boot::Restore,
+        policy(
+            "sinks = [\"198.51.100.7\"]\n\
+             [[rule]]\nto = \"198.51.100.7\"\nproto = \"udp\"\nport = 53\naction = \"allow\"\n\
+             [[rule]]\nproto = \"icmp\"\naction = \"drop\"\n",
+        ),
+        Some(events),
+    ) else {
+        return;
+    };
+    let addr: SocketAddr = "10.233.2.2:445".parse().unwrap();
+    let _gone = common::vm::Links(common::vm::PREFIX, vec![addr], work);
+    let h = backend.start(addr).expect("a restored VM");
+    let hp = backend.namespace([10, 233, 2, 2].into());
+    let out = outside(&hp, "vm");
+    // Probes from inside the guest: TCP (bash's /dev/tcp), UDP, ICMP (ping).
+    let tcp = in_guest(
+        &h.dir,
+        "timeout 2 bash -c 'echo > /dev/tcp/198.51.100.9/80' && echo connected",
+    );
+    let tcp_sink = in_guest(
+        &h.dir,
+        "timeout 2 bash -c 'echo > /dev/tcp/198.51.100.7/445' && echo connected",
+    );
+    let udp = in_guest(
+        &h.dir,
+        "bash -c 'echo x > /dev/udp/198.51.100.9/53' && echo sent",
+    );
+    let icmp = in_guest(&h.dir, "ping -n -c 2 -W 1 198.51.100.9");
+    eprintln!("in the guest: tcp {tcp:?}, to the sink {tcp_sink:?}, udp {udp:?}, icmp {icmp:?}");
+    assert!(!tcp.contains("connected") && !tcp_sink.contains("connected"));
+    assert!(udp.contains("sent"), "the guest sent its datagram: {udp}");
+    assert!(icmp.contains("100% packet loss"), "{icmp}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        seen(&out),
+        0,
+        "packets from the guest reached the outside under drop"
+    );
+    // The path works: what the policy allows does arrive.
+    let allowed = in_guest(
+        &h.dir,
+        "bash -c 'echo x > /dev/udp/198.51.100.7/53' && echo sent",
+    );
+    assert!(allowed.contains("sent"), "{allowed}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(seen(&out), 1, "the allowed datagram arrived");
+    backend.record_counters();
+    let d = wait_for(&db, |d| d.iter().any(|r| r.1 == "allow"));
+    let count = |rule: &str, decision: &str| {
+        d.iter()
+            .find(|r| r.0 == rule && r.1 == decision)
+            .map_or(0, |r| r.2)
+    };
+    assert_eq!(count("0", "allow"), 1, "{d:?}");
+    assert_eq!(count("1", "drop"), 2, "the two pings: {d:?}");
+    assert!(count("default", "drop") >= 3, "{d:?}");
+
+    // An attacker's connection through the farm's route: the guest's smbd sees its address.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let attacker: SocketAddr = "203.0.113.5:40000".parse().unwrap();
+    let route = backend
+        .route(addr, "198.18.5.1".parse().unwrap(), attacker)
+        .unwrap();
+    assert_eq!(route.heard_as.to_string(), "198.18.5.1");
+    let s = rt.block_on(route.socket.connect(route.connect)).unwrap();
+    let mut s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    assert!(
+        negotiate_answered(&mut s, Duration::from_secs(20)),
+        "the guest's smbd answers"
+    );
+    let peers = in_guest(&h.dir, "ss -Htnp state established '( sport = :445 )'");
+    eprintln!("the guest's smbd's connections: {peers}");
+    assert!(
+        peers.contains("203.0.113.5:") && peers.contains("smbd"),
+        "{peers}"
+    );
+    drop(s);
+    backend.stop(h);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_vm_honeypots_reflected_smb_connection_reaches_another_vm() {
+    let dir = std::env::temp_dir().join(format!("hfq-reflect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("events.sqlite");
+    let Some((backend, work)) = common::vm::backend(
+        "hfq-reflect-vm",
+        Boot::Restore,
+        policy("[[rule]]\nproto = \"tcp\"\nport = 445\naction = \"reflect\"\n"),
+        Some(EventStore::open(&db).unwrap()),
+    ) else {
+        return;
+    };
+    let addrs: Vec<SocketAddr> = ["10.233.3.2:445", "10.233.3.3:445"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    let _gone = common::vm::Links(common::vm::PREFIX, addrs.clone(), work.clone());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pool = Pool::new(backend.clone(), addrs, 0);
+    backend.set_reflector(reflect_to(
+        pool.clone(),
+        rt.handle().clone(),
+        Some(EventStore::open(&db).unwrap()),
+    ));
+    struct Shut(Arc<Pool>);
+    impl Drop for Shut {
+        fn drop(&mut self) {
+            self.0.shutdown();
+        }
+    }
+    let _shut = Shut(pool.clone());
+    let a = pool.lease("198.18.5.1".parse().unwrap()).unwrap();
+    drop(
+        pool.route(&a, "203.0.113.5:40000".parse().unwrap())
+            .unwrap(),
+    );
+    let hp = backend.namespace([10, 233, 3, 2].into());
+    let out = outside(&hp, "vmreflect");
+    // The worm in the guest lists the shares of its next victim: another VM answers.
+    let text = in_guest(
+        &work.join("vm-10.233.3.2-445"),
+        "smbclient -N -L 198.51.100.9 --option='client min protocol=NT1' --option='client max protocol=NT1'",
+    );
+    assert_reflected(&db, &out, &text, "10.233.3.3");
+    pool.release(a);
+    drop(_shut);
+    let _ = std::fs::remove_dir_all(&dir);
 }

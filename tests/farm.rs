@@ -249,8 +249,8 @@ enum Contained {
     Process,
     /// Each in a network namespace of its own (prefix `hfn`), holding the telescope address.
     Netns,
-    /// VMs restored from the saved warm state of this image (`scripts/vm-image.sh`), their SMB
-    /// port forwarded from the honeypot addresses.
+    /// VMs restored from the saved warm state of this image (`scripts/vm-image.sh`), each on a
+    /// tap in a namespace of its own (prefix `hfq`), as a netns honeypot is.
     Qemu(PathBuf),
 }
 
@@ -268,7 +268,7 @@ fn farm_config_for(
             format!("backend = \"netns\"\nnetns_prefix = \"hfn\"\ncommand = {command}")
         }
         Contained::Qemu(image) => format!(
-            "backend = \"qemu\"\n[honeypots.qemu]\nimage = {:?}\nstate = {:?}",
+            "backend = \"qemu\"\nnetns_prefix = \"hfq\"\n[honeypots.qemu]\nimage = {:?}\nstate = {:?}",
             image.display().to_string(),
             common::vm::STATE_DIR
         ),
@@ -381,16 +381,17 @@ fn replay_handoff_and_bridge_with_contained_samba() {
     replay_handoff_and_bridge(Contained::Netns);
 }
 
-/// Removes the namespaces of the `netns` backend's honeypots on `links`, whatever happened.
-struct Namespaces(Vec<SocketAddr>);
+/// Removes the namespaces (prefix `.0`) of the `netns` or `qemu` backend's honeypots on
+/// `links`, whatever happened.
+struct Namespaces(&'static str, Vec<SocketAddr>);
 
 impl Drop for Namespaces {
     fn drop(&mut self) {
-        for a in &self.0 {
+        for a in &self.1 {
             if let std::net::IpAddr::V4(v) = a.ip() {
-                honeyfarm_runtime::farm::remove_netns(&format!("hfn-{v}"));
+                honeyfarm_runtime::farm::remove_netns(&format!("{}-{v}", self.0));
                 let _ = Command::new("ip")
-                    .args(["link", "del", &format!("hfn{:08x}", u32::from(v))])
+                    .args(["link", "del", &format!("{}{:08x}", self.0, u32::from(v))])
                     .stderr(Stdio::null())
                     .status();
             }
@@ -451,14 +452,19 @@ fn replay_handoff_and_bridge(backend: Contained) {
         script.display()
     );
     let honeypots = match backend {
-        Contained::Process | Contained::Qemu(_) => ["127.0.0.5", "127.0.0.8", "127.0.0.9"],
+        Contained::Process => ["127.0.0.5", "127.0.0.8", "127.0.0.9"],
         Contained::Netns => ["10.231.9.5", "10.231.9.8", "10.231.9.9"],
+        Contained::Qemu(_) => ["10.233.9.5", "10.233.9.8", "10.233.9.9"],
     }
     .map(|a| format!("{a}:{SMB_PORT}"));
-    let _namespaces = Namespaces(match backend {
-        Contained::Process | Contained::Qemu(_) => Vec::new(),
-        Contained::Netns => honeypots.iter().map(|a| a.parse().unwrap()).collect(),
-    });
+    // Namespaced honeypots hold the telescope address (netns) or are told it (qemu).
+    let contained = backend != Contained::Process;
+    let links = || honeypots.iter().map(|a| a.parse().unwrap()).collect();
+    let _namespaces = match backend {
+        Contained::Process => Namespaces("hfn", Vec::new()),
+        Contained::Netns => Namespaces("hfn", links()),
+        Contained::Qemu(_) => Namespaces("hfq", links()),
+    };
     let honeypots: Vec<&str> = honeypots.iter().map(String::as_str).collect();
     let config = farm_config_for(backend.clone(), &dir, &listen, &command, &honeypots, 2);
     let (farm, farm_log) = start_farm(&dir, &config);
@@ -469,12 +475,8 @@ fn replay_handoff_and_bridge(backend: Contained) {
     // Honeypot-side traffic, to see what the honeypots were told (8d).
     let hp_pcap = dir.join("honeypot-side.pcap");
     let hp_cap = capture(
-        // The netns backend's honeypots are behind veths.
-        if backend == Contained::Netns {
-            "any"
-        } else {
-            "lo"
-        },
+        // The netns and qemu backends' honeypots are behind veths.
+        if contained { "any" } else { "lo" },
         &format!("tcp port {SMB_PORT}"),
         &hp_pcap,
         format!("{REFERENCE}:{SMB_PORT}").parse().unwrap(),
@@ -610,20 +612,13 @@ fn replay_handoff_and_bridge(backend: Contained) {
     );
     for line in paths.lines() {
         let (dst, path) = line.split_once('\t').unwrap();
-        // A contained honeypot holds the telescope address: it is told that one.
-        let heard = match backend {
-            Contained::Process | Contained::Qemu(_) => dst,
-            Contained::Netns => TELESCOPE,
-        };
+        // A contained honeypot holds the telescope address (a VM's guest is told it too).
+        let heard = if contained { TELESCOPE } else { dst };
         assert!(
             path.starts_with(&format!("\\\\{heard}\\")),
             "honeypot {dst} was told {path}"
         );
-        assert_eq!(
-            path.contains(TELESCOPE),
-            backend == Contained::Netns,
-            "{path}"
-        );
+        assert_eq!(path.contains(TELESCOPE), contained, "{path}");
     }
     let told: String = honeyfarm_runtime::farm::stored_messages(&c, 3)
         .unwrap()

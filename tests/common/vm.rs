@@ -1,11 +1,19 @@
 //! The qemu backend's test setup: the image (built through `scripts/vm-image.sh`, cached) and
 //! a backend configuration, or a printed reason to skip.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
-use honeyfarm_runtime::farm::{Accel, Boot, QemuConfig};
+use honeyfarm_runtime::farm::{
+    remove_netns, Accel, Boot, EventStore, NetnsBackend, NetnsConfig, Policy, ProcessConfig,
+    QemuBackend, QemuConfig,
+};
+
+/// The prefix of the qemu tests' namespaces, host veth ends and nftables tables.
+pub const PREFIX: &str = "hfq";
 
 /// Where the tests keep the saved warm state between runs (keyed by the image inside).
 pub const STATE_DIR: &str = "/var/cache/honeyfarm/vm-state";
@@ -110,4 +118,52 @@ pub fn guest_file(disk: &Path, path: &str, scratch: &Path) -> Option<Vec<u8>> {
         .then(|| std::fs::read(&out).ok())
         .flatten()
         .filter(|b| !b.is_empty())
+}
+
+/// The `qemu` backend as the farm runs it: each VM in a namespace of its own (prefix
+/// [`PREFIX`]) under `policy`, its decisions recorded in `events`; the warm VM saved (or
+/// found saved). `None` (after printing why) where this machine cannot run VMs.
+pub fn backend(
+    name: &str,
+    boot: Boot,
+    policy: Policy,
+    events: Option<EventStore>,
+) -> Option<(Arc<NetnsBackend>, PathBuf)> {
+    let config = config(name, boot)?;
+    let work = config.work_dir.clone();
+    let vms = QemuBackend::new(config).expect("the warm VM is saved");
+    let net = NetnsConfig {
+        // A process honeypot's settings: unused by VMs.
+        process: ProcessConfig {
+            command: Vec::new(),
+            ready_file: None,
+            work_dir: work.clone(),
+            keep: false,
+            ready_timeout: Duration::from_secs(240),
+        },
+        prefix: PREFIX.into(),
+        farm: [10, 231, 255, 254].into(),
+        policy,
+        events,
+    };
+    Some((NetnsBackend::with_vms(net, vms), work))
+}
+
+/// Removes the namespaces and host veth ends of honeypots on these link addresses (prefix
+/// `.0`) and the directory `.2`, whatever happened; what ran in a namespace dies with it.
+pub struct Links(pub &'static str, pub Vec<SocketAddr>, pub PathBuf);
+
+impl Drop for Links {
+    fn drop(&mut self) {
+        for a in &self.1 {
+            if let IpAddr::V4(v) = a.ip() {
+                remove_netns(&format!("{}-{v}", self.0));
+                let _ = Command::new("ip")
+                    .args(["link", "del", &format!("{}{:08x}", self.0, u32::from(v))])
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.2);
+    }
 }

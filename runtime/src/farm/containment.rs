@@ -145,6 +145,18 @@ pub struct Site<'a> {
     pub link: Ipv4Addr,
     /// The port the honeypot serves.
     pub port: u16,
+    /// A VM's honeypot: the guest behind a tap in the namespace (its traffic is forwarded, so
+    /// the policy holds in the forward chain too).
+    pub vm: Option<VmLink<'a>>,
+}
+
+/// A VM in a honeypot's namespace: the tap its NIC is on and the guest's fixed address.
+#[derive(Debug, Clone, Copy)]
+pub struct VmLink<'a> {
+    pub tap: &'a str,
+    pub guest: Ipv4Addr,
+    /// The guest's SMB port (the farm's connections to the honeypot's port are DNATed to it).
+    pub guest_port: u16,
 }
 
 /// Line and column (1-based) of byte `offset` in `text`.
@@ -271,10 +283,16 @@ impl Policy {
     /// Input: the farm's connections to the honeypot's port and answers to what the policy let
     /// out. Output: loopback and the namespace's own addresses (`oifname` is the route before
     /// a redirect: reflected connections are let through by their local destination), answers
-    /// to the farm, then the policy's rules, then drop. NAT:
+    /// to the farm, then the policy's rules (chain `contain`), then drop. NAT:
     /// `dnat` (the farm's connections to the link address reach the telescope address, added
     /// at lease time), `snat` by the farm's source port (the honeypot sees the attacker's
     /// address, put in the `peers` map per connection), `redirect` for reflected connections.
+    ///
+    /// With a VM ([`Site::vm`]) the honeypot is the guest behind the tap: the farm's
+    /// connections are DNATed to the guest's address at once and SNATed to the attacker's as
+    /// they leave for the tap (no SNAT: the guest sees the farm), and what the guest sends is
+    /// forwarded through the same `contain` chain (its reflected connections redirected as it
+    /// enters from the tap).
     pub fn ruleset(&self, site: &Site) -> String {
         let t = site.table;
         let mut out = String::new();
@@ -330,31 +348,68 @@ impl Policy {
             }
         }
         let Site {
-            farm, link, port, ..
+            farm,
+            link,
+            port,
+            vm,
+            ..
         } = site;
+        let (mut forward, mut dnat, mut vm_input, mut vm_nat) =
+            (String::new(), String::new(), String::new(), String::new());
+        if let Some(VmLink {
+            tap,
+            guest,
+            guest_port,
+        }) = vm
+        {
+            forward = format!(
+                "    ct direction reply accept
+    oifname \"{tap}\" ip saddr {farm} ip daddr {guest} tcp dport {guest_port} accept
+    iifname \"{tap}\" jump contain\n"
+            );
+            dnat =
+                format!("    ip daddr {link} tcp dport {port} dnat ip to {guest}:{guest_port}\n");
+            vm_input = format!(
+                "    iifname \"{tap}\" tcp dport {} ct status dnat accept\n",
+                self.reflect_port
+            );
+            vm_nat = format!(
+                "  chain reflect_in {{
+    type nat hook prerouting priority -90;
+    iifname != \"{tap}\" return
+{nat_out}  }}
+  chain nat_post {{
+    type nat hook postrouting priority 100;
+    oifname \"{tap}\" ip saddr {farm} snat ip to tcp sport map @peers
+  }}\n"
+            );
+        }
         format!(
             "table inet {t}\ndelete table inet {t}\ntable inet {t} {{
   map peers {{ type inet_service : ipv4_addr; flags timeout; }}
+  chain contain {{
+{out}    counter comment \"default drop\"
+  }}
   chain input {{
     type filter hook input priority 0; policy drop;
     iifname \"lo\" accept
     ct state established,related accept
     ip saddr {farm} tcp dport {port} ct state new accept
-    counter comment \"in-default drop\"
+{vm_input}    counter comment \"in-default drop\"
   }}
   chain output {{
     type filter hook output priority 0; policy drop;
     oifname \"lo\" accept
     fib daddr type local accept
     ct direction reply accept
-{out}    counter comment \"default drop\"
+    jump contain
   }}
   chain forward {{
     type filter hook forward priority 0; policy drop;
-  }}
+{forward}  }}
   chain prerouting {{
     type nat hook prerouting priority -100;
-  }}
+{dnat}  }}
   chain nat_input {{
     type nat hook input priority 100;
     ip saddr {farm} snat ip to tcp sport map @peers
@@ -363,7 +418,7 @@ impl Policy {
     type nat hook output priority -100;
     oifname \"lo\" return
 {nat_out}  }}
-}}
+{vm_nat}}}
 # link {link}
 "
         )
@@ -441,6 +496,7 @@ mod tests {
             farm: Ipv4Addr::new(10, 231, 255, 254),
             link: Ipv4Addr::new(10, 231, 0, 2),
             port: 445,
+            vm: None,
         });
         assert!(s.contains("policy drop;"), "{s}");
         assert!(

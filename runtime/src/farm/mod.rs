@@ -17,7 +17,7 @@ mod throttle;
 
 pub use artifacts::Files;
 pub use command::CommandError;
-pub use containment::{Action, Policy, PolicyError, Proto, Rule, Site, REFLECT_PORT};
+pub use containment::{Action, Policy, PolicyError, Proto, Rule, Site, VmLink, REFLECT_PORT};
 pub use events::{
     stored_messages, ContainmentRecord, DecodeError, Difference, Differences, EventStore,
     LeaseRecord, MessageEvent, Outcome, ReadError, Source, StoreError, StoreOptions, StoredMessage,
@@ -28,10 +28,11 @@ pub use filter::{
     TallyRow, ENTRY_BYTES, MAX_N, MAX_TALLIED,
 };
 pub use honeypot::{
-    answers_smb, counters as nft_counters, kvm_usable, reflect_to, remove_netns, Accel, Backend,
-    Boot, Honeypot, HoneypotError, Lease, Netns, NetnsBackend, NetnsConfig, NetnsError, Pool,
-    PoolCounts, PoolStats, ProcessBackend, ProcessConfig, QemuBackend, QemuConfig, QemuError, Qmp,
-    QmpError, Reflected, Reflector, Route, Veth, LEASE_WAIT,
+    answers_smb, counters as nft_counters, guest_command, kvm_usable, negotiate_answered,
+    reflect_to, remove_netns, Accel, Backend, Boot, Honeypot, HoneypotError, Lease, Netns,
+    NetnsBackend, NetnsConfig, NetnsError, Pool, PoolCounts, PoolStats, ProcessBackend,
+    ProcessConfig, QemuBackend, QemuConfig, QemuError, Qmp, QmpError, Reflected, Reflector, Route,
+    Veth, GUEST as VM_GUEST, LEASE_WAIT,
 };
 pub use intake::{
     accept_in_scope, accept_loop, listen, listen_transparent, raise_fd_limit, then, Intake,

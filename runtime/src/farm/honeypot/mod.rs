@@ -17,7 +17,10 @@ pub use link::{remove as remove_netns, Netns, NetnsError, Veth};
 pub use netns::{counters, reflect_to, NetnsBackend, NetnsConfig, Reflected, Reflector};
 pub use pool::{Lease, Pool, PoolCounts, PoolStats, LEASE_WAIT};
 pub use process::{ProcessBackend, ProcessConfig};
-pub use qemu::{answers_smb, kvm_usable, Accel, Boot, QemuBackend, QemuConfig, QemuError};
+pub use qemu::{
+    answers_smb, guest_command, kvm_usable, negotiate_answered, Accel, Boot, QemuBackend,
+    QemuConfig, QemuError, GUEST,
+};
 pub use qmp::{Qmp, QmpError};
 
 #[cfg(test)]

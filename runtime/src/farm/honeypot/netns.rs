@@ -14,21 +14,27 @@
 //! that expires after two minutes; conntrack keeps the established connection's NAT), so it
 //! sees the attacker's real address, and its answers go back over the veth, un-NATed by
 //! conntrack. The farm's host needs no routes, no forwarding and no rules of its own.
+//!
+//! The `qemu` backend is this one with a VM in place of the process ([`NetnsBackend::with_vms`],
+//! `qemu.rs`): the same namespace, veth, containment, reflection and `peers` SNAT, the guest
+//! behind a tap (the namespace forwards, and DNATs `L:port` to the guest's fixed address).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use super::super::containment::{Policy, Site};
+use super::super::containment::{Policy, Site, VmLink};
 use super::super::events::{ContainmentRecord, EventStore};
 use super::link::{Netns, NetnsError, Veth};
+use super::qemu::{self, QemuBackend};
 use super::{Backend, Honeypot, HoneypotError, ProcessBackend, ProcessConfig, Route};
 
 /// The `netns` backend's configuration.
 #[derive(Clone)]
 pub struct NetnsConfig {
-    /// The honeypot's command, ready file, directories and timeouts, as for `process`.
+    /// The honeypot's command, ready file, directories and timeouts, as for `process` (a
+    /// process honeypot's only: [`NetnsBackend::with_vms`] has its VMs' own).
     pub process: ProcessConfig,
     /// Names of namespaces, host veth ends and nftables tables start with it (at most 6
     /// characters: an interface name has 15).
@@ -67,9 +73,15 @@ struct Slot {
     counted: HashMap<String, (u64, u64)>,
 }
 
+/// What runs in each honeypot's namespace.
+enum Inside {
+    Processes(ProcessBackend),
+    Vms(QemuBackend),
+}
+
 pub struct NetnsBackend {
     config: NetnsConfig,
-    process: ProcessBackend,
+    inside: Inside,
     slots: Mutex<HashMap<SocketAddr, Slot>>,
     reflector: OnceLock<Reflector>,
     /// Itself, for the reflect threads it starts.
@@ -91,9 +103,20 @@ fn v4(addr: SocketAddr) -> Result<Ipv4Addr, HoneypotError> {
 }
 
 impl NetnsBackend {
+    /// Process honeypots (`config.process`), each in its namespace.
     pub fn new(config: NetnsConfig) -> Arc<NetnsBackend> {
+        let inside = Inside::Processes(ProcessBackend::new(config.process.clone()));
+        Self::with(config, inside)
+    }
+
+    /// VM honeypots (the `qemu` backend), each in its namespace.
+    pub fn with_vms(config: NetnsConfig, vms: QemuBackend) -> Arc<NetnsBackend> {
+        Self::with(config, Inside::Vms(vms))
+    }
+
+    fn with(config: NetnsConfig, inside: Inside) -> Arc<NetnsBackend> {
         Arc::new_cyclic(|this| NetnsBackend {
-            process: ProcessBackend::new(config.process.clone()),
+            inside,
             config,
             slots: Mutex::new(HashMap::new()),
             reflector: OnceLock::new(),
@@ -117,6 +140,11 @@ impl NetnsBackend {
             farm: self.config.farm,
             link,
             port,
+            vm: matches!(self.inside, Inside::Vms(_)).then_some(VmLink {
+                tap: qemu::TAP,
+                guest: qemu::GUEST,
+                guest_port: qemu::GUEST_SMB_PORT,
+            }),
         }
     }
 
@@ -124,7 +152,12 @@ impl NetnsBackend {
     fn prepare(&self, addr: SocketAddr, link: Ipv4Addr) -> Result<Slot, NetnsError> {
         let ns = Netns::create(&self.namespace(link))?;
         // IPv4 only (no IPv6 chatter to contain), and telescope addresses of 127.0.0.0/8 (a
-        // farm on loopback) reachable over the veth.
+        // farm on loopback) reachable over the veth; a VM's namespace forwards (between the
+        // veth and the guest's tap, through the ruleset).
+        let forward = match self.inside {
+            Inside::Vms(_) => "net.ipv4.ip_forward=1",
+            Inside::Processes(_) => "net.ipv4.ip_forward=0",
+        };
         ns.exec(
             "sysctl",
             &[
@@ -133,6 +166,7 @@ impl NetnsBackend {
                 "net.ipv6.conf.default.disable_ipv6=1",
                 "net.ipv4.conf.all.route_localnet=1",
                 "net.ipv4.conf.default.route_localnet=1",
+                forward,
             ],
         )?;
         let host = format!("{}{:08x}", self.config.prefix, u32::from(link));
@@ -316,16 +350,25 @@ fn original_destination(s: &TcpStream) -> Option<SocketAddr> {
     }
 }
 
-impl Backend for NetnsBackend {
-    fn start(&self, addr: SocketAddr) -> Result<Honeypot, HoneypotError> {
-        let link = v4(addr)?;
-        let slot = self
-            .prepare(addr, link)
-            .map_err(|source| HoneypotError::Netns { addr, source })?;
-        let wrap = ["ip", "netns", "exec", slot.ns.name()].map(String::from);
+impl NetnsBackend {
+    /// Starts what runs inside the prepared namespace of `slot`.
+    fn launch(&self, addr: SocketAddr, slot: Slot) -> Result<Honeypot, HoneypotError> {
         let listener = slot.reflect.clone();
-        self.slots.lock().expect("slots lock").insert(addr, slot);
-        match self.process.launch(addr, &wrap, "0.0.0.0") {
+        let started = match &self.inside {
+            Inside::Processes(p) => {
+                let wrap = ["ip", "netns", "exec", slot.ns.name()].map(String::from);
+                self.slots.lock().expect("slots lock").insert(addr, slot);
+                p.launch(addr, &wrap, "0.0.0.0")
+            }
+            Inside::Vms(v) => match v.start_in(addr, &slot.ns) {
+                Ok(h) => {
+                    self.slots.lock().expect("slots lock").insert(addr, slot);
+                    Ok(h)
+                }
+                Err(source) => Err(HoneypotError::Vm { addr, source }),
+            },
+        };
+        match started {
             Ok(h) => {
                 if let Some(l) = listener {
                     self.reflect_loop(addr, l);
@@ -339,10 +382,33 @@ impl Backend for NetnsBackend {
         }
     }
 
+    /// The QEMU process of a VM honeypot (for its memory figures).
+    pub fn vm_pid(honeypot: &Honeypot) -> Option<u32> {
+        QemuBackend::pid(honeypot)
+    }
+}
+
+impl Backend for NetnsBackend {
+    fn start(&self, addr: SocketAddr) -> Result<Honeypot, HoneypotError> {
+        let link = v4(addr)?;
+        let began = std::time::Instant::now();
+        let slot = self
+            .prepare(addr, link)
+            .map_err(|source| HoneypotError::Netns { addr, source })?;
+        tracing::debug!(
+            "honeypot {addr}: namespace, veth and containment in {} ms",
+            began.elapsed().as_millis()
+        );
+        self.launch(addr, slot)
+    }
+
     fn stop(&self, honeypot: Honeypot) {
         let addr = honeypot.addr;
         self.record_slot(addr);
-        self.process.halt(honeypot);
+        match &self.inside {
+            Inside::Processes(p) => p.halt(honeypot),
+            Inside::Vms(v) => v.stop(honeypot),
+        }
         if let Some(s) = self.slots.lock().expect("slots lock").remove(&addr) {
             if let Some(l) = &s.reflect {
                 // SAFETY: shutdown(2) of a listener this slot owns: its accept returns.
@@ -373,13 +439,19 @@ impl Backend for NetnsBackend {
             .map_err(|e| fail(e.to_string()))?;
         let port = sock.local_addr().map_err(|e| fail(e.to_string()))?.port();
         let table = &self.config.prefix;
-        let mut script =
-            format!("add element inet {table} peers {{ {port} timeout {PEER_TIMEOUT} : {a} }}\n");
+        let vm = matches!(self.inside, Inside::Vms(_));
+        // A guest cannot answer a loopback address (its own): it sees the farm's instead.
+        let mut script = if vm && a.is_loopback() {
+            String::new()
+        } else {
+            format!("add element inet {table} peers {{ {port} timeout {PEER_TIMEOUT} : {a} }}\n")
+        };
         let mut slots = self.slots.lock().expect("slots lock");
         let slot = slots
             .get_mut(&honeypot)
             .ok_or_else(|| fail("not running".into()))?;
-        if slot.telescope != Some(telescope) {
+        // A guest keeps its own address, DNATed to from the start: nothing changes at a lease.
+        if slot.telescope != Some(telescope) && !vm {
             let p = honeypot.port();
             slot.ns
                 .ip(&["addr", "replace", &format!("{t}/32"), "dev", "lo"])
@@ -392,12 +464,14 @@ impl Backend for NetnsBackend {
                  add rule inet {table} prerouting ip daddr {link} tcp dport {p} dnat ip to {t}\n{script}"
             );
         }
-        slot.ns
-            .nft(&script)
-            .map_err(|source| HoneypotError::Netns {
-                addr: honeypot,
-                source,
-            })?;
+        if !script.is_empty() {
+            slot.ns
+                .nft(&script)
+                .map_err(|source| HoneypotError::Netns {
+                    addr: honeypot,
+                    source,
+                })?;
+        }
         slot.telescope = Some(telescope);
         Ok(Route {
             socket: sock,

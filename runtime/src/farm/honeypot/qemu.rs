@@ -10,23 +10,44 @@
 //! resumes. Stopping discards the overlay (or keeps it, for forensics); the next honeypot
 //! restores again.
 //!
-//! Network: QEMU's user-mode network, one per VM, restricted (`restrict=on`: the guest reaches
-//! nothing outside), with the honeypot's address and port forwarded to the guest's SMB port.
-//! Every clone keeps the fixed guest address 10.0.2.15 its saved state has; the network backend
-//! is given at restore, the guest's NIC comes back from the state with its link up.
+//! Network: each VM is the honeypot of a `netns` backend's namespace (the backend makes the
+//! namespace, its veth to the farm and its containment ruleset first, see `netns.rs`): the
+//! guest's NIC is on a tap in that namespace, and QEMU itself runs there too (`ip netns exec`),
+//! so a guest that escaped into QEMU would still be behind the ruleset, and QEMU opens the tap
+//! by name (no descriptor to pass). Every clone keeps the fixed address [`GUEST`] its saved
+//! state has, its default route the tap's address [`GATEWAY`] (both from
+//! `scripts/vm-image.sh`); the namespace DNATs the farm's connections to it and SNATs them to
+//! the attacker's address, and forwards what the guest sends through the containment rules.
+//! The tap is made down and set up once the restore has completed: the network is attached
+//! after the restore, so nothing the restoring VM sends (its stale TCP state, QEMU's
+//! post-migration announcements) goes anywhere, and the farm's first packet meets a running
+//! guest. The saved warm VM's NIC was on a hub port that leads nowhere: a backend with state of
+//! its own (QEMU's user-mode network has) would be part of the saved state, and a tap's is not.
+//!
+//! A second serial port is the guest's command channel (`cmd.sock` in the honeypot's
+//! directory, see [`guest_command`]): what the tests run inside the guest.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::link::{Netns, NetnsError};
 use super::qmp::{Qmp, QmpError};
-use super::{Backend, Honeypot, HoneypotError};
+use super::Honeypot;
 
+/// The guest's fixed address (`scripts/vm-image.sh`'s `guest_addr`).
+pub const GUEST: Ipv4Addr = Ipv4Addr::new(172, 16, 20, 15);
+/// The tap's address in the honeypot's namespace, the guest's default route
+/// (`scripts/vm-image.sh`'s `gateway`), on the guest's /24.
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(172, 16, 20, 1);
+/// The tap's name inside the honeypot's namespace.
+pub const TAP: &str = "tap0";
 /// Where the guest's smbd listens.
-const GUEST_SMB: &str = "10.0.2.15:445";
+pub const GUEST_SMB_PORT: u16 = 445;
 /// TCG's translation cache (MiB).
 const TCG_CACHE_MB: u32 = 64;
 /// The guest's init prints this on the serial console once Samba is warm.
@@ -48,6 +69,10 @@ pub enum QemuError {
     Qmp(#[from] QmpError),
     #[error("the VM {why}{log}")]
     NotReady { why: String, log: String },
+    #[error("the VM's network: {0}")]
+    Netns(#[from] NetnsError),
+    #[error("the guest's command channel {path}: {why}")]
+    Channel { path: String, why: String },
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> QemuError + 'a {
@@ -173,19 +198,14 @@ pub fn kvm_usable() -> Result<(), QemuError> {
         .map_err(|e| QemuError::NoKvm(format!("/dev/kvm: {e}")))
 }
 
-/// The command line of a honeypot VM on `disk`, its files in `dir`; `forward`: the host
-/// address forwarded to the guest's SMB port.
-fn vm_command(
-    c: &QemuConfig,
-    disk: &Path,
-    dir: &Path,
-    ram: Ram,
-    forward: Option<SocketAddr>,
-) -> Command {
-    let mut net = "user,id=n0,restrict=on".to_string();
-    if let Some(a) = forward {
-        net += &format!(",hostfwd=tcp:{}:{}-{GUEST_SMB}", a.ip(), a.port());
-    }
+/// The command line of a honeypot VM on `disk`, its files in `dir`; `netns`: the honeypot's
+/// namespace, where QEMU runs with the guest's NIC on [`TAP`] (none: the warm VM, its NIC on a
+/// hub port that leads nowhere).
+fn vm_command(c: &QemuConfig, disk: &Path, dir: &Path, ram: Ram, netns: Option<&str>) -> Command {
+    let net = match netns {
+        Some(_) => format!("tap,id=n0,ifname={TAP},script=no,downscript=no,vnet_hdr=off"),
+        None => "hubport,id=n0,hubid=0".to_string(),
+    };
     let cpu = match c.accel {
         Accel::Kvm => "host",
         Accel::Tcg => "max",
@@ -195,7 +215,14 @@ fn vm_command(
         Accel::Kvm => "kvm".to_string(),
         Accel::Tcg => format!("tcg,tb-size={TCG_CACHE_MB}"),
     };
-    let mut cmd = Command::new(&c.qemu);
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns]).arg(&c.qemu);
+            cmd
+        }
+        None => Command::new(&c.qemu),
+    };
     cmd.args(["-nodefaults", "-no-user-config", "-display", "none"])
         .args(["-accel", &accel])
         .args(["-cpu", cpu, "-smp", "1", "-m", &c.memory_mb.to_string()]);
@@ -228,6 +255,11 @@ fn vm_command(
         .args(["-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"])
         .arg("-serial")
         .arg(format!("file:{}", dir.join("serial.log").display()))
+        .arg("-serial")
+        .arg(format!(
+            "unix:{},server=on,wait=off",
+            dir.join("cmd.sock").display()
+        ))
         .arg("-qmp")
         .arg(format!(
             "unix:{},server=on,wait=off",
@@ -310,8 +342,10 @@ impl FileLock {
 
 /// What the saved state depends on: the image files, the memory size, the accelerator.
 fn state_key(c: &QemuConfig) -> Result<String, QemuError> {
+    // The machine's devices (a second serial port, the NIC's backend given at restore) are
+    // part of the saved state: a change to them is a new state.
     let mut key = format!(
-        "file-ram {} {}m {}",
+        "file-ram hubport serial2 {} {}m {}",
         c.image.display(),
         c.memory_mb,
         c.accel.name()
@@ -331,9 +365,14 @@ fn state_key(c: &QemuConfig) -> Result<String, QemuError> {
 
 /// The saved warm VM, booted and saved now unless one for the same key is there.
 fn prepare_warm(c: &QemuConfig) -> Result<Warm, QemuError> {
+    // One directory per image too: farms (and test runs) on two images keep both states.
+    let image = c
+        .image
+        .file_name()
+        .map_or_else(String::new, |n| format!("-{}", n.to_string_lossy()));
     let dir = c
         .state_dir
-        .join(format!("{}-{}m", c.accel.name(), c.memory_mb));
+        .join(format!("{}-{}m{image}", c.accel.name(), c.memory_mb));
     std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
     let _lock = FileLock::take(&dir.join(".lock"))?;
     let warm = Warm {
@@ -422,7 +461,12 @@ pub fn answers_smb(addr: SocketAddr, timeout: Duration) -> bool {
     };
     // The guest's first answer after a restore can take a while under TCG (its code is
     // translated afresh); a refused connection ends the wait at once.
-    let _ = s.set_read_timeout(Some(timeout * 8));
+    negotiate_answered(&mut s, timeout * 8)
+}
+
+/// Whether the SMB server on the other end of `s` answers a Negotiate within `timeout`.
+pub fn negotiate_answered(s: &mut TcpStream, timeout: Duration) -> bool {
+    let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_nodelay(true);
     if s.write_all(&NEGOTIATE).is_err() {
         return false;
@@ -445,8 +489,11 @@ fn restore(dir: &Path, state: &Path, timeout: Duration) -> Result<(), QemuError>
 }
 
 impl QemuBackend {
-    fn start_vm(&self, addr: SocketAddr, dir: &Path) -> Result<Child, QemuError> {
+    /// Starts a VM in `ns` (the honeypot's namespace, its containment loaded) whose SMB port
+    /// answers on `addr` from the farm; its tap is attached once the restore has completed.
+    fn start_vm(&self, addr: SocketAddr, dir: &Path, ns: &Netns) -> Result<Child, QemuError> {
         let c = &self.config;
+        let began = Instant::now();
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         let disk = dir.join("disk.qcow2");
@@ -455,21 +502,30 @@ impl QemuBackend {
             None => c.image.join("base.qcow2"),
         };
         overlay(&backing, &disk)?;
+        ns.ip(&["tuntap", "add", "dev", TAP, "mode", "tap"])?;
+        ns.ip(&["addr", "add", &format!("{GATEWAY}/24"), "dev", TAP])?;
         let ram = match &self.warm {
             Some(w) => Ram::Cloned(&w.ram),
             None => Ram::Anonymous,
         };
-        let mut cmd = vm_command(c, &disk, dir, ram, Some(addr));
+        let mut cmd = vm_command(c, &disk, dir, ram, Some(ns.name()));
         if self.warm.is_some() {
             cmd.args(["-incoming", "defer"]);
         }
         let mut child = spawn(cmd, dir)?;
-        if let Some(w) = &self.warm {
-            if let Err(e) = restore(dir, &w.state, c.ready_timeout) {
-                kill(&mut child);
-                return Err(e);
-            }
+        let attached = match &self.warm {
+            Some(w) => restore(dir, &w.state, c.ready_timeout),
+            None => Ok(()),
         }
+        .and_then(|()| Ok(ns.ip(&["link", "set", TAP, "up"]).map(drop)?));
+        if let Err(e) = attached {
+            kill(&mut child);
+            return Err(e);
+        }
+        tracing::debug!(
+            "honeypot VM {addr}: running, its tap up, after {} ms",
+            began.elapsed().as_millis()
+        );
         let deadline = Instant::now() + c.ready_timeout;
         loop {
             let exited = matches!(child.try_wait(), Ok(Some(_)));
@@ -490,16 +546,16 @@ impl QemuBackend {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-}
 
-impl Backend for QemuBackend {
-    fn start(&self, addr: SocketAddr) -> Result<Honeypot, HoneypotError> {
+    /// A honeypot VM in namespace `ns`, answering SMB on `addr` (the namespace's link address
+    /// and port) when this returns.
+    pub(super) fn start_in(&self, addr: SocketAddr, ns: &Netns) -> Result<Honeypot, QemuError> {
         let dir = self
             .config
             .work_dir
             .join(format!("vm-{}-{}", addr.ip(), addr.port()));
         let began = Instant::now();
-        match self.start_vm(addr, &dir) {
+        match self.start_vm(addr, &dir, ns) {
             Ok(child) => {
                 tracing::info!(
                     "honeypot VM {addr} answers SMB after {} ms",
@@ -511,14 +567,15 @@ impl Backend for QemuBackend {
                     child: Some(child),
                 })
             }
-            Err(source) => {
+            Err(e) => {
                 super::retire_dir(&self.config.work_dir, &dir, self.config.keep);
-                Err(HoneypotError::Vm { addr, source })
+                Err(e)
             }
         }
     }
 
-    fn stop(&self, mut honeypot: Honeypot) {
+    /// Stops a honeypot VM and discards (or keeps) its overlay; its namespace is the caller's.
+    pub(super) fn stop(&self, mut honeypot: Honeypot) {
         tracing::debug!("stopping honeypot VM {}", honeypot.addr);
         // Nothing of the VM is worth a clean shutdown: its disk writes are on the overlay
         // already (the guest's Samba syncs every write).
@@ -526,5 +583,49 @@ impl Backend for QemuBackend {
             kill(child);
         }
         super::retire_dir(&self.config.work_dir, &honeypot.dir, self.config.keep);
+    }
+}
+
+/// Runs `command` in the guest of the VM honeypot whose directory is `dir` (`Honeypot::dir`;
+/// `vm-{address}-{port}` in the work directory) through its command channel, waiting at most
+/// `timeout`; returns its exit status and output (standard output and error together).
+pub fn guest_command(
+    dir: &Path,
+    command: &str,
+    timeout: Duration,
+) -> Result<(i32, String), QemuError> {
+    let path = dir.join("cmd.sock");
+    let fail = |why: String| QemuError::Channel {
+        path: path.display().to_string(),
+        why,
+    };
+    if command.contains('\n') {
+        return Err(fail("a command is one line".into()));
+    }
+    let mut s = UnixStream::connect(&path).map_err(|e| fail(e.to_string()))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| fail(e.to_string()))?;
+    s.write_all(format!("{command}\n").as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&out);
+        if let Some(at) = text.rfind("HF-DONE ") {
+            let rest = &text[at + 8..];
+            if let Some(end) = rest.find('\n') {
+                let status = rest[..end].trim().parse().unwrap_or(-1);
+                return Ok((status, text[..at].to_string()));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(fail(format!("no end within {timeout:?}: {text}")));
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return Err(fail(format!("closed: {text}"))),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(fail(format!("{e}: {text}"))),
+        }
     }
 }
