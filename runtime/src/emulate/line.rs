@@ -250,8 +250,11 @@ async fn transfer(c: &mut Conn, rule: &CompiledRule, cmd: &Command) -> Result<()
         let upload = ftp::receive(data, c.cfg.max_message, c.cfg.idle_timeout).await;
         let name = format!("ftp-upload:{}", cmd.arg);
         let per = &c.cfg.personality.personality;
-        let path = ftp::resolve(&c.ftp.cwd, cmd.arg.trim());
-        c.cfg.uploads.add(&per.files, &per.ftp, &path, upload.len());
+        // STOU names no file: the server chose one the emulator does not know.
+        if !cmd.arg.trim().is_empty() {
+            let path = ftp::resolve(&c.ftp.cwd, cmd.arg.trim());
+            c.cfg.uploads.add(&per.files, &per.ftp, &path, upload.len());
+        }
         c.cfg.events.artifact(c.id, &name, upload);
     } else if !ftp::send(data, &out).await {
         return Ok(());

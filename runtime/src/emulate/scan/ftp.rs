@@ -114,7 +114,7 @@ const DATA: &[&str] = &[
 ];
 /// What may answer otherwise in TYPE I.
 const TYPED: &[&str] = &["STAT", "SIZE {file}", "LIST", "TYPE A"];
-const TYPED_DATA: &[&str] = &["{list}", "{nlst}", "{retr}"];
+const TYPED_DATA: &[&str] = &["{list}", "{nlst}", "{retr}", "STAT"];
 
 /// The verb standing for every verb the server does not know.
 const UNKNOWN: &str = "QWERTY";
