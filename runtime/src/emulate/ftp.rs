@@ -140,17 +140,19 @@ pub fn split(path: &str) -> (String, String) {
 }
 
 /// The entry at an absolute path.
-pub fn lookup<'a>(tree: &'a [FileEntry], path: &str) -> Option<&'a FileEntry> {
+pub fn lookup<'a>(tree: &[&'a FileEntry], path: &str) -> Option<&'a FileEntry> {
     let (dir, name) = split(path);
-    tree.iter().find(|e| e.dir == dir && e.name == name)
+    tree.iter()
+        .find(|e| e.dir == dir && e.name == name)
+        .copied()
 }
 
-fn is_dir(tree: &[FileEntry], path: &str) -> bool {
+fn is_dir(tree: &[&FileEntry], path: &str) -> bool {
     path == "/" || lookup(tree, path).is_some_and(|e| e.listing.starts_with('d'))
 }
 
 /// The file (not a directory) at a path.
-pub fn file<'a>(tree: &'a [FileEntry], path: &str) -> Option<&'a FileEntry> {
+pub fn file<'a>(tree: &[&'a FileEntry], path: &str) -> Option<&'a FileEntry> {
     lookup(tree, path).filter(|e| !e.listing.starts_with('d'))
 }
 
@@ -165,7 +167,7 @@ fn listed(arg: &str) -> &str {
 /// `other`; RETR/SIZE/MDTM `existing` (a file; RETR: one anonymous may read) or `missing`;
 /// CWD `dir` or `missing`; LIST/NLST `dir`, `existing` or `missing`; PORT/ALLO/REST
 /// `negative`; TYPE/MODE/STRU `arg:X`; then `given` or `none`.
-pub fn classes(cmd: &Command, tree: &[FileEntry], cwd: &str) -> Vec<String> {
+pub fn classes(cmd: &Command, tree: &[&FileEntry], cwd: &str) -> Vec<String> {
     let arg = cmd.arg.trim();
     let at = |a: &str| resolve(cwd, a);
     let class = match cmd.verb.as_str() {
@@ -212,12 +214,18 @@ pub fn classes(cmd: &Command, tree: &[FileEntry], cwd: &str) -> Vec<String> {
 
 /// What a transfer sends: the listing, the names, or the file asked for (TYPE A: bare LFs
 /// as CRLF where the server converts).
-pub fn outgoing(action: Action, tree: &[FileEntry], s: &Session, arg: &str, crlf: bool) -> Vec<u8> {
+pub fn outgoing(
+    action: Action,
+    tree: &[&FileEntry],
+    s: &Session,
+    arg: &str,
+    crlf: bool,
+) -> Vec<u8> {
     let path = listed(arg);
     let at = resolve(&s.cwd, path);
     let lines = |f: &dyn Fn(&FileEntry) -> String| -> Vec<u8> {
         let picked: Vec<&FileEntry> = match is_dir(tree, &at) {
-            true => tree.iter().filter(|e| e.dir == at).collect(),
+            true => tree.iter().copied().filter(|e| e.dir == at).collect(),
             false => file(tree, &at).into_iter().collect(),
         };
         picked
@@ -303,6 +311,24 @@ pub fn relisted(line: &str, size: Option<usize>, name: Option<&str>, now: &Civil
     out
 }
 
+/// The tree as a session sees it: the personality's, changed by what uploads changed.
+pub fn merged<'a>(base: &'a [FileEntry], changed: &'a [FileEntry]) -> Vec<&'a FileEntry> {
+    let mut tree: Vec<&FileEntry> = base.iter().collect();
+    for e in changed {
+        if let Some(t) = tree.iter_mut().find(|t| t.dir == e.dir && t.name == e.name) {
+            *t = e;
+            continue;
+        }
+        // Among its directory's entries in name order, as servers list them.
+        let at = tree
+            .iter()
+            .position(|t| t.dir == e.dir && t.name > e.name)
+            .unwrap_or(tree.len());
+        tree.insert(at, e);
+    }
+    tree
+}
+
 /// The most uploads the listener's sessions see (the oldest forgotten first).
 const MAX_UPLOADS: usize = 256;
 
@@ -312,23 +338,9 @@ const MAX_UPLOADS: usize = 256;
 pub struct Uploads(Arc<Mutex<Vec<FileEntry>>>);
 
 impl Uploads {
-    /// The tree as a session sees it now: the personality's, changed by the uploads.
-    pub fn tree(&self, base: &[FileEntry]) -> Vec<FileEntry> {
-        let mut tree = base.to_vec();
-        let overlay = self.0.lock().map(|o| o.clone()).unwrap_or_default();
-        for e in overlay {
-            if let Some(t) = tree.iter_mut().find(|t| t.dir == e.dir && t.name == e.name) {
-                *t = e;
-                continue;
-            }
-            // Among its directory's entries in name order, as servers list them.
-            let at = tree
-                .iter()
-                .position(|t| t.dir == e.dir && t.name > e.name)
-                .unwrap_or(tree.len());
-            tree.insert(at, e);
-        }
-        tree
+    /// What the uploads changed, now (entries without content: small to copy).
+    pub fn snapshot(&self) -> Vec<FileEntry> {
+        self.0.lock().map(|o| o.clone()).unwrap_or_default()
     }
 
     /// Lists an upload of `size` bytes at `path` and makes its directory's time now, if the
@@ -338,7 +350,8 @@ impl Uploads {
             return;
         };
         let now = Civil::now();
-        let tree = self.tree(base);
+        let snapshot = self.snapshot();
+        let tree = merged(base, &snapshot);
         let (dir, name) = split(path);
         let mut changed = vec![FileEntry {
             dir: dir.clone(),
@@ -421,13 +434,18 @@ mod tests {
         ]
     }
 
+    fn refs(t: &[FileEntry]) -> Vec<&FileEntry> {
+        t.iter().collect()
+    }
+
     #[test]
     fn paths_resolve_and_classify() {
         assert_eq!(resolve("/pub", "../x/./y"), "/x/y");
         assert_eq!(resolve("/pub", "/"), "/");
         assert_eq!(resolve("/", ".."), "/");
         assert_eq!(split("/pub/notes.txt"), ("/pub".into(), "notes.txt".into()));
-        let t = tree();
+        let base = tree();
+        let t = refs(&base);
         let cls = |line: &str, cwd: &str| classes(&Command::parse(line), &t, cwd)[0].clone();
         assert_eq!(cls("CWD pub", "/"), "dir");
         assert_eq!(cls("CWD nosuch", "/"), "missing");
@@ -444,7 +462,8 @@ mod tests {
 
     #[test]
     fn transfers_follow_the_directory_and_type() {
-        let t = tree();
+        let base = tree();
+        let t = refs(&base);
         let mut s = Session::default();
         let list = outgoing(Action::List, &t, &s, "", false);
         assert_eq!(String::from_utf8(list).unwrap().lines().count(), 3);
@@ -473,7 +492,8 @@ mod tests {
         };
         let up = Uploads::default();
         up.add(&tree(), &traits, "/incoming/x.bin", 123456);
-        let t = up.tree(&tree());
+        let (base, changed) = (tree(), up.snapshot());
+        let t = merged(&base, &changed);
         let now = Civil::now().ls(true);
         let x = lookup(&t, "/incoming/x.bin").unwrap();
         assert_eq!(
@@ -492,7 +512,9 @@ mod tests {
         );
         up.add(&tree(), &traits, "/incoming/a.bin", 1);
         let s = Session::default();
-        let names = outgoing(Action::NameList, &up.tree(&tree()), &s, "incoming", false);
+        let changed = up.snapshot();
+        let t = merged(&base, &changed);
+        let names = outgoing(Action::NameList, &t, &s, "incoming", false);
         assert_eq!(names, b"incoming/a.bin\r\nincoming/x.bin\r\n");
     }
 

@@ -118,7 +118,8 @@ pub fn classes(
     files: &[FileEntry],
 ) -> Vec<String> {
     if protocol == Protocol::Ftp {
-        return ftp::classes(cmd, files, "/");
+        let tree: Vec<&FileEntry> = files.iter().collect();
+        return ftp::classes(cmd, &tree, "/");
     }
     let given = if cmd.arg.is_empty() { "none" } else { "given" };
     if cmd.verb.len() + cmd.arg.len() >= LONG_LINE {
@@ -178,7 +179,8 @@ async fn command(c: &mut Conn) -> Result<bool, EmulateError> {
     let per = &p.personality;
     let (args, version) = match per.protocol {
         Protocol::Ftp => {
-            let tree = c.cfg.uploads.tree(&per.files);
+            let changed = c.cfg.uploads.snapshot();
+            let tree = ftp::merged(&per.files, &changed);
             let path = ftp::resolve(&c.ftp.cwd, cmd.arg.trim());
             let named = ftp::file(&tree, &path);
             c.size = named
@@ -233,7 +235,8 @@ fn transfers(a: Action) -> bool {
 /// An FTP transfer: the preliminary reply, the data connection, the closing reply (`done`).
 async fn transfer(c: &mut Conn, rule: &CompiledRule, cmd: &Command) -> Result<(), EmulateError> {
     let per = &c.cfg.personality.personality;
-    let tree = c.cfg.uploads.tree(&per.files);
+    let changed = c.cfg.uploads.snapshot();
+    let tree = ftp::merged(&per.files, &changed);
     let action = rule.rule.action.unwrap_or(Action::List);
     let out = ftp::outgoing(action, &tree, &c.ftp, &cmd.arg, per.ftp.ascii_crlf);
     if action != Action::Retrieve {

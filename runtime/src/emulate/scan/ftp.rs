@@ -293,7 +293,8 @@ impl Session<'_> {
         }
         let size = (cmd.verb == "RETR").then_some(got.len());
         let reply = self.template(&cmd.verb, &x.reply, &cmd.arg, size);
-        let args = ftp::classes(&cmd, &self.at.tree, &self.ftp.cwd);
+        let tree: Vec<&FileEntry> = self.at.tree.iter().collect();
+        let args = ftp::classes(&cmd, &tree, &self.ftp.cwd);
         let verb = if cmd.verb == UNKNOWN {
             ANY.to_string()
         } else {
@@ -556,7 +557,8 @@ pub async fn scan(
     collapse_types(&mut per.rules);
     bar.step("file tree after uploads");
     let after = walk(o).await?;
-    let known = |e: &FileEntry| ftp::lookup(&before.tree, &ftp::resolve(&e.dir, &e.name)).is_some();
+    let scanned: Vec<&FileEntry> = before.tree.iter().collect();
+    let known = |e: &FileEntry| ftp::lookup(&scanned, &ftp::resolve(&e.dir, &e.name)).is_some();
     per.ftp.upload_listing = after
         .tree
         .iter()
