@@ -10,7 +10,7 @@ dir=$(cd "$dir" && pwd)
 
 wait_port() {
     i=0
-    while ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+    while ! (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; do
         i=$((i + 1))
         [ $i -gt 100 ] && { echo "$server did not listen on $1" >&2; exit 1; }
         sleep 0.1
@@ -99,13 +99,19 @@ CONF
         /etc/postfix/master.cf.proto >"$dir/master.cf"
 }
 
-# vsftpd on a high port (PEERS.md): anonymous logins into a root-owned tree with a readme and
-# an `incoming/` directory open to uploads; passive ports just above the control port.
+# vsftpd on a high port (PEERS.md): anonymous logins into a root-owned tree with a readme, a
+# `pub/` directory with a text file of bare LFs (TYPE A shows whether the server converts
+# them), and an `incoming/` directory open to uploads; times fixed in the past, so listings
+# differ only where uploads change them; passive ports just above the control port. A second
+# vsftpd serves the same tree on [::1] (one vsftpd listens on IPv4 or IPv6, not both).
 vsftpd_conf() {
-    mkdir -p "$dir/ftproot/incoming" "$dir/empty"
+    mkdir -p "$dir/ftproot/incoming" "$dir/ftproot/pub" "$dir/empty"
     printf 'Welcome to this archive.\r\n' >"$dir/ftproot/README.txt"
-    chown root:root "$dir/ftproot" && chmod 755 "$dir/ftproot"
+    printf 'Mirror notes\nline two\n' >"$dir/ftproot/pub/notes.txt"
+    chown root:root "$dir/ftproot" "$dir/ftproot/pub" && chmod 755 "$dir/ftproot" "$dir/ftproot/pub"
     chown ftp:ftp "$dir/ftproot/incoming" && chmod 755 "$dir/ftproot/incoming"
+    touch -d '2024-01-15 10:00:00 UTC' "$dir/ftproot/README.txt" "$dir/ftproot/pub/notes.txt" \
+        "$dir/ftproot/pub" "$dir/ftproot/incoming"
     cat >"$dir/vsftpd.conf" <<CONF
 listen=YES
 listen_address=127.0.0.1
@@ -128,6 +134,9 @@ connect_from_port_20=NO
 xferlog_enable=NO
 vsftpd_log_file=$dir/vsftpd.log
 CONF
+    sed -e 's/^listen=YES/listen=NO\nlisten_ipv6=YES/' -e 's/^listen_address=.*/listen_address6=::1/' \
+        -e "s|^vsftpd_log_file=.*|vsftpd_log_file=$dir/vsftpd6.log|" \
+        "$dir/vsftpd.conf" >"$dir/vsftpd6.conf"
 }
 
 # Exim beside Postfix (they conflict as packages, PEERS.md): the daemon package's files
@@ -201,9 +210,16 @@ start:vsftpd)
     vsftpd_conf
     vsftpd "$dir/vsftpd.conf" >>"$dir/start.log" 2>&1 &
     echo $! >"$dir/vsftpd.pid"
+    if [ -e /proc/net/if_inet6 ]; then
+        vsftpd "$dir/vsftpd6.conf" >>"$dir/start.log" 2>&1 &
+        echo $! >"$dir/vsftpd6.pid"
+        wait_port "$port" ::1
+    fi
     wait_port "$port" ;;
 stop:vsftpd)
-    [ -f "$dir/vsftpd.pid" ] && kill "$(cat "$dir/vsftpd.pid")" 2>/dev/null || true ;;
+    for p in vsftpd vsftpd6; do
+        [ -f "$dir/$p.pid" ] && kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
+    done ;;
 *)
     echo "usage: $0 start|stop nginx|apache|postfix|exim|vsftpd DIR [PORT]" >&2
     exit 2 ;;

@@ -373,6 +373,7 @@ fn emulator(path: &Path, session: &SessionConfig) -> Result<Arc<EmulateConfig>> 
         events: session.events.clone(),
         idle_timeout: session.idle_timeout,
         max_message: session.max_message,
+        uploads: Default::default(),
     }))
 }
 

@@ -78,19 +78,26 @@ struct Farm {
 
 impl Farm {
     fn start(dir: &Path, addr: SocketAddr, service: &str, personality: &Path) -> Farm {
+        Farm::start_on(dir, &[addr], service, personality)
+    }
+
+    /// The farm emulating the personality on each of `addrs`.
+    fn start_on(dir: &Path, addrs: &[SocketAddr], service: &str, personality: &Path) -> Farm {
         let events = dir.join("events.sqlite");
         std::fs::create_dir_all(dir.join("scripts")).unwrap();
         let config = dir.join("farm.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[events]\npath = {events:?}\n[scripts]\ndirs = [{:?}]\n[[listen]]\n\
-                 address = \"{addr}\"\nservice = \"{service}\"\nresponder = \"emulate\"\n\
-                 personality = {personality:?}\n",
-                dir.join("scripts")
-            ),
-        )
-        .unwrap();
+        let mut text = format!(
+            "[events]\npath = {events:?}\n[scripts]\ndirs = [{:?}]\n",
+            dir.join("scripts")
+        );
+        for addr in addrs {
+            text.push_str(&format!(
+                "[[listen]]\naddress = \"{addr}\"\nservice = \"{service}\"\n\
+                 responder = \"emulate\"\npersonality = {personality:?}\n"
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
+        let addr = addrs[0];
         let child = Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
             .args(["run", "--config"])
             .arg(&config)
@@ -437,14 +444,33 @@ fn smtp_like_the_real_server(name: &'static str, port: u16) {
     );
 }
 
-/// Python's ftplib in passive and active mode: login, LIST, NLST, RETR of the first file,
-/// STOR of an upload; prints what it got.
+/// Python's ftplib in passive and active mode: login, LIST, NLST, RETR of the readme; SIZE,
+/// MDTM, CWD into `pub` and a missing directory, PWD, RETR of a file of bare LFs in TYPE A and
+/// TYPE I (raw bytes), STAT, CDUP, NLST of a directory; STOR of an upload, then LIST of the
+/// upload directory (this session's uploads only: the real server also holds the scan's and
+/// the other address family's) and SIZE of the upload; PASV last (IPv6: vsftpd's 0,0,0,0).
+/// Prints what it got.
 const FTPLIB: &str = r#"
 import ftplib, io, sys
-port, upload = int(sys.argv[1]), sys.argv[2]
+host, port, upload = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def cmd(f, c):
+    try: print(c, "->", f.sendcmd(c))
+    except ftplib.all_errors as e: print(c, "->", e)
+def raw(f, c, lines=False):
+    try:
+        conn, size = f.ntransfercmd(c)
+        data = b""
+        while True:
+            x = conn.recv(8192)
+            if not x: break
+            data += x
+        conn.close()
+        print(c, "->", size, f.voidresp())
+        print(data.decode() if lines else repr(data))
+    except ftplib.all_errors as e: print(c, "->", e)
 for passive in (True, False):
     f = ftplib.FTP(timeout=10)
-    f.connect("127.0.0.1", port)
+    f.connect(host, port)
     print(f.getwelcome())
     print(f.login())
     f.set_pasv(passive)
@@ -455,36 +481,66 @@ for passive in (True, False):
     b = io.BytesIO()
     print(f.retrbinary("RETR README.txt", b.write))
     print(b.getvalue())
-    print(f.storbinary("STOR incoming/%s-%d.txt" % (upload, passive), io.BytesIO(upload.encode())))
+    for c in ["TYPE A", "SIZE pub/notes.txt", "MDTM pub/notes.txt", "MDTM pub", "CWD nosuchdir", "CWD pub", "PWD"]:
+        cmd(f, c)
+    raw(f, "RETR notes.txt")
+    raw(f, "LIST", True)
+    for c in ["TYPE I", "STAT"]:
+        cmd(f, c)
+    raw(f, "RETR notes.txt")
+    for c in ["CDUP", "XPWD", "CWD /pub/../incoming", "XCUP"]:
+        cmd(f, c)
+    raw(f, "NLST pub", True)
+    raw(f, "LIST nosuchdir", True)
+    name = "incoming/%s-%d.txt" % (upload, passive)
+    print(f.storbinary("STOR " + name, io.BytesIO(upload.encode())))
+    lines = []
+    f.retrlines("LIST incoming", lines.append)
+    print("\n".join(l for l in lines if upload in l))
+    cmd(f, "SIZE " + name)
+    cmd(f, "PASV")
     f.quit()
 "#;
 
-/// The times of `ls -l` lines masked: the first session's upload into `incoming` changes that
-/// directory's time on the real server (when a minute passes between the two listings), while
-/// the emulator's tree keeps the times it was scanned with (a known difference).
-fn listing_times_masked(session: &str) -> String {
-    let ls =
-        regex::Regex::new(r"(?m)^([d-][rwx-]{9}\s+\d+\s+\S+\s+\S+\s+\d+\s+)\w{3}\s+\d+\s+[\d:]+ ")
-            .unwrap();
-    ls.replace_all(session, "${1}(time) ").into_owned()
+/// What changes from run to run masked: the listing times of the upload directory and the
+/// uploads (now, on either server: the rest of the tree has fixed times), passive ports,
+/// vsftpd's client count.
+fn ftp_masked(session: &str) -> String {
+    let ls = regex::Regex::new(
+        r"(?m)^([d-][rwx-]{9}\s+\d+\s+\S+\s+\S+\s+\d+\s+)\w{3}\s+\d+\s+[\d:]+ (incoming|\w+-\d\.txt)\r?$",
+    )
+    .unwrap();
+    let pasv = regex::Regex::new(r",\d+,\d+\)").unwrap();
+    let session = ls.replace_all(session, "${1}(now) $2");
+    let session = pasv.replace_all(&session, ",p1,p2)");
+    session.lines().map(mask).collect::<Vec<_>>().join("\n")
 }
 
-fn ftplib(port: u16, upload: &str) -> String {
+fn ftplib(addr: SocketAddr, upload: &str) -> String {
     output_ok(
-        Command::new("python3").args(["-c", FTPLIB, &port.to_string(), upload]),
+        Command::new("python3").args([
+            "-c",
+            FTPLIB,
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+            upload,
+        ]),
         "ftplib",
     )
 }
 
 /// vsftpd: scanned, then emulated on its port; nmap's name, `ftp-anon` and `ftp-syst` equal;
-/// ftplib completes passive and active sessions the same, and the uploads are stored.
+/// ftplib completes passive and active sessions the same over IPv4 and IPv6 (EPSV, EPRT;
+/// vsftpd serves [::1] from a second process), through the tree, in both transfer types, and
+/// the uploads are stored.
 #[test]
 fn vsftpd_is_emulated_like_vsftpd() {
     let (name, port) = ("vsftpd", 18421);
     let dir = work_dir(name);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
     let personality = dir.join("vsftpd.toml");
-    let (real_nmap, real_session) = {
+    let (real_nmap, real_session, real_session6) = {
         let _server = Server::start(name, &dir, port);
         common::honeyfarm_ok(&[
             "personality",
@@ -495,27 +551,34 @@ fn vsftpd_is_emulated_like_vsftpd() {
             personality.to_str().unwrap(),
             "--quiet",
         ]);
-        (nmap(port, "ftp-anon,ftp-syst"), ftplib(port, "uploaded"))
+        (
+            nmap(port, "ftp-anon,ftp-syst"),
+            ftplib(addr, "uploaded"),
+            ftplib(addr6, "sixup"),
+        )
     };
-    assert_clean(
-        "the personality",
-        &std::fs::read_to_string(&personality).unwrap(),
-    );
-    let farm = Farm::start(&dir.join("farm"), addr, "ftp", &personality);
+    let text = std::fs::read_to_string(&personality).unwrap();
+    assert_clean("the personality", &text);
+    assert!(text.contains("version = \"I\""), "no rule of TYPE I");
+    let farm = Farm::start_on(&dir.join("farm"), &[addr, addr6], "ftp", &personality);
     let emulated = nmap(port, "ftp-anon,ftp-syst");
     assert_eq!(real_nmap, emulated, "nmap on vsftpd and on its emulation");
-    let session = ftplib(port, "uploaded");
+    let session = ftplib(addr, "uploaded");
     assert_clean("ftplib", &session);
-    assert_eq!(
-        listing_times_masked(&real_session),
-        listing_times_masked(&session)
-    );
+    assert_eq!(ftp_masked(&real_session), ftp_masked(&session));
+    let session6 = ftplib(addr6, "sixup");
+    assert_eq!(ftp_masked(&real_session6), ftp_masked(&session6));
+    assert!(session6.contains("PASV -> 227 Entering Passive Mode (0,0,0,0,"));
     let stored = farm.stop();
-    let uploads: Vec<&String> = stored
-        .artifacts
-        .iter()
-        .filter(|(n, c)| n.starts_with("ftp-upload:incoming/uploaded-") && c == b"uploaded")
-        .map(|(n, _)| n)
-        .collect();
-    assert_eq!(uploads.len(), 2, "{:?}", stored.artifacts);
+    let uploads = |prefix: &str| {
+        stored
+            .artifacts
+            .iter()
+            .filter(|(n, c)| {
+                n.starts_with(&format!("ftp-upload:incoming/{prefix}-")) && c == prefix.as_bytes()
+            })
+            .count()
+    };
+    assert_eq!(uploads("uploaded"), 2, "{:?}", stored.artifacts);
+    assert_eq!(uploads("sixup"), 2, "{:?}", stored.artifacts);
 }

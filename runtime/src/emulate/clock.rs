@@ -67,6 +67,31 @@ impl Civil {
         self.stamp(self.day.to_string(), "+0000")
     }
 
+    /// `Dec 02 04:42` (`Dec  2 04:42` unpadded), as `ls -l` dates a recent file.
+    pub fn ls(&self, zero_pad: bool) -> String {
+        let day = match zero_pad {
+            true => format!("{:02}", self.day),
+            false => format!("{:>2}", self.day),
+        };
+        format!(
+            "{} {day} {:02}:{:02}",
+            MONTHS[self.month], self.hour, self.minute
+        )
+    }
+
+    /// `20261202044246`, as FTP's MDTM writes it.
+    pub fn mdtm(&self) -> String {
+        format!(
+            "{}{:02}{:02}{:02}{:02}{:02}",
+            self.year,
+            self.month + 1,
+            self.day,
+            self.hour,
+            self.minute,
+            self.second
+        )
+    }
+
     fn stamp(&self, day: String, zone: &str) -> String {
         format!(
             "{}, {day} {} {} {:02}:{:02}:{:02} {zone}",
@@ -161,6 +186,9 @@ mod tests {
         let c = Civil::from_unix(1_796_175_600);
         assert_eq!(c.http(), "Wed, 02 Dec 2026 01:40:00 GMT");
         assert_eq!(c.mail(), "Wed, 2 Dec 2026 01:40:00 +0000");
+        assert_eq!(c.ls(true), "Dec 02 01:40");
+        assert_eq!(c.ls(false), "Dec  2 01:40");
+        assert_eq!(c.mdtm(), "20261202014000");
     }
 
     #[test]

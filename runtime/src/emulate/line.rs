@@ -110,28 +110,6 @@ fn known_user(user: &str) -> bool {
         .any(|u| u.eq_ignore_ascii_case(user))
 }
 
-/// FTP's argument classes of one command (none: only `given` or `none`).
-fn ftp_class(cmd: &Command, files: &[FileEntry]) -> Option<String> {
-    let arg = cmd.arg.trim();
-    Some(match cmd.verb.as_str() {
-        "USER"
-            if ["anonymous", "ftp"]
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(arg)) =>
-        {
-            "anonymous".into()
-        }
-        "USER" if !arg.is_empty() => "other".into(),
-        "RETR" | "SIZE" | "MDTM" if !arg.is_empty() => match ftp::find(files, arg) {
-            Some(_) => "existing".into(),
-            None => "missing".into(),
-        },
-        "PORT" | "ALLO" | "REST" if arg.contains('-') => "negative".into(),
-        "TYPE" | "MODE" | "STRU" if !arg.is_empty() => format!("arg:{}", arg.to_ascii_uppercase()),
-        _ => return None,
-    })
-}
-
 /// The argument's classes, the most particular first.
 pub fn classes(
     protocol: Protocol,
@@ -140,11 +118,8 @@ pub fn classes(
     files: &[FileEntry],
 ) -> Vec<String> {
     if protocol == Protocol::Ftp {
-        let given = if cmd.arg.is_empty() { "none" } else { "given" };
-        return ftp_class(cmd, files)
-            .into_iter()
-            .chain([given.to_string()])
-            .collect();
+        let tree: Vec<&FileEntry> = files.iter().collect();
+        return ftp::classes(cmd, &tree, "/");
     }
     let given = if cmd.arg.is_empty() { "none" } else { "given" };
     if cmd.verb.len() + cmd.arg.len() >= LONG_LINE {
@@ -202,12 +177,25 @@ async fn command(c: &mut Conn) -> Result<bool, EmulateError> {
     let cmd = Command::parse(&String::from_utf8_lossy(&raw));
     let p = c.cfg.personality.clone();
     let per = &p.personality;
-    let args = classes(per.protocol, &cmd, &per.hostname, &per.files);
+    let (args, version) = match per.protocol {
+        Protocol::Ftp => {
+            let changed = c.cfg.uploads.snapshot();
+            let tree = ftp::merged(&per.files, &changed);
+            let path = ftp::resolve(&c.ftp.cwd, cmd.arg.trim());
+            let named = ftp::file(&tree, &path);
+            c.size = named
+                .and_then(|f| ftp::listed_size(&f.listing))
+                .unwrap_or(0);
+            c.ftp.mtime = named.and_then(|f| f.mtime.clone()).unwrap_or_default();
+            (ftp::classes(&cmd, &tree, &c.ftp.cwd), c.ftp.kind.clone())
+        }
+        _ => (classes(per.protocol, &cmd, &per.hostname, &[]), ANY.into()),
+    };
     let key = Key {
         state: &c.state,
         command: &cmd.verb,
         args: &args,
-        version: ANY,
+        version: &version,
     };
     let Some(rule) = p.find(&key) else {
         c.closed = true;
@@ -246,10 +234,14 @@ fn transfers(a: Action) -> bool {
 
 /// An FTP transfer: the preliminary reply, the data connection, the closing reply (`done`).
 async fn transfer(c: &mut Conn, rule: &CompiledRule, cmd: &Command) -> Result<(), EmulateError> {
-    let files = &c.cfg.personality.personality.files;
+    let per = &c.cfg.personality.personality;
+    let changed = c.cfg.uploads.snapshot();
+    let tree = ftp::merged(&per.files, &changed);
     let action = rule.rule.action.unwrap_or(Action::List);
-    let out = ftp::outgoing(action, files, &cmd.arg);
-    c.size = out.len();
+    let out = ftp::outgoing(action, &tree, &c.ftp, &cmd.arg, per.ftp.ascii_crlf);
+    if action != Action::Retrieve {
+        c.size = out.len();
+    }
     c.answer(rule, &cmd.arg).await?;
     let channel = std::mem::take(&mut c.data);
     tracing::debug!("transfer {} over {channel:?}", cmd.verb);
@@ -260,6 +252,12 @@ async fn transfer(c: &mut Conn, rule: &CompiledRule, cmd: &Command) -> Result<()
     if action == Action::Store {
         let upload = ftp::receive(data, c.cfg.max_message, c.cfg.idle_timeout).await;
         let name = format!("ftp-upload:{}", cmd.arg);
+        let per = &c.cfg.personality.personality;
+        // STOU names no file: the server chose one the emulator does not know.
+        if !cmd.arg.trim().is_empty() {
+            let path = ftp::resolve(&c.ftp.cwd, cmd.arg.trim());
+            c.cfg.uploads.add(&per.files, &per.ftp, &path, upload.len());
+        }
         c.cfg.events.artifact(c.id, &name, upload);
     } else if !ftp::send(data, &out).await {
         return Ok(());
@@ -293,6 +291,14 @@ fn act(c: &mut Conn, rule: &CompiledRule, cmd: &Command) {
         Some(Action::Recipient) => c.mail.recipients.push(path_class(&cmd.arg, "TO:").1),
         Some(Action::Data) => c.mail.mode = Mode::Data,
         Some(Action::Reset) => c.mail = Mail::default(),
+        Some(Action::Type) => c.ftp.kind = ftp::transfer_type(&cmd.arg),
+        Some(Action::ChangeDir) => {
+            let to = match cmd.verb.as_str() {
+                "CDUP" | "XCUP" => "..",
+                _ => cmd.arg.trim(),
+            };
+            c.ftp.cwd = ftp::resolve(&c.ftp.cwd, to);
+        }
         Some(Action::Active) => {
             c.data = match ftp::active_endpoint(&cmd.verb, &cmd.arg, c.attacker.ip()) {
                 Some(to) => DataChannel::Active(to),

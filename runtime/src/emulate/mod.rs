@@ -16,8 +16,8 @@ pub use ftp::host_port;
 pub use http::{classes as http_classes, frame as http_frame, Request};
 pub use line::{classes as line_classes, Command, LONG_LINE, MESSAGE};
 pub use personality::{
-    Action, Compiled, CompiledRule, FileEntry, Key, Limits, Personality, PersonalityError,
-    ProbeResult, Protocol, Rule, ANY, FORMAT,
+    Action, Compiled, CompiledRule, FileEntry, FtpTraits, Key, Limits, Personality,
+    PersonalityError, ProbeResult, Protocol, Rule, ANY, FORMAT,
 };
 pub use serve::{fresh, serve_emulated, EmulateConfig, EmulateError};
 pub use template::{Fill, Placeholder, Template, TemplateError};

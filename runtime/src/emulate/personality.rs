@@ -90,6 +90,10 @@ pub enum Action {
     Retrieve,
     /// FTP STOR: receives a file over the data connection.
     Store,
+    /// FTP TYPE: the transfer type becomes the argument's (`A`, `I`; `L 8` is `I`).
+    Type,
+    /// FTP CWD/XCWD/CDUP/XCUP: the working directory becomes the argument's (CDUP: `..`).
+    ChangeDir,
 }
 
 /// One reply of the server: what it answers in `state` to `command` with an argument of
@@ -127,14 +131,47 @@ pub struct ProbeResult {
     pub close: bool,
 }
 
-/// A file of the small tree FTP serves (LIST, NLST, RETR).
+/// A file or directory of the small tree FTP serves (LIST, NLST, RETR, CWD, SIZE, MDTM).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileEntry {
+    /// The directory it is in, as an absolute path (`/` the root, `/pub`).
+    #[serde(default = "root", skip_serializing_if = "is_root")]
+    pub dir: String,
     pub name: String,
     #[serde(default)]
     pub content: String,
-    /// The line LIST shows for it.
+    /// The line LIST shows for it (a directory's starts with `d`).
     pub listing: String,
+    /// MDTM's time for it (`20261202044246`), if the server told it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<String>,
+}
+
+fn root() -> String {
+    "/".to_string()
+}
+
+fn is_root(s: &str) -> bool {
+    s == "/"
+}
+
+/// What an FTP server does besides its replies, as the scan saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FtpTraits {
+    /// RETR in TYPE A sends each bare LF as CRLF (vsftpd does only with
+    /// `ascii_download_enable`).
+    #[serde(default)]
+    pub ascii_crlf: bool,
+    /// The LIST line of an anonymous upload as the server showed it; an upload's line is this
+    /// one with its size, time and name. None: uploads are not shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_listing: Option<String>,
+}
+
+impl FtpTraits {
+    fn is_default(&self) -> bool {
+        *self == FtpTraits::default()
+    }
 }
 
 /// Limits of the emulated server.
@@ -168,6 +205,8 @@ pub struct Personality {
     pub initial: String,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default, skip_serializing_if = "FtpTraits::is_default")]
+    pub ftp: FtpTraits,
     #[serde(default, rename = "rule")]
     pub rules: Vec<Rule>,
     #[serde(default, rename = "probe", skip_serializing_if = "Vec::is_empty")]
@@ -212,6 +251,7 @@ impl Personality {
             banner: None,
             initial: initial(),
             limits: Limits::default(),
+            ftp: FtpTraits::default(),
             rules: Vec::new(),
             probes: Vec::new(),
             files: Vec::new(),

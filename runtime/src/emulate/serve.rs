@@ -30,6 +30,8 @@ pub struct EmulateConfig {
     pub idle_timeout: Duration,
     /// The most bytes buffered for one request (or kept of one mail or upload).
     pub max_message: usize,
+    /// FTP: what uploads added to the tree, seen by the listener's later sessions.
+    pub uploads: super::ftp::Uploads,
 }
 
 /// Why an emulated connection ended early.
@@ -79,6 +81,8 @@ pub(super) struct Conn {
     pub(super) data: super::ftp::DataChannel,
     pub(super) data_port: u16,
     pub(super) size: usize,
+    /// FTP: the transfer type and working directory.
+    pub(super) ftp: super::ftp::Session,
 }
 
 impl Conn {
@@ -92,6 +96,8 @@ impl Conn {
             queue_id: format!("{:011X}", fresh() & 0xfff_ffff_ffff),
             data_port: self.data_port,
             size: self.size,
+            cwd: &self.ftp.cwd,
+            mtime: &self.ftp.mtime,
         }
     }
 
@@ -194,6 +200,7 @@ pub async fn serve_emulated(
         data: Default::default(),
         data_port: 0,
         size: 0,
+        ftp: Default::default(),
     };
     let result = tokio::select! {
         r = converse(&mut conn) => r,

@@ -35,6 +35,10 @@ pub enum Placeholder {
     DataPort,
     /// The size in bytes of the file a transfer names.
     Size,
+    /// FTP's working directory (PWD).
+    Cwd,
+    /// The modification time of the file MDTM names (`20261202044246`).
+    Mtime,
     /// One byte, for replies that are not text.
     Byte(u8),
 }
@@ -54,6 +58,8 @@ const NAMED: &[(&str, Placeholder)] = &[
     ("pasv-endpoint", Placeholder::PasvEndpoint),
     ("data-port", Placeholder::DataPort),
     ("size", Placeholder::Size),
+    ("cwd", Placeholder::Cwd),
+    ("mtime", Placeholder::Mtime),
 ];
 
 impl Placeholder {
@@ -108,6 +114,8 @@ pub struct Fill<'a> {
     pub queue_id: String,
     pub data_port: u16,
     pub size: usize,
+    pub cwd: &'a str,
+    pub mtime: &'a str,
 }
 
 /// Stands for the Content-Length until the body's length is known.
@@ -229,8 +237,14 @@ fn render_hole(h: Placeholder, fill: &Fill, out: &mut Vec<u8>) {
         Placeholder::Pid => fill.pid.to_string(),
         Placeholder::DataPort => fill.data_port.to_string(),
         Placeholder::Size => fill.size.to_string(),
+        Placeholder::Cwd => fill.cwd.to_string(),
+        Placeholder::Mtime => fill.mtime.to_string(),
         Placeholder::PasvEndpoint => {
-            let ip = fill.address.replace('.', ",");
+            // PASV cannot name an IPv6 address: vsftpd writes 0,0,0,0 (the port is still open).
+            let ip = match fill.address.contains(':') {
+                true => "0,0,0,0".to_string(),
+                false => fill.address.replace('.', ","),
+            };
             format!("{ip},{},{}", fill.data_port >> 8, fill.data_port & 0xff)
         }
         Placeholder::ContentLength => String::new(),

@@ -1,8 +1,11 @@
 //! The FTP battery, after ftpmap: TYPE A/X/C, CWD without argument, PORT and ALLO with
 //! negative numbers, EPRT/EPSV, SYST, FEAT, HELP, STAT, SITE commands and unknown verbs before
-//! and after login; anonymous and failed logins; LIST, NLST, RETR and STOR over passive data
-//! connections. The server's root listing and its files become the personality's file tree.
-//! Each probe is its own connection, after the commands that reach its state; sent twice.
+//! and after login; anonymous and failed logins; CWD/XCWD into a directory and a missing one,
+//! LIST, NLST, RETR, STOR, APPE and STOU over passive data connections; the replies that
+//! depend on the transfer type once more in TYPE I. The anonymous area is walked before
+//! (the tree the classes see) and after the battery (the tree served: directories' times after
+//! the scan's uploads, and how an upload is listed). Each probe is its own connection, after
+//! the commands that reach its state; sent twice.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -10,15 +13,37 @@ use tokio::net::{TcpSocket, TcpStream};
 use super::dynamic::{merge, templatize, Known};
 use super::smtp::reply_complete;
 use super::{Probe, Progress, ScanError, ScanOptions};
-use crate::emulate::line::{classes, Command};
-use crate::emulate::personality::{Action, FileEntry, Personality, Protocol, Rule, ANY};
+use crate::emulate::ftp;
+use crate::emulate::line::Command;
+use crate::emulate::personality::{Action, FileEntry, Personality, Rule, ANY};
 
-const REACH: &[(&str, &[&str])] = &[
-    ("start", &[]),
-    ("user-anon", &["USER anonymous"]),
-    ("user-other", &["USER nosuchuser9"]),
-    ("login", &["USER anonymous", "PASS {pass}"]),
-    ("data", &["USER anonymous", "PASS {pass}", "PASV"]),
+const LOGGED_IN: &[&str] = &["USER anonymous", "PASS {pass}"];
+
+/// Each state's commands that reach it, its own probes, and whether the probes of every
+/// state are sent there too. The last two repeat the logged-in states in TYPE I.
+const REACH: &[(&str, &[&str], &[&str], bool)] = &[
+    ("start", &[], START, true),
+    ("user-anon", &["USER anonymous"], USER, true),
+    ("user-other", &["USER nosuchuser9"], USER, true),
+    ("login", LOGGED_IN, LOGIN, true),
+    (
+        "data",
+        &["USER anonymous", "PASS {pass}", "PASV"],
+        DATA,
+        true,
+    ),
+    (
+        "login",
+        &["USER anonymous", "PASS {pass}", "TYPE I"],
+        TYPED,
+        false,
+    ),
+    (
+        "data",
+        &["USER anonymous", "PASS {pass}", "TYPE I", "PASV"],
+        TYPED_DATA,
+        false,
+    ),
 ];
 
 const ANYWHERE: &[&str] = &[
@@ -65,24 +90,46 @@ const LOGIN: &[&str] = &[
     "PASV",
     "{port}",
     "{eprt}",
+    "CWD {dir}",
+    "XCWD nosuchdir9",
+    "XPWD",
+    "XCUP",
+    "MDTM {file}",
+    "TYPE L 8",
+    "TYPE E",
+    "TYPE A N",
 ];
-const DATA: &[&str] = &["{list}", "{nlst}", "{retr}", "{stor}"];
+const DATA: &[&str] = &[
+    "{list}",
+    "{nlst}",
+    "{retr}",
+    "{stor}",
+    "LIST {dir}",
+    "NLST {dir}",
+    "LIST nosuchdir9",
+    "NLST {file}",
+    "RETR nosuchfile9",
+    "APPE {upload}",
+    "STOU",
+];
+/// What may answer otherwise in TYPE I.
+const TYPED: &[&str] = &["STAT", "SIZE {file}", "LIST", "TYPE A"];
+const TYPED_DATA: &[&str] = &["{list}", "{nlst}", "{retr}", "STAT"];
 
 /// The verb standing for every verb the server does not know.
 const UNKNOWN: &str = "QWERTY";
 
-fn probes(state: &str) -> Vec<&'static str> {
-    let own: &[&str] = match state {
-        "start" => START,
-        "user-anon" | "user-other" => USER,
-        "login" => LOGIN,
-        _ => DATA,
-    };
-    own.iter().chain(ANYWHERE).copied().collect()
+fn probes(own: &[&'static str], anywhere: bool) -> Vec<&'static str> {
+    let all: &[&str] = if anywhere { ANYWHERE } else { &[] };
+    own.iter().chain(all).copied().collect()
 }
 
 pub fn battery_len() -> usize {
-    REACH.iter().map(|(s, _)| probes(s).len()).sum::<usize>() + 1
+    REACH
+        .iter()
+        .map(|(_, _, own, all)| probes(own, *all).len())
+        .sum::<usize>()
+        + 2
 }
 
 /// The state after a reply, as FTP defines it.
@@ -94,7 +141,8 @@ fn next(state: &str, cmd: &Command, reply: &str) -> Option<&'static str> {
         "PASS" if reply.starts_with("230") => Some("login"),
         "PASS" if state.starts_with("user") => Some("start"),
         "PASV" | "EPSV" | "PORT" | "EPRT" if ok && state != "start" => Some("data"),
-        "LIST" | "NLST" | "RETR" | "STOR" if ok && state == "data" => Some("login"),
+        // A transfer, done or refused, uses up the data connection set up.
+        "LIST" | "NLST" | "RETR" | "STOR" | "APPE" | "STOU" if state == "data" => Some("login"),
         _ => None,
     }
 }
@@ -106,7 +154,9 @@ fn action(verb: &str) -> Option<Action> {
         "LIST" => Some(Action::List),
         "NLST" => Some(Action::NameList),
         "RETR" => Some(Action::Retrieve),
-        "STOR" => Some(Action::Store),
+        "STOR" | "APPE" | "STOU" => Some(Action::Store),
+        "TYPE" => Some(Action::Type),
+        "CWD" | "XCWD" | "CDUP" | "XCUP" => Some(Action::ChangeDir),
         _ => None,
     }
 }
@@ -117,10 +167,11 @@ fn pasv_endpoint(reply: &str) -> Option<std::net::SocketAddr> {
     crate::emulate::ftp::host_port(inner)
 }
 
-/// PASV's endpoint and EPSV's port as placeholders.
+/// PASV's endpoint and EPSV's port as placeholders (EPSV's `Extended Passive Mode (|||p|)`
+/// is not a PASV endpoint).
 fn data_placeholders(t: String) -> String {
     let t = match (t.find("Passive Mode ("), t.find(')')) {
-        (Some(a), Some(b)) if a < b => {
+        (Some(a), Some(b)) if a < b && !t.contains("(|||") => {
             format!("{}Passive Mode ({{pasv-endpoint}}{}", &t[..a], &t[b..])
         }
         _ => t,
@@ -131,20 +182,42 @@ fn data_placeholders(t: String) -> String {
     }
 }
 
+/// What the battery's probes name: a file and a directory of the tree, and the tree.
+#[derive(Debug, Default)]
+struct Scanned {
+    file: String,
+    dir: String,
+    tree: Vec<FileEntry>,
+}
+
+/// Splits off what follows a preliminary (1xx) reply: a small transfer's closing reply may
+/// come in the same read.
+fn preliminary(reply: &mut Vec<u8>) -> Option<Vec<u8>> {
+    if !reply.starts_with(b"1") || reply.get(3) != Some(&b' ') {
+        return None;
+    }
+    let end = reply.windows(2).position(|w| w == b"\r\n")? + 2;
+    (end < reply.len()).then(|| reply.split_off(end))
+}
+
 /// One connection's session with the server.
 struct Session<'a> {
     o: &'a ScanOptions,
+    at: &'a Scanned,
     c: Probe,
     peer: String,
     pass: String,
-    file: String,
     upload: String,
     /// The last PASV endpoint.
     data_at: Option<std::net::SocketAddr>,
+    /// The transfer type and working directory, as the server's replies set them.
+    ftp: ftp::Session,
+    /// The last reply, as sent.
+    last: String,
 }
 
 impl Session<'_> {
-    fn template(&self, reply: &[u8], arg: &str, size: Option<usize>) -> String {
+    fn template(&self, verb: &str, reply: &[u8], arg: &str, size: Option<usize>) -> String {
         let address = self.o.target.ip().to_string();
         let known = Known {
             arg,
@@ -156,7 +229,13 @@ impl Session<'_> {
         if let Some(n) = size {
             t = t.replace(&format!("({n} bytes)"), "({size} bytes)");
         }
-        t
+        let code = |c: &str| t.starts_with(c) && t.ends_with("\r\n") && !t.contains('-');
+        match verb {
+            "PWD" | "XPWD" => t.replacen(&format!("\"{}\"", self.ftp.cwd), "\"{cwd}\"", 1),
+            "SIZE" if code("213 ") => "213 {size}\r\n".into(),
+            "MDTM" if code("213 ") => "213 {mtime}\r\n".into(),
+            _ => t,
+        }
     }
 
     fn fill(&self, t: &str) -> String {
@@ -167,11 +246,13 @@ impl Session<'_> {
             "{eprt}" => eprt,
             "{list}" => "LIST".into(),
             "{nlst}" => "NLST".into(),
-            "{retr}" => format!("RETR {}", self.file),
+            "{retr}" => format!("RETR {}", self.at.file),
             "{stor}" => format!("STOR {}", self.upload),
             t => t
                 .replace("{pass}", &self.pass)
-                .replace("{file}", &self.file),
+                .replace("{file}", &self.at.file)
+                .replace("{dir}", &self.at.dir)
+                .replace("{upload}", &self.upload),
         }
     }
 
@@ -179,44 +260,55 @@ impl Session<'_> {
     async fn exchange(&mut self, state: &str, template: &str) -> (Rule, Vec<u8>) {
         let line = self.fill(template);
         let cmd = Command::parse(&line);
-        let transfer = matches!(cmd.verb.as_str(), "LIST" | "NLST" | "RETR" | "STOR");
+        let transfer = matches!(
+            cmd.verb.as_str(),
+            "LIST" | "NLST" | "RETR" | "STOR" | "APPE" | "STOU"
+        );
         let data = match (transfer, self.data_at) {
             (true, Some(at)) => self.connect_data(at).await,
             _ => None,
         };
-        let x = self
+        let mut x = self
             .c
             .send(format!("{line}\r\n").as_bytes(), reply_complete)
             .await;
+        let early = preliminary(&mut x.reply);
         let mut got = Vec::new();
         let mut done = None;
         if let (Some(mut d), true) = (data, x.reply.starts_with(b"1")) {
-            if cmd.verb == "STOR" {
+            if matches!(cmd.verb.as_str(), "STOR" | "APPE" | "STOU") {
                 let _ = d.write_all(b"uploaded by the scan\r\n").await;
                 drop(d);
             } else {
                 let _ = d.read_to_end(&mut got).await;
             }
-            let end = self.c.send(b"", reply_complete).await;
-            done = Some(self.template(&end.reply, &cmd.arg, Some(got.len())));
+            let end = match early {
+                Some(end) => end,
+                None => self.c.send(b"", reply_complete).await.reply,
+            };
+            done = Some(self.template("", &end, &cmd.arg, Some(got.len())));
         }
         if cmd.verb == "PASV" {
             self.data_at = pasv_endpoint(&String::from_utf8_lossy(&x.reply));
         }
         let size = (cmd.verb == "RETR").then_some(got.len());
-        let reply = self.template(&x.reply, &cmd.arg, size);
-        let args = classes(Protocol::Ftp, &cmd, &self.o.hostname, &[self.entry()]);
+        let reply = self.template(&cmd.verb, &x.reply, &cmd.arg, size);
+        let tree: Vec<&FileEntry> = self.at.tree.iter().collect();
+        let args = ftp::classes(&cmd, &tree, &self.ftp.cwd);
         let verb = if cmd.verb == UNKNOWN {
             ANY.to_string()
         } else {
             cmd.verb.clone()
         };
         let to = next(state, &cmd, &reply);
+        let version = self.ftp.kind.clone();
+        self.last = String::from_utf8_lossy(&x.reply).into_owned();
+        self.follow(&cmd, &reply);
         let rule = Rule {
             state: state.into(),
             command: verb.clone(),
             arg: args[0].clone(),
-            version: ANY.into(),
+            version,
             next: to.map(String::from),
             close: x.closed,
             action: action(&verb),
@@ -238,12 +330,16 @@ impl Session<'_> {
         s.connect(at).await.ok()
     }
 
-    /// The scanned file, as the classes see it.
-    fn entry(&self) -> FileEntry {
-        FileEntry {
-            name: self.file.clone(),
-            content: String::new(),
-            listing: String::new(),
+    /// The transfer type and directory after a reply that accepted TYPE, CWD or CDUP.
+    fn follow(&mut self, cmd: &Command, reply: &str) {
+        if !reply.starts_with('2') {
+            return;
+        }
+        match cmd.verb.as_str() {
+            "TYPE" => self.ftp.kind = ftp::transfer_type(&cmd.arg),
+            "CWD" | "XCWD" => self.ftp.cwd = ftp::resolve(&self.ftp.cwd, cmd.arg.trim()),
+            "CDUP" | "XCUP" => self.ftp.cwd = ftp::resolve(&self.ftp.cwd, ".."),
+            _ => {}
         }
     }
 }
@@ -251,7 +347,7 @@ impl Session<'_> {
 async fn session<'a>(
     o: &'a ScanOptions,
     n: usize,
-    file: &str,
+    at: &'a Scanned,
 ) -> Result<(Session<'a>, Vec<u8>), ScanError> {
     let mut c = Probe::connect(o).await?;
     let banner = c.send(b"", reply_complete).await.reply;
@@ -260,13 +356,15 @@ async fn session<'a>(
             o,
             peer: c.local_ip(),
             c,
+            at,
             pass: format!("scan{n}@example.net"),
-            file: file.to_string(),
             upload: format!(
                 "incoming/upload{n}-{}.txt",
                 crate::emulate::serve::fresh() % 100_000
             ),
             data_at: None,
+            ftp: ftp::Session::default(),
+            last: String::new(),
         },
         banner,
     ))
@@ -278,9 +376,9 @@ async fn run_probe(
     reach: &[&str],
     probe: &str,
     n: usize,
-    file: &str,
+    at: &Scanned,
 ) -> Result<Vec<(Rule, Vec<u8>)>, ScanError> {
-    let (mut s, _) = session(o, n, file).await?;
+    let (mut s, _) = session(o, n, at).await?;
     let mut at = "start".to_string();
     let mut seen = Vec::new();
     for t in reach.iter().chain([&probe]) {
@@ -297,48 +395,145 @@ async fn run_probe(
     Ok(seen)
 }
 
-/// The server's root listing as the file tree, each file's content retrieved.
-async fn file_tree(o: &ScanOptions) -> Result<Vec<FileEntry>, ScanError> {
-    let login = ["USER anonymous", "PASS {pass}", "PASV"];
-    let seen = run_probe(o, &login, "{list}", 0, "").await?;
-    let listing = seen
-        .last()
-        .map(|(_, d)| String::from_utf8_lossy(d).into_owned())
-        .unwrap_or_default();
-    let mut files = Vec::new();
-    for line in listing.lines().filter(|l| !l.is_empty()) {
-        let name = line.split_whitespace().last().unwrap_or("").to_string();
-        let content = if line.starts_with('-') {
-            let got = run_probe(o, &login, "{retr}", 0, &name).await?;
-            got.last()
-                .map(|(_, d)| String::from_utf8_lossy(d).into_owned())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        files.push(FileEntry {
-            name,
-            content,
-            listing: line.to_string(),
-        });
-    }
-    Ok(files)
+/// Bounds of the walk through the anonymous area.
+const MAX_DEPTH: usize = 3;
+const MAX_ENTRIES: usize = 64;
+/// Larger files are listed but sent empty.
+const MAX_CONTENT: usize = 64 * 1024;
+
+/// The anonymous area as the server lists it.
+struct Walked {
+    tree: Vec<FileEntry>,
+    /// RETR in TYPE A sent a file's bare LFs as CRLF.
+    ascii_crlf: bool,
 }
 
-/// Scans the file tree, then runs the battery twice and adds a rule per exchange.
+/// Walks the anonymous area in one session: CWD into each directory and LIST it (bounded
+/// depth and count); each file retrieved in TYPE I (up to a bound) and its MDTM time; then a
+/// file with bare LFs once more in TYPE A, to see whether the server converts them.
+async fn walk(o: &ScanOptions) -> Result<Walked, ScanError> {
+    let none = Scanned::default();
+    let (mut s, _) = session(o, 0, &none).await?;
+    for t in LOGGED_IN.iter().chain(&["TYPE I"]) {
+        s.exchange("login", t).await;
+    }
+    let mut tree: Vec<FileEntry> = Vec::new();
+    let mut dirs = vec![("/".to_string(), 0)];
+    while let Some((dir, depth)) = dirs.pop() {
+        s.exchange("login", &format!("CWD {dir}")).await;
+        s.exchange("login", "PASV").await;
+        let (_, got) = s.exchange("data", "LIST").await;
+        for line in String::from_utf8_lossy(&got).lines() {
+            let Some(name) = ftp::listed_name(line).filter(|n| *n != "." && *n != "..") else {
+                continue;
+            };
+            if tree.len() >= MAX_ENTRIES {
+                break;
+            }
+            let path = ftp::resolve(&dir, name);
+            let mut e = FileEntry {
+                dir: dir.clone(),
+                name: name.to_string(),
+                content: String::new(),
+                listing: line.to_string(),
+                mtime: None,
+            };
+            if line.starts_with('d') && depth + 1 < MAX_DEPTH {
+                dirs.push((path.clone(), depth + 1));
+            }
+            if line.starts_with('-') {
+                (e.content, e.mtime) = fetch(&mut s, &path, line).await;
+            }
+            tree.push(e);
+        }
+    }
+    let ascii_crlf = converts(&mut s, &tree).await;
+    Ok(Walked { tree, ascii_crlf })
+}
+
+/// A file's content (if small) and MDTM time.
+async fn fetch(s: &mut Session<'_>, path: &str, listing: &str) -> (String, Option<String>) {
+    let mut content = String::new();
+    if ftp::listed_size(listing).is_some_and(|n| n <= MAX_CONTENT) {
+        s.exchange("login", "PASV").await;
+        let (_, got) = s.exchange("data", &format!("RETR {path}")).await;
+        content = String::from_utf8_lossy(&got).into_owned();
+    }
+    s.exchange("login", &format!("MDTM {path}")).await;
+    let mtime = s
+        .last
+        .strip_prefix("213 ")
+        .map(|m| m.trim_end().to_string());
+    (content, mtime)
+}
+
+/// Whether RETR in TYPE A sends a file's bare LFs as CRLF (false without such a file).
+async fn converts(s: &mut Session<'_>, tree: &[FileEntry]) -> bool {
+    let bare = |e: &&FileEntry| e.content.contains('\n') && !e.content.contains("\r\n");
+    let Some(f) = tree.iter().find(bare) else {
+        return false;
+    };
+    s.exchange("login", "TYPE A").await;
+    s.exchange("login", "PASV").await;
+    let path = ftp::resolve(&f.dir, &f.name);
+    let (_, got) = s.exchange("data", &format!("RETR {path}")).await;
+    got == ftp::to_crlf(f.content.as_bytes())
+}
+
+/// Rules scanned in both transfer types: one for any type where the replies agree, else one
+/// per type.
+fn collapse_types(rules: &mut Vec<Rule>) {
+    let key = |r: &Rule| (r.state.clone(), r.command.clone(), r.arg.clone());
+    let what = |r: &Rule| (r.reply.clone(), r.done.clone(), r.next.clone(), r.close);
+    let agree: Vec<bool> = rules
+        .iter()
+        .map(|r| {
+            rules
+                .iter()
+                .filter(|o| key(o) == key(r))
+                .all(|o| what(o) == what(r))
+        })
+        .collect();
+    let mut out: Vec<Rule> = Vec::new();
+    for (mut r, agree) in rules.drain(..).zip(agree) {
+        if agree {
+            r.version = ANY.into();
+        }
+        if !out
+            .iter()
+            .any(|o| key(o) == key(&r) && o.version == r.version)
+        {
+            out.push(r);
+        }
+    }
+    *rules = out;
+}
+
+/// Walks the tree, runs the battery twice and adds a rule per exchange, then walks the tree
+/// again: the tree served, with the directories' times after the scan's uploads (not the
+/// uploads themselves), and the first upload's line as the model of an upload's.
 pub async fn scan(
     o: &ScanOptions,
     per: &mut Personality,
     bar: &mut Progress,
 ) -> Result<(), ScanError> {
     bar.step("file tree");
-    per.files = file_tree(o).await?;
-    let file = per
-        .files
-        .iter()
-        .find(|f| f.listing.starts_with('-'))
-        .map_or(String::new(), |f| f.name.clone());
-    let (_, banner) = session(o, 1, &file).await?;
+    let before = walk(o).await?;
+    per.ftp.ascii_crlf = before.ascii_crlf;
+    let root = |e: &&FileEntry, kind: char| e.dir == "/" && e.listing.starts_with(kind);
+    let name = |kind| {
+        before
+            .tree
+            .iter()
+            .find(|e| root(e, kind))
+            .map_or(String::new(), |f| f.name.clone())
+    };
+    let at = Scanned {
+        file: name('-'),
+        dir: name('d'),
+        tree: before.tree.clone(),
+    };
+    let (_, banner) = session(o, 1, &at).await?;
     per.banner = Some(templatize(
         &banner,
         &Known {
@@ -346,11 +541,11 @@ pub async fn scan(
             ..Known::default()
         },
     ));
-    for (state, reach) in REACH {
-        for probe in probes(state) {
+    for (state, reach, own, anywhere) in REACH {
+        for probe in probes(own, *anywhere) {
             bar.step(&format!("{state}: {probe}"));
-            let a = run_probe(o, reach, probe, 1, &file).await?;
-            let b = run_probe(o, reach, probe, 2, &file).await?;
+            let a = run_probe(o, reach, probe, 1, &at).await?;
+            let b = run_probe(o, reach, probe, 2, &at).await?;
             for (i, (mut rule, _)) in a.into_iter().enumerate() {
                 if let Some((other, _)) = b.get(i).filter(|(r, _)| r.state == rule.state) {
                     rule.reply = merge(&rule.reply, &other.reply);
@@ -359,5 +554,81 @@ pub async fn scan(
             }
         }
     }
+    collapse_types(&mut per.rules);
+    bar.step("file tree after uploads");
+    let after = walk(o).await?;
+    let scanned: Vec<&FileEntry> = before.tree.iter().collect();
+    let known = |e: &FileEntry| ftp::lookup(&scanned, &ftp::resolve(&e.dir, &e.name)).is_some();
+    per.ftp.upload_listing = after
+        .tree
+        .iter()
+        .find(|e| !known(e) && e.name.starts_with("upload") && e.listing.starts_with('-'))
+        .map(|e| e.listing.clone());
+    per.files = after.tree.into_iter().filter(known).collect();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(version: &str, reply: &str) -> Rule {
+        Rule {
+            state: "data".into(),
+            command: "RETR".into(),
+            arg: "existing".into(),
+            version: version.into(),
+            reply: reply.into(),
+            next: None,
+            close: false,
+            action: Some(Action::Retrieve),
+            done: None,
+        }
+    }
+
+    #[test]
+    fn types_kept_only_where_replies_differ() {
+        let mut rules = vec![
+            rule("A", "150 ASCII"),
+            rule("I", "150 BINARY"),
+            Rule {
+                command: "NLST".into(),
+                ..rule("A", "150 list")
+            },
+            Rule {
+                command: "NLST".into(),
+                ..rule("I", "150 list")
+            },
+        ];
+        collapse_types(&mut rules);
+        let got: Vec<(&str, &str)> = rules
+            .iter()
+            .map(|r| (r.command.as_str(), r.version.as_str()))
+            .collect();
+        assert_eq!(got, [("RETR", "A"), ("RETR", "I"), ("NLST", "*")]);
+    }
+
+    #[test]
+    fn a_closing_reply_read_with_the_preliminary_one_is_split_off() {
+        let mut r = b"150 Opening BINARY mode.\r\n226 Transfer complete.\r\n".to_vec();
+        let end = preliminary(&mut r);
+        assert_eq!(r, b"150 Opening BINARY mode.\r\n");
+        assert_eq!(end.as_deref(), Some(&b"226 Transfer complete.\r\n"[..]));
+        let mut r = b"150 Ok to send data.\r\n".to_vec();
+        assert_eq!(preliminary(&mut r), None);
+    }
+
+    #[test]
+    fn data_endpoints_become_placeholders() {
+        let pasv = "227 Entering Passive Mode (127,0,0,1,72,10).\r\n".to_string();
+        assert_eq!(
+            data_placeholders(pasv),
+            "227 Entering Passive Mode ({pasv-endpoint}).\r\n"
+        );
+        let epsv = "229 Entering Extended Passive Mode (|||18423|)\r\n".to_string();
+        assert_eq!(
+            data_placeholders(epsv),
+            "229 Entering Extended Passive Mode (|||{data-port}|)\r\n"
+        );
+    }
 }
