@@ -1,5 +1,6 @@
 //! The whole-program containment graph: which fields must be boxed (a unit that contains
-//! itself, the cases of a wide switch) and which units defer their pointees (NDR).
+//! itself, the large cases of a wide switch, a layer's only large message) and which units
+//! defer their pointees (NDR).
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,8 +13,8 @@ pub(super) const WIDE_SWITCH: usize = 8;
 /// stored inline (a box is an allocation per message).
 pub(super) const LARGE_CASE: usize = 128;
 
-/// Marks fields that must be boxed (a unit containing itself, the cases of a wide switch) and
-/// the units whose pointees are deferred.
+/// Marks fields that must be boxed (a unit containing itself, the cases of a wide switch, a
+/// layer's only large message) and the units whose pointees are deferred.
 pub(super) fn finish(protocols: &mut [ir::Protocol]) {
     let key = |p: &str, n: &str| format!("{p}::{n}");
     // By-value containment edges.
@@ -56,6 +57,8 @@ pub(super) fn finish(protocols: &mut [ir::Protocol]) {
         }
         false
     };
+    // A layer's only large message beside small alternatives (judged by the same estimates).
+    let lopsided = lopsided_cases(protocols, &large);
     for p in protocols.iter_mut() {
         let pname = p.name.clone();
         for u in &mut p.units {
@@ -72,7 +75,8 @@ pub(super) fn finish(protocols: &mut [ir::Protocol]) {
                     for c in &mut sw.cases {
                         if let Some(Ty::Unit { target, .. }) = &c.ty {
                             let k = key(&target.protocol, &target.name);
-                            if (wide && large.contains(&k)) || reaches(&k, &me) {
+                            let layer = lopsided.contains(&(k.clone(), me.clone()));
+                            if (wide && large.contains(&k)) || layer || reaches(&k, &me) {
                                 c.boxed = true;
                             }
                         }
@@ -116,6 +120,55 @@ pub(super) fn finish(protocols: &mut [ir::Protocol]) {
             });
         }
     }
+}
+
+/// The (case unit, switch's unit) pairs where a narrow switch between messages (units
+/// without parameters: one layer carrying the next) has one large message case beside small
+/// alternatives, such as SMB1 in the SMB envelope beside raw bytes. Stored inline, that
+/// message would be moved whole through each enclosing layer's value and `Result` on every
+/// decode; boxed, a pointer is. A switch whose large case itself holds such a boxed
+/// switch is left alone: that case is small already.
+fn lopsided_cases(
+    protocols: &[ir::Protocol],
+    large: &HashSet<String>,
+) -> HashSet<(String, String)> {
+    let messages: HashSet<String> = protocols
+        .iter()
+        .flat_map(|p| p.units.iter().map(move |u| (p, u)))
+        .filter(|(_, u)| u.params.is_empty())
+        .map(|(p, u)| format!("{}::{}", p.name, u.name))
+        .collect();
+    let mut found = HashSet::new();
+    for p in protocols {
+        for u in p.units.iter().filter(|u| u.params.is_empty()) {
+            let me = format!("{}::{}", p.name, u.name);
+            for f in u.fields() {
+                let Ty::Switch(sw) = &f.ty else { continue };
+                if sw.cases.len() >= WIDE_SWITCH {
+                    continue;
+                }
+                let large_cases: Vec<Option<String>> = sw
+                    .cases
+                    .iter()
+                    .map(|c| match &c.ty {
+                        Some(Ty::Unit { target, .. }) => {
+                            Some(format!("{}::{}", target.protocol, target.name))
+                        }
+                        _ => None,
+                    })
+                    .filter(|k| k.as_ref().is_some_and(|k| large.contains(k)))
+                    .collect();
+                if let [Some(only)] = &large_cases[..] {
+                    if messages.contains(only) {
+                        found.insert((only.clone(), me.clone()));
+                    }
+                }
+            }
+        }
+    }
+    let holders: HashSet<String> = found.iter().map(|(_, me)| me.clone()).collect();
+    found.retain(|(k, _)| !holders.contains(k));
+    found
 }
 
 pub(super) fn mark_deferred(ty: &mut Ty, in_deferring: bool, is_def: &dyn Fn(&TypeRef) -> bool) {
@@ -203,6 +256,32 @@ mod tests {
             .cases
             .iter()
             .all(|c| c.boxed == c.name.ends_with(['1', '3', '5', '7'])));
+    }
+
+    #[test]
+    fn a_layers_only_large_message_is_boxed_once() {
+        let big = "unit Big {\n    a: bytes[1];\n    b: bytes[1];\n    c: bytes[1];\n    d: bytes[1];\n    e: bytes[1];\n}\n";
+        let layer = |name: &str, inner: &str| {
+            format!("unit {name} {{\n    s: switch (next_is(b\"x\")) {{\n        true -> M: {inner};\n        _ -> O: bytes;\n    }};\n}}\n")
+        };
+        let spec = format!(
+            "protocol t;\n{big}unit Param(k: u8) {{\n    b: Big;\n}}\n{}{}unit Top {{\n    k: u8;\n    s: switch (k) {{\n        0 -> P: Param(k);\n        _ -> O: bytes;\n    }};\n}}\n",
+            layer("Inner", "Big"),
+            layer("Outer", "Inner"),
+        );
+        let p = program(&[&spec]);
+        let boxed = |unit: &str| {
+            let Ty::Switch(sw) = &field(&p, unit, "s").ty else {
+                panic!("a switch")
+            };
+            sw.cases[0].boxed
+        };
+        assert!(boxed("Inner"), "the large message beside bytes");
+        assert!(!boxed("Outer"), "Inner is small once its case is boxed");
+        assert!(
+            !boxed("Top"),
+            "a unit with parameters is part of its message"
+        );
     }
 
     #[test]

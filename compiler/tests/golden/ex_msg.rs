@@ -221,7 +221,7 @@ impl Message {
                         )
                     } else if __s0 == 117i128 && !__s1 {
                         MessageBody::TreeConnectRequest(
-                            TreeConnectRequest::decode_from(r)?,
+                            Box::new(TreeConnectRequest::decode_from(r)?),
                         )
                     } else if __s0 == 43i128 {
                         MessageBody::Echo(
@@ -365,7 +365,7 @@ message!(Message, "ex_msg.Message");
 pub enum MessageBody {
     NegotiateRequest(NegotiateRequest),
     NegotiateResponse(NegotiateResponse),
-    TreeConnectRequest(TreeConnectRequest),
+    TreeConnectRequest(Box<TreeConnectRequest>),
     Echo(Echo),
     Raw(rt::Bytes),
 }

@@ -173,7 +173,7 @@ impl Pdu {
                 |r| Ok({
                     let __s0 = i128::from(f_ptype.raw());
                     if __s0 == 0i128 {
-                        PduBody::Request(Request::decode_from(r)?)
+                        PduBody::Request(Box::new(Request::decode_from(r)?))
                     } else if __s0 == 2i128 {
                         PduBody::Response(Response::decode_from(r)?)
                     } else {
@@ -306,7 +306,7 @@ message!(Pdu, "ex_rpc.Pdu");
 /// The cases of `PduBody`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PduBody {
-    Request(Request),
+    Request(Box<Request>),
     Response(Response),
     Other(rt::Bytes),
 }

@@ -954,7 +954,7 @@ impl Exchange {
                 |r| Ok({
                     let __s0 = r.arith(r.is_request())?;
                     if __s0 {
-                        ExchangeItem::Command(Command::decode_from(r)?)
+                        ExchangeItem::Command(Box::new(Command::decode_from(r)?))
                     } else if !__s0 {
                         ExchangeItem::Reply(Reply::decode_from(r)?)
                     } else {
@@ -1006,7 +1006,7 @@ message!(Exchange, "ex_text.Exchange");
 /// The cases of `ExchangeItem`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExchangeItem {
-    Command(Command),
+    Command(Box<Command>),
     Reply(Reply),
 }
 impl ExchangeItem {

@@ -560,7 +560,7 @@ impl HeaderLine {
                     if __s0 == 0i128 {
                         HeaderLineEntry::End
                     } else {
-                        HeaderLineEntry::Field(HeaderField::decode_from(r)?)
+                        HeaderLineEntry::Field(Box::new(HeaderField::decode_from(r)?))
                     }
                 }),
             )?;
@@ -616,7 +616,7 @@ message!(HeaderLine, "ex_web.HeaderLine");
 #[derive(Debug, Clone, PartialEq)]
 pub enum HeaderLineEntry {
     End,
-    Field(HeaderField),
+    Field(Box<HeaderField>),
 }
 impl HeaderLineEntry {
     /// The name of the case this value holds (`is(field, Case)` in specs).
