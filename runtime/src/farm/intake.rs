@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use super::events::{now, EventStore, Outcome};
 use super::filter::{FilterDecision, Probe, ScanFilter, Tally};
@@ -543,13 +542,15 @@ pub async fn accept_in_scope<F, Fut>(
     let local = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut sessions = JoinSet::new();
+    // Each session's task holds a sender: once the loop drops its own, `ended` closes when
+    // the last session has. (A JoinSet would cost an entry per connection and wake this loop
+    // at every session's end.)
+    let (alive, mut ended) = tokio::sync::mpsc::channel::<()>(1);
     let mut backoff = Backoff::new();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.wait_for(|s| *s) => break,
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
         };
         match accepted {
             Ok((sock, peer)) => {
@@ -565,7 +566,10 @@ pub async fn accept_in_scope<F, Fut>(
                     .filter(|_| intake.screen(peer.ip(), telescope).answered());
                 match admitted {
                     Some(permit) => {
-                        sessions.spawn(then(serve(sock, peer, telescope), move |()| drop(permit)));
+                        let alive = alive.clone();
+                        tokio::spawn(then(serve(sock, peer, telescope), move |()| {
+                            drop((permit, alive))
+                        }));
                     }
                     // Refused or filtered: reset rather than closed, unread: no FIN
                     // handshake, no TIME_WAIT here.
@@ -586,7 +590,8 @@ pub async fn accept_in_scope<F, Fut>(
             }
         }
     }
-    while sessions.join_next().await.is_some() {}
+    drop(alive);
+    let _ = ended.recv().await;
 }
 
 /// Raises the soft limit on open files toward `want` (never past the hard limit); returns the
