@@ -29,25 +29,32 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$work/scripts"
-printf '[events]\npath = "%s"\n[scripts]\ndirs = ["%s"]\n' "$work/events.sqlite" "$work/scripts" \
-    >"$work/farm.toml"
-listen() {
+# One farm per personality, emulating it alone while its bench runs.
+farm() {
+    printf '[events]\npath = "%s"\n[scripts]\ndirs = ["%s"]\n' "$work/$3.sqlite" "$work/scripts" \
+        >"$work/farm.toml"
     printf '[[listen]]\naddress = "127.0.0.1:%s"\nservice = "%s"\nresponder = "emulate"\npersonality = "%s"\n' \
-        "$1" "$2" "$3" >>"$work/farm.toml"
+        "$1" "$2" "$4" >>"$work/farm.toml"
+    "$bin" run --config "$work/farm.toml" 2>>"$work/farm.log" &
+    farm_pid=$!
+    sleep 1
 }
-while read -r s real emu proto; do
+stop_farm() {
+    kill "$farm_pid" && wait "$farm_pid" || true
+    farm_pid=
+}
+while read -r s real _ proto; do
     scripts/emul-servers.sh start "$s" "$work/$s" "$real"
     "$bin" personality scan "$proto" "127.0.0.1:$real" --out "$work/$s.toml" --quiet
-    listen "$emu" "$proto" "$work/$s.toml"
 done <<<"$servers"
-listen 18582 http config/personalities/iis-5.0.toml
 "$bin" personality show config/personalities/iis-5.0.toml | head -1
-"$bin" run --config "$work/farm.toml" 2>"$work/farm.log" &
-farm_pid=$!
-sleep 1
 while read -r s real emu proto; do
     echo "== $s"
+    farm "$emu" "$proto" "$s" "$work/$s.toml"
     "$bin" personality bench "$proto" --real "127.0.0.1:$real" --emulated "127.0.0.1:$emu" --sessions "$n"
+    stop_farm
 done <<<"$servers"
 echo "== iis (against nginx)"
+farm 18582 http iis config/personalities/iis-5.0.toml
 "$bin" personality bench http --real 127.0.0.1:18580 --emulated 127.0.0.1:18582 --sessions "$n"
+stop_farm
