@@ -1,54 +1,60 @@
 #!/bin/bash
 # The emulator's sessions per second against the real server's (stage 4 of issue 13), in the
-# same run: starts nginx, Postfix and vsftpd on loopback (scripts/emul-servers.sh), scans each, runs a
-# farm emulating them on other ports while the real servers keep running, and prints
-# `honeyfarm personality bench` for each (interleaved rounds, bounded in sessions). Run under
-# the shared lock: flock /tmp/honeyfarm-peer-tests.lock scripts/emul-bench.sh [BINARY]
+# same run: starts nginx, Apache, Postfix, Exim, vsftpd and ProFTPD on loopback
+# (scripts/emul-servers.sh), scans each (printing the personality's size), runs a farm
+# emulating them on other ports while the real servers keep running, and prints
+# `honeyfarm personality bench` for each (interleaved rounds, bounded in sessions). The IIS
+# personality has no real server: it is measured against nginx. Run under the emulation
+# tests' lock: flock /tmp/honeyfarm-emul-tests.lock scripts/emul-bench.sh [BINARY [SESSIONS]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/debug/honeyfarm}
+n=${2:-300}
 work=$(mktemp -d /tmp/hfe-bench.XXXXXX)
 chmod 755 "$work" # the servers' own users (postfix, ftp) reach their directories
 farm_pid=
+# server real-port emulated-port protocol
+servers="nginx 18580 18581 http
+apache 18590 18591 http
+postfix 18525 18526 smtp
+exim 18535 18536 smtp
+vsftpd 18521 18550 ftp
+proftpd 18600 18622 ftp"
 cleanup() {
     [ -n "$farm_pid" ] && kill "$farm_pid" 2>/dev/null && wait "$farm_pid" 2>/dev/null
-    scripts/emul-servers.sh stop nginx "$work/nginx" || true
-    scripts/emul-servers.sh stop postfix "$work/postfix" || true
-    scripts/emul-servers.sh stop vsftpd "$work/vsftpd" || true
+    echo "$servers" | while read -r s _ _ _; do
+        scripts/emul-servers.sh stop "$s" "$work/$s" || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
-scripts/emul-servers.sh start nginx "$work/nginx" 18580
-scripts/emul-servers.sh start postfix "$work/postfix" 18525
-scripts/emul-servers.sh start vsftpd "$work/vsftpd" 18521
-"$bin" personality scan http 127.0.0.1:18580 --out "$work/nginx.toml" --quiet
-"$bin" personality scan smtp 127.0.0.1:18525 --out "$work/postfix.toml" --quiet
-"$bin" personality scan ftp 127.0.0.1:18521 --out "$work/vsftpd.toml" --quiet
 mkdir -p "$work/scripts"
-cat >"$work/farm.toml" <<CONF
-[events]
-path = "$work/events.sqlite"
-[scripts]
-dirs = ["$work/scripts"]
-[[listen]]
-address = "127.0.0.1:18581"
-service = "http"
-responder = "emulate"
-personality = "$work/nginx.toml"
-[[listen]]
-address = "127.0.0.1:18526"
-service = "smtp"
-responder = "emulate"
-personality = "$work/postfix.toml"
-[[listen]]
-address = "127.0.0.1:18550"
-service = "ftp"
-responder = "emulate"
-personality = "$work/vsftpd.toml"
-CONF
-"$bin" run --config "$work/farm.toml" 2>"$work/farm.log" &
-farm_pid=$!
-sleep 1
-"$bin" personality bench http --real 127.0.0.1:18580 --emulated 127.0.0.1:18581 --sessions 1000
-"$bin" personality bench smtp --real 127.0.0.1:18525 --emulated 127.0.0.1:18526 --sessions 300
-"$bin" personality bench ftp --real 127.0.0.1:18521 --emulated 127.0.0.1:18550 --sessions 300
+# One farm per personality, emulating it alone while its bench runs.
+farm() {
+    printf '[events]\npath = "%s"\n[scripts]\ndirs = ["%s"]\n' "$work/$3.sqlite" "$work/scripts" \
+        >"$work/farm.toml"
+    printf '[[listen]]\naddress = "127.0.0.1:%s"\nservice = "%s"\nresponder = "emulate"\npersonality = "%s"\n' \
+        "$1" "$2" "$4" >>"$work/farm.toml"
+    "$bin" run --config "$work/farm.toml" 2>>"$work/farm.log" &
+    farm_pid=$!
+    sleep 1
+}
+stop_farm() {
+    kill "$farm_pid" && wait "$farm_pid" || true
+    farm_pid=
+}
+while read -r s real _ proto; do
+    scripts/emul-servers.sh start "$s" "$work/$s" "$real"
+    "$bin" personality scan "$proto" "127.0.0.1:$real" --out "$work/$s.toml" --quiet
+done <<<"$servers"
+"$bin" personality show config/personalities/iis-5.0.toml | head -1
+while read -r s real emu proto; do
+    echo "== $s"
+    farm "$emu" "$proto" "$s" "$work/$s.toml"
+    "$bin" personality bench "$proto" --real "127.0.0.1:$real" --emulated "127.0.0.1:$emu" --sessions "$n"
+    stop_farm
+done <<<"$servers"
+echo "== iis (against nginx)"
+farm 18582 http iis config/personalities/iis-5.0.toml
+"$bin" personality bench http --real 127.0.0.1:18580 --emulated 127.0.0.1:18582 --sessions "$n"
+stop_farm

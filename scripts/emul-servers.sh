@@ -2,7 +2,7 @@
 # Real servers on loopback, each from a private directory, for the emulation tests and
 # benches (docs/EMULATION.md): `emul-servers.sh start SERVER DIR PORT` starts one and
 # returns once it accepts connections; `emul-servers.sh stop SERVER DIR` stops it.
-# SERVER: nginx, apache, postfix, exim, vsftpd. Installed by scripts/setup.sh.
+# SERVER: nginx, apache, postfix, exim, vsftpd, proftpd. Installed by scripts/setup.sh.
 set -eu
 cmd=$1 server=$2 dir=$3 port=${4:-0}
 mkdir -p "$dir"
@@ -181,6 +181,86 @@ devnull:
 CONF
 }
 
+# ProFTPD beside vsftpd (they conflict as packages): proftpd-core unpacked into DIR/pkg, run
+# standalone from a configuration after Debian's default one (its modules loaded from the
+# unpacked package) with Debian's commented-out anonymous section switched on: a root-owned
+# tree with a readme and an `incoming/` open to uploads only; passive ports above the port.
+proftpd_conf() {
+    if [ ! -x "$dir/pkg/usr/sbin/proftpd" ]; then
+        mkdir -p "$dir/pkg"
+        (cd "$dir" && apt-get download proftpd-core >/dev/null 2>&1)
+        dpkg-deb -x "$dir"/proftpd-core_*.deb "$dir/pkg"
+    fi
+    id ftp >/dev/null 2>&1 ||
+        useradd --system --no-create-home --home-dir /srv/ftp --shell /usr/sbin/nologin ftp
+    mkdir -p "$dir/ftproot/incoming" "$dir/log"
+    printf 'Welcome to this archive.\r\n' >"$dir/ftproot/README.txt"
+    chown root:root "$dir/ftproot" && chmod 755 "$dir/ftproot"
+    chown ftp:nogroup "$dir/ftproot/incoming" && chmod 755 "$dir/ftproot/incoming"
+    m=""
+    for mod in ctrls_admin quotatab quotatab_file rewrite load ban wrap2 wrap2_file dynmasq \
+        exec shaper ratio site_misc facl unique_id copy deflate ifversion readme ifsession; do
+        m="$m
+LoadModule mod_$mod.c"
+    done
+    cat >"$dir/proftpd.conf" <<CONF
+ModulePath $dir/pkg/usr/lib/proftpd
+$m
+UseIPv6 off
+ServerName "Debian"
+ServerType standalone
+DeferWelcome off
+DefaultServer on
+DefaultAddress 127.0.0.1
+SocketBindTight on
+Port $port
+PassivePorts $((port + 1)) $((port + 20))
+ShowSymlinks on
+ListOptions "-l"
+DenyFilter \\*.*/
+MaxInstances 30
+User nobody
+Group nogroup
+Umask 022 022
+AllowOverwrite on
+UseReverseDNS off
+WtmpLog off
+PidFile $dir/proftpd.pid
+ScoreboardFile $dir/proftpd.scoreboard
+DelayTable $dir/proftpd.delay
+TransferLog $dir/log/xferlog
+SystemLog $dir/log/proftpd.log
+QuotaEngine off
+Ratios off
+DelayEngine on
+ControlsEngine off
+AdminControlsEngine off
+<Anonymous $dir/ftproot>
+  User ftp
+  Group nogroup
+  UserAlias anonymous ftp
+  DirFakeUser on ftp
+  DirFakeGroup on ftp
+  RequireValidShell off
+  MaxClients 10
+  <Directory *>
+    <Limit WRITE>
+      DenyAll
+    </Limit>
+  </Directory>
+  <Directory incoming>
+    Umask 022 022
+    <Limit READ WRITE>
+      DenyAll
+    </Limit>
+    <Limit STOR>
+      AllowAll
+    </Limit>
+  </Directory>
+</Anonymous>
+CONF
+}
+
 case "$cmd:$server" in
 start:nginx)
     nginx_conf
@@ -220,7 +300,23 @@ stop:vsftpd)
     for p in vsftpd vsftpd6; do
         [ -f "$dir/$p.pid" ] && kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
     done ;;
+start:proftpd)
+    proftpd_conf
+    "$dir/pkg/usr/sbin/proftpd" -c "$dir/proftpd.conf" 2>>"$dir/start.log" ||
+        { cat "$dir/start.log" >&2; exit 1; }
+    wait_port "$port" ;;
+stop:proftpd)
+    # Gone once the port is free: the next test's farm listens on it.
+    if [ -f "$dir/proftpd.pid" ]; then
+        pid=$(cat "$dir/proftpd.pid")
+        kill "$pid" 2>/dev/null || true
+        i=0
+        while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do
+            i=$((i + 1))
+            sleep 0.1
+        done
+    fi ;;
 *)
-    echo "usage: $0 start|stop nginx|apache|postfix|exim|vsftpd DIR [PORT]" >&2
+    echo "usage: $0 start|stop nginx|apache|postfix|exim|vsftpd|proftpd DIR [PORT]" >&2
     exit 2 ;;
 esac

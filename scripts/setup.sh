@@ -51,6 +51,11 @@ command -v swaks >/dev/null 2>&1 || need_apt+=(swaks)
 # Exim runs from its unpacked package beside Postfix (emul-servers.sh); its one library
 # Postfix does not bring:
 dpkg -s libidn12 >/dev/null 2>&1 || need_apt+=(libidn12)
+# ProFTPD runs from its unpacked package beside vsftpd (they conflict as packages); the
+# libraries it needs that nothing else here brings:
+for lib in libmemcached11 libmemcachedutil2 libpcre2-posix3 libhiredis0.14; do
+    dpkg -s "$lib" >/dev/null 2>&1 || need_apt+=("$lib")
+done
 if [ ${#need_apt[@]} -gt 0 ] || [ "$need_qemu" = 1 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: need root to install: ${need_apt[*]} $([ "$need_qemu" = 1 ] && echo qemu-system-x86)" >&2

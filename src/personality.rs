@@ -161,6 +161,8 @@ async fn ftp_session(s: &mut tokio::net::TcpStream) -> Option<bool> {
     smtp_reply(s).await?;
     let mut file = Vec::new();
     data.read_to_end(&mut file).await.ok()?;
+    // Closed before the 226: ProFTPD sends it only once the client has closed.
+    drop(data);
     let done = smtp_reply(s).await?;
     s.write_all(b"QUIT\r\n").await.ok()?;
     smtp_reply(s).await?;

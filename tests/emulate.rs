@@ -2,8 +2,8 @@
 //! by scripts/emul-servers.sh, scanned into a personality, stopped, and the farm emulates it
 //! on the same port; nmap's service detection and scripts must print the same for both
 //! (times masked), clients must complete their sessions, and what they sent must be stored.
-//! Starts servers on fixed loopback ports: run under the shared lock
-//! (`flock /tmp/honeyfarm-peer-tests.lock cargo test --test emulate`).
+//! Starts servers on fixed loopback ports 184xx used by nothing else: run under its own lock
+//! (`flock /tmp/honeyfarm-emul-tests.lock cargo test --test emulate`).
 
 mod common;
 
@@ -156,13 +156,15 @@ impl Drop for Farm {
     }
 }
 
-/// `nmap -sV --version-all` with scripts on one loopback port: the port's lines, with the
-/// parts that change from run to run masked and the script blocks in a fixed order.
+/// `nmap -sV --version-all` with scripts on one loopback port: the probes it sent and what
+/// each matched (`--version-trace`), then the port's lines, with the parts that change from
+/// run to run masked and the script blocks in a fixed order.
 fn nmap(port: u16, scripts: &str) -> Vec<String> {
     let out = output_ok(
         Command::new("nmap").args([
             "-sV",
             "--version-all",
+            "--version-trace",
             "-Pn",
             "-p",
             &port.to_string(),
@@ -172,14 +174,19 @@ fn nmap(port: u16, scripts: &str) -> Vec<String> {
         ]),
         "nmap",
     );
+    let trace = out
+        .lines()
+        .filter(|l| l.starts_with("Service scan sending probe") || l.contains("match (Probe "))
+        .map(String::from);
     let mut lines: Vec<String> = out
         .lines()
         .skip_while(|l| !l.starts_with("PORT"))
         .take_while(|l| !l.is_empty() && !l.starts_with("Service detection"))
+        .filter(|l| !l.starts_with("Final times for host"))
         .map(mask)
         .collect();
     lines.sort();
-    lines
+    trace.chain(lines).collect()
 }
 
 fn mask(line: &str) -> String {
@@ -348,8 +355,9 @@ fn the_iis_personality_is_named_iis_5() {
     farm.stop();
 }
 
-/// Postfix: scanned, then emulated on its port; nmap's name and `smtp-commands` equal, swaks
-/// completes a mail and BDAT another, both stored with their envelopes.
+/// Postfix: scanned, then emulated on its port; nmap's name, `smtp-commands` and smtpscan's
+/// reply codes equal, swaks completes a mail and BDAT another, both stored with their
+/// envelopes; two mails get fresh queue ids of the real server's shape.
 #[test]
 fn postfix_is_emulated_like_postfix() {
     smtp_like_the_real_server("postfix", 18425);
@@ -390,7 +398,7 @@ fn smtp_like_the_real_server(name: &'static str, port: u16) {
         format!("RCPT TO:<{to}>\r\n").leak().as_bytes(),
         b"BDAT 12 LAST\r\nchunked mail",
     ];
-    let (real_nmap, real_bdat) = {
+    let (real_nmap, real_bdat, real_smtpscan) = {
         let _server = Server::start(name, &dir, port);
         common::honeyfarm_ok(&[
             "personality",
@@ -402,7 +410,8 @@ fn smtp_like_the_real_server(name: &'static str, port: u16) {
             "--quiet",
         ]);
         swaks("real");
-        (nmap(port, "smtp-commands"), dialog(addr, &bdat))
+        let nmap = nmap(port, "smtp-commands");
+        (nmap, dialog(addr, &bdat), smtpscan(addr))
     };
     assert_clean(
         "the personality",
@@ -422,6 +431,12 @@ fn smtp_like_the_real_server(name: &'static str, port: u16) {
     };
     assert_eq!(code(&real_bdat), code(&got), "{real_bdat:?} {got:?}");
     assert!(got[4].starts_with("250"), "{got:?}");
+    assert_eq!(real_smtpscan, smtpscan(addr), "smtpscan's codes");
+    let again = dialog(addr, &bdat);
+    let ids = [&real_bdat[4], &got[4], &again[4]].map(|r| message_id(r));
+    assert_ne!(ids[1], ids[2], "a fresh id per mail: {got:?} {again:?}");
+    assert_eq!(id_shape(&ids[0]), id_shape(&ids[1]), "{ids:?}");
+    assert_eq!(id_shape(&ids[0]), id_shape(&ids[2]), "{ids:?}");
     let stored = farm.stop();
     let mails: Vec<String> = stored
         .artifacts
@@ -442,6 +457,61 @@ fn smtp_like_the_real_server(name: &'static str, port: u16) {
             .any(|m| m.starts_with(&envelope) && m.ends_with("chunked mail")),
         "{mails:?}"
     );
+}
+
+/// smtpscan's 15 tests (Julien Bordet, 2002; its `tests` file as Nessus' smtpscan.nasl
+/// carries it), each on its own connection as smtpscan runs them: the commands of a test in
+/// sequence, the code of the reply to its last one. Returns the codes joined by `:`, as
+/// smtpscan's fingerprints write them.
+fn smtpscan(addr: SocketAddr) -> String {
+    let (valid, invalid) = ("smtpscan1@example.net", "smtpscan1@invalid1.org");
+    let helo = "HELO client.example.net";
+    let tests: [Vec<String>; 15] = [
+        vec![format!("MAIL FROM: {valid}")],
+        vec!["HELO".to_string()],
+        vec![helo.into(), "MAIL FROM test".into()],
+        vec![helo.into(), "MAIL FROM: <>".into()],
+        vec![helo.into(), format!("MAIL FROM: <{valid}")],
+        vec![helo.into(), format!("MAIL FROM: <{invalid}>")],
+        vec![
+            helo.into(),
+            format!("MAIL FROM: <{valid}>"),
+            "RCPT TO: test".into(),
+        ],
+        vec![helo.into(), "HELP".into()],
+        vec![helo.into(), "VRFY root".into()],
+        vec![helo.into(), "EXPN root".into()],
+        vec![helo.into(), "TURN".into()],
+        vec![helo.into(), format!("SOML FROM: <{valid}>")],
+        vec![helo.into(), format!("SAML FROM: <{valid}>")],
+        vec![helo.into(), "NOOP".into()],
+        vec!["EHLO client.example.net".to_string()],
+    ];
+    tests
+        .iter()
+        .map(|t| {
+            let lines: Vec<Vec<u8>> = t.iter().map(|l| format!("{l}\r\n").into_bytes()).collect();
+            let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+            let replies = dialog(addr, &refs);
+            let last = replies.last().map_or("", String::as_str);
+            last.get(..3).unwrap_or("0").to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The id a mail's last reply gives (Postfix: `queued as 4F2A1B3C9D`, Exim:
+/// `id=1xYcEF-0005db-0f`).
+fn message_id(reply: &str) -> String {
+    let word = reply.split_whitespace().last().unwrap_or("");
+    word.trim_start_matches("id=").to_string()
+}
+
+/// An id's shape: letters and digits as `x`, separators as they are.
+fn id_shape(id: &str) -> String {
+    id.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { 'x' } else { c })
+        .collect()
 }
 
 /// Python's ftplib in passive and active mode: login, LIST, NLST, RETR of the readme; SIZE,
@@ -581,4 +651,99 @@ fn vsftpd_is_emulated_like_vsftpd() {
     };
     assert_eq!(uploads("uploaded"), 2, "{:?}", stored.artifacts);
     assert_eq!(uploads("sixup"), 2, "{:?}", stored.artifacts);
+}
+
+/// Python's ftplib as for ProFTPD (IPv4, the root of its tree): login, LIST, NLST (names
+/// sorted: ProFTPD sends them in directory order, the emulator in LIST's), RETR of the
+/// readme, STOR of an upload, in passive and active mode; prints what it got.
+const FTPLIB_ROOT: &str = r#"
+import ftplib, io, sys
+port, upload = int(sys.argv[1]), sys.argv[2]
+for passive in (True, False):
+    f = ftplib.FTP(timeout=10)
+    f.connect("127.0.0.1", port)
+    print(f.getwelcome())
+    print(f.login())
+    f.set_pasv(passive)
+    lines = []
+    f.retrlines("LIST", lines.append)
+    print("\n".join(lines))
+    print(sorted(f.nlst()))
+    b = io.BytesIO()
+    print(f.retrbinary("RETR README.txt", b.write))
+    print(b.getvalue())
+    print(f.storbinary("STOR incoming/%s-%d.txt" % (upload, passive), io.BytesIO(upload.encode())))
+    f.quit()
+"#;
+
+/// The times of `ls -l` lines (also as `ftp-anon` prints them) masked: the scan's and the
+/// first session's uploads into `incoming` change that directory's time on the real server
+/// (when a minute passes between the two listings), while the emulator's tree keeps the times
+/// it was scanned with (a known difference).
+fn listing_times_masked(session: &str) -> String {
+    let ls = regex::Regex::new(
+        r"(?m)^([|_ ]*[d-][rwx-]{9}\s+\d+\s+\S+\s+\S+\s+\d+\s+)\w{3}\s+\d+\s+[\d:]+ ",
+    )
+    .unwrap();
+    ls.replace_all(session, "${1}(time) ").into_owned()
+}
+
+/// ProFTPD 1.3.8, run from its unpacked package beside vsftpd with Debian's default
+/// configuration and anonymous section: scanned, then emulated on its port; nmap's
+/// `--version-trace`, name and `ftp-anon` equal (listing times masked); ftplib's
+/// passive and active sessions equal and the uploads stored. Its banner names no version, so
+/// nmap 7.93 names it by the GenericLines reply (Nagios NSCA: any 132-byte reply); the FTP
+/// script is forced (`+`) as nmap would not run it on that service.
+#[test]
+fn proftpd_is_emulated_like_proftpd() {
+    let (name, port) = ("proftpd", 18450);
+    let dir = work_dir(name);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let personality = dir.join("proftpd.toml");
+    // Not ftp-syst: the real ProFTPD prints nothing for it, the emulator its STAT (open).
+    let scripts = "+ftp-anon";
+    let session = || {
+        output_ok(
+            Command::new("python3").args(["-c", FTPLIB_ROOT, &port.to_string(), "uploaded"]),
+            "ftplib",
+        )
+    };
+    let (real_nmap, real_session) = {
+        let _server = Server::start(name, &dir, port);
+        common::honeyfarm_ok(&[
+            "personality",
+            "scan",
+            "ftp",
+            &addr.to_string(),
+            "--out",
+            personality.to_str().unwrap(),
+            "--quiet",
+        ]);
+        (nmap(port, scripts), session())
+    };
+    assert_clean(
+        "the personality",
+        &std::fs::read_to_string(&personality).unwrap(),
+    );
+    let farm = Farm::start(&dir.join("farm"), addr, "ftp", &personality);
+    let emulated = nmap(port, scripts);
+    let times = |lines: &[String]| listing_times_masked(&lines.join("\n"));
+    assert_eq!(
+        times(&real_nmap),
+        times(&emulated),
+        "nmap on ProFTPD and on its emulation"
+    );
+    let got = session();
+    assert_clean("ftplib", &got);
+    assert_eq!(
+        listing_times_masked(&real_session),
+        listing_times_masked(&got)
+    );
+    let stored = farm.stop();
+    let uploads = stored
+        .artifacts
+        .iter()
+        .filter(|(n, c)| n.starts_with("ftp-upload:incoming/uploaded-") && c == b"uploaded")
+        .count();
+    assert_eq!(uploads, 2, "{:?}", stored.artifacts);
 }

@@ -90,9 +90,12 @@ fn path_class(arg: &str, prefix: &str) -> (&'static str, String) {
     (class, addr.trim_matches(['<', '>']).to_string())
 }
 
-/// A recipient's class by its domain: this host's (a known user or not), or a relay.
+/// A recipient's class by its domain: none (`unqualified`: some servers qualify it, others
+/// refuse it), this host's (a known user or not), or a relay.
 fn domain_class(addr: &str, hostname: &str) -> &'static str {
-    let (user, domain) = addr.rsplit_once('@').unwrap_or((addr, ""));
+    let Some((user, domain)) = addr.rsplit_once('@') else {
+        return "unqualified";
+    };
     let local = domain.is_empty()
         || domain.eq_ignore_ascii_case(hostname)
         || domain.eq_ignore_ascii_case("localhost");
@@ -398,6 +401,7 @@ mod tests {
             ["local-known", "bracketed", "given"]
         );
         assert_eq!(cls("RCPT TO:joe@mx"), ["local-unknown", "bare", "given"]);
+        assert_eq!(cls("RCPT TO: test"), ["unqualified", "bare", "given"]);
         assert_eq!(
             cls("RCPT TO:<x@example.org>"),
             ["relay", "bracketed", "given"]

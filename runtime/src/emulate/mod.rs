@@ -20,4 +20,4 @@ pub use personality::{
     PersonalityError, ProbeResult, Protocol, Rule, ANY, FORMAT,
 };
 pub use serve::{fresh, serve_emulated, EmulateConfig, EmulateError};
-pub use template::{Fill, Placeholder, Template, TemplateError};
+pub use template::{envelope_path, Fill, IdShape, Placeholder, Template, TemplateError};

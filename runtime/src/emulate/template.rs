@@ -1,6 +1,7 @@
 //! Reply templates: text with typed placeholders (`{hostname}`, `{date-http}`, `{echo}`...)
 //! for the parts of a server's replies that change with the host, the time, the argument or
-//! the message. `{{` is a literal `{`; `{xHH}` is one byte (replies that are not text).
+//! the message. `{{` is a literal `{`; `{xHH}` is one byte (replies that are not text);
+//! `{id:SHAPE}` a fresh id of the shape the scanned server's ids had.
 
 use std::fmt::Write as _;
 
@@ -23,6 +24,8 @@ pub enum Placeholder {
     Echo,
     EchoUpper,
     EchoLower,
+    /// The address of an SMTP envelope argument (`FROM:<a@b> SIZE=9` -> `a@b`).
+    EchoPath,
     /// A fresh mail queue id (11 hex digits, as Postfix writes them).
     QueueId,
     /// A process id, fixed per connection.
@@ -52,6 +55,7 @@ const NAMED: &[(&str, Placeholder)] = &[
     ("echo", Placeholder::Echo),
     ("echo-upper", Placeholder::EchoUpper),
     ("echo-lower", Placeholder::EchoLower),
+    ("echo-path", Placeholder::EchoPath),
     ("queue-id", Placeholder::QueueId),
     ("pid", Placeholder::Pid),
     ("content-length", Placeholder::ContentLength),
@@ -87,6 +91,64 @@ impl Placeholder {
 enum Piece {
     Text(String),
     Hole(Placeholder),
+    /// A fresh id per reply, of this shape (see [`IdShape`]).
+    Id(IdShape),
+}
+
+/// The shape of a server's message or queue ids, one character per position: `9` a decimal
+/// digit, `F`/`f` an upper/lower case hex digit, `A`/`a` an upper/lower case letter or
+/// digit, `Z` any letter or digit (base 62); `-`, `.` and `_` stand for themselves. Exim's
+/// `1xYcEF-0005db-0f` is `ZZZZZZ-ffffff-aa`, Postfix's `4F2A1B3C9D` `FFFFFFFFFF`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdShape(String);
+
+impl IdShape {
+    /// The classes, from the most particular: each class's characters.
+    const CLASSES: &'static [(char, &'static str)] = &[
+        ('9', "0123456789"),
+        ('F', "0123456789ABCDEF"),
+        ('f', "0123456789abcdef"),
+        ('A', "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+        ('a', "0123456789abcdefghijklmnopqrstuvwxyz"),
+        (
+            'Z',
+            "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+        ),
+    ];
+
+    pub fn parse(s: &str) -> Option<IdShape> {
+        let ok = |c: char| "-._".contains(c) || Self::CLASSES.iter().any(|(k, _)| *k == c);
+        (!s.is_empty() && s.chars().all(ok)).then(|| IdShape(s.to_string()))
+    }
+
+    /// The most particular class holding every character of `samples` (letters and digits).
+    pub fn class_of(samples: &str) -> char {
+        Self::CLASSES
+            .iter()
+            .find(|(_, set)| samples.chars().all(|c| set.contains(c)))
+            .map_or('Z', |(k, _)| *k)
+    }
+
+    /// The shape as written in a template, without braces (`id:ZZZZZZ-ffffff-aa`).
+    fn source(&self) -> String {
+        format!("id:{}", self.0)
+    }
+
+    /// A fresh id of this shape.
+    fn render(&self, out: &mut Vec<u8>) {
+        let mut bits = super::serve::fresh();
+        for (i, c) in self.0.chars().enumerate() {
+            let Some((_, set)) = Self::CLASSES.iter().find(|(k, _)| *k == c) else {
+                out.push(c as u8);
+                continue;
+            };
+            if i % 8 == 7 {
+                bits = super::serve::fresh();
+            }
+            out.push(set.as_bytes()[(bits % set.len() as u64) as usize]);
+            bits /= set.len() as u64;
+        }
+    }
 }
 
 /// A parsed reply template.
@@ -135,12 +197,16 @@ impl Template {
                 continue;
             }
             let end = rest.find('}').ok_or(TemplateError::Unclosed)?;
-            let p = Placeholder::parse(&rest[..end])
-                .ok_or_else(|| TemplateError::Unknown(rest[..end].to_string()))?;
+            let name = &rest[..end];
+            let piece = match name.strip_prefix("id:") {
+                Some(shape) => IdShape::parse(shape).map(Piece::Id),
+                None => Placeholder::parse(name).map(Piece::Hole),
+            }
+            .ok_or_else(|| TemplateError::Unknown(name.to_string()))?;
             if !text.is_empty() {
                 pieces.push(Piece::Text(std::mem::take(&mut text)));
             }
-            pieces.push(Piece::Hole(p));
+            pieces.push(piece);
             rest = &rest[end + 1..];
         }
         text.push_str(rest);
@@ -180,6 +246,9 @@ impl Template {
                 Piece::Hole(h) => {
                     let _ = write!(out, "{{{}}}", h.name());
                 }
+                Piece::Id(shape) => {
+                    let _ = write!(out, "{{{}}}", shape.source());
+                }
             }
         }
         out
@@ -193,7 +262,7 @@ impl Template {
     pub fn placeholders(&self) -> usize {
         self.pieces
             .iter()
-            .filter(|p| matches!(p, Piece::Hole(h) if !matches!(h, Placeholder::Byte(_))))
+            .filter(|p| !matches!(p, Piece::Text(_) | Piece::Hole(Placeholder::Byte(_))))
             .count()
     }
 
@@ -209,6 +278,7 @@ impl Template {
                     out.extend_from_slice(LENGTH_MARK);
                 }
                 Piece::Hole(h) => render_hole(*h, fill, &mut out),
+                Piece::Id(shape) => shape.render(&mut out),
             }
         }
         if let Some(at) = length_at {
@@ -233,6 +303,7 @@ fn render_hole(h: Placeholder, fill: &Fill, out: &mut Vec<u8>) {
         Placeholder::Echo => fill.echo.to_string(),
         Placeholder::EchoUpper => fill.echo.to_uppercase(),
         Placeholder::EchoLower => fill.echo.to_lowercase(),
+        Placeholder::EchoPath => envelope_path(fill.echo).unwrap_or(fill.echo).to_string(),
         Placeholder::QueueId => fill.queue_id.clone(),
         Placeholder::Pid => fill.pid.to_string(),
         Placeholder::DataPort => fill.data_port.to_string(),
@@ -254,6 +325,17 @@ fn render_hole(h: Placeholder, fill: &Fill, out: &mut Vec<u8>) {
         }
     };
     out.extend_from_slice(s.as_bytes());
+}
+
+/// The address of an SMTP envelope argument: after `FROM:` or `TO:`, up to a space, without
+/// its angle brackets; none for other arguments.
+pub fn envelope_path(arg: &str) -> Option<&str> {
+    let (verb, rest) = arg.split_once(':')?;
+    if !["FROM", "TO"].iter().any(|v| v.eq_ignore_ascii_case(verb)) {
+        return None;
+    }
+    let word = rest.trim_start().split(' ').next().unwrap_or("");
+    Some(word.trim_matches(['<', '>']))
 }
 
 #[cfg(test)]
@@ -280,6 +362,39 @@ mod tests {
         let src = Template::literal(raw);
         assert_eq!(src, "{x16}{x03}{x01}{{{xff}\r\nok");
         assert_eq!(Template::parse(&src).unwrap().render(&Fill::default()), raw);
+    }
+
+    #[test]
+    fn ids_are_fresh_and_of_their_shape() {
+        let t = Template::parse("250 OK id={id:ZZZZZZ-ffffff-aa} <{echo-path}>").unwrap();
+        assert_eq!(t.source(), "250 OK id={id:ZZZZZZ-ffffff-aa} <{echo-path}>");
+        assert_eq!(t.placeholders(), 2);
+        let fill = Fill {
+            echo: "TO:<root@mx1> NOTIFY=NEVER",
+            ..Fill::default()
+        };
+        let (a, b) = (t.render(&fill), t.render(&fill));
+        assert_ne!(a, b);
+        for r in [a, b] {
+            let r = String::from_utf8(r).unwrap();
+            let id = r["250 OK id=".len()..r.len() - " <root@mx1>".len()].to_string();
+            assert!(r.ends_with(" <root@mx1>"), "{r}");
+            let parts: Vec<&str> = id.split('-').collect();
+            assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [6, 6, 2]);
+            assert!(parts[0].chars().all(|c| c.is_ascii_alphanumeric()), "{r}");
+            assert!(parts[1]
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+            assert!(parts[2]
+                .chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
+        }
+        assert_eq!(IdShape::class_of("0005db000621"), 'f');
+        assert_eq!(IdShape::class_of("1xYcEF1xYcEK"), 'Z');
+        assert_eq!(
+            Template::parse("{id:X}"),
+            Err(TemplateError::Unknown("id:X".into()))
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Finding a reply's dynamic parts: what the scanner knows (the argument it sent, the host's
 //! name and address, dates) is replaced by its placeholder; what still differs between two
-//! probes with other arguments at other times becomes a process id or queue id.
+//! probes with other arguments at other times becomes a process id or an id of its shape.
 
 use crate::emulate::clock::{find_date, unix_now, DateStyle};
-use crate::emulate::template::Template;
+use crate::emulate::template::{envelope_path, IdShape, Template};
 
 /// What the scanner knew when it sent a probe.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +33,9 @@ pub fn templatize(reply: &[u8], known: &Known) -> String {
         }
         if low != arg {
             t = t.replace(&low, "{echo-lower}");
+        }
+        if let Some(path) = envelope_path(known.arg).filter(|p| p.len() >= MIN_ECHO) {
+            t = t.replace(&lit(path), "{echo-path}");
         }
     }
     if known.hostname.len() >= MIN_ECHO {
@@ -70,7 +73,8 @@ fn replace_dates(t: &str) -> String {
 }
 
 /// Merges two templates of the same reply: words that still differ become `{pid}` (digits)
-/// or `{queue-id}` (other letters and digits); anything else keeps the first.
+/// or `{id:SHAPE}` (ids of letters and digits, `-` between parts: Postfix's queue ids,
+/// Exim's message ids); anything else keeps the first.
 pub fn merge(a: &str, b: &str) -> String {
     if a == b {
         return a.to_string();
@@ -87,37 +91,82 @@ pub fn merge(a: &str, b: &str) -> String {
 }
 
 fn merge_line(a: &str, b: &str) -> String {
-    let (wa, wb): (Vec<&str>, Vec<&str>) = (a.split(' ').collect(), b.split(' ').collect());
+    let (wa, wb) = (runs(a), runs(b));
     if a == b || wa.len() != wb.len() {
         return a.to_string();
     }
     wa.iter()
         .zip(&wb)
-        .map(|(x, y)| {
-            if x == y {
-                x.to_string()
-            } else {
-                dynamic_word(x)
-            }
+        .map(|(x, y)| match x == y {
+            true => x.to_string(),
+            false => dynamic_word(x, y),
         })
-        .collect::<Vec<_>>()
-        .join(" ")
+        .collect()
 }
 
-/// A word that changed between probes, made a placeholder where its shape says which.
-fn dynamic_word(w: &str) -> String {
-    let core = w.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    if core.is_empty() || w.contains('{') {
-        return w.to_string();
+/// A word's part of an id: letters, digits and the `-` between an id's parts.
+fn in_id(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-'
+}
+
+/// The line cut where it turns from id characters to others and back (`id=`,
+/// `1xYcEF-0005db-0f`); a placeholder (`{echo}`) is a run of its own.
+fn runs(line: &str) -> Vec<&str> {
+    #[derive(PartialEq, Clone, Copy)]
+    enum Kind {
+        Id,
+        Other,
+        Hole,
     }
-    let hole = if core.bytes().all(|c| c.is_ascii_digit()) {
-        "{pid}"
-    } else if core.bytes().all(|c| c.is_ascii_alphanumeric()) && (5..=16).contains(&core.len()) {
-        "{queue-id}"
-    } else {
-        return w.to_string();
-    };
-    w.replacen(core, hole, 1)
+    let mut out: Vec<(Kind, usize, usize)> = Vec::new();
+    let mut i = 0;
+    while let Some(c) = line[i..].chars().next() {
+        let (kind, end) = match c {
+            '{' if line[i + 1..].starts_with('{') => (Kind::Other, i + 2),
+            '{' => (
+                Kind::Hole,
+                line[i..].find('}').map_or(line.len(), |j| i + j + 1),
+            ),
+            c if in_id(c) => (Kind::Id, i + 1),
+            c => (Kind::Other, i + c.len_utf8()),
+        };
+        match out.last_mut() {
+            Some((k, _, e)) if *k == kind && kind != Kind::Hole => *e = end,
+            _ => out.push((kind, i, end)),
+        }
+        i = end;
+    }
+    out.into_iter().map(|(_, s, e)| &line[s..e]).collect()
+}
+
+/// Fewest letters and digits an id is taken for (shorter words differ by chance).
+const MIN_ID: usize = 5;
+
+/// A run that changed between probes, made a placeholder where both shapes say which: digits a
+/// `{pid}`; letters and digits with a digit, in as many `-`-parts, an id of their shape.
+fn dynamic_word(a: &str, b: &str) -> String {
+    let alnum = |w: &str| !w.is_empty() && w.chars().all(in_id) && !w.contains('{');
+    if !alnum(a) || !alnum(b) {
+        return a.to_string();
+    }
+    let digits = |w: &str| w.bytes().all(|c| c.is_ascii_digit());
+    if digits(a) && digits(b) {
+        return "{pid}".to_string();
+    }
+    let (pa, pb): (Vec<&str>, Vec<&str>) = (a.split('-').collect(), b.split('-').collect());
+    let letters = a.chars().filter(char::is_ascii_alphanumeric).count();
+    if pa.len() != pb.len() || letters < MIN_ID || !a.contains(|c: char| c.is_ascii_digit()) {
+        return a.to_string();
+    }
+    let shape: Vec<String> = pa
+        .iter()
+        .zip(&pb)
+        .map(|(x, y)| {
+            let class = IdShape::class_of(&format!("{x}{y}"));
+            class.to_string().repeat(x.len())
+        })
+        .collect();
+    format!("{{id:{}}}", shape.join("-"))
 }
 
 #[cfg(test)]
@@ -144,7 +193,20 @@ mod tests {
     fn what_still_differs_becomes_ids() {
         let a = "250 2.0.0 Ok: queued as 4F2A1B3C9D\r\n";
         let b = "250 2.0.0 Ok: queued as 77AB01C3EE\r\n";
-        assert_eq!(merge(a, b), "250 2.0.0 Ok: queued as {queue-id}\r\n");
+        assert_eq!(merge(a, b), "250 2.0.0 Ok: queued as {id:FFFFFFFFFF}\r\n");
         assert_eq!(merge("x [1234] y", "x [999] y"), "x [{pid}] y");
+        assert_eq!(
+            merge(
+                "250 OK id=1xYcEF-0005db-0f\r\n",
+                "250 OK id=1xYcEK-000621-0v\r\n"
+            ),
+            "250 OK id={id:ZZZZZZ-ffffff-aa}\r\n"
+        );
+        assert_eq!(merge("a {echo} b", "a xyz123 b"), "a {echo} b");
+        assert_eq!(
+            runs("id={{x}} {pid}-a1"),
+            ["id", "={{", "x", "}} ", "{pid}", "-a1"]
+        );
+        assert_eq!(merge("hello world", "hello there"), "hello world");
     }
 }

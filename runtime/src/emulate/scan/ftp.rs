@@ -281,6 +281,8 @@ impl Session<'_> {
                 drop(d);
             } else {
                 let _ = d.read_to_end(&mut got).await;
+                // Closed at once: ProFTPD lingers until the client closes before its 226.
+                drop(d);
             }
             let end = match early {
                 Some(end) => end,
