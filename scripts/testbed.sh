@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The network testbed: two network namespaces joined by a veth pair, nothing routed out.
+# The network testbed: two network namespaces joined by a veth pair (scripts/netns-pair.sh),
+# nothing routed out.
 #
 #   hf-scan  the scanner host: 192.0.2.1/30 on hf-scan0, plus source addresses
 #            203.0.113.10-.19/32; 198.18.0.0/24 routed via 192.0.2.2.
@@ -18,41 +19,23 @@ PREFIX=198.18.0.0/24
 SOURCES=(203.0.113.10 203.0.113.11 203.0.113.12 203.0.113.13 203.0.113.14
     203.0.113.15 203.0.113.16 203.0.113.17 203.0.113.18 203.0.113.19)
 
-down() {
-    # Deleting a namespace removes its end of the veth pair, and with it the other end.
-    for ns in "$SCAN" "$FARM"; do
-        if ip netns list | grep -qw "^$ns"; then
-            ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
-            ip netns del "$ns"
-        fi
-    done
-}
+PAIR="$(dirname "$0")/netns-pair.sh"
 
 up() {
-    down
-    ip netns add "$SCAN"
-    ip netns add "$FARM"
-    ip link add hf-scan0 netns "$SCAN" type veth peer name hf-farm0 netns "$FARM"
-    local s=(ip -n "$SCAN") f=(ip -n "$FARM")
-    "${s[@]}" link set lo up
-    "${f[@]}" link set lo up
-    "${s[@]}" addr add 192.0.2.1/30 dev hf-scan0
-    "${f[@]}" addr add 192.0.2.2/30 dev hf-farm0
+    local args=(--addr1 192.0.2.1/30 --addr2 192.0.2.2/30) a
     for a in "${SOURCES[@]}"; do
-        "${s[@]}" addr add "$a/32" dev hf-scan0
+        args+=(--addr1 "$a/32")
     done
-    "${s[@]}" link set hf-scan0 up
-    "${f[@]}" link set hf-farm0 up
-    "${s[@]}" route add "$PREFIX" via 192.0.2.2 dev hf-scan0 src "${SOURCES[0]}"
-    "${f[@]}" route add local "$PREFIX" dev lo
-    "${f[@]}" route add 203.0.113.0/24 via 192.0.2.1 dev hf-farm0
+    args+=(--route1 "$PREFIX via 192.0.2.2 dev ${SCAN}0 src ${SOURCES[0]}")
+    args+=(--route2 "local $PREFIX dev lo" --route2 "203.0.113.0/24 via 192.0.2.1 dev ${FARM}0")
+    "$PAIR" up "$SCAN" "$FARM" "${args[@]}"
     # The scanner's replies to its own source addresses need no forwarding: they are its own.
     echo "testbed up: $SCAN (sources ${SOURCES[0]}-${SOURCES[-1]}) -> $FARM ($PREFIX local)"
 }
 
 case "${1:-}" in
 up) up ;;
-down) down ;;
+down) "$PAIR" down "$SCAN" "$FARM" ;;
 *)
     echo "usage: $0 up|down" >&2
     exit 2

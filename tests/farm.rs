@@ -38,12 +38,50 @@ impl Drop for Cleanup {
 }
 
 /// A fresh directory (with an empty `scripts/`) for one test, and the guard that stops what the
-/// test leaves running in it.
+/// test leaves running in it. What earlier runs of the test left first: see [`sweep`].
 fn test_dir(name: &str) -> (PathBuf, Cleanup) {
+    sweep(name);
     let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("scripts")).unwrap();
     (dir.clone(), Cleanup(dir))
+}
+
+/// Kills what an earlier run of test `name` left (a run killed by a timeout drops no guard): its
+/// farm and honeypots, which hold its fixed ports. They are the processes whose command line
+/// names its directory of another test process, `{name}-{pid}`, exactly: never another test's
+/// (a longer name) or another engineer's. Their directories go too.
+fn sweep(name: &str) {
+    let tmp = std::env::temp_dir();
+    let prefix = tmp.join(format!("{name}-")).display().to_string();
+    let stale = |text: &str| -> Vec<String> {
+        let mut found = Vec::new();
+        for (i, _) in text.match_indices(&prefix) {
+            let pid: String = text[i + prefix.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            let next = text[i + prefix.len() + pid.len()..].chars().next();
+            let whole = matches!(next, None | Some('/' | ' ' | '"'));
+            if !pid.is_empty() && whole && pid != std::process::id().to_string() {
+                found.push(pid);
+            }
+        }
+        found
+    };
+    for line in processes_with(&prefix) {
+        if !stale(&line).is_empty() {
+            if let Some(pid) = line.split_whitespace().next() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+    }
+    for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        let path = entry.path().display().to_string();
+        if !stale(&path).is_empty() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Copies the script the default configuration ships (enumdomusers, recorded from FILESRV01).
@@ -129,18 +167,9 @@ fn wait_log(log: &Path, line: &str) {
     }
 }
 
-fn rpcclient(addr: &str, port: u16, commands: &str) -> String {
-    let out = Command::new("rpcclient")
-        .args(["-U%", "-N", "-p", &port.to_string()])
-        .args([
-            "--option=client min protocol=NT1",
-            "--option=client max protocol=NT1",
-            "--option=client ipc min protocol=NT1",
-            "--option=client ipc max protocol=NT1",
-        ])
-        .args([addr, "-c", commands])
-        .output()
-        .expect("rpcclient runs");
+/// What a client said, standard output then standard error, whatever its status.
+fn said(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("the client runs");
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -148,21 +177,22 @@ fn rpcclient(addr: &str, port: u16, commands: &str) -> String {
     )
 }
 
+fn rpcclient(addr: &str, port: u16, commands: &str) -> String {
+    said(
+        Command::new("rpcclient")
+            .args(["-U%", "-N", "-p", &port.to_string()])
+            .args(common::SMB1_CLIENT)
+            .args([addr, "-c", commands]),
+    )
+}
+
 fn smbclient(addr: &str, port: u16, share: &str, command: &[&str]) -> String {
-    let out = Command::new("smbclient")
-        .arg(format!("//{addr}/{share}"))
-        .args(["-p", &port.to_string(), "-N", "-m", "NT1"])
-        .args([
-            "--option=client min protocol=NT1",
-            "--option=client max protocol=NT1",
-        ])
-        .args(command)
-        .output()
-        .expect("smbclient runs");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    said(
+        Command::new("smbclient")
+            .arg(format!("//{addr}/{share}"))
+            .args(["-p", &port.to_string(), "-N", "-m", "NT1"])
+            .args(&common::SMB1_CLIENT[..2])
+            .args(command),
     )
 }
 
@@ -330,6 +360,13 @@ fn ended(db: &Path, id: i64) -> (String, Option<i64>, Option<f64>, Option<f64>, 
         assert!(Instant::now() < deadline, "connection {id} never ended");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Waits until connection `id` ended, checks that it ended `outcome` and returns its detail.
+fn ends(db: &Path, id: i64, outcome: &str) -> String {
+    let (got, _, _, _, detail) = ended(db, id);
+    assert_eq!(got, outcome, "connection {id}: {detail}");
+    detail
 }
 
 /// rpcclient prints the domain's modification count as "Sequence No": a time.
@@ -635,8 +672,7 @@ fn replay_handoff_and_bridge(backend: Contained) {
     g.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
     let mut sink = Vec::new();
     let _ = g.read_to_end(&mut sink);
-    let (outcome, _, _, _, detail) = ended(&db, 5);
-    assert_eq!(outcome, "not_protocol", "{detail}");
+    let detail = ends(&db, 5, "not_protocol");
     assert!(
         detail.contains("attacker message 0: a message of at least")
             // NetBIOS's own limit (`framing DirectTcp max 0x20003;`), below the configured 1 MiB.
@@ -685,7 +721,7 @@ fn replay_handoff_and_bridge(backend: Contained) {
         rpcclient(TELESCOPE, FARM_PORT, "enumdomusers"),
         direct_users
     );
-    assert_eq!(ended(&db, 7).0, "scripted");
+    ends(&db, 7, "scripted");
 
     // Item 2: the same Negotiate with the dialects in another order is answered with the index
     // of the script's dialect in the attacker's list; without that dialect, it deviates.
@@ -712,8 +748,7 @@ fn replay_handoff_and_bridge(backend: Contained) {
     drop(c);
     // The script's server chose "NT LANMAN 1.0", its first dialect: here the third.
     assert_eq!(u16::from_le_bytes([reply[33], reply[34]]), 2);
-    let (outcome, _, _, _, detail) = ended(&db, 8);
-    assert_eq!(outcome, "scripted", "{detail}");
+    ends(&db, 8, "scripted");
     let mut c = TcpStream::connect(&listen).unwrap();
     c.write_all(&negotiate(&["NT LM 0.12"])).unwrap();
     let reply = read_frame(&mut c);
@@ -795,7 +830,7 @@ fn a_honeypot_that_fails_to_start_is_a_clear_event() {
     // Scripted clients are still served.
     let users = rpcclient("127.0.0.78", 4462, "enumdomusers");
     assert!(users.contains("user:[alice]"), "{users}");
-    assert_eq!(ended(&db, 2).0, "scripted");
+    ends(&db, 2, "scripted");
     assert!(farm.stop().success());
 }
 
@@ -928,8 +963,7 @@ fn a_honeypot_of_another_name_is_heard_under_the_scripts_name() {
         std::fs::read_to_string(&farm_log).unwrap_or_default()
     );
     let db = dir.join("events.sqlite");
-    let (outcome, _, _, _, detail) = ended(&db, 1);
-    assert_eq!(outcome, "bridged", "{detail}");
+    ends(&db, 1, "bridged");
     // What the honeypot itself said, before the names were mapped back.
     let c = rusqlite::Connection::open(&db).unwrap();
     let relayed: String = c
@@ -1109,11 +1143,22 @@ fn pool_for_a_minute() {
     }
 }
 
-/// A farm on `listen` whose honeypot (on `honeypot`) cannot start: a deviation fails its
-/// handoff, so only scripts answer.
-fn scripts_only_farm(dir: &Path, listen: &str, honeypot: &str) -> Group {
-    let config = farm_config(dir, listen, r#"["sh", "-c", "exit 3"]"#, &[honeypot], 0);
-    start_farm(dir, &config).0
+/// Test dir `name` with the shipped script and those `add` puts in its `scripts/`, and a farm
+/// on `listen` whose honeypot (on `honeypot`) cannot start: a deviation fails its handoff, so
+/// only scripts answer. The dir, its cleanup, the farm and its event store.
+fn scripts_only_farm(
+    name: &str,
+    listen: &str,
+    honeypot: &str,
+    add: impl FnOnce(&Path),
+) -> (PathBuf, Cleanup, Group, PathBuf) {
+    let (dir, cleanup) = test_dir(name);
+    ship_script(&dir);
+    add(&dir);
+    let config = farm_config(&dir, listen, r#"["sh", "-c", "exit 3"]"#, &[honeypot], 0);
+    let farm = start_farm(&dir, &config).0;
+    let db = dir.join("events.sqlite");
+    (dir, cleanup, farm, db)
 }
 
 /// Two scripts that begin alike (issue 10): rpcclient's enumdomusers and its getdompwinfo
@@ -1121,22 +1166,26 @@ fn scripts_only_farm(dir: &Path, listen: &str, honeypot: &str) -> Group {
 /// each is served from its own script, no honeypot needed.
 #[test]
 fn two_scripts_that_begin_alike_both_serve_through_the_farm() {
-    let (dir, _cleanup) = test_dir("honeyfarm-farm-alike");
-    ship_script(&dir);
-    let pcap = root().join("tests/data/samba/samr-pwinfo.pcap");
-    let out = dir.join("scripts/samba-pwinfo.json");
-    honeyfarm(&[
-        "script",
-        "import",
-        "--pcap",
-        &pcap.display().to_string(),
-        "--port",
-        "4497=smb",
-        "--out",
-        &out.display().to_string(),
-    ]);
-    let farm = scripts_only_farm(&dir, "127.0.0.82:4471", "127.0.0.44:4472");
-    let db = dir.join("events.sqlite");
+    let import = |dir: &Path| {
+        let pcap = root().join("tests/data/samba/samr-pwinfo.pcap");
+        let out = dir.join("scripts/samba-pwinfo.json");
+        honeyfarm(&[
+            "script",
+            "import",
+            "--pcap",
+            &pcap.display().to_string(),
+            "--port",
+            "4497=smb",
+            "--out",
+            &out.display().to_string(),
+        ]);
+    };
+    let (_dir, _cleanup, farm, db) = scripts_only_farm(
+        "honeyfarm-farm-alike",
+        "127.0.0.82:4471",
+        "127.0.0.44:4472",
+        import,
+    );
     let commands = "getdompwinfo; getusrdompwinfo 1000; queryusergroups 1000";
     let pw = rpcclient("127.0.0.82", 4471, commands);
     let recorded =
@@ -1144,12 +1193,10 @@ fn two_scripts_that_begin_alike_both_serve_through_the_farm() {
     for line in ["min_password_length: 5", "group rid:[0x201] attr:[0x7]"] {
         assert!(pw.contains(line) && recorded.contains(line), "{pw}");
     }
-    let (outcome, _, _, _, detail) = ended(&db, 1);
-    assert_eq!(outcome, "scripted", "{detail}");
+    ends(&db, 1, "scripted");
     let users = rpcclient("127.0.0.82", 4471, "enumdomusers");
     assert!(users.contains("user:[alice]"), "{users}");
-    let (outcome, _, _, _, detail) = ended(&db, 2);
-    assert_eq!(outcome, "scripted", "{detail}");
+    ends(&db, 2, "scripted");
     assert!(farm.stop().success());
 }
 
@@ -1180,8 +1227,7 @@ fn a_script_of_another_domain_bridges_to_a_honeypot() {
         "{out}"
     );
     let db = dir.join("events.sqlite");
-    let (outcome, _, _, _, detail) = ended(&db, 1);
-    assert_eq!(outcome, "bridged", "{detail}");
+    ends(&db, 1, "bridged");
     assert!(farm.stop().success());
 }
 
@@ -1189,14 +1235,20 @@ fn a_script_of_another_domain_bridges_to_a_honeypot() {
 /// message): answered from the shipped `impacket-samrdump.json`, no honeypot needed.
 #[test]
 fn impacket_samrdump_is_served_from_its_script() {
-    let (dir, _cleanup) = test_dir("honeyfarm-farm-impacket");
-    std::fs::copy(
-        root().join("protocols/scripts/impacket-samrdump.json"),
-        dir.join("scripts/impacket-samrdump.json"),
-    )
-    .unwrap();
-    ship_script(&dir);
-    let farm = scripts_only_farm(&dir, "127.0.0.84:4475", "127.0.0.46:4476");
+    let copy = |dir: &Path| {
+        let name = "impacket-samrdump.json";
+        std::fs::copy(
+            root().join("protocols/scripts").join(name),
+            dir.join("scripts").join(name),
+        )
+        .unwrap();
+    };
+    let (_dir, _cleanup, farm, db) = scripts_only_farm(
+        "honeyfarm-farm-impacket",
+        "127.0.0.84:4475",
+        "127.0.0.46:4476",
+        copy,
+    );
     let out = Command::new("python3")
         .arg(root().join("tests/data/samba/impacket-samrdump.py"))
         .args(["127.0.0.84", "4475"])
@@ -1206,8 +1258,6 @@ fn impacket_samrdump_is_served_from_its_script() {
     let recorded =
         std::fs::read_to_string(root().join("tests/data/samba/impacket-samrdump.out")).unwrap();
     assert_eq!(text, recorded, "{}", String::from_utf8_lossy(&out.stderr));
-    let db = dir.join("events.sqlite");
-    let (outcome, _, _, _, detail) = ended(&db, 1);
-    assert_eq!(outcome, "scripted", "{detail}");
+    ends(&db, 1, "scripted");
     assert!(farm.stop().success());
 }
