@@ -92,7 +92,7 @@ impl Walked {
     }
 
     /// Role fields, in wire order.
-    pub fn roles(&self) -> impl Iterator<Item = RoleRef<'_>> + '_ {
+    pub fn roles(&self) -> impl Iterator<Item = RoleRef<'_>> + Clone + '_ {
         self.fields.iter().filter_map(|e| {
             e.role.map(|role| RoleRef {
                 path: self.path(&e.path),

@@ -172,6 +172,14 @@ impl ValueMap {
         left
     }
 
+    /// Every pair, `(namespace, left, right)`, in no particular order.
+    pub fn entries(&self) -> Vec<(&'static str, &Value, &Value)> {
+        match &self.pairs {
+            Pairs::Few(v) => v.iter().map(|(ns, l, r)| (*ns, l, r)).collect(),
+            Pairs::Many(m) => m.forward.iter().map(|((ns, l), r)| (*ns, l, r)).collect(),
+        }
+    }
+
     pub fn forward(&self, namespace: &'static str, left: &Value) -> Option<&Value> {
         match &self.pairs {
             Pairs::Few(v) => v
