@@ -243,14 +243,15 @@ pub fn pair_cookies(
 /// [`pair_cookies`] for borrowed role fields; on an error the map is left as it was.
 pub fn pair_cookie_refs<'a, 'b>(
     map: &mut ValueMap,
-    left: impl Iterator<Item = RoleRef<'a>>,
-    right: impl Iterator<Item = RoleRef<'b>>,
+    left: impl Iterator<Item = RoleRef<'a>> + Clone,
+    right: impl Iterator<Item = RoleRef<'b>> + Clone,
 ) -> Result<(), String> {
     let is_cookie = |f: &RoleRef| matches!(f.role, Role::Cookie { .. });
-    let l: Vec<RoleRef> = left.filter(is_cookie).collect();
-    let r: Vec<RoleRef> = right.filter(is_cookie).collect();
-    if l.len() != r.len() {
-        return Err(format!("{} cookie fields against {}", l.len(), r.len()));
+    let l = left.filter(is_cookie);
+    let r = right.filter(is_cookie);
+    let (nl, nr) = (l.clone().count(), r.clone().count());
+    if nl != nr {
+        return Err(format!("{nl} cookie fields against {nr}"));
     }
     let mut made = Vec::new();
     let mut pair = |a: RoleRef<'a>, b: RoleRef<'b>| {
@@ -265,7 +266,7 @@ pub fn pair_cookie_refs<'a, 'b>(
         }
         Ok(())
     };
-    let res = l.into_iter().zip(r).try_for_each(|(a, b)| pair(a, b));
+    let res = l.zip(r).try_for_each(|(a, b)| pair(a, b));
     if res.is_err() {
         for (namespace, a, b) in made {
             map.unbind(namespace, a, b);
