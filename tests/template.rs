@@ -1,14 +1,22 @@
 //! Replies served by patching the recording are the bytes the full rewrite (decode, rewrite,
-//! encode) gives, for every reply of the shipped scripts.
+//! encode) gives, for every reply of the shipped scripts; a client message recognised in its
+//! bytes (the script message's shape) gives exactly what the full path (decode, walk, match)
+//! gives: the same acceptance, length, cookie bindings, replies and stored differences, for the
+//! shipped scripts' messages and for every one-byte change of them.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
+use bytes::Bytes;
 use honeyfarm_protocols::REGISTRY;
-use honeyfarm_runtime::codec::{Role, Value};
-use honeyfarm_runtime::replay::{Script, Side};
+use honeyfarm_runtime::codec::{Role, RoleFields, Value};
+use honeyfarm_runtime::farm::Differences;
+use honeyfarm_runtime::replay::{
+    roles_of, Audience, Candidate, Conversation, Script, Side, Step, Walked,
+};
 use honeyfarm_runtime::rewrite::{Rewrite, ValueMap, Way};
 
-fn scripts() -> Vec<Script> {
+fn scripts() -> Vec<Arc<Script>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("protocols/scripts");
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .expect("scripts")
@@ -18,7 +26,10 @@ fn scripts() -> Vec<Script> {
     paths.sort();
     paths
         .iter()
-        .map(|p| Script::load(p, &|name| REGISTRY.iter().find(|e| e.name == name)).expect("loads"))
+        .map(|p| {
+            let s = Script::load(p, &|name| REGISTRY.iter().find(|e| e.name == name));
+            Arc::new(s.expect("loads"))
+        })
         .collect()
 }
 
@@ -58,14 +69,172 @@ fn patched_replies_are_the_full_rewrites_bytes() {
                 (s.server.ip(), to),
                 (s.client.ip(), "192.0.2.7".parse().unwrap()),
             ];
-            let Some(out) = t.patch(&m.bytes, &m.fields, &rw) else {
+            let Some((out, changed)) = t.patch(&m.bytes, &m.fields, &rw) else {
                 continue;
             };
             let mut d = s.decode(i).expect("decodes");
             let full = rw.apply(d.msg.as_mut()).expect("rewrites");
             assert_eq!(out, full, "{}: reply {i} ({})", s.source, m.kind);
+            // The values it says it changed are the ones the patched bytes decode to.
+            let roles = RoleFields::of_any(d.msg.as_ref());
+            for (k, f) in roles.iter().enumerate() {
+                let want = changed
+                    .iter()
+                    .find(|(j, _)| *j == k)
+                    .map_or(&m.fields[k].value, |(_, v)| v);
+                assert_eq!(&f.value, want, "{}: reply {i} role {k}", s.source);
+            }
             patched += usize::from(out != m.bytes);
         }
     }
     assert!(patched > 0, "no reply was patched with a change");
+}
+
+fn audience() -> Audience {
+    Audience {
+        telescope: "10.1.2.3".parse::<IpAddr>().unwrap(),
+        attacker: "192.0.2.7".parse::<IpAddr>().unwrap(),
+    }
+}
+
+/// What a step says that does not depend on the clock or the random source.
+fn settled(s: &Script, step: &Step) -> Vec<(usize, Vec<(usize, String)>)> {
+    step.replies
+        .iter()
+        .zip(&step.patched)
+        .enumerate()
+        .map(|(i, (r, p))| {
+            let fields = &s.messages[step.at + i].fields;
+            let changed = p
+                .iter()
+                .flatten()
+                .filter(|(k, _)| !matches!(fields[*k].role, Role::Timestamp { .. } | Role::Nonce))
+                .map(|(k, v)| (*k, v.to_string()))
+                .collect();
+            (r.len(), changed)
+        })
+        .collect()
+}
+
+/// A map's pairs in a stable order.
+fn pairs(m: &ValueMap) -> Vec<String> {
+    let mut v: Vec<String> = m.entries().iter().map(|p| format!("{p:?}")).collect();
+    v.sort();
+    v
+}
+
+/// The dialog followed up to client message `upto`, on the full path: the candidate and the
+/// attacker's conversation just before it.
+fn before(script: &Arc<Script>, upto: usize) -> (Candidate, Conversation) {
+    let mut c = Candidate::new(script.clone());
+    let mut conv = Conversation::new();
+    let svc = &script.service;
+    while c.pos < upto {
+        let m = &script.messages[c.pos];
+        let d = conv
+            .decode(svc.client, m.bytes.clone(), true)
+            .expect("decodes");
+        c.accept(d.msg.as_ref()).expect("follows");
+        let step = c.serve(audience()).expect("answers");
+        for r in &step.replies {
+            conv.decode(svc.server, r.clone(), false)
+                .expect("reply decodes");
+        }
+    }
+    (c, conv)
+}
+
+/// Both paths on `input` (a client message, maybe changed) at client message `at`: returns
+/// whether it was recognised in its bytes.
+fn compare(
+    script: &Arc<Script>,
+    at: usize,
+    input: &Bytes,
+    base: &(Candidate, Conversation),
+) -> bool {
+    let mut fast = base.0.clone();
+    let Some((len, values)) = fast.accept_bytes(input) else {
+        return false;
+    };
+    let (mut full, mut conv) = (base.0.clone(), base.1.clone());
+    let d = conv
+        .decode(script.service.client, input.clone(), true)
+        .unwrap_or_else(|e| panic!("{}: message {at} recognised, but: {e}", script.source));
+    let walked = Walked::of(d.msg.as_ref());
+    full.accept_walked(d.msg.as_ref(), &walked)
+        .unwrap_or_else(|e| panic!("{}: message {at} recognised, but: {e}", script.source));
+    let what = format!("{}: message {at}", script.source);
+    assert_eq!(len, d.bytes.len(), "{what}");
+    assert_eq!(
+        (fast.pos, pairs(&fast.cookies)),
+        (full.pos, pairs(&full.cookies)),
+        "{what}"
+    );
+    let m = &script.messages[at];
+    assert_eq!(
+        Differences::between_roles(len, roles_of(&m.fields, &values), m),
+        Differences::between(len, &walked, m),
+        "{what}"
+    );
+    let (a, b) = (fast.serve(audience()), full.serve(audience()));
+    match (&a, &b) {
+        (Ok(a), Ok(b)) => assert_eq!(settled(script, a), settled(script, b), "{what}"),
+        _ => assert_eq!(a.is_ok(), b.is_ok(), "{what}: {a:?} / {b:?}"),
+    }
+    // The replies' role values as patched are the ones they decode to.
+    if let Ok(step) = a {
+        let mut conv = conv;
+        for (i, (r, p)) in step.replies.iter().zip(&step.patched).enumerate() {
+            let d = conv
+                .decode(script.service.server, r.clone(), false)
+                .expect("reply decodes");
+            let Some(p) = p else { continue };
+            let m = &script.messages[step.at + i];
+            let mut values: Vec<Option<Value>> = vec![None; m.fields.len()];
+            for (k, v) in p {
+                values[*k] = Some(v.clone());
+            }
+            assert_eq!(
+                Differences::between_roles(r.len(), roles_of(&m.fields, &values), m),
+                Differences::between(r.len(), &Walked::of(d.msg.as_ref()), m),
+                "{what}: reply {i}"
+            );
+        }
+    }
+    true
+}
+
+#[test]
+fn recognised_messages_give_what_the_full_path_gives() {
+    let (mut shaped, mut clients, mut recognised, mut changed) = (0, 0, 0, 0);
+    for script in scripts() {
+        for (at, m) in script.messages.iter().enumerate() {
+            if m.side != Side::Client {
+                continue;
+            }
+            clients += 1;
+            shaped += usize::from(m.shape.is_some());
+            let base = before(&script, at);
+            let known = compare(&script, at, &m.bytes, &base);
+            assert_eq!(known, m.shape.is_some(), "{}: message {at}", script.source);
+            recognised += usize::from(known);
+            // Every one-byte change (two values per byte), and the message with more behind it.
+            for i in 0..m.bytes.len() {
+                for x in [0x01u8, 0xff] {
+                    let mut b = m.bytes.to_vec();
+                    b[i] ^= x;
+                    changed += usize::from(compare(&script, at, &Bytes::from(b), &base));
+                }
+            }
+            let mut more = m.bytes.to_vec();
+            more.extend_from_slice(&m.bytes);
+            compare(&script, at, &Bytes::from(more), &base);
+        }
+    }
+    println!("{shaped} of {clients} client messages have a shape; {recognised} recognised, {changed} changed ones");
+    assert!(
+        shaped * 2 > clients,
+        "{shaped} of {clients} client messages have a shape"
+    );
+    assert!(changed > 0, "no changed message was recognised");
 }

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use crate::codec::{AnyMessage, MatchKey, RoleField};
+use crate::codec::{AnyMessage, MatchKey, RoleField, Value};
 
 use super::matcher::{pair_cookies, Audience, Candidate, Deviation, Step};
 use super::script::{Script, Side};
@@ -63,6 +63,15 @@ impl Candidates {
             (true, Some(e)) => Err(e),
             (true, None) => Err(Deviation("no script is being followed".into())),
             (false, _) => Ok(()),
+        }
+    }
+
+    /// [`Candidate::accept_bytes`] while one script is left (with more, the full path tells
+    /// them apart).
+    pub fn accept_bytes(&mut self, input: &[u8]) -> Option<(usize, Vec<Option<Value>>)> {
+        match &mut self.live[..] {
+            [one] => one.accept_bytes(input),
+            _ => None,
         }
     }
 

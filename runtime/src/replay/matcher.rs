@@ -12,6 +12,7 @@ use crate::codec::{AnyMessage, Choices, MatchKey, Role, RoleField, Value};
 use crate::rewrite::{detached, Rewrite, ValueMap, Way};
 
 use super::script::{Script, Side};
+use super::shape::roles_of;
 use super::walked::{RoleRef, Walked};
 
 /// Why an attacker's message does not follow the script.
@@ -39,6 +40,9 @@ pub struct Step {
     pub replies: Vec<Bytes>,
     /// The script's index of the first reply.
     pub at: usize,
+    /// Per reply, when it was patched from its template: the role fields that changed (by
+    /// index among its role fields) and their new values; the others are the script's.
+    pub patched: Vec<Option<Vec<(usize, Value)>>>,
 }
 
 /// Who the attacker is talking to, for the replies.
@@ -103,6 +107,32 @@ impl Candidate {
         Ok(())
     }
 
+    /// [`Candidate::accept`] for a message still in the receive buffer (`input`: its bytes
+    /// and whatever came after them): when it has the shape of the script's next client
+    /// message, its role values are read in place and, when they pair, the script moves past
+    /// it. Returns the message's length and its role values (`None`: the script's). `None`
+    /// when it needs the full path, which then decides as it always does.
+    pub fn accept_bytes(&mut self, input: &[u8]) -> Option<(usize, Vec<Option<Value>>)> {
+        let expected = self
+            .script
+            .messages
+            .get(self.pos)
+            .filter(|m| m.side == Side::Client)?;
+        let shape = expected.shape.as_ref()?;
+        let values = shape.read(input)?;
+        let roles = || roles_of(&expected.fields, &values);
+        let script_fields = || expected.fields.iter().map(RoleRef::from);
+        same_paths_beyond_names(roles(), script_fields()).ok()?;
+        pair_cookie_refs(&mut self.cookies, roles(), script_fields()).ok()?;
+        let theirs = roles().filter_map(|f| match f.role {
+            Role::Choice { list } => Some((*list, detached(f.value.clone()))),
+            _ => None,
+        });
+        self.options = (Choices(theirs.collect()), Some(self.pos));
+        self.pos += 1;
+        Some((shape.len(), values))
+    }
+
     /// The script's replies due now (the server messages up to its next client message),
     /// rewritten: cookies the attacker chose echo the attacker's values, cookies the server
     /// chose keep the script's, the recorded addresses become the ones of this connection,
@@ -111,6 +141,7 @@ impl Candidate {
         let mut step = Step {
             replies: Vec::new(),
             at: self.pos,
+            patched: Vec::new(),
         };
         while let Some(m) = self.script.messages.get(self.pos) {
             if m.side != Side::Server {
@@ -138,18 +169,21 @@ impl Candidate {
                 .template
                 .as_ref()
                 .and_then(|t| t.patch(&m.bytes, &m.fields, &rw));
-            let out = match patched {
-                Some(out) => out,
+            let (out, changed) = match patched {
+                Some((out, changed)) => (out, Some(changed)),
                 None => {
                     let mut d = self
                         .script
                         .decode(self.pos)
                         .ok_or_else(|| Deviation("the script's reply no longer decodes".into()))?;
-                    rw.apply(d.msg.as_mut())
-                        .map_err(|e| Deviation(format!("reply {}: {e}", self.pos)))?
+                    let out = rw
+                        .apply(d.msg.as_mut())
+                        .map_err(|e| Deviation(format!("reply {}: {e}", self.pos)))?;
+                    (out, None)
                 }
             };
             step.replies.push(out);
+            step.patched.push(changed);
             self.pos += 1;
         }
         Ok(step)
@@ -209,14 +243,15 @@ pub fn pair_cookies(
 /// [`pair_cookies`] for borrowed role fields; on an error the map is left as it was.
 pub fn pair_cookie_refs<'a, 'b>(
     map: &mut ValueMap,
-    left: impl Iterator<Item = RoleRef<'a>>,
-    right: impl Iterator<Item = RoleRef<'b>>,
+    left: impl Iterator<Item = RoleRef<'a>> + Clone,
+    right: impl Iterator<Item = RoleRef<'b>> + Clone,
 ) -> Result<(), String> {
     let is_cookie = |f: &RoleRef| matches!(f.role, Role::Cookie { .. });
-    let l: Vec<RoleRef> = left.filter(is_cookie).collect();
-    let r: Vec<RoleRef> = right.filter(is_cookie).collect();
-    if l.len() != r.len() {
-        return Err(format!("{} cookie fields against {}", l.len(), r.len()));
+    let l = left.filter(is_cookie);
+    let r = right.filter(is_cookie);
+    let (nl, nr) = (l.clone().count(), r.clone().count());
+    if nl != nr {
+        return Err(format!("{nl} cookie fields against {nr}"));
     }
     let mut made = Vec::new();
     let mut pair = |a: RoleRef<'a>, b: RoleRef<'b>| {
@@ -231,7 +266,7 @@ pub fn pair_cookie_refs<'a, 'b>(
         }
         Ok(())
     };
-    let res = l.into_iter().zip(r).try_for_each(|(a, b)| pair(a, b));
+    let res = l.zip(r).try_for_each(|(a, b)| pair(a, b));
     if res.is_err() {
         for (namespace, a, b) in made {
             map.unbind(namespace, a, b);

@@ -6,6 +6,7 @@ mod conversation;
 mod library;
 mod matcher;
 mod script;
+mod shape;
 mod template;
 mod walked;
 
@@ -15,5 +16,6 @@ pub use conversation::{Conversation, Decoded, MEMORY_LIMIT};
 pub use library::Library;
 pub use matcher::{pair_cookie_refs, pair_cookies, Audience, Candidate, Deviation, Step};
 pub use script::{Script, ScriptError, ScriptMessage, ServiceCodecs, Side, FORMAT, VERSION};
+pub use shape::{roles_of, Shape};
 pub use template::Template;
 pub use walked::{RoleRef, Walked};

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{Choices, Description, Entry, MatchKey, RoleField};
 
 use super::conversation::{Conversation, Decoded};
+use super::shape::Shape;
 use super::template::Template;
 
 /// The `format` field of every script file.
@@ -69,6 +70,8 @@ pub struct ScriptMessage {
     before: Conversation,
     /// A server message as bytes to patch (none if its role fields cannot be patched).
     pub template: Option<Template>,
+    /// A client message as bytes to compare (none if its role fields cannot be read in place).
+    pub shape: Option<Shape>,
 }
 
 /// A service as the codecs see it: its name and the message type each side sends.
@@ -158,16 +161,21 @@ impl Script {
                 )));
             }
             let desc = Description::of(d.msg.as_ref());
-            let template = match side {
-                Side::Server => Template::build(entry, &before, &bytes),
-                Side::Client => None,
+            let key = MatchKey::of_any(d.msg.as_ref());
+            let (template, shape) = match side {
+                Side::Server => (Template::build(entry, &before, &bytes), None),
+                Side::Client => (
+                    None,
+                    Shape::build(entry, &before, &bytes, (&desc.roles, &key)),
+                ),
             };
             out.push(ScriptMessage {
                 template,
+                shape,
                 side,
                 kind: desc.kind(service.text),
                 fields: desc.roles,
-                key: MatchKey::of_any(d.msg.as_ref()),
+                key,
                 options: Choices::of_any(d.msg.as_ref()),
                 bytes,
                 before,

@@ -27,15 +27,38 @@ enum Form {
 
 /// Where a patchable role field lies, and how it is written.
 #[derive(Debug, Clone)]
-struct Patch {
-    start: usize,
-    end: usize,
+pub(super) struct Patch {
+    pub(super) start: usize,
+    pub(super) end: usize,
     form: Form,
 }
 
 impl Patch {
+    /// The form in which the recorded field `f` lies at span `s` of `bytes`, if any.
+    pub(super) fn matching(s: &Span, f: &RoleField, bytes: &[u8]) -> Option<Patch> {
+        [Form::Le, Form::Be, Form::Raw]
+            .into_iter()
+            .map(|form| Patch {
+                start: s.start,
+                end: s.end,
+                form,
+            })
+            .find(|p| p.encode(&f.value).as_deref() == Some(&bytes[p.start..p.end]))
+    }
+
+    /// The value the field's bytes in `msg` hold (`msg` is at least as long as the field's
+    /// end).
+    pub(super) fn read(&self, msg: &[u8]) -> Value {
+        let b = &msg[self.start..self.end];
+        match self.form {
+            Form::Le => Value::Uint(b.iter().rev().fold(0, |n, x| n << 8 | u64::from(*x))),
+            Form::Be => Value::Uint(b.iter().fold(0, |n, x| n << 8 | u64::from(*x))),
+            Form::Raw => Value::Bytes(Bytes::copy_from_slice(b)),
+        }
+    }
+
     /// `v` as the field's bytes; `None` when it does not fit them.
-    fn encode(&self, v: &Value) -> Option<Vec<u8>> {
+    pub(super) fn encode(&self, v: &Value) -> Option<Vec<u8>> {
         let w = self.end - self.start;
         match (self.form, v) {
             (Form::Le | Form::Be, Value::Uint(n)) => {
@@ -63,43 +86,15 @@ pub struct Template {
 
 impl Template {
     /// The template of a server message, decoded on `before` (the conversation just before
-    /// it); `None` when its role fields cannot be located or it does not encode back to itself.
+    /// it); `None` when it does not encode back to itself.
     pub fn build(entry: &Entry, before: &Conversation, bytes: &Bytes) -> Option<Template> {
         let decode = || before.clone().decode(entry, bytes.clone(), false).ok();
-        let traced = before
-            .clone()
-            .decode_traced(entry, bytes.clone(), false)
-            .ok()?;
-        if encoded(traced.msg.as_ref())? != bytes[..] {
-            return None;
-        }
-        let roles = RoleFields::of_any(traced.msg.as_ref());
-        // A length field is traced twice, the second time empty where what it measures ends.
-        let mut spans: Vec<Span> = Vec::with_capacity(traced.spans.len());
-        for s in &traced.spans {
-            let again = s.start == s.end && spans.iter().any(|e| std::ptr::eq(e.field, s.field));
-            if !again {
-                spans.push(s.clone());
-            }
-        }
-        if roles.len() != spans.len() {
-            return None;
-        }
+        let (roles, spans) = located(entry, before, bytes, false)?;
         let mut fields = Vec::with_capacity(roles.len());
         for (k, (f, s)) in roles.iter().zip(&spans).enumerate() {
-            let name_ok =
-                f.path == s.field.field || f.path.ends_with(&format!(".{}", s.field.field));
-            if !name_ok || s.field.role != Some(f.role) || s.end > bytes.len() || s.start > s.end {
-                return None;
-            }
-            let patch = [Form::Le, Form::Be, Form::Raw]
-                .into_iter()
-                .map(|form| Patch {
-                    start: s.start,
-                    end: s.end,
-                    form,
-                })
-                .find(|p| p.encode(&f.value).as_deref() == Some(&bytes[p.start..p.end]))
+            let patch = s
+                .as_ref()
+                .and_then(|s| Patch::matching(s, f, bytes))
                 .filter(|p| verified(p, k, f, bytes, &decode));
             fields.push(patch);
         }
@@ -107,12 +102,19 @@ impl Template {
     }
 
     /// The reply rewritten by `rw`: the recording (`bytes`, role fields `roles`) with each
-    /// changed field patched; `None` when a change cannot be patched (the caller rewrites the
-    /// decoded message instead).
-    pub fn patch(&self, bytes: &Bytes, roles: &[RoleField], rw: &Rewrite) -> Option<Bytes> {
+    /// changed field patched, and the changed fields' new values by their index among the
+    /// role fields; `None` when a change cannot be patched (the caller rewrites the decoded
+    /// message instead).
+    pub fn patch(
+        &self,
+        bytes: &Bytes,
+        roles: &[RoleField],
+        rw: &Rewrite,
+    ) -> Option<(Bytes, Vec<(usize, Value)>)> {
         let mut out: Option<BytesMut> = None;
-        for (f, p) in roles.iter().zip(&self.fields) {
-            let Some(new) = rw.new_value(f.role, f.value.clone()) else {
+        let mut changed = Vec::new();
+        for (k, (f, p)) in roles.iter().zip(&self.fields).enumerate() {
+            let Some(new) = rw.new_value(f.role, &f.value) else {
                 continue;
             };
             if new == f.value {
@@ -122,9 +124,53 @@ impl Template {
             let b = p.encode(&new)?;
             out.get_or_insert_with(|| BytesMut::from(&bytes[..]))[p.start..p.end]
                 .copy_from_slice(&b);
+            changed.push((k, new));
         }
-        Some(out.map_or_else(|| bytes.clone(), BytesMut::freeze))
+        Some((out.map_or_else(|| bytes.clone(), BytesMut::freeze), changed))
     }
+}
+
+/// A recorded message's role fields and where each lies in its bytes (`to_server`: sent by
+/// the client), decoded on `before`; `None` when the message does not decode or encode back
+/// to itself. Spans come in wire order, role fields in visiting order (NDR's deferred
+/// pointers differ): each role field takes the first span left of its name and role, and one
+/// with none is not located. A wrong pairing is caught where a span is used: a field is patched
+/// or read only after trying other values in it.
+pub(super) fn located(
+    entry: &Entry,
+    before: &Conversation,
+    bytes: &Bytes,
+    to_server: bool,
+) -> Option<(Vec<RoleField>, Vec<Option<Span>>)> {
+    let traced = before
+        .clone()
+        .decode_traced(entry, bytes.clone(), to_server);
+    let traced = traced.ok()?;
+    if encoded(traced.msg.as_ref())? != bytes[..] {
+        return None;
+    }
+    let roles = RoleFields::of_any(traced.msg.as_ref());
+    // A length field is traced twice, the second time empty where what it measures ends.
+    let mut spans: Vec<Option<&Span>> = Vec::with_capacity(traced.spans.len());
+    for s in &traced.spans {
+        let again = s.start == s.end
+            && spans
+                .iter()
+                .flatten()
+                .any(|e| std::ptr::eq(e.field, s.field));
+        if !again && s.start <= s.end && s.end <= bytes.len() {
+            spans.push(Some(s));
+        }
+    }
+    let mut found = Vec::with_capacity(roles.len());
+    for f in &roles {
+        let name = f.path.rsplit('.').next().unwrap_or(&f.path);
+        let at = spans
+            .iter()
+            .position(|s| s.is_some_and(|s| s.field.field == name && s.field.role == Some(f.role)));
+        found.push(at.and_then(|i| spans[i].take()).cloned());
+    }
+    Some((roles, found))
 }
 
 fn encoded(msg: &dyn AnyMessage) -> Option<BytesMut> {
@@ -134,28 +180,15 @@ fn encoded(msg: &dyn AnyMessage) -> Option<BytesMut> {
 }
 
 /// Whether patching field `k` with other values gives what the encoder gives.
-fn verified(
+pub(super) fn verified(
     p: &Patch,
     k: usize,
     f: &RoleField,
     bytes: &Bytes,
     decode: &dyn Fn() -> Option<super::Decoded>,
 ) -> bool {
-    let w = p.end - p.start;
-    let tests: Vec<Value> = match &f.value {
-        Value::Uint(n) => {
-            let mask = if w >= 8 {
-                u64::MAX
-            } else {
-                (1u64 << (8 * w)) - 1
-            };
-            vec![
-                Value::Uint(!n & mask),
-                Value::Uint(n.wrapping_add(1) & mask),
-            ]
-        }
-        Value::Bytes(b) => vec![Value::Bytes(b.iter().map(|x| !x).collect())],
-        _ => return false,
+    let Some(tests) = test_values(p, &f.value) else {
+        return false;
     };
     tests.into_iter().all(|t| {
         let Some(mut d) = decode() else { return false };
@@ -173,6 +206,27 @@ fn verified(
         patched[p.start..p.end].copy_from_slice(&b);
         full[..] == patched[..]
     })
+}
+
+/// Other values than `v` for a field patched at `p`: every bit flipped, and one more (a
+/// number), or every byte flipped; `None` for a value that is neither.
+pub(super) fn test_values(p: &Patch, v: &Value) -> Option<Vec<Value>> {
+    let w = p.end - p.start;
+    match v {
+        Value::Uint(n) => {
+            let mask = if w >= 8 {
+                u64::MAX
+            } else {
+                (1u64 << (8 * w)) - 1
+            };
+            Some(vec![
+                Value::Uint(!n & mask),
+                Value::Uint(n.wrapping_add(1) & mask),
+            ])
+        }
+        Value::Bytes(b) => Some(vec![Value::Bytes(b.iter().map(|x| !x).collect())]),
+        _ => None,
+    }
 }
 
 /// Sets the value of the `k`-th role field.

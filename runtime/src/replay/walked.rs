@@ -45,7 +45,11 @@ impl<'a> From<&'a RoleField> for RoleRef<'a> {
 impl RoleRef<'_> {
     /// The same field as `f`: same path, role and value (then their texts are equal too).
     pub fn same_as(&self, f: &RoleField) -> bool {
-        self.path == f.path && self.role == f.role && *self.value == f.value
+        // The value first: it is what differs when anything does; a path that is the
+        // field's own (a message read in place) needs no comparing.
+        *self.value == f.value
+            && (std::ptr::eq(self.path, f.path.as_str()) || self.path == f.path)
+            && self.role == f.role
     }
 }
 
@@ -92,7 +96,7 @@ impl Walked {
     }
 
     /// Role fields, in wire order.
-    pub fn roles(&self) -> impl Iterator<Item = RoleRef<'_>> + '_ {
+    pub fn roles(&self) -> impl Iterator<Item = RoleRef<'_>> + Clone + '_ {
         self.fields.iter().filter_map(|e| {
             e.role.map(|role| RoleRef {
                 path: self.path(&e.path),

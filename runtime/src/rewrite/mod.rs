@@ -69,19 +69,19 @@ impl<'a> Rewrite<'a> {
     }
 
     /// The value a field of this role that holds `v` gets, if it changes.
-    pub fn new_value(&self, role: &Role, v: Value) -> Option<Value> {
+    pub fn new_value(&self, role: &Role, v: &Value) -> Option<Value> {
         match role {
             Role::Cookie { namespace, .. } => {
                 let (map, way) = self.cookies?;
                 match way {
-                    Way::Forward => map.forward(namespace, &v),
-                    Way::Backward => map.backward(namespace, &v),
+                    Way::Forward => map.forward(namespace, v),
+                    Way::Backward => map.backward(namespace, v),
                 }
                 .cloned()
             }
             Role::Address | Role::Hostname => self.map_address(v, role == &Role::Hostname),
             Role::Timestamp { format } => fresh_timestamp(format, self.now?)
-                .map(|fresh| at_recorded_precision(format, &v, fresh)),
+                .map(|fresh| at_recorded_precision(format, v, fresh)),
             Role::Index { list } => self
                 .indexes
                 .iter()
@@ -95,7 +95,7 @@ impl<'a> Rewrite<'a> {
         }
     }
 
-    fn map_address(&self, v: Value, hostname: bool) -> Option<Value> {
+    fn map_address(&self, v: &Value, hostname: bool) -> Option<Value> {
         // Addresses written as text, and (in host names) the names: only for text values.
         let texts = || -> Vec<(String, String)> {
             let names = if hostname { &self.names[..] } else { &[] };
@@ -109,7 +109,7 @@ impl<'a> Rewrite<'a> {
             Value::Ip(ip) => self
                 .addresses
                 .iter()
-                .find(|(a, _)| *a == ip)
+                .find(|(a, _)| a == ip)
                 .map(|(_, b)| Value::Ip(*b)),
             Value::Socket(s) => self
                 .addresses
@@ -117,14 +117,14 @@ impl<'a> Rewrite<'a> {
                 .find(|(a, _)| *a == s.ip())
                 .map(|(_, b)| Value::Socket(std::net::SocketAddr::new(*b, s.port()))),
             Value::Uint(n) => self.addresses.iter().find_map(|(a, b)| match (a, b) {
-                (IpAddr::V4(a), IpAddr::V4(b)) if u64::from(u32::from(*a)) == n => {
+                (IpAddr::V4(a), IpAddr::V4(b)) if u64::from(u32::from(*a)) == *n => {
                     Some(Value::Uint(u64::from(u32::from(*b))))
                 }
                 _ => None,
             }),
-            Value::Str(s) => replace_text(&s, &texts()).map(Value::Str),
+            Value::Str(s) => replace_text(s, &texts()).map(Value::Str),
             Value::Bytes(b) => {
-                let s = std::str::from_utf8(&b).ok()?;
+                let s = std::str::from_utf8(b).ok()?;
                 replace_text(s, &texts()).map(|t| Value::Bytes(t.into_bytes().into()))
             }
             Value::Int(_) => None,
@@ -189,7 +189,7 @@ fn replace_text(s: &str, pairs: &[(String, String)]) -> Option<String> {
 impl VisitorMut for Rewrite<'_> {
     fn field(&mut self, name: &'static str, class: Class, value: &mut dyn FieldValue) {
         let Class::Role(role) = class else { return };
-        if let Some(new) = self.new_value(role, value.value()) {
+        if let Some(new) = self.new_value(role, &value.value()) {
             if let Err(e) = value.set(new) {
                 self.errors.push((name.to_string(), e));
             }

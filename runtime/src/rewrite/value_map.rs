@@ -2,6 +2,7 @@
 //! attacker and honeypot): one value on the left pairs with one value on the right.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use bytes::Bytes;
 
@@ -54,10 +55,46 @@ enum Pairs {
     Many(Box<Maps>),
 }
 
+/// Both directions of a long map.
 #[derive(Debug, Clone)]
 struct Maps {
-    forward: HashMap<(&'static str, Value), Value>,
-    backward: HashMap<(&'static str, Value), Value>,
+    forward: HashMap<(&'static str, Value), Value, Quick>,
+    backward: HashMap<(&'static str, Value), Value, Quick>,
+}
+
+/// The maps' hashing: the values are the session's own (cookies it was sent or chose), not a
+/// table an attacker can fill with colliding keys beyond what the session's memory limit
+/// allows, so a multiply-rotate hash (FxHash's) replaces SipHash, which took most of the time
+/// of a lookup.
+type Quick = BuildHasherDefault<QuickHasher>;
+
+#[derive(Default)]
+struct QuickHasher(u64);
+
+impl Hasher for QuickHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        for b in chunks.remainder() {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl ValueMap {
@@ -104,8 +141,8 @@ impl ValueMap {
                 v.push((namespace, left, right));
             }
             Pairs::Few(v) => {
-                let mut forward = HashMap::with_capacity(2 * FEW);
-                let mut backward = HashMap::with_capacity(2 * FEW);
+                let mut forward = HashMap::with_capacity_and_hasher(2 * FEW, Quick::default());
+                let mut backward = HashMap::with_capacity_and_hasher(2 * FEW, Quick::default());
                 for (ns, l, r) in std::mem::take(v)
                     .into_iter()
                     .chain([(namespace, left, right)])
@@ -170,6 +207,14 @@ impl ValueMap {
         // A value that stayed taken (nothing free) keeps the earlier pair.
         let _ = self.bind(namespace, left.clone(), right);
         left
+    }
+
+    /// Every pair, `(namespace, left, right)`, in no particular order.
+    pub fn entries(&self) -> Vec<(&'static str, &Value, &Value)> {
+        match &self.pairs {
+            Pairs::Few(v) => v.iter().map(|(ns, l, r)| (*ns, l, r)).collect(),
+            Pairs::Many(m) => m.forward.iter().map(|((ns, l), r)| (*ns, l, r)).collect(),
+        }
     }
 
     pub fn forward(&self, namespace: &'static str, left: &Value) -> Option<&Value> {

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::replay::{ScriptMessage, Walked};
+use crate::replay::{RoleRef, ScriptMessage, Walked};
 
 /// How one message differed from the script's message at the same index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,14 +72,23 @@ impl Differences {
     /// against the script's message, from the fields compared as values: text is made only for
     /// the fields that differ.
     pub fn between(length: usize, walked: &Walked, script: &ScriptMessage) -> Vec<Difference> {
+        Differences::between_roles(length, walked.roles(), script)
+    }
+
+    /// [`Differences::between`] for a message's role fields however they were found.
+    pub fn between_roles<'a>(
+        length: usize,
+        roles: impl Iterator<Item = RoleRef<'a>> + Clone,
+        script: &ScriptMessage,
+    ) -> Vec<Difference> {
         let mut out = Vec::new();
         if length != script.bytes.len() {
             out.push(Difference::Length(length));
         }
-        let mut aligned = walked.role_count() == script.fields.len();
+        let mut aligned = roles.clone().count() == script.fields.len();
         let mut values = Vec::new();
         if aligned {
-            for (k, (a, b)) in walked.roles().zip(&script.fields).enumerate() {
+            for (k, (a, b)) in roles.clone().zip(&script.fields).enumerate() {
                 if a.same_as(b) {
                     continue;
                 }
@@ -98,9 +107,7 @@ impl Differences {
         if aligned {
             out.extend(values);
         } else {
-            out.push(Difference::Roles(
-                walked.roles().map(|r| r.to_string()).collect(),
-            ));
+            out.push(Difference::Roles(roles.map(|r| r.to_string()).collect()));
         }
         out
     }

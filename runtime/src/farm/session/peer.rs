@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::codec::{DecodeError, Entry, FrameBuf, FrameError};
+use crate::codec::{DecodeError, DecodeErrorKind, Entry, FrameBuf, FrameError};
 use crate::replay::{Conversation, Decoded, ServiceCodecs};
 
 use super::error::{SessionError, Side};
@@ -34,7 +34,15 @@ pub struct Peer {
     gathering: Option<Instant>,
     /// Messages read from it so far.
     read: usize,
+    /// Messages recognised without decoding (`true`: read from it, else sent to it), in
+    /// order: the conversation decodes them before anything else, when it is next needed.
+    deferred: Vec<(Bytes, bool)>,
+    deferred_bytes: usize,
 }
+
+/// Deferred messages past this many bytes are decoded at once: a long dialog on the fast path
+/// holds no more than this.
+const DEFERRED_MAX: usize = 16 << 10;
 
 impl Peer {
     /// The attacker's end (it sends client messages) or a honeypot's (server messages).
@@ -63,6 +71,8 @@ impl Peer {
             patience,
             gathering: None,
             read: 0,
+            deferred: Vec::new(),
+            deferred_bytes: 0,
         }
     }
 
@@ -80,6 +90,10 @@ impl Peer {
     pub fn try_message(&mut self) -> Result<Option<Decoded>, SessionError> {
         let to_server = self.to_server();
         let (side, at) = (self.side, self.read);
+        if !self.buf.is_empty() {
+            self.catch_up()
+                .map_err(|source| SessionError::Undecodable { side, at, source })?;
+        }
         match self.conv.next_message(self.sends, &mut self.buf, to_server) {
             Ok(Some(d)) => {
                 self.read += 1;
@@ -90,6 +104,74 @@ impl Peer {
             Err(FrameError::Decode(source)) => Err(SessionError::Undecodable { side, at, source }),
             Err(source) => Err(SessionError::Frame { side, at, source }),
         }
+    }
+
+    /// The next whole message already received, when `known` recognises it at the front of
+    /// the received bytes without decoding (and says how long it is): what `known` made of
+    /// it, and its bytes. Its decoding is deferred (see [`Peer::catch_up`]).
+    pub fn try_known<T>(
+        &mut self,
+        known: impl FnOnce(&[u8]) -> Option<(usize, T)>,
+    ) -> Result<Option<(T, Bytes)>, SessionError> {
+        let unknown = || {
+            DecodeError::new(
+                DecodeErrorKind::Invalid {
+                    reason: String::new(),
+                },
+                0,
+            )
+        };
+        let Ok(Some((t, frame))) = self
+            .buf
+            .next(|b| known(&b).map(|(n, t)| (t, n)).ok_or_else(unknown))
+        else {
+            return Ok(None);
+        };
+        self.read += 1;
+        self.gathering = (!self.buf.is_empty()).then(Instant::now);
+        // Copied: the receive buffer is not kept for it.
+        let bytes = Bytes::copy_from_slice(&frame);
+        self.defer(bytes.clone(), true)
+            .map_err(|source| SessionError::Undecodable {
+                side: self.side,
+                at: self.read - 1,
+                source,
+            })?;
+        Ok(Some((t, bytes)))
+    }
+
+    /// Decodes the last message [`Peer::try_known`] returned after all (a message recognised,
+    /// but recorded or handed on as the full path does it).
+    pub fn decode_known(&mut self) -> Result<Decoded, DecodeError> {
+        let last = self.deferred.pop();
+        self.catch_up()?;
+        let (bytes, _) = last.unwrap_or_default();
+        self.conv.decode(self.sends, bytes, self.to_server())
+    }
+
+    /// Notes a message sent to this peer as [`Peer::note_sent`] does, its decoding deferred.
+    pub fn defer_sent(&mut self, bytes: Bytes) -> Result<(), DecodeError> {
+        self.defer(bytes, false)
+    }
+
+    fn defer(&mut self, bytes: Bytes, read: bool) -> Result<(), DecodeError> {
+        self.deferred_bytes += bytes.len();
+        self.deferred.push((bytes, read));
+        if self.deferred_bytes > DEFERRED_MAX {
+            self.catch_up()?;
+        }
+        Ok(())
+    }
+
+    /// Decodes the deferred messages, in order, on the conversation.
+    fn catch_up(&mut self) -> Result<(), DecodeError> {
+        self.deferred_bytes = 0;
+        let to_server = self.to_server();
+        for (bytes, read) in std::mem::take(&mut self.deferred) {
+            let entry = if read { self.sends } else { self.receives };
+            self.conv.decode(entry, bytes, to_server == read)?;
+        }
+        Ok(())
     }
 
     /// Reads more bytes; `Ok(false)` at the end of the stream. Fails when the peer is silent
@@ -172,6 +254,7 @@ impl Peer {
     /// Decodes a message sent to this peer on its conversation (later messages may recall
     /// what it remembers): the caller decides what an undecodable one means.
     pub fn note_sent(&mut self, bytes: &Bytes) -> Result<Decoded, DecodeError> {
+        self.catch_up()?;
         let to_server = !self.to_server();
         self.conv.decode(self.receives, bytes.clone(), to_server)
     }

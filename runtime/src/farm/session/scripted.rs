@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::codec::{AnyMessage, MatchKey, RoleFields};
-use crate::replay::{Audience, Candidates, Deviation, Script, Step, Walked};
+use crate::codec::{AnyMessage, MatchKey, RoleFields, Value};
+use crate::replay::{
+    roles_of, Audience, Candidates, Decoded, Deviation, RoleRef, Script, Step, Walked,
+};
 
 use super::super::events::{Differences, FollowedEvent, Source};
-use super::error::{End, SessionError};
+use super::error::{End, SessionError, Side};
 use super::handoff::HandingOff;
 use super::peer::Peer;
 use super::refusal::refuse;
@@ -35,6 +37,20 @@ pub struct Scripted {
     /// Another script answers now: the messages from here on are not the recorded script's
     /// and are stored whole.
     switched: bool,
+}
+
+/// An attacker's message: recognised in its bytes (its role values, `None` for the script's;
+/// its bytes), or decoded.
+enum Incoming {
+    Known(Vec<Option<Value>>, Bytes),
+    Full(Decoded),
+}
+
+/// What an attacker's message calls for.
+enum Answer {
+    /// The step's replies, to the request (its bytes).
+    Reply(Step, Bytes),
+    End(Next),
 }
 
 /// Where the scripted phase led.
@@ -125,57 +141,154 @@ impl Scripted {
         }
         loop {
             let at = self.attacker.messages_read();
-            let Some(d) = self.attacker.read_message().await? else {
+            let Some(incoming) = self.next_incoming().await? else {
                 return match at {
                     0 => Err(SessionError::NothingSent),
                     _ => Ok(Next::Done),
                 };
             };
-            // Not kept past the message: its values share the receive buffer.
-            let walked = Walked::of(d.msg.as_ref());
-            if walked.has_artifacts() {
-                s.files.collect(d.msg.as_ref());
+            let answer = match incoming {
+                Incoming::Known(values, request) => self.known(s, audience, values, request)?,
+                Incoming::Full(d) => self.full(s, audience, d, at),
+            };
+            match answer {
+                Answer::Reply(step, request) => self.answer(s, step, request).await?,
+                Answer::End(next) => return Ok(next),
             }
-            let step = self
-                .follow(s, d.msg.as_ref(), &walked)
-                .and_then(|()| self.cands.serve(audience));
-            if step.is_ok() {
-                self.note_answering(s);
+        }
+    }
+
+    /// Matches a decoded message and records it.
+    fn full(&mut self, s: &mut Session, audience: Audience, d: Decoded, at: usize) -> Answer {
+        // Not kept past the message: its values share the receive buffer.
+        let walked = Walked::of(d.msg.as_ref());
+        if walked.has_artifacts() {
+            s.files.collect(d.msg.as_ref());
+        }
+        let step = self
+            .follow(s, d.msg.as_ref(), &walked)
+            .and_then(|()| self.cands.serve(audience));
+        if step.is_ok() {
+            self.note_answering(s);
+        }
+        // Recorded once the script accepted it or not: the store keeps only what differs.
+        match (&step, self.following()) {
+            // The accepted message comes just before the first reply in the script.
+            (Ok(step), Some(script)) if step.at > 0 => followed(
+                s,
+                script,
+                step.at - 1,
+                (d.bytes.len(), walked.roles()),
+                Source::Attacker,
+            ),
+            _ => {
+                s.event(d.msg.as_ref(), d.bytes.len(), true, Source::Attacker, false);
             }
-            // Recorded once the script accepted it or not: the store keeps only what differs.
-            match (&step, self.following()) {
-                // The accepted message comes just before the first reply in the script.
-                (Ok(step), Some(script)) if step.at > 0 => followed(
-                    s,
-                    script,
-                    step.at - 1,
-                    (d.bytes.len(), &walked),
-                    Source::Attacker,
-                ),
-                _ => {
-                    s.event(d.msg.as_ref(), d.bytes.len(), true, Source::Attacker, false);
+        }
+        match step {
+            Ok(step) => Answer::Reply(step, Bytes::copy_from_slice(&d.bytes)),
+            Err(deviation) => Answer::End(Next::Deviated {
+                msg: d.msg,
+                at,
+                deviation,
+            }),
+        }
+    }
+
+    /// The attacker's next message: recognised in its bytes while one script is followed and
+    /// the message has the shape of its next one, else decoded; `None` when the attacker
+    /// closed between messages.
+    async fn next_incoming(&mut self) -> Result<Option<Incoming>, SessionError> {
+        loop {
+            if self.cands.len() == 1 && self.recorded.is_some() && !self.switched {
+                let cands = &mut self.cands;
+                let known = self.attacker.try_known(|b| cands.accept_bytes(b))?;
+                if let Some((values, request)) = known {
+                    return Ok(Some(Incoming::Known(values, request)));
                 }
             }
-            match step {
-                Ok(step) => {
-                    let replies = self.send(s, step).await?;
-                    self.keep(
+            if let Some(d) = self.attacker.try_message()? {
+                return Ok(Some(Incoming::Full(d)));
+            }
+            if !self.attacker.fill().await? {
+                return match self.attacker.unframed().1 {
+                    0 => Ok(None),
+                    n => Err(SessionError::ClosedMidMessage(n)),
+                };
+            }
+        }
+    }
+
+    /// Answers a message recognised in its bytes (role values `values`, `None` for the
+    /// script's), with the outcome, events and bindings the full path gives it; `Some` when
+    /// the scripted phase ends with it.
+    fn known(
+        &mut self,
+        s: &mut Session,
+        audience: Audience,
+        values: Vec<Option<Value>>,
+        request: Bytes,
+    ) -> Result<Answer, SessionError> {
+        let at = self.attacker.messages_read() - 1;
+        let step = self.cands.serve(audience);
+        if step.is_ok() {
+            self.note_answering(s);
+        }
+        match (step, self.following()) {
+            (Ok(step), Some(script)) if step.at > 0 => {
+                if let Some(m) = script.messages.get(step.at - 1) {
+                    let roles = roles_of(&m.fields, &values);
+                    followed(
                         s,
-                        Exchange {
-                            request: Some(Bytes::copy_from_slice(&d.bytes)),
-                            replies,
-                        },
+                        script.clone(),
+                        step.at - 1,
+                        (request.len(), roles),
+                        Source::Attacker,
                     );
                 }
-                Err(deviation) => {
-                    return Ok(Next::Deviated {
+                Ok(Answer::Reply(step, request))
+            }
+            // Not seen with one script followed: decoded after all, and recorded as the full
+            // path records it.
+            (step, _) => {
+                let d =
+                    self.attacker
+                        .decode_known()
+                        .map_err(|source| SessionError::Undecodable {
+                            side: Side::Attacker,
+                            at,
+                            source,
+                        })?;
+                s.event(d.msg.as_ref(), request.len(), true, Source::Attacker, false);
+                Ok(match step {
+                    Ok(step) => Answer::Reply(step, request),
+                    Err(deviation) => Answer::End(Next::Deviated {
                         msg: d.msg,
                         at,
                         deviation,
-                    })
-                }
+                    }),
+                })
             }
         }
+    }
+
+    /// Sends a step's replies to the attacker's `request` and keeps the exchange.
+    async fn answer(
+        &mut self,
+        s: &mut Session,
+        step: Step,
+        request: Bytes,
+    ) -> Result<(), SessionError> {
+        // Boxed: a session waiting for its next message does not carry the write's state.
+        let replies = Box::pin(self.send(s, step)).await?;
+        self.keep(
+            s,
+            Exchange {
+                request: Some(request),
+                replies,
+            },
+        );
+        Ok(())
     }
 
     /// Keeps an exchange for a handoff; without honeypots there is none, and nothing is kept.
@@ -224,7 +337,7 @@ impl Scripted {
     }
 
     /// Sends script replies to the attacker in one write; returns them as the history keeps
-    /// them.
+    /// them (none without honeypots).
     async fn send(&mut self, s: &mut Session, step: Step) -> Result<Vec<Bytes>, SessionError> {
         // What the other candidates, if any, need to follow what was sent (none: nothing to
         // build).
@@ -232,6 +345,31 @@ impl Scripted {
         let following = self.following();
         let mut heard = Vec::new();
         for (i, r) in step.replies.iter().enumerate() {
+            // A patched reply following the script: its role values are known, and its
+            // decoding on the attacker's side waits until needed.
+            let patched = step.patched.get(i).and_then(Option::as_ref);
+            if let (Some(script), Some(changed), false) = (&following, patched, others) {
+                self.attacker
+                    .defer_sent(r.clone())
+                    .map_err(SessionError::ReplyUndecodable)?;
+                if let Some(m) = script.messages.get(step.at + i) {
+                    let mut values = vec![None; m.fields.len()];
+                    for (k, v) in changed {
+                        if let Some(slot) = values.get_mut(*k) {
+                            *slot = Some(v.clone());
+                        }
+                    }
+                    let roles = roles_of(&m.fields, &values);
+                    followed(
+                        s,
+                        script.clone(),
+                        step.at + i,
+                        (r.len(), roles),
+                        Source::Script,
+                    );
+                }
+                continue;
+            }
             // Decoded on the attacker's side too: later requests may recall what it remembers.
             let d = self
                 .attacker
@@ -245,7 +383,7 @@ impl Scripted {
                         s,
                         script.clone(),
                         step.at + i,
-                        (r.len(), &walked),
+                        (r.len(), walked.roles()),
                         Source::Script,
                     );
                 }
@@ -257,35 +395,37 @@ impl Scripted {
                 heard.push((MatchKey::of_any(msg), RoleFields::of_any(msg)));
             }
         }
-        self.attacker.write_messages(&step.replies).await?;
-        if !step.replies.is_empty() {
-            s.first_reply();
-        }
         if others {
             let heard: Vec<_> = heard.iter().map(|(k, f)| (k, f.as_slice())).collect();
             self.cands.heard(&heard);
         }
-        Ok(step
-            .replies
-            .iter()
-            .map(|r| Bytes::copy_from_slice(r))
-            .collect())
+        drop((heard, following));
+        let replies = step.replies;
+        self.attacker.write_messages(&replies).await?;
+        if !replies.is_empty() {
+            s.first_reply();
+        }
+        // Kept for a handoff only (the history keeps nothing without honeypots).
+        Ok(match s.cfg.pool {
+            Some(_) => replies,
+            None => Vec::new(),
+        })
     }
 }
 
-/// Records a message (`length` bytes, its fields walked) as following `script` at `index`:
-/// what differs from the script's message, compared field by field.
-fn followed(
+/// Records a message (`length` bytes, its role fields `roles`) as following `script` at
+/// `index`: what differs from the script's message, compared field by field.
+fn followed<'a>(
     s: &Session,
     script: Arc<Script>,
     index: usize,
-    (length, walked): (usize, &Walked),
+    (length, roles): (usize, impl Iterator<Item = RoleRef<'a>> + Clone),
     source: Source,
 ) {
     let Some(m) = script.messages.get(index) else {
         return;
     };
-    let differences = Differences::between(length, walked, m);
+    let differences = Differences::between_roles(length, roles, m);
     s.cfg.events.followed(FollowedEvent {
         connection: s.id,
         script,
