@@ -55,6 +55,23 @@ fn sizes_held_in_text_are_length_roles() {
     );
 }
 
+/// Found by the `registry` fuzz target (`fuzz/regressions/registry/`): a Content-Length too
+/// long for any size read as absent, so the body was empty and re-encoding wrote `0`.
+#[test]
+fn a_size_held_in_text_that_fits_no_size_is_an_error() {
+    let wire =
+        b"HTTP/1.1 200 OK\r\nContent-Length: 555555555555555555555555555555555555555555\r\n\r\n";
+    let err = http::Response::decode(Bytes::from_static(wire)).unwrap_err();
+    assert!(matches!(err.kind, DecodeErrorKind::Arithmetic), "{err}");
+    let err = http::Request::decode(Bytes::from_static(
+        b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+    ))
+    .unwrap_err();
+    assert!(matches!(err.kind, DecodeErrorKind::Arithmetic), "{err}");
+    let ok = http::Request::decode(Bytes::from_static(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+    assert!(ok.is_ok(), "no Content-Length is an empty body: {ok:?}");
+}
+
 #[test]
 fn ftp_commands_keep_odd_arguments_as_sent() {
     for wire in [

@@ -396,8 +396,8 @@ impl Gen<'_> {
                 let root = local(&sf.root);
                 let find = self.path_find(&sf.steps, quote!(#root));
                 let read = quote!({
-                    let __held: Option<i128> = (|| { #find None })();
-                    r.bytes_by(__held.unwrap_or(0))?
+                    let __held: Option<Option<i128>> = (|| { #find None })();
+                    r.bytes_held(__held)?
                 });
                 Dec::Val(match f.ty {
                     Ty::Utf16(_) => quote!(#rt::Utf16 { raw: #read }),

@@ -61,13 +61,15 @@ impl Gen<'_> {
         }
     }
 
-    /// Statements that `return` the number at the end of a `@size` path from `base`.
+    /// Statements that `return` the number at the end of a `@size` path from `base`:
+    /// `Some(None)` when the field is there but its text holds no number that fits (an
+    /// error, not an absent size).
     pub(super) fn path_find(&self, steps: &[ir::PathStep], base: TokenStream) -> TokenStream {
         self.path_walk(steps, base, false, &|place, last| match last {
             Some(ir::PathStep::Leaf {
                 conv: Conv::Number, ..
-            }) => quote!(return #place.value();),
-            _ => quote!(return Some(i128::from(*#place));),
+            }) => quote!(return Some(#place.value());),
+            _ => quote!(return Some(Some(i128::from(*#place)));),
         })
     }
 

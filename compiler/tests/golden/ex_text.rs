@@ -706,14 +706,14 @@ impl Bdat {
             .field(
                 &__F_BDAT_CHUNK,
                 |r| Ok({
-                    let __held: Option<i128> = (|| {
+                    let __held: Option<Option<i128>> = (|| {
                         {
                             let __o = &f_cmd.size;
-                            return __o.value();
+                            return Some(__o.value());
                         }
                         None
                     })();
-                    r.bytes_by(__held.unwrap_or(0))?
+                    r.bytes_held(__held)?
                 }),
             )?;
         r.end_plain(__unit);

@@ -50,7 +50,7 @@ impl Request {
             .field(
                 &__F_REQUEST_BODY,
                 |r| Ok({
-                    let __held: Option<i128> = (|| {
+                    let __held: Option<Option<i128>> = (|| {
                         {
                             let __o = &f_head.lines;
                             for __o in __o.iter() {
@@ -62,7 +62,7 @@ impl Request {
                                             if let HeaderFieldValue::ContentLength(__o) = __o {
                                                 {
                                                     let __o = &__o.length;
-                                                    return __o.value();
+                                                    return Some(__o.value());
                                                 }
                                             }
                                         }
@@ -72,7 +72,7 @@ impl Request {
                         }
                         None
                     })();
-                    r.bytes_by(__held.unwrap_or(0))?
+                    r.bytes_held(__held)?
                 }),
             )?;
         r.end_plain(__unit);
@@ -167,7 +167,7 @@ impl Response {
             .field(
                 &__F_RESPONSE_BODY,
                 |r| Ok({
-                    let __held: Option<i128> = (|| {
+                    let __held: Option<Option<i128>> = (|| {
                         {
                             let __o = &f_head.lines;
                             for __o in __o.iter() {
@@ -179,7 +179,7 @@ impl Response {
                                             if let HeaderFieldValue::ContentLength(__o) = __o {
                                                 {
                                                     let __o = &__o.length;
-                                                    return __o.value();
+                                                    return Some(__o.value());
                                                 }
                                             }
                                         }
@@ -189,7 +189,7 @@ impl Response {
                         }
                         None
                     })();
-                    r.bytes_by(__held.unwrap_or(0))?
+                    r.bytes_held(__held)?
                 }),
             )?;
         r.end_plain(__unit);

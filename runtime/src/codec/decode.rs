@@ -114,6 +114,18 @@ impl Reader {
         self.bytes(n)
     }
 
+    /// The bytes a size held in another field gives: none when that field is absent; an
+    /// arithmetic error when it is there but holds no size (a text number too long for any
+    /// size would otherwise read as absent and re-encode as 0).
+    #[inline]
+    pub fn bytes_held(&mut self, held: Option<Option<i128>>) -> Result<Bytes, DecodeError> {
+        let n = match held {
+            None => 0,
+            Some(v) => self.arith(v.and_then(ops::usize))?,
+        };
+        self.bytes(n)
+    }
+
     /// Restricts reading to what a length field gives: `(value - add) * unit` bytes, less
     /// the `used` bytes already read since the first field it covers.
     #[inline]
