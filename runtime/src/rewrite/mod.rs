@@ -96,15 +96,6 @@ impl<'a> Rewrite<'a> {
     }
 
     fn map_address(&self, v: &Value, hostname: bool) -> Option<Value> {
-        // Addresses written as text, and (in host names) the names: only for text values.
-        let texts = || -> Vec<(String, String)> {
-            let names = if hostname { &self.names[..] } else { &[] };
-            self.addresses
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .chain(names.iter().cloned())
-                .collect()
-        };
         match v {
             Value::Ip(ip) => self
                 .addresses
@@ -122,13 +113,57 @@ impl<'a> Rewrite<'a> {
                 }
                 _ => None,
             }),
-            Value::Str(s) => replace_text(s, &texts()).map(Value::Str),
+            Value::Str(s) => self.map_text(s, hostname).map(Value::Str),
             Value::Bytes(b) => {
                 let s = std::str::from_utf8(b).ok()?;
-                replace_text(s, &texts()).map(|t| Value::Bytes(t.into_bytes().into()))
+                self.map_text(s, hostname)
+                    .map(|t| Value::Bytes(t.into_bytes().into()))
             }
             Value::Int(_) => None,
         }
+    }
+
+    /// `s` with the addresses written as text, and (in host names) the names, replaced;
+    /// `None` if nothing changed. The address texts are formatted on the stack and `s` is
+    /// copied only where something is replaced: most host-name fields hold none of them.
+    fn map_text(&self, s: &str, hostname: bool) -> Option<String> {
+        let mut out: Option<String> = None;
+        let mut replace = |from: &str, to: &str| {
+            if let Some(t) = replace_one(out.as_deref().unwrap_or(s), from, to) {
+                out = Some(t);
+            }
+        };
+        for (a, b) in &self.addresses {
+            replace(IpText::of(a).as_str(), IpText::of(b).as_str());
+        }
+        if hostname {
+            for (a, b) in &self.names {
+                replace(a, b);
+            }
+        }
+        out
+    }
+}
+
+/// An address as text, in a buffer on the stack (the longest IPv6 text is 45 bytes).
+struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    fn of(ip: &IpAddr) -> IpText {
+        use std::io::Write;
+        let mut buf = [0u8; 48];
+        let mut rest = &mut buf[..];
+        // An address's text always fits: the write cannot fail.
+        let _ = write!(rest, "{ip}");
+        let len = 48 - rest.len();
+        IpText { buf, len }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
     }
 }
 
@@ -152,38 +187,35 @@ impl Default for Rewrite<'_> {
     }
 }
 
-/// Replaces every occurrence of each `from` in `s` that stands alone (not inside a longer
-/// name or number); `None` if nothing changed.
-fn replace_text(s: &str, pairs: &[(String, String)]) -> Option<String> {
-    let mut out = s.to_string();
-    let mut changed = false;
-    for (from, to) in pairs {
-        if from.is_empty() || from == to {
+/// Replaces every occurrence of `from` in `s` (ASCII case ignored) that stands alone (not
+/// inside a longer name or number) by `to`; `None` if nothing changed. Nothing is allocated
+/// unless something is replaced.
+fn replace_one(s: &str, from: &str, to: &str) -> Option<String> {
+    if from.is_empty() || from == to {
+        return None;
+    }
+    let (hay, needle) = (s.as_bytes(), from.as_bytes());
+    let word = |c: Option<&u8>| c.is_some_and(u8::is_ascii_alphanumeric);
+    let mut result: Option<String> = None;
+    let (mut last, mut at) = (0, 0);
+    while at + needle.len() <= hay.len() {
+        let end = at + needle.len();
+        if !hay[at..end].eq_ignore_ascii_case(needle) {
+            at += 1;
             continue;
         }
-        let lower = out.to_ascii_lowercase();
-        let needle = from.to_ascii_lowercase();
-        let mut result = String::with_capacity(out.len());
-        let mut last = 0;
-        let mut search = 0;
-        while let Some(i) = lower[search..].find(&needle) {
-            let at = search + i;
-            let end = at + needle.len();
-            let part_of_word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-            if !part_of_word(out[..at].chars().next_back())
-                && !part_of_word(out[end..].chars().next())
-            {
-                result.push_str(&out[last..at]);
-                result.push_str(to);
-                last = end;
-                changed = true;
-            }
-            search = end;
+        // A whole UTF-8 needle matches only on character boundaries, so `s[..at]` is valid.
+        if !word(at.checked_sub(1).and_then(|i| hay.get(i))) && !word(hay.get(end)) {
+            let r = result.get_or_insert_with(|| String::with_capacity(s.len() + to.len()));
+            r.push_str(&s[last..at]);
+            r.push_str(to);
+            last = end;
         }
-        result.push_str(&out[last..]);
-        out = result;
+        at = end;
     }
-    changed.then_some(out)
+    let mut r = result?;
+    r.push_str(&s[last..]);
+    Some(r)
 }
 
 impl VisitorMut for Rewrite<'_> {
@@ -231,16 +263,22 @@ mod tests {
 
     #[test]
     fn replaces_whole_names_only() {
-        let p = vec![("127.0.0.1".to_string(), "127.0.0.77".to_string())];
         assert_eq!(
-            replace_text("\\\\127.0.0.1\\IPC$", &p).as_deref(),
+            replace_one("\\\\127.0.0.1\\IPC$", "127.0.0.1", "127.0.0.77").as_deref(),
             Some("\\\\127.0.0.77\\IPC$")
         );
-        assert_eq!(replace_text("127.0.0.11", &p), None);
-        let n = vec![("filesrv01".to_string(), "HONEY5".to_string())];
+        assert_eq!(replace_one("127.0.0.11", "127.0.0.1", "127.0.0.77"), None);
         assert_eq!(
-            replace_text("\\\\FILESRV01\\IPC$", &n).as_deref(),
+            replace_one("\\\\FILESRV01\\IPC$", "filesrv01", "HONEY5").as_deref(),
             Some("\\\\HONEY5\\IPC$")
+        );
+        assert_eq!(replace_one("a.b.a", "A", "xy").as_deref(), Some("xy.b.xy"));
+        assert_eq!(replace_one("ab a", "a", "a"), None);
+        let mut rw = Rewrite::new();
+        rw.addresses = vec![("::1".parse().unwrap(), "10.0.0.1".parse().unwrap())];
+        assert_eq!(
+            rw.map_text("[::1]:445", false).as_deref(),
+            Some("[10.0.0.1]:445")
         );
     }
 }

@@ -92,6 +92,15 @@ impl Differences {
                 if a.same_as(b) {
                     continue;
                 }
+                // Same path and role name: the texts differ where the values' texts do, and
+                // only the new value's text is kept.
+                if a.path == b.path && a.role.name() == b.role.name() && !a.path.contains('=') {
+                    let value = a.value.to_string();
+                    if !text_is(&b.value, &value) {
+                        values.push(Difference::Value(k, value));
+                    }
+                    continue;
+                }
                 let (a, b) = (a.to_string(), b.to_string());
                 if a == b {
                     continue;
@@ -191,6 +200,22 @@ impl fmt::Display for Differences {
     }
 }
 
+/// Whether `v`'s text is `text`, found without building it.
+fn text_is(v: &impl fmt::Display, text: &str) -> bool {
+    /// Eats `rest` while what is written matches it.
+    struct Eat<'a> {
+        rest: &'a str,
+    }
+    impl fmt::Write for Eat<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.rest = self.rest.strip_prefix(s).ok_or(fmt::Error)?;
+            Ok(())
+        }
+    }
+    let mut eat = Eat { rest: text };
+    fmt::write(&mut eat, format_args!("{v}")).is_ok() && eat.rest.is_empty()
+}
+
 fn varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
@@ -259,6 +284,17 @@ mod tests {
             back.apply(i, &mut len, &mut r);
             assert_eq!((len, &r), (*want_len, *want));
         }
+    }
+
+    #[test]
+    fn texts_are_compared_without_building_them() {
+        assert!(text_is(&crate::codec::Value::Uint(1234), "1234"));
+        assert!(!text_is(&crate::codec::Value::Uint(1234), "123"));
+        assert!(!text_is(&crate::codec::Value::Uint(123), "1234"));
+        assert!(text_is(
+            &crate::codec::Value::Str("a\"b".into()),
+            "\"a\\\"b\""
+        ));
     }
 
     #[test]
