@@ -59,21 +59,31 @@ impl Patch {
 
     /// `v` as the field's bytes; `None` when it does not fit them.
     pub(super) fn encode(&self, v: &Value) -> Option<Vec<u8>> {
+        let mut b = vec![0; self.end - self.start];
+        self.write(v, &mut b).then_some(b)
+    }
+
+    /// Writes `v` as the field's bytes into `out` (the field's length); `false`, with `out`
+    /// unspecified, when it does not fit them.
+    fn write(&self, v: &Value, out: &mut [u8]) -> bool {
         let w = self.end - self.start;
         match (self.form, v) {
             (Form::Le | Form::Be, Value::Uint(n)) => {
-                if w < 8 && *n >> (8 * w) != 0 {
-                    return None;
+                // A number is at most 8 bytes wide.
+                if w > 8 || w < 8 && *n >> (8 * w) != 0 {
+                    return false;
                 }
-                let le = n.to_le_bytes();
-                let mut b = le[..w].to_vec();
+                out.copy_from_slice(&n.to_le_bytes()[..w]);
                 if self.form == Form::Be {
-                    b.reverse();
+                    out.reverse();
                 }
-                Some(b)
+                true
             }
-            (Form::Raw, Value::Bytes(b)) if b.len() == w => Some(b.to_vec()),
-            _ => None,
+            (Form::Raw, Value::Bytes(b)) if b.len() == w => {
+                out.copy_from_slice(b);
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -121,9 +131,11 @@ impl Template {
                 continue;
             }
             let p = p.as_ref()?;
-            let b = p.encode(&new)?;
-            out.get_or_insert_with(|| BytesMut::from(&bytes[..]))[p.start..p.end]
-                .copy_from_slice(&b);
+            // Written in place: no bytes are built per field.
+            let at = &mut out.get_or_insert_with(|| BytesMut::from(&bytes[..]))[p.start..p.end];
+            if !p.write(&new, at) {
+                return None;
+            }
             changed.push((k, new));
         }
         Some((out.map_or_else(|| bytes.clone(), BytesMut::freeze), changed))
