@@ -690,7 +690,7 @@ fn listing_times_masked(session: &str) -> String {
 
 /// ProFTPD 1.3.8, run from its unpacked package beside vsftpd with Debian's default
 /// configuration and anonymous section: scanned, then emulated on its port; nmap's
-/// `--version-trace`, name and `ftp-anon` equal (listing times masked); ftplib's
+/// `--version-trace`, name, `ftp-anon` and `ftp-syst` equal (listing times masked); ftplib's
 /// passive and active sessions equal and the uploads stored. Its banner names no version, so
 /// nmap 7.93 names it by the GenericLines reply (Nagios NSCA: any 132-byte reply); the FTP
 /// script is forced (`+`) as nmap would not run it on that service.
@@ -700,8 +700,7 @@ fn proftpd_is_emulated_like_proftpd() {
     let dir = work_dir(name);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let personality = dir.join("proftpd.toml");
-    // Not ftp-syst: the real ProFTPD prints nothing for it, the emulator its STAT (open).
-    let scripts = "+ftp-anon";
+    let scripts = "+ftp-anon,+ftp-syst";
     let session = || {
         output_ok(
             Command::new("python3").args(["-c", FTPLIB_ROOT, &port.to_string(), "uploaded"]),

@@ -380,8 +380,10 @@ impl Compiled {
     }
 
     /// The rule that answers `key`: the one whose command matches exactly before `*`, then
-    /// whose argument class is the most particular, then whose version matches exactly, then
-    /// whose state does (a command never seen in this state answers as in another).
+    /// whose argument class is the most particular, then whose state matches (a command never
+    /// seen in this state answers as in another), then whose version does. The state ranks
+    /// above the version: an FTP reply scanned after login for one transfer type must not
+    /// answer the same command before login, where the scan saw it for any type.
     pub fn find(&self, key: &Key) -> Option<&CompiledRule> {
         let exact = |v: &str, k: &str| -> Option<bool> {
             match v {
@@ -390,7 +392,7 @@ impl Compiled {
                 _ => None,
             }
         };
-        let rank = |r: &Rule| -> Option<(bool, usize, bool, u8)> {
+        let rank = |r: &Rule| -> Option<(bool, usize, u8, bool)> {
             let command = exact(&r.command, key.command)?;
             let version = exact(&r.version, key.version)?;
             let state = match exact(&r.state, key.state) {
@@ -403,7 +405,7 @@ impl Compiled {
             } else {
                 key.args.len() - key.args.iter().position(|a| *a == r.arg)?
             };
-            Some((command, arg, version, state))
+            Some((command, arg, state, version))
         };
         self.rules
             .iter()
@@ -469,5 +471,38 @@ mod tests {
         assert_eq!(c.find(&key("GET", &args)).unwrap().rule.reply, "200");
         assert_eq!(c.find(&key("GET", &args[1..])).unwrap().rule.reply, "404");
         assert_eq!(c.find(&key("BREW", &args)).unwrap().rule.reply, "unknown");
+    }
+
+    /// A reply scanned in another state for the key's version loses to the key's own state's
+    /// reply for any version (ProFTPD's STAT: 530 before login, its status after).
+    #[test]
+    fn the_state_ranks_above_the_version() {
+        let mut p = Personality::new(Protocol::Ftp, String::new(), "h".into());
+        let stat = |state: &str, version: &str, reply: &str| Rule {
+            state: state.into(),
+            version: version.into(),
+            ..rule("STAT", "none", reply)
+        };
+        p.rules = vec![
+            stat("start", ANY, "530 Please login"),
+            stat("login", "A", "211 ASCII status"),
+            stat("login", "I", "211 binary status"),
+        ];
+        let c = Compiled::new(p).unwrap();
+        let args = ["none".to_string()];
+        let find = |state, version| {
+            let key = Key {
+                state,
+                command: "STAT",
+                args: &args,
+                version,
+            };
+            c.find(&key).unwrap().rule.reply.clone()
+        };
+        assert_eq!(find("start", "A"), "530 Please login");
+        assert_eq!(find("login", "A"), "211 ASCII status");
+        assert_eq!(find("login", "I"), "211 binary status");
+        // Never seen in this state: answered as in another.
+        assert_eq!(find("user-anon", "I"), "211 binary status");
     }
 }
