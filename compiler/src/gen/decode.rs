@@ -460,15 +460,16 @@ impl Gen<'_> {
         let (name, key, key_ty) = f.remember.as_ref()?;
         let n = lit_bytes(name.as_bytes());
         let k = self.expr_value(key, Cx::Decode, *key_ty);
-        let key_bytes = match (key, key_ty) {
+        let const_key = match (key, key_ty) {
+            (ir::Expr::Int(v), ExprTy::Int) => Some(lit_bytes(v.to_string().as_bytes())),
+            _ => None,
+        };
+        let key_bytes = match (&const_key, key_ty) {
             // A constant key is its decimal text already.
-            (ir::Expr::Int(v), ExprTy::Int) => {
-                let text = lit_bytes(v.to_string().as_bytes());
-                quote!(#text)
-            }
+            (Some(text), _) => quote!(#text),
             // Owned: the key may borrow the reader, which remembering changes.
-            (_, ExprTy::Bytes) => quote!(&#k.to_vec()),
-            _ => quote!(&#rt::ops::decimal(#k)),
+            (None, ExprTy::Bytes) => quote!(&#k.to_vec()),
+            (None, _) => quote!(&#rt::ops::decimal(#k)),
         };
         let value = match f.ty.conv() {
             Conv::Bytes => Some(quote!(&__x[..])),
@@ -476,6 +477,10 @@ impl Gen<'_> {
             _ => None,
         };
         let body = match (value, f.append) {
+            // Under a constant key, noted and stored only if the memory is used afterwards.
+            (None, false) if const_key.is_some() => quote! {
+                r.remember_int_static(#n, #key_bytes, i128::from(*__x));
+            },
             // A number is remembered in decimal, formatted in place.
             (None, false) => quote! {
                 let __key: &[u8] = #key_bytes;

@@ -6,6 +6,7 @@
 //! are short, and a session remembers few of them: the first [`SLOTS`] entries and every short
 //! string live inline, so remembering a value in a fresh memory allocates nothing.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 
 use bytes::Bytes;
@@ -261,6 +262,96 @@ impl Memory {
     }
 }
 
+/// A number remembered under a constant name and key, not stored yet.
+#[derive(Debug, Clone, Copy)]
+struct Deferred {
+    name: &'static [u8],
+    key: &'static [u8],
+    value: i128,
+}
+
+impl Deferred {
+    fn is(&self, name: &[u8], key: &[u8]) -> bool {
+        self.name == name && self.key == key
+    }
+}
+
+/// The memory a decoder works with: the session's [`Memory`], created only when something is
+/// stored, and the last number remembered under a constant name and key (`@remember(smb_mid,
+/// 0)`), stored only when anything else touches the memory or the memory is taken. A
+/// standalone decode, whose memory nobody can read once it returns, thus never builds the
+/// key, the decimal text or the memory: what the message itself recalls is still answered.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DecoderMemory {
+    memory: Option<Memory>,
+    deferred: Option<Deferred>,
+    /// The deferred number's decimal text, once `recall` (as bytes) asked for it.
+    text: OnceCell<Small>,
+}
+
+impl DecoderMemory {
+    /// Replaces the memory (and drops what was deferred for the one replaced).
+    pub(crate) fn set(&mut self, memory: Memory) {
+        self.memory = Some(memory);
+        self.deferred = None;
+        self.text.take();
+    }
+
+    /// The memory with everything remembered stored in it.
+    pub(crate) fn take(&mut self) -> Memory {
+        self.flush();
+        self.memory.take().unwrap_or_default()
+    }
+
+    /// Remembers the number `value` under a constant name and key, deferred.
+    #[inline(always)]
+    pub(crate) fn defer_int(&mut self, name: &'static [u8], key: &'static [u8], value: i128) {
+        if self.deferred.is_some_and(|d| !d.is(name, key)) {
+            self.flush();
+        }
+        self.deferred = Some(Deferred { name, key, value });
+        if self.text.get().is_some() {
+            self.text.take();
+        }
+    }
+
+    /// The memory, to store into after what was deferred.
+    pub(crate) fn store(&mut self) -> &mut Memory {
+        self.flush();
+        self.memory.get_or_insert_with(Memory::new)
+    }
+
+    /// The number remembered under `name` and `key` when it is the deferred one.
+    #[inline]
+    pub(crate) fn deferred_int(&self, name: &[u8], key: &[u8]) -> Option<i128> {
+        self.deferred.filter(|d| d.is(name, key)).map(|d| d.value)
+    }
+
+    /// The decimal text of the number remembered under `name` and `key` when it is the
+    /// deferred one.
+    pub(crate) fn deferred_text(&self, name: &[u8], key: &[u8]) -> Option<&[u8]> {
+        let v = self.deferred_int(name, key)?;
+        Some(self.text.get_or_init(|| Small::decimal(v)))
+    }
+
+    /// What is stored under the memory key `k`, the deferred number apart
+    /// ([`DecoderMemory::deferred_int`], [`DecoderMemory::deferred_text`]).
+    pub(crate) fn stored(&self, k: &[u8]) -> Option<&[u8]> {
+        self.memory.as_ref()?.get(k)
+    }
+
+    /// Stores what was deferred.
+    #[inline]
+    fn flush(&mut self) {
+        if let Some(d) = self.deferred.take() {
+            self.text.take();
+            self.memory
+                .get_or_insert_with(Memory::new)
+                .set(Small::key(d.name, d.key), Small::decimal(d.value));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,5 +433,38 @@ mod tests {
             .map(|i| format!("k{i}").len() + 100 + i.to_string().len())
             .sum();
         assert_eq!(m.size(), total);
+    }
+
+    /// A deferred number is stored when the memory is taken or used otherwise, answers
+    /// `recall_int` before that, and is stored before a later value under its key.
+    #[test]
+    fn deferred_numbers_are_stored_when_the_memory_is_used() {
+        let mut d = DecoderMemory::default();
+        d.defer_int(b"mid", b"0", -7);
+        assert_eq!(d.deferred_int(b"mid", b"0"), Some(-7));
+        assert_eq!(d.deferred_int(b"mid", b"1"), None);
+        assert_eq!(d.deferred_text(b"mid", b"0"), Some(&b"-7"[..]));
+        assert!(d.memory.is_none());
+        let mut m = d.take();
+        assert_eq!(m.get(b"mid\x000"), Some(&b"-7"[..]));
+
+        m.begin();
+        d.set(m);
+        d.defer_int(b"mid", b"0", 5);
+        assert_eq!(d.deferred_text(b"mid", b"0"), Some(&b"5"[..]));
+        d.defer_int(b"mid", b"0", 6);
+        assert_eq!(d.deferred_text(b"mid", b"0"), Some(&b"6"[..]));
+        d.store().set(Small::key(b"mid", b"0"), Small::copy(b"x"));
+        d.defer_int(b"other", b"0", 1);
+        let mut m = d.take();
+        assert_eq!(m.get(b"mid\x000"), Some(&b"x"[..]));
+        assert_eq!(m.get(b"other\x000"), Some(&b"1"[..]));
+        m.rollback();
+        assert_eq!(m.get(b"mid\x000"), Some(&b"-7"[..]));
+        assert_eq!(m.get(b"other\x000"), None);
+
+        d.defer_int(b"mid", b"0", 9);
+        d.set(Memory::new());
+        assert_eq!(d.take().get(b"mid\x000"), None);
     }
 }

@@ -11,7 +11,7 @@ use super::anchors::Anchors;
 use super::decode::RunField;
 use super::error::{DecodeError, DecodeErrorKind, FieldInfo};
 use super::int::assemble;
-use super::memory::{Memory, Small};
+use super::memory::{DecoderMemory, Memory, Small};
 use super::ByteOrder;
 
 /// Deepest nesting of units a decoder follows (AndX chains, recursive units).
@@ -44,7 +44,7 @@ pub struct Reader {
     depth: usize,
     request: Option<bool>,
     answering: Bytes,
-    memory: Memory,
+    memory: DecoderMemory,
     trace: Option<Vec<Span>>,
 }
 
@@ -70,7 +70,7 @@ impl Reader {
             depth: 0,
             request: None,
             answering: Bytes::new(),
-            memory: Memory::new(),
+            memory: DecoderMemory::default(),
             trace: None,
         }
     }
@@ -80,47 +80,65 @@ impl Reader {
     /// [`Reader::take_memory`] (with its journal, if one is open, so a caller can undo what a
     /// failed decode remembered).
     pub fn set_memory(&mut self, memory: Memory) {
-        self.memory = memory;
+        self.memory.set(memory);
     }
 
     pub fn take_memory(&mut self) -> Memory {
-        std::mem::take(&mut self.memory)
+        self.memory.take()
     }
 
     /// Stores `value` under `name` and `key` (`@remember(name, key)` in specs).
     #[inline]
     pub fn remember(&mut self, name: &[u8], key: &[u8], value: &[u8]) {
-        self.memory.set(memory_key(name, key), Small::copy(value));
+        self.memory
+            .store()
+            .set(memory_key(name, key), Small::copy(value));
     }
 
     /// Stores the number `value`, in decimal, under `name` and `key`: [`Reader::remember`]
-    /// without formatting the number apart first. Always inlined: the name and key are
-    /// constants where generated code calls it, and their copies then cost no call.
-    #[inline(always)]
+    /// without formatting the number apart first.
+    #[inline]
     pub fn remember_int(&mut self, name: &[u8], key: &[u8], value: i128) {
         self.memory
+            .store()
             .set(memory_key(name, key), Small::decimal(value));
+    }
+
+    /// [`Reader::remember_int`] under a constant name and key: stored when the memory is next
+    /// used or taken, so that a decode whose memory is dropped unread pays no more than a
+    /// note of it (a `recall_int` of it in the same message is answered from the note).
+    #[inline(always)]
+    pub fn remember_int_static(&mut self, name: &'static [u8], key: &'static [u8], value: i128) {
+        self.memory.defer_int(name, key, value);
     }
 
     /// Adds `value` to what is remembered under `name` and `key` (pieces of one value that
     /// arrive in several messages).
     pub fn append_memory(&mut self, name: &[u8], key: &[u8], value: &[u8]) {
         let k = memory_key(name, key);
-        let v = match self.memory.remove(&k) {
+        let memory = self.memory.store();
+        let v = match memory.remove(&k) {
             Some(old) => Small::concat(&old, value),
             None => Small::copy(value),
         };
-        self.memory.set(k, v);
+        memory.set(k, v);
     }
 
     /// What was remembered under `name` and `key`; empty if nothing.
     pub fn recall(&self, name: &[u8], key: &[u8]) -> &[u8] {
-        with_key(name, key, |k| self.memory.get(k).unwrap_or_default())
+        if let Some(text) = self.memory.deferred_text(name, key) {
+            return text;
+        }
+        with_key(name, key, |k| self.memory.stored(k).unwrap_or_default())
     }
 
     /// A remembered decimal number; -1 if nothing (or not a number) was remembered.
     pub fn recall_int(&self, name: &[u8], key: &[u8]) -> i128 {
-        std::str::from_utf8(self.recall(name, key))
+        if let Some(v) = self.memory.deferred_int(name, key) {
+            return v;
+        }
+        let text = with_key(name, key, |k| self.memory.stored(k).unwrap_or_default());
+        std::str::from_utf8(text)
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(-1)
