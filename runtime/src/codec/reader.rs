@@ -446,9 +446,20 @@ impl Reader {
         }
     }
 
-    /// A literal that must be present.
-    #[inline]
+    /// A literal that must be present. Always inlined: the literal is a constant where generated code calls it, and the usual
+    /// case, all of it there and equal, is then one comparison of a few bytes, not a call.
+    #[inline(always)]
     pub fn literal(&mut self, lit: &[u8]) -> Result<(), DecodeError> {
+        if self.buf[self.pos..self.end].starts_with(lit) {
+            self.pos += lit.len();
+            return Ok(());
+        }
+        self.literal_slow(lit)
+    }
+
+    /// [`Reader::literal`] when the input differs from the literal or ends first.
+    #[cold]
+    fn literal_slow(&mut self, lit: &[u8]) -> Result<(), DecodeError> {
         let avail = self.remaining().min(lit.len());
         let got = &self.buf[self.pos..self.pos + avail];
         if got != &lit[..avail] {
@@ -687,30 +698,42 @@ fn find_long(b: u8, hay: &[u8]) -> Option<usize> {
 /// How far [`find_byte`] searches a word at a time before it hands over to `memchr`.
 const SHORT: usize = 64;
 
-/// [`find_byte`] in a word at a time.
+/// [`find_byte`] in a word at a time; a tail shorter than a word is searched in the last
+/// word of `hay`, which overlaps what was searched already.
 #[inline]
 fn find_short(b: u8, hay: &[u8]) -> Option<usize> {
-    const LO: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HI: u64 = u64::from_ne_bytes([0x80; 8]);
     let pattern = u64::from_ne_bytes([b; 8]);
-    let mut chunks = hay.chunks_exact(8);
+    let n = hay.len();
+    if n < 8 {
+        return hay.iter().position(|&c| c == b);
+    }
     let mut at = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ pattern;
-        // The lowest set bit marks the first zero byte of `x` exactly (borrows only run up).
-        let zero = x.wrapping_sub(LO) & !x & HI;
-        if zero != 0 {
-            return Some(at + (zero.trailing_zeros() / 8) as usize);
+    while at + 8 <= n {
+        if let Some(i) = first_in_word(hay, at, pattern) {
+            return Some(at + i);
         }
         at += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&c| c == b)
-        .map(|i| at + i)
+    if at == n {
+        return None;
+    }
+    // Nothing before `at` matched, so the first match in the last word is at or past it.
+    let last = n - 8;
+    first_in_word(hay, last, pattern).map(|i| last + i)
+}
+
+/// Where the first byte of `pattern` (all its bytes alike) occurs in the 8 bytes of `hay` at
+/// `at`, which must be there.
+#[inline(always)]
+fn first_in_word(hay: &[u8], at: usize, pattern: u64) -> Option<usize> {
+    const LO: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HI: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&hay[at..at + 8]);
+    let x = u64::from_le_bytes(word) ^ pattern;
+    // The lowest set bit marks the first zero byte of `x` exactly (borrows only run up).
+    let zero = x.wrapping_sub(LO) & !x & HI;
+    (zero != 0).then(|| (zero.trailing_zeros() / 8) as usize)
 }
 
 /// `b"\xffSMB"` style rendering for messages.
@@ -749,6 +772,11 @@ mod tests {
                 }
                 let want = hay.iter().position(|&c| c == 0);
                 assert_eq!(find_byte(0, &hay), want, "len {len} at {at}");
+                // A second match further on (in an overlapping last word) changes nothing.
+                if at + 1 < len {
+                    hay[len - 1] = 0;
+                    assert_eq!(find_byte(0, &hay), Some(at), "len {len} at {at}, twice");
+                }
             }
         }
         assert_eq!(find_byte(b'\n', b"abc\r\nx\n"), Some(4));
