@@ -145,6 +145,10 @@ pub struct FileEntry {
     /// MDTM's time for it (`20261202044246`), if the server told it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime: Option<String>,
+    /// Its place among its directory's names as NLST sends them, when that is not LIST's
+    /// order (ProFTPD names them in the order it reads the directory, LIST sorts them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nlst: Option<usize>,
 }
 
 fn root() -> String {
