@@ -13,11 +13,12 @@ n=${2:-300}
 work=$(mktemp -d /tmp/hfe-bench.XXXXXX)
 chmod 755 "$work" # the servers' own users (postfix, ftp) reach their directories
 farm_pid=
-# server real-port emulated-port protocol
+# server real-port emulated-port protocol; none among the FTP servers' passive ports (the 20
+# above their own)
 servers="nginx 18580 18581 http
 apache 18590 18591 http
-postfix 18525 18526 smtp
-exim 18535 18536 smtp
+postfix 18555 18556 smtp
+exim 18565 18566 smtp
 vsftpd 18521 18550 ftp
 proftpd 18600 18622 ftp"
 cleanup() {
@@ -44,7 +45,8 @@ while read -r s real emu proto; do
     listen "$emu" "$proto" "$work/$s.toml"
 done <<<"$servers"
 listen 18582 http config/personalities/iis-5.0.toml
-"$bin" personality show config/personalities/iis-5.0.toml | head -1
+# sed, not head: head exits early, `show` dies of SIGPIPE and pipefail ends the script.
+"$bin" personality show config/personalities/iis-5.0.toml | sed -n 1p
 "$bin" run --config "$work/farm.toml" 2>"$work/farm.log" &
 farm_pid=$!
 sleep 1
