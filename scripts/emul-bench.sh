@@ -1,8 +1,8 @@
 #!/bin/bash
 # The emulator's sessions per second against the real server's (stage 4 of issue 13), in the
 # same run: starts nginx, Apache, Postfix, Exim, vsftpd and ProFTPD on loopback
-# (scripts/emul-servers.sh), scans each (printing the personality's size), runs a farm
-# emulating them on other ports while the real servers keep running, and prints
+# (scripts/emul-servers.sh), scans each (printing the personality's size), runs one farm
+# emulating them all on other ports while the real servers keep running, and prints
 # `honeyfarm personality bench` for each (interleaved rounds, bounded in sessions). The IIS
 # personality has no real server: it is measured against nginx. Run under the emulation
 # tests' lock: flock /tmp/honeyfarm-emul-tests.lock scripts/emul-bench.sh [BINARY [SESSIONS]]
@@ -13,11 +13,12 @@ n=${2:-300}
 work=$(mktemp -d /tmp/hfe-bench.XXXXXX)
 chmod 755 "$work" # the servers' own users (postfix, ftp) reach their directories
 farm_pid=
-# server real-port emulated-port protocol
+# server real-port emulated-port protocol; none among the FTP servers' passive ports (the 20
+# above their own)
 servers="nginx 18580 18581 http
 apache 18590 18591 http
-postfix 18525 18526 smtp
-exim 18535 18536 smtp
+postfix 18555 18556 smtp
+exim 18565 18566 smtp
 vsftpd 18521 18550 ftp
 proftpd 18600 18622 ftp"
 cleanup() {
@@ -29,32 +30,29 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$work/scripts"
-# One farm per personality, emulating it alone while its bench runs.
-farm() {
-    printf '[events]\npath = "%s"\n[scripts]\ndirs = ["%s"]\n' "$work/$3.sqlite" "$work/scripts" \
-        >"$work/farm.toml"
+# One farm emulating them all. Its scan filter is off: it answers each source's first 4
+# (address, port) pairs only, and every bench session comes from 127.0.0.1, so with it on the
+# fifth and later personalities would see every connection reset.
+printf '[events]\npath = "%s"\n[scripts]\ndirs = ["%s"]\n[filter]\nenabled = false\n' \
+    "$work/events.sqlite" "$work/scripts" >"$work/farm.toml"
+listen() {
     printf '[[listen]]\naddress = "127.0.0.1:%s"\nservice = "%s"\nresponder = "emulate"\npersonality = "%s"\n' \
-        "$1" "$2" "$4" >>"$work/farm.toml"
-    "$bin" run --config "$work/farm.toml" 2>>"$work/farm.log" &
-    farm_pid=$!
-    sleep 1
+        "$1" "$2" "$3" >>"$work/farm.toml"
 }
-stop_farm() {
-    kill "$farm_pid" && wait "$farm_pid" || true
-    farm_pid=
-}
-while read -r s real _ proto; do
+while read -r s real emu proto; do
     scripts/emul-servers.sh start "$s" "$work/$s" "$real"
     "$bin" personality scan "$proto" "127.0.0.1:$real" --out "$work/$s.toml" --quiet
+    listen "$emu" "$proto" "$work/$s.toml"
 done <<<"$servers"
-"$bin" personality show config/personalities/iis-5.0.toml | head -1
+listen 18582 http config/personalities/iis-5.0.toml
+# sed, not head: head exits early, `show` dies of SIGPIPE and pipefail ends the script.
+"$bin" personality show config/personalities/iis-5.0.toml | sed -n 1p
+"$bin" run --config "$work/farm.toml" 2>"$work/farm.log" &
+farm_pid=$!
+sleep 1
 while read -r s real emu proto; do
     echo "== $s"
-    farm "$emu" "$proto" "$s" "$work/$s.toml"
     "$bin" personality bench "$proto" --real "127.0.0.1:$real" --emulated "127.0.0.1:$emu" --sessions "$n"
-    stop_farm
 done <<<"$servers"
 echo "== iis (against nginx)"
-farm 18582 http iis config/personalities/iis-5.0.toml
 "$bin" personality bench http --real 127.0.0.1:18580 --emulated 127.0.0.1:18582 --sessions "$n"
-stop_farm

@@ -253,5 +253,13 @@ pub fn bench(a: BenchArgs) -> Result<bool> {
         emu.1,
         real.1
     );
+    // The likeliest cause, and not the emulator's: the farm's scan filter resets a source's
+    // connections past its first N (address, port) pairs, and a bench is one source.
+    if emu.0 == 0 && emu.1 > 0 {
+        eprintln!(
+            "every emulated session failed: if the farm answered this address on other ports \
+             before, its scan filter ([filter] n, docs/RUNNING.md) may be resetting them"
+        );
+    }
     Ok(emu.1 == 0)
 }

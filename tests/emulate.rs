@@ -83,21 +83,29 @@ impl Farm {
 
     /// The farm emulating the personality on each of `addrs`.
     fn start_on(dir: &Path, addrs: &[SocketAddr], service: &str, personality: &Path) -> Farm {
+        let each: Vec<_> = addrs.iter().map(|a| (*a, service, personality)).collect();
+        Farm::start_each(dir, &each)
+    }
+
+    /// The farm emulating on each address its service's personality. Its scan filter is off:
+    /// the test is one source, and the filter answers a source's first 4 (address, port)
+    /// pairs only.
+    fn start_each(dir: &Path, listeners: &[(SocketAddr, &str, &Path)]) -> Farm {
         let events = dir.join("events.sqlite");
         std::fs::create_dir_all(dir.join("scripts")).unwrap();
         let config = dir.join("farm.toml");
         let mut text = format!(
-            "[events]\npath = {events:?}\n[scripts]\ndirs = [{:?}]\n",
+            "[events]\npath = {events:?}\n[scripts]\ndirs = [{:?}]\n[filter]\nenabled = false\n",
             dir.join("scripts")
         );
-        for addr in addrs {
+        for (addr, service, personality) in listeners {
             text.push_str(&format!(
                 "[[listen]]\naddress = \"{addr}\"\nservice = \"{service}\"\n\
                  responder = \"emulate\"\npersonality = {personality:?}\n"
             ));
         }
         std::fs::write(&config, text).unwrap();
-        let addr = addrs[0];
+        let addr = listeners[0].0;
         let child = Command::new(env!("CARGO_BIN_EXE_honeyfarm"))
             .args(["run", "--config"])
             .arg(&config)
@@ -147,6 +155,17 @@ impl Farm {
 struct Stored {
     connections: Vec<(String, i64)>,
     artifacts: Vec<(String, Vec<u8>)>,
+}
+
+impl Stored {
+    /// FTP uploads stored as `incoming/{name}-…` holding `name`.
+    fn uploads(&self, name: &str) -> usize {
+        let prefix = format!("ftp-upload:incoming/{name}-");
+        self.artifacts
+            .iter()
+            .filter(|(n, c)| n.starts_with(&prefix) && c == name.as_bytes())
+            .count()
+    }
 }
 
 impl Drop for Farm {
@@ -256,6 +275,19 @@ fn read_reply(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `honeyfarm personality scan` of the server at `addr` into `out`.
+fn scan(protocol: &str, addr: SocketAddr, out: &Path) {
+    common::honeyfarm_ok(&[
+        "personality",
+        "scan",
+        protocol,
+        &addr.to_string(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+}
+
 fn curl(addr: SocketAddr, path: &str) -> String {
     output_ok(
         Command::new("curl").args(["-s", "-i", &format!("http://{addr}{path}")]),
@@ -275,15 +307,7 @@ fn http_like_the_real_server(name: &'static str, port: u16) {
     let scripts = "http-headers,http-methods";
     let (real_nmap, real_pages) = {
         let _server = Server::start(name, &dir, port);
-        common::honeyfarm_ok(&[
-            "personality",
-            "scan",
-            "http",
-            &addr.to_string(),
-            "--out",
-            personality.to_str().unwrap(),
-            "--quiet",
-        ]);
+        scan("http", addr, &personality);
         let pages = ["/", "/nothere.html", "/index.html"].map(|p| without_dates(&curl(addr, p)));
         (nmap(port, scripts), pages)
     };
@@ -400,15 +424,7 @@ fn smtp_like_the_real_server(name: &'static str, port: u16) {
     ];
     let (real_nmap, real_bdat, real_smtpscan) = {
         let _server = Server::start(name, &dir, port);
-        common::honeyfarm_ok(&[
-            "personality",
-            "scan",
-            "smtp",
-            &addr.to_string(),
-            "--out",
-            personality.to_str().unwrap(),
-            "--quiet",
-        ]);
+        scan("smtp", addr, &personality);
         swaks("real");
         let nmap = nmap(port, "smtp-commands");
         (nmap, dialog(addr, &bdat), smtpscan(addr))
@@ -573,11 +589,11 @@ for passive in (True, False):
 "#;
 
 /// What changes from run to run masked: the listing times of the upload directory and the
-/// uploads (now, on either server: the rest of the tree has fixed times), passive ports,
-/// vsftpd's client count.
+/// uploads (now, on either server: the rest of the tree has its times of before the scan),
+/// also as nmap's `ftp-anon` prints them, passive ports, vsftpd's client count.
 fn ftp_masked(session: &str) -> String {
     let ls = regex::Regex::new(
-        r"(?m)^([d-][rwx-]{9}\s+\d+\s+\S+\s+\S+\s+\d+\s+)\w{3}\s+\d+\s+[\d:]+ (incoming|\w+-\d\.txt)\r?$",
+        r"(?m)^([|_ ]*[d-][rwx-]{9}\s+\d+\s+\S+\s+\S+\s+\d+\s+)\w{3}\s+\d+\s+[\d:]+ (incoming|\w+-\d\.txt)\r?$",
     )
     .unwrap();
     let pasv = regex::Regex::new(r",\d+,\d+\)").unwrap();
@@ -612,15 +628,7 @@ fn vsftpd_is_emulated_like_vsftpd() {
     let personality = dir.join("vsftpd.toml");
     let (real_nmap, real_session, real_session6) = {
         let _server = Server::start(name, &dir, port);
-        common::honeyfarm_ok(&[
-            "personality",
-            "scan",
-            "ftp",
-            &addr.to_string(),
-            "--out",
-            personality.to_str().unwrap(),
-            "--quiet",
-        ]);
+        scan("ftp", addr, &personality);
         (
             nmap(port, "ftp-anon,ftp-syst"),
             ftplib(addr, "uploaded"),
@@ -640,22 +648,13 @@ fn vsftpd_is_emulated_like_vsftpd() {
     assert_eq!(ftp_masked(&real_session6), ftp_masked(&session6));
     assert!(session6.contains("PASV -> 227 Entering Passive Mode (0,0,0,0,"));
     let stored = farm.stop();
-    let uploads = |prefix: &str| {
-        stored
-            .artifacts
-            .iter()
-            .filter(|(n, c)| {
-                n.starts_with(&format!("ftp-upload:incoming/{prefix}-")) && c == prefix.as_bytes()
-            })
-            .count()
-    };
-    assert_eq!(uploads("uploaded"), 2, "{:?}", stored.artifacts);
-    assert_eq!(uploads("sixup"), 2, "{:?}", stored.artifacts);
+    assert_eq!(stored.uploads("uploaded"), 2, "{:?}", stored.artifacts);
+    assert_eq!(stored.uploads("sixup"), 2, "{:?}", stored.artifacts);
 }
 
-/// Python's ftplib as for ProFTPD (IPv4, the root of its tree): login, LIST, NLST (names
-/// sorted: ProFTPD sends them in directory order, the emulator in LIST's), RETR of the
-/// readme, STOR of an upload, in passive and active mode; prints what it got.
+/// Python's ftplib as for ProFTPD (IPv4, the root of its tree): login, LIST, NLST (in the
+/// server's order: ProFTPD's is its directory's, not LIST's), RETR of the readme, STOR of an
+/// upload, in passive and active mode; prints what it got.
 const FTPLIB_ROOT: &str = r#"
 import ftplib, io, sys
 port, upload = int(sys.argv[1]), sys.argv[2]
@@ -668,7 +667,7 @@ for passive in (True, False):
     lines = []
     f.retrlines("LIST", lines.append)
     print("\n".join(lines))
-    print(sorted(f.nlst()))
+    print(f.nlst())
     b = io.BytesIO()
     print(f.retrbinary("RETR README.txt", b.write))
     print(b.getvalue())
@@ -676,21 +675,18 @@ for passive in (True, False):
     f.quit()
 "#;
 
-/// The times of `ls -l` lines (also as `ftp-anon` prints them) masked: the scan's and the
-/// first session's uploads into `incoming` change that directory's time on the real server
-/// (when a minute passes between the two listings), while the emulator's tree keeps the times
-/// it was scanned with (a known difference).
-fn listing_times_masked(session: &str) -> String {
-    let ls = regex::Regex::new(
-        r"(?m)^([|_ ]*[d-][rwx-]{9}\s+\d+\s+\S+\s+\S+\s+\d+\s+)\w{3}\s+\d+\s+[\d:]+ ",
+/// [`FTPLIB_ROOT`] against 127.0.0.1:`port`, uploading a file named after `upload`.
+fn ftplib_root(port: u16, upload: &str) -> String {
+    output_ok(
+        Command::new("python3").args(["-c", FTPLIB_ROOT, &port.to_string(), upload]),
+        "ftplib",
     )
-    .unwrap();
-    ls.replace_all(session, "${1}(time) ").into_owned()
 }
 
 /// ProFTPD 1.3.8, run from its unpacked package beside vsftpd with Debian's default
 /// configuration and anonymous section: scanned, then emulated on its port; nmap's
-/// `--version-trace`, name, `ftp-anon` and `ftp-syst` equal (listing times masked); ftplib's
+/// `--version-trace`, name, `ftp-anon` and `ftp-syst` equal (the upload directory's time
+/// masked); ftplib's
 /// passive and active sessions equal and the uploads stored. Its banner names no version, so
 /// nmap 7.93 names it by the GenericLines reply (Nagios NSCA: any 132-byte reply); the FTP
 /// script is forced (`+`) as nmap would not run it on that service.
@@ -701,23 +697,10 @@ fn proftpd_is_emulated_like_proftpd() {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let personality = dir.join("proftpd.toml");
     let scripts = "+ftp-anon,+ftp-syst";
-    let session = || {
-        output_ok(
-            Command::new("python3").args(["-c", FTPLIB_ROOT, &port.to_string(), "uploaded"]),
-            "ftplib",
-        )
-    };
+    let session = || ftplib_root(port, "uploaded");
     let (real_nmap, real_session) = {
         let _server = Server::start(name, &dir, port);
-        common::honeyfarm_ok(&[
-            "personality",
-            "scan",
-            "ftp",
-            &addr.to_string(),
-            "--out",
-            personality.to_str().unwrap(),
-            "--quiet",
-        ]);
+        scan("ftp", addr, &personality);
         (nmap(port, scripts), session())
     };
     assert_clean(
@@ -726,23 +709,57 @@ fn proftpd_is_emulated_like_proftpd() {
     );
     let farm = Farm::start(&dir.join("farm"), addr, "ftp", &personality);
     let emulated = nmap(port, scripts);
-    let times = |lines: &[String]| listing_times_masked(&lines.join("\n"));
+    let masked = |lines: &[String]| ftp_masked(&lines.join("\n"));
     assert_eq!(
-        times(&real_nmap),
-        times(&emulated),
+        masked(&real_nmap),
+        masked(&emulated),
         "nmap on ProFTPD and on its emulation"
     );
     let got = session();
     assert_clean("ftplib", &got);
-    assert_eq!(
-        listing_times_masked(&real_session),
-        listing_times_masked(&got)
-    );
+    assert_eq!(ftp_masked(&real_session), ftp_masked(&got));
     let stored = farm.stop();
-    let uploads = stored
-        .artifacts
-        .iter()
-        .filter(|(n, c)| n.starts_with("ftp-upload:incoming/uploaded-") && c == b"uploaded")
-        .count();
-    assert_eq!(uploads, 2, "{:?}", stored.artifacts);
+    assert_eq!(stored.uploads("uploaded"), 2, "{:?}", stored.artifacts);
+}
+
+/// One farm emulating vsftpd and ProFTPD on two ports (and the IIS personality on a third),
+/// as one client reaches them: each FTP personality answers ftplib's passive and active
+/// sessions as its own server did, and its uploads are stored; IIS answers as IIS. The two
+/// servers are scanned one after the other on one port, so their passive ports stay clear of
+/// the other tests'.
+#[test]
+fn one_farm_emulates_two_ftp_servers_each_as_itself() {
+    let dir = work_dir("two-ftp");
+    let port = 18400;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let scanned = ["vsftpd", "proftpd"].map(|name| {
+        let personality = dir.join(format!("{name}.toml"));
+        let _server = Server::start(name, &dir, port);
+        scan("ftp", addr, &personality);
+        (personality, ftplib_root(port, name))
+    });
+    let [(vsftpd, real_vsftpd), (proftpd, real_proftpd)] = &scanned;
+    let iis = Path::new(ROOT).join("config/personalities/iis-5.0.toml");
+    let at = |p: u16| -> SocketAddr { format!("127.0.0.1:{p}").parse().unwrap() };
+    let farm = Farm::start_each(
+        &dir.join("farm"),
+        &[
+            (at(18400), "ftp", vsftpd),
+            (at(18410), "ftp", proftpd),
+            (at(18405), "http", &iis),
+        ],
+    );
+    wait_listening(at(18410));
+    wait_listening(at(18405));
+    let v = ftplib_root(18400, "vsftpd");
+    let p = ftplib_root(18410, "proftpd");
+    assert!(v.starts_with("220 (vsFTPd "), "{v}");
+    assert!(p.starts_with("220 ProFTPD Server"), "{p}");
+    assert_eq!(ftp_masked(real_vsftpd), ftp_masked(&v));
+    assert_eq!(ftp_masked(real_proftpd), ftp_masked(&p));
+    let head = String::from_utf8(raw(at(18405), b"HEAD / HTTP/1.0\r\n\r\n")).unwrap();
+    assert!(head.contains("Server: Microsoft-IIS/5.0"), "{head}");
+    let stored = farm.stop();
+    assert_eq!(stored.uploads("vsftpd"), 2, "{:?}", stored.artifacts);
+    assert_eq!(stored.uploads("proftpd"), 2, "{:?}", stored.artifacts);
 }

@@ -224,10 +224,14 @@ pub fn outgoing(
     let path = listed(arg);
     let at = resolve(&s.cwd, path);
     let lines = |f: &dyn Fn(&FileEntry) -> String| -> Vec<u8> {
-        let picked: Vec<&FileEntry> = match is_dir(tree, &at) {
+        let mut picked: Vec<&FileEntry> = match is_dir(tree, &at) {
             true => tree.iter().copied().filter(|e| e.dir == at).collect(),
             false => file(tree, &at).into_iter().collect(),
         };
+        // NLST in the server's own order where the scan saw one; the rest (uploads) after.
+        if action == Action::NameList {
+            picked.sort_by_key(|e| e.nlst.unwrap_or(usize::MAX));
+        }
         picked
             .into_iter()
             .map(|e| format!("{}\r\n", f(e)))
@@ -359,6 +363,7 @@ impl Uploads {
             content: String::new(),
             listing: relisted(proto, Some(size), Some(&name), &now),
             mtime: Some(now.mdtm()),
+            nlst: None,
         }];
         if let Some(d) = lookup(&tree, &dir) {
             changed.push(FileEntry {
@@ -411,6 +416,7 @@ mod tests {
             content: "a\nb\n".into(),
             listing: listing.into(),
             mtime: None,
+            nlst: None,
         }
     }
 
@@ -481,6 +487,21 @@ mod tests {
             b"a\nb\n"
         );
         assert_eq!(outgoing(Action::List, &t, &s, "nosuch", false), b"");
+    }
+
+    #[test]
+    fn names_follow_the_scanned_nlst_order() {
+        let mut base = tree();
+        for (e, place) in base.iter_mut().zip([Some(1), Some(2), None, Some(0)]) {
+            e.nlst = place;
+        }
+        let t = refs(&base);
+        let s = Session::default();
+        let names = outgoing(Action::NameList, &t, &s, "", false);
+        assert_eq!(names, b"incoming\r\nREADME.txt\r\npub\r\n");
+        let list = String::from_utf8(outgoing(Action::List, &t, &s, "", false)).unwrap();
+        let listed: Vec<_> = list.lines().filter_map(listed_name).collect();
+        assert_eq!(listed, ["README.txt", "pub", "incoming"]);
     }
 
     #[test]

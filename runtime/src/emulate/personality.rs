@@ -145,6 +145,10 @@ pub struct FileEntry {
     /// MDTM's time for it (`20261202044246`), if the server told it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime: Option<String>,
+    /// Its place among its directory's names as NLST sends them, when that is not LIST's
+    /// order (ProFTPD names them in the order it reads the directory, LIST sorts them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nlst: Option<usize>,
 }
 
 fn root() -> String {
@@ -338,20 +342,19 @@ fn parse(what: String, s: &str) -> Result<Template, PersonalityError> {
     Template::parse(s).map_err(|source| PersonalityError::Template { what, source })
 }
 
+/// An optional template (the banner, a transfer's `done`), parsed if present.
+fn parse_some(what: String, s: Option<&str>) -> Result<Option<Template>, PersonalityError> {
+    s.map(|s| parse(what, s)).transpose()
+}
+
 impl Compiled {
     pub fn new(personality: Personality) -> Result<Compiled, PersonalityError> {
-        let banner = match &personality.banner {
-            Some(b) => Some(parse("the banner".into(), b)?),
-            None => None,
-        };
+        let banner = parse_some("the banner".into(), personality.banner.as_deref())?;
         let mut rules = Vec::new();
         for (i, r) in personality.rules.iter().enumerate() {
             let what = format!("rule {} ({} {})", i + 1, r.command, r.arg);
             let reply = parse(what.clone(), &r.reply)?;
-            let done = match &r.done {
-                Some(d) => Some(parse(what, d)?),
-                None => None,
-            };
+            let done = parse_some(what, r.done.as_deref())?;
             rules.push(CompiledRule {
                 rule: r.clone(),
                 reply,
@@ -380,10 +383,12 @@ impl Compiled {
     }
 
     /// The rule that answers `key`: the one whose command matches exactly before `*`, then
-    /// whose argument class is the most particular, then whose state matches (a command never
-    /// seen in this state answers as in another), then whose version does. The state ranks
-    /// above the version: an FTP reply scanned after login for one transfer type must not
-    /// answer the same command before login, where the scan saw it for any type.
+    /// whose state matches (a command never seen in this state answers as in another), then
+    /// whose argument class is the most particular, then whose version does. The state ranks
+    /// first because a reply seen in this state is what the server said here, while one from
+    /// another state is a guess: an FTP reply scanned after login for one transfer type or
+    /// argument class must not answer the same command before login, where the scan saw the
+    /// refusal for any type or a more general class.
     pub fn find(&self, key: &Key) -> Option<&CompiledRule> {
         let exact = |v: &str, k: &str| -> Option<bool> {
             match v {
@@ -392,7 +397,7 @@ impl Compiled {
                 _ => None,
             }
         };
-        let rank = |r: &Rule| -> Option<(bool, usize, u8, bool)> {
+        let rank = |r: &Rule| -> Option<(bool, u8, usize, bool)> {
             let command = exact(&r.command, key.command)?;
             let version = exact(&r.version, key.version)?;
             let state = match exact(&r.state, key.state) {
@@ -405,7 +410,7 @@ impl Compiled {
             } else {
                 key.args.len() - key.args.iter().position(|a| *a == r.arg)?
             };
-            Some((command, arg, state, version))
+            Some((command, state, arg, version))
         };
         self.rules
             .iter()
@@ -504,5 +509,38 @@ mod tests {
         assert_eq!(find("login", "I"), "211 binary status");
         // Never seen in this state: answered as in another.
         assert_eq!(find("user-anon", "I"), "211 binary status");
+    }
+
+    /// A reply scanned in the key's state for a general argument class beats one scanned in
+    /// another state for the key's particular class: STOR of an existing file before login
+    /// is refused as any STOR is there, not as the overwrite the scan saw refused after login.
+    #[test]
+    fn the_state_ranks_above_the_argument_class() {
+        let mut p = Personality::new(Protocol::Ftp, String::new(), "h".into());
+        let stor = |state: &str, arg: &str, reply: &str| Rule {
+            state: state.into(),
+            ..rule("STOR", arg, reply)
+        };
+        p.rules = vec![
+            stor("start", "given", "530 Please login"),
+            stor("login", "existing", "553 Could not create file"),
+            stor("login", "given", "150 Ok to send data"),
+        ];
+        let c = Compiled::new(p).unwrap();
+        let find = |state, args: &[String]| {
+            let key = Key {
+                state,
+                command: "STOR",
+                args,
+                version: ANY,
+            };
+            c.find(&key).unwrap().rule.reply.clone()
+        };
+        let existing = ["existing".to_string(), "given".to_string()];
+        assert_eq!(find("start", &existing), "530 Please login");
+        assert_eq!(find("login", &existing), "553 Could not create file");
+        assert_eq!(find("login", &existing[1..]), "150 Ok to send data");
+        // Never seen in this state: the most particular class of any state.
+        assert_eq!(find("data", &existing), "553 Could not create file");
     }
 }

@@ -425,6 +425,7 @@ async fn walk(o: &ScanOptions) -> Result<Walked, ScanError> {
         s.exchange("login", &format!("CWD {dir}")).await;
         s.exchange("login", "PASV").await;
         let (_, got) = s.exchange("data", "LIST").await;
+        let listed = tree.len();
         for line in String::from_utf8_lossy(&got).lines() {
             let Some(name) = ftp::listed_name(line).filter(|n| *n != "." && *n != "..") else {
                 continue;
@@ -439,6 +440,7 @@ async fn walk(o: &ScanOptions) -> Result<Walked, ScanError> {
                 content: String::new(),
                 listing: line.to_string(),
                 mtime: None,
+                nlst: None,
             };
             if line.starts_with('d') && depth + 1 < MAX_DEPTH {
                 dirs.push((path.clone(), depth + 1));
@@ -448,9 +450,30 @@ async fn walk(o: &ScanOptions) -> Result<Walked, ScanError> {
             }
             tree.push(e);
         }
+        s.exchange("login", "PASV").await;
+        let (_, names) = s.exchange("data", "NLST").await;
+        nlst_order(&mut tree[listed..], &String::from_utf8_lossy(&names));
     }
     let ascii_crlf = converts(&mut s, &tree).await;
     Ok(Walked { tree, ascii_crlf })
+}
+
+/// Each entry's place among the names NLST sent, if their order is not LIST's (ProFTPD names
+/// a directory's files in the order it reads them; vsftpd sorts both, and its entries keep
+/// none).
+fn nlst_order(entries: &mut [FileEntry], names: &str) {
+    let names: Vec<&str> = names.lines().collect();
+    let places: Vec<Option<usize>> = entries
+        .iter()
+        .map(|e| names.iter().position(|n| *n == e.name))
+        .collect();
+    let found: Vec<usize> = places.iter().flatten().copied().collect();
+    if found.windows(2).all(|w| w[0] < w[1]) {
+        return;
+    }
+    for (e, place) in entries.iter_mut().zip(places) {
+        e.nlst = place;
+    }
 }
 
 /// A file's content (if small) and MDTM time.
@@ -573,6 +596,25 @@ pub async fn scan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nlst_places_only_where_its_order_is_not_lists() {
+        let entry = |name: &str| FileEntry {
+            dir: "/".into(),
+            name: name.into(),
+            content: String::new(),
+            listing: String::new(),
+            mtime: None,
+            nlst: None,
+        };
+        let mut sorted = [entry("README.txt"), entry("incoming")];
+        nlst_order(&mut sorted, "README.txt\r\nincoming\r\n");
+        assert!(sorted.iter().all(|e| e.nlst.is_none()));
+        let mut read = [entry("README.txt"), entry("incoming"), entry("hidden")];
+        nlst_order(&mut read, "incoming\r\nREADME.txt\r\n");
+        let places: Vec<_> = read.iter().map(|e| e.nlst).collect();
+        assert_eq!(places, [Some(1), Some(0), None]);
+    }
 
     fn rule(version: &str, reply: &str) -> Rule {
         Rule {
