@@ -61,6 +61,15 @@ if [ ${#need_apt[@]} -gt 0 ] || [ "$need_qemu" = 1 ]; then
         echo "setup: need root to install: ${need_apt[*]} $([ "$need_qemu" = 1 ] && echo qemu-system-x86)" >&2
         exit 1
     fi
+    # The servers installed here are started by the tests, on their own ports and
+    # configurations: none is started by its package (as a systemd machine would, leaving
+    # smbd on 445, Postfix on 25, and nginx and Apache both after port 80), unless a policy
+    # (a container's) is in place already.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\n# scripts/setup.sh: no service starts while it installs.\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt-get update
@@ -78,7 +87,13 @@ fi
 # fidelity matrix (tests/fidelity.rs) runs its samrdump.py, lookupsid.py and smbclient.py.
 if ! python3 -c 'import impacket' >/dev/null 2>&1; then
     command -v pip3 >/dev/null 2>&1 || { echo "setup: pip3 is missing (apt-get install python3-pip)" >&2; exit 1; }
-    pip3 install --break-system-packages 'impacket==0.13.*' 2>/dev/null || pip3 install 'impacket==0.13.*'
+    # Debian 12's pip refuses system-wide installs without --break-system-packages (PEP 668),
+    # which older pips do not know: the flag only where pip has it, and pip's own error shown.
+    pip_flags=()
+    if [[ $(pip3 install --help) == *--break-system-packages* ]]; then
+        pip_flags+=(--break-system-packages)
+    fi
+    pip3 install "${pip_flags[@]}" 'impacket==0.13.*'
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -16,10 +16,16 @@
 # minutes (271 s here, mostly debootstrap's downloads) and ~1.5 GB while it runs; what stays is
 # 730 MB (base.qcow2 717 MB). Comments are not part of the key: editing them rebuilds nothing.
 #
+# A build drops the images of other keys in CACHE_DIR, and the warm states saved from them
+# (qemu.rs names a state directory ACCEL-MEMm-KEY, KEY the image's directory name) in
+# HONEYFARM_VM_STATE (default: vm-state beside CACHE_DIR, where the tests keep theirs), unless
+# a farm holds that state's lock: a stale image is 730 MB, a state 200 MB.
+#
 # usage: scripts/vm-image.sh [CACHE_DIR]     (as root; default /var/cache/honeyfarm/vm,
 #        or HONEYFARM_VM_CACHE)
 set -euo pipefail
 cache=${1:-${HONEYFARM_VM_CACHE:-/var/cache/honeyfarm/vm}}
+state=${HONEYFARM_VM_STATE:-$(dirname "$cache")/vm-state}
 mirror=${HONEYFARM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=bookworm
 packages=linux-image-amd64,initramfs-tools,samba,smbclient,iproute2,procps,kmod,iputils-ping
@@ -69,6 +75,37 @@ if [ -f "$out/base.qcow2" ]; then
     echo "$out"
     exit 0
 fi
+# Removes the images of keys other than $key and the warm states saved from them (also those
+# named before states carried their image's key, ACCEL-MEMm): an image unless a process has one
+# of its files open (a VM on an overlay of it), a state unless a farm or test holds its lock
+# (it is booting or saving it now).
+drop_stale() {
+    local d name
+    for d in "$cache"/*/; do
+        name=$(basename "$d")
+        if [[ $name =~ ^[0-9a-f]{16}$ ]] && [ "$name" != "$key" ]; then
+            # (find fails on the descriptors of processes it may not read: its output decides.)
+            if [ -n "$(find /proc/[0-9]*/fd -lname "$d*" -print -quit 2>/dev/null)" ]; then
+                echo "vm-image: kept $d: in use" >&2
+            else
+                echo "vm-image: removed the image of another key, $d" >&2
+                rm -rf "$d"
+            fi
+        fi
+    done
+    [ -d "$state" ] || return 0
+    for d in "$state"/*/; do
+        name=$(basename "$d")
+        if [[ $name =~ ^(kvm|tcg)-[0-9]+m(-[0-9a-f]{16})?$ ]] && [[ $name != *-"$key" ]]; then
+            if flock -n "$d/.lock" rm -rf "$d"; then
+                echo "vm-image: removed the warm state of another image, $d" >&2
+            else
+                echo "vm-image: kept $d: in use" >&2
+            fi
+        fi
+    done
+}
+
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/hfq-vm-image.XXXXXX")
 trap 'umount -R "$work/root/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
 root=$work/root
@@ -165,5 +202,6 @@ qemu-img convert -f raw -O qcow2 "$work/root.raw" "$work/out/base.qcow2"
 rm -f "$work/root.raw"
 rm -rf "$out"
 mv "$work/out" "$out"
+drop_stale
 echo "vm-image: built $out in $(($(date +%s) - began)) s ($(du -sh "$out" | cut -f1))" >&2
 echo "$out"

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+use common::dirs::Cleanup;
+
 use honeyfarm_runtime::farm::{
     guest_command, negotiate_answered, nft_counters, reflect_to, remove_netns, Backend, Boot,
     EventStore, Honeypot, Netns, NetnsBackend, NetnsConfig, Policy, Pool, ProcessConfig,
@@ -157,6 +159,8 @@ fn backend(
 /// A test's directory and what it leaves: honeypots stopped, namespaces removed.
 struct Lab {
     dir: PathBuf,
+    /// Stops what runs in `dir` once the honeypots are stopped.
+    _cleanup: Cleanup,
     backend: Arc<NetnsBackend>,
     honeypots: Vec<Honeypot>,
     /// A pool's honeypots, shut down with it.
@@ -186,15 +190,14 @@ impl Drop for Lab {
 }
 
 fn lab(name: &str, policy: Policy, samba: bool) -> (Lab, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("hfn-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (dir, cleanup) = common::dirs::test_dir(&format!("hfn-{name}"));
     let db = dir.join("events.sqlite");
     let events = EventStore::open(&db).unwrap();
     let b = backend(&dir, policy, samba, Some(events));
     (
         Lab {
             dir,
+            _cleanup: cleanup,
             backend: b,
             honeypots: Vec::new(),
             pool: None,
@@ -424,7 +427,8 @@ fn assert_reflected(db: &Path, out: &Netns, text: &str, reached: &str) {
     );
 }
 
-/// Removes a farm's honeypot namespaces and what runs in its directory, whatever happened.
+/// Removes a farm's honeypot namespaces and its directory, whatever happened (what runs there:
+/// the directory's [`Cleanup`]).
 struct FarmLeftovers {
     dir: PathBuf,
     links: Vec<[u8; 4]>,
@@ -440,18 +444,13 @@ impl Drop for FarmLeftovers {
                 .stderr(std::process::Stdio::null())
                 .status();
         }
-        let _ = std::process::Command::new("pkill")
-            .args(["-9", "-f"])
-            .arg(&self.dir)
-            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 #[test]
 fn kill_9_of_the_farm_leaves_containment_closed() {
-    let dir = std::env::temp_dir().join(format!("hfn-kill-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let (dir, _cleanup) = common::dirs::test_dir("hfn-kill");
     std::fs::create_dir_all(dir.join("scripts")).unwrap();
     let _left = FarmLeftovers {
         dir: dir.clone(),
@@ -523,9 +522,7 @@ fn in_guest(dir: &Path, command: &str) -> String {
 
 #[test]
 fn a_vm_honeypot_is_contained_and_its_smbd_sees_the_attacker() {
-    let dir = std::env::temp_dir().join(format!("hfq-contained-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (dir, _cleanup) = common::dirs::test_dir("hfq-contained");
     let db = dir.join("events.sqlite");
     let events = EventStore::open(&db).unwrap();
     let Some((backend, work)) = common::vm::backend(
@@ -615,9 +612,7 @@ fn a_vm_honeypot_is_contained_and_its_smbd_sees_the_attacker() {
 
 #[test]
 fn a_vm_honeypots_reflected_smb_connection_reaches_another_vm() {
-    let dir = std::env::temp_dir().join(format!("hfq-reflect-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (dir, _cleanup) = common::dirs::test_dir("hfq-reflect");
     let db = dir.join("events.sqlite");
     let Some((backend, work)) = common::vm::backend(
         "hfq-reflect-vm",

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+use common::dirs::{processes_with, Cleanup};
 use common::{read_frame, script_messages};
 use honeyfarm_protocols::REGISTRY;
 use honeyfarm_runtime::replay::Script;
@@ -24,64 +25,12 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Kills whatever a test left running under its directory (honeypots of a farm that a failed
-/// assertion killed).
-struct Cleanup(PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = Command::new("pkill")
-            .args(["-9", "-f"])
-            .arg(&self.0)
-            .status();
-    }
-}
-
 /// A fresh directory (with an empty `scripts/`) for one test, and the guard that stops what the
-/// test leaves running in it. What earlier runs of the test left first: see [`sweep`].
+/// test leaves running in it (after sweeping what earlier runs left: [`common::dirs::sweep`]).
 fn test_dir(name: &str) -> (PathBuf, Cleanup) {
-    sweep(name);
-    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let (dir, cleanup) = common::dirs::test_dir(name);
     std::fs::create_dir_all(dir.join("scripts")).unwrap();
-    (dir.clone(), Cleanup(dir))
-}
-
-/// Kills what an earlier run of test `name` left (a run killed by a timeout drops no guard): its
-/// farm and honeypots, which hold its fixed ports. They are the processes whose command line
-/// names its directory of another test process, `{name}-{pid}`, exactly: never another test's
-/// (a longer name) or another engineer's. Their directories go too.
-fn sweep(name: &str) {
-    let tmp = std::env::temp_dir();
-    let prefix = tmp.join(format!("{name}-")).display().to_string();
-    let stale = |text: &str| -> Vec<String> {
-        let mut found = Vec::new();
-        for (i, _) in text.match_indices(&prefix) {
-            let pid: String = text[i + prefix.len()..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            let next = text[i + prefix.len() + pid.len()..].chars().next();
-            let whole = matches!(next, None | Some('/' | ' ' | '"'));
-            if !pid.is_empty() && whole && pid != std::process::id().to_string() {
-                found.push(pid);
-            }
-        }
-        found
-    };
-    for line in processes_with(&prefix) {
-        if !stale(&line).is_empty() {
-            if let Some(pid) = line.split_whitespace().next() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        }
-    }
-    for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
-        let path = entry.path().display().to_string();
-        if !stale(&path).is_empty() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
+    (dir, cleanup)
 }
 
 /// Copies the script the default configuration ships (enumdomusers, recorded from FILESRV01).
@@ -375,19 +324,6 @@ fn without_times(s: &str) -> String {
         .filter(|l| !l.starts_with("Sequence No"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Processes whose command line mentions `needle`.
-fn processes_with(needle: &str) -> Vec<String> {
-    let out = Command::new("ps")
-        .args(["-eo", "pid,args"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains(needle) && !l.contains("ps -eo"))
-        .map(str::to_string)
-        .collect()
 }
 
 #[test]

@@ -504,9 +504,7 @@ fn fidelity_matrix() {
         eprintln!("skipped: {why}");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("hfm-fidelity-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (dir, _cleanup) = common::dirs::test_dir("hfm-fidelity");
     let shipped = std::fs::read_to_string(root().join("config/honeyfarm.toml")).unwrap();
     let _net = Network::up();
 

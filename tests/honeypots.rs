@@ -173,9 +173,7 @@ fn links(third: u8) -> Vec<SocketAddr> {
 #[test]
 #[ignore = "a bench: root, Samba, namespaces, QEMU; run under the shared lock"]
 fn bench_honeypots() {
-    let work = std::env::temp_dir().join(format!("hfq-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
+    let (work, _killed) = common::dirs::test_dir("hfq-bench");
     let netns_links = links(7);
     let (cold_links, restore_links) = (links(8), links(9));
     let all: Vec<SocketAddr> = [&netns_links, &cold_links, &restore_links]
@@ -184,15 +182,6 @@ fn bench_honeypots() {
         .copied()
         .collect();
     let _gone = common::vm::Links(common::vm::PREFIX, all, work.clone());
-    struct Killed(String);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("pkill")
-                .args(["-9", "-f", &self.0])
-                .status();
-        }
-    }
-    let _killed = Killed(work.display().to_string());
     let named = |w: &Path, kind: &'static str| {
         let w = w.display().to_string();
         move |a: SocketAddr| format!("{w}/{kind}-{}-{}", a.ip(), a.port())

@@ -27,6 +27,8 @@ fn shipped_script() -> PathBuf {
 /// its pid) if a test fails before stopping it.
 struct Farm {
     child: Child,
+    /// Stops what the farm left; declared after `child`, so dropped after it is killed.
+    _cleanup: common::dirs::Cleanup,
     log: PathBuf,
     db: PathBuf,
 }
@@ -35,9 +37,7 @@ impl Farm {
     /// Starts `honeyfarm run` on `listen` with these `[limits]` lines, under an open-file limit
     /// of `nofile` if given; returns once it is listening.
     fn start(name: &str, listen: &str, limits: &str, nofile: Option<u32>) -> Farm {
-        let dir =
-            std::env::temp_dir().join(format!("honeyfarm-limits-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let (dir, cleanup) = common::dirs::test_dir(&format!("honeyfarm-limits-{name}"));
         std::fs::create_dir_all(dir.join("scripts")).unwrap();
         std::fs::copy(shipped_script(), dir.join("scripts/enumdomusers.json")).unwrap();
         let config = dir.join("farm.toml");
@@ -71,6 +71,7 @@ impl Farm {
             .expect("the farm starts");
         let farm = Farm {
             child,
+            _cleanup: cleanup,
             log,
             db: dir.join("events.sqlite"),
         };

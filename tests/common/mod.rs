@@ -5,6 +5,7 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 
+pub mod dirs;
 pub mod vm;
 
 use bytes::Bytes;

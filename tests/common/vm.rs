@@ -64,6 +64,8 @@ pub fn config(name: &str, boot: Boot) -> Option<QemuConfig> {
              the VMs run under TCG"
         );
     }
+    // A killed earlier run's VMs hold their namespaces' addresses: they go first.
+    super::dirs::sweep(name);
     let work_dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work_dir);
     Some(QemuConfig {

@@ -65,6 +65,12 @@ pub fn session(s: &Arc<Script>, pid: u16) -> Vec<MessageEvent> {
     out
 }
 
+/// How many events [`replay`] queues for a session of these messages: its start, script,
+/// messages, first reply time (from the second message on) and end.
+pub fn replay_events(messages: &[MessageEvent]) -> usize {
+    messages.len() + 3 + usize::from(messages.len() > 1)
+}
+
 /// Sends one recorded session through the store's API, as the farm's session does.
 pub fn replay(store: &EventStore, s: &Arc<Script>, messages: &[MessageEvent], n: u32) -> i64 {
     let attacker = SocketAddr::from((

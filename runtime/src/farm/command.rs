@@ -1,7 +1,10 @@
-//! The one way the farm runs an external tool (`ip`, `nft`): spawned with its standard input
-//! written and its output collected, so every caller tells "not installed" (a missing package,
-//! which the unprivileged fallbacks skip) from "ran and failed" (what the tool said) alike.
+//! The one way the farm runs an external tool (`ip`, `nft`, `qemu-img`) to completion: spawned
+//! with its standard input written and its output collected, so every caller tells "not
+//! installed" (a missing package, which the unprivileged fallbacks skip) from "ran and failed"
+//! (what the tool said) alike. Long-lived children (a honeypot, a VM) are spawned by their
+//! backends, which keep the `Child`.
 
+use std::ffi::OsStr;
 use std::io::{self, Write as _};
 use std::process::{Command, ExitStatus, Stdio};
 
@@ -35,9 +38,14 @@ impl CommandError {
 }
 
 /// Runs `program args` with `stdin` written to it (none: `/dev/null`) and returns its
-/// standard output.
-pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, CommandError> {
-    let command = format!("{program} {}", args.join(" "));
+/// standard output. Arguments may be paths (not necessarily UTF-8).
+pub fn run<A: AsRef<OsStr>>(
+    program: &str,
+    args: &[A],
+    stdin: Option<&str>,
+) -> Result<String, CommandError> {
+    let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+    let command = format!("{program} {}", shown.join(" "));
     let io_error = |source: io::Error| {
         if source.kind() == io::ErrorKind::NotFound {
             CommandError::NotFound {
@@ -93,12 +101,12 @@ mod tests {
 
     #[test]
     fn output_input_and_the_three_failures() {
-        assert_eq!(run("cat", &[], Some("fed\n")).unwrap(), "fed\n");
+        assert_eq!(run::<&str>("cat", &[], Some("fed\n")).unwrap(), "fed\n");
         assert_eq!(run("echo", &["a", "b"], None).unwrap(), "a b\n");
         let missing = run("hfm-no-such-tool", &["x"], None).unwrap_err();
         assert!(missing.is_not_found(), "{missing}");
         assert!(missing.to_string().contains("`hfm-no-such-tool x`"));
-        let spawn = run("/proc", &[], None).unwrap_err();
+        let spawn = run::<&str>("/proc", &[], None).unwrap_err();
         assert!(matches!(spawn, CommandError::Spawn { .. }), "{spawn}");
         match run(
             "sh",

@@ -1,9 +1,11 @@
 //! The event store: connections, messages and captured artifacts in SQLite. Sessions hand
 //! events to one writer thread through a bounded queue, so they never wait on the disk; a full
 //! queue drops events and counts them (`dropped_events`), never blocks. A batch is committed at
-//! least every flush interval, so a `kill -9` loses at most that much. A connection that
-//! follows a script is stored as the script (once per store), how far it followed it and the
-//! values that differed; messages off the script are rows. [`EventStore::close`] flushes.
+//! least every flush interval, so a `kill -9` loses at most that much of what the writer has
+//! taken, and what is still queued (little, unless a loaded machine slows the writer). A
+//! connection that follows a script is stored as the script (once per store), how far it
+//! followed it and the values that differed; messages off the script are rows.
+//! [`EventStore::close`] flushes.
 
 mod compact;
 mod farm_tables;

@@ -27,6 +27,7 @@
 //! A second serial port is the guest's command channel (`cmd.sock` in the honeypot's
 //! directory, see [`guest_command`]): what the tests run inside the guest.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -38,6 +39,7 @@ use std::time::{Duration, Instant};
 use super::link::{Netns, NetnsError};
 use super::qmp::{Qmp, QmpError};
 use super::Honeypot;
+use crate::farm::command::{self, CommandError};
 
 /// The guest's fixed address (`scripts/vm-image.sh`'s `guest_addr`).
 pub const GUEST: Ipv4Addr = Ipv4Addr::new(172, 16, 20, 15);
@@ -61,8 +63,12 @@ pub enum QemuError {
         path: String,
         source: std::io::Error,
     },
+    /// QEMU could not be started.
     #[error("`{command}` failed: {reason}")]
     Tool { command: String, reason: String },
+    /// A tool run to completion (`qemu-img`) failed or is missing.
+    #[error(transparent)]
+    Command(#[from] CommandError),
     #[error("KVM is not usable here ({0}): use accel = \"tcg\"")]
     NoKvm(String),
     #[error(transparent)]
@@ -286,21 +292,12 @@ fn spawn(mut cmd: Command, dir: &Path) -> Result<Child, QemuError> {
 
 /// A qcow2 overlay at `path` on `backing`.
 fn overlay(backing: &Path, path: &Path) -> Result<(), QemuError> {
-    let out = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
-        .arg(backing)
-        .arg(path)
-        .output()
-        .map_err(|e| QemuError::Tool {
-            command: "qemu-img create".into(),
-            reason: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(QemuError::Tool {
-            command: format!("qemu-img create -b {}", backing.display()),
-            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
+    let args = ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"]
+        .map(OsStr::new)
+        .into_iter()
+        .chain([backing.as_os_str(), path.as_os_str()])
+        .collect::<Vec<_>>();
+    command::run("qemu-img", &args, None)?;
     Ok(())
 }
 
