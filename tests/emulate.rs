@@ -20,7 +20,10 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// Words no reply may contain: the farm's name and its internals.
 const FORBIDDEN: &[&str] = &["honeyfarm", "honeypot", "/tmp/", "/work/", "hfe-"];
 
+/// The test's directory, kept after the run for a failure's logs; earlier, dead runs' are
+/// swept (and what they left running killed).
 fn work_dir(name: &str) -> PathBuf {
+    common::dirs::sweep(&format!("hfe-test-{name}"));
     let d = std::env::temp_dir().join(format!("hfe-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
