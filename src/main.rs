@@ -26,6 +26,11 @@ use bytes::{Bytes, BytesMut};
 use clap::{Parser, Subcommand};
 use honeyfarm_runtime::codec::{Class, FieldValue, Reader, Visitor};
 
+/// mimalloc, not glibc's malloc: sessions allocate and free small buffers from every worker
+/// thread, which glibc serves through locked arenas and consolidation passes.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "honeyfarm",
