@@ -2,7 +2,7 @@
 //! attacker and honeypot): one value on the left pairs with one value on the right.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use bytes::Bytes;
 
@@ -28,10 +28,11 @@ pub struct Conflict {
 }
 
 /// Pairs kept in a list up to this many; past it, in two hash maps. A session pairs a few
-/// values (SMB: PID, TID, UID, MID, a session key), and its map lives as long as the
-/// connection: a short list scanned is smaller than two hash maps (a sixth of their memory for
-/// six pairs) and no slower to search.
-const FEW: usize = 32;
+/// dozen values (an SMB dialog over DCE/RPC: a MID and a call id per request, PID, TID, UID,
+/// FID, policy handles), and its map lives as long as the connection: a list whose pairs
+/// carry their hashes is smaller than two hash maps and, scanned hash first, no slower to
+/// search at this size.
+const FEW: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct ValueMap {
@@ -49,10 +50,42 @@ impl Default for ValueMap {
 /// The pairs of a [`ValueMap`].
 #[derive(Debug, Clone)]
 enum Pairs {
-    /// `(namespace, left, right)`, in the order made.
-    Few(Vec<(&'static str, Value, Value)>),
+    /// In the order made.
+    Few(Vec<Pair>),
     /// Boxed: every candidate script of every session holds a map, nearly always few.
     Many(Box<Maps>),
+}
+
+/// One pair of a short map, with the hashes a lookup compares before any value.
+#[derive(Debug, Clone)]
+struct Pair {
+    /// [`key`] of `(namespace, left)` and of `(namespace, right)`.
+    keys: [u32; 2],
+    namespace: &'static str,
+    left: Value,
+    right: Value,
+}
+
+impl Pair {
+    /// Whether side `way` (0: left, 1: right) holds `v` in `namespace`, `v` hashing to `k`.
+    fn holds(&self, way: usize, k: u32, namespace: &str, v: &Value) -> bool {
+        let own = if way == 0 { &self.left } else { &self.right };
+        self.keys[way] == k && own == v && same_namespace(self.namespace, namespace)
+    }
+}
+
+/// Namespaces are static names: nearly always the same string, compared without reading it.
+fn same_namespace(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
+/// The hash of a value in a namespace, as a short map keeps it.
+fn key(namespace: &str, v: &Value) -> u32 {
+    let mut h = QuickHasher::default();
+    h.write(namespace.as_bytes());
+    v.hash(&mut h);
+    // The high half: a multiplicative hash mixes its last word into the high bits.
+    (h.finish() >> 32) as u32
 }
 
 /// Both directions of a long map.
@@ -79,8 +112,12 @@ impl Hasher for QuickHasher {
             w.copy_from_slice(c);
             self.write_u64(u64::from_le_bytes(w));
         }
-        for b in chunks.remainder() {
-            self.write_u64(u64::from(*b));
+        // The last bytes in one word, with their count (so "a\0" and "a" differ).
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(w) ^ (rest.len() as u64) << 59);
         }
     }
 
@@ -109,46 +146,94 @@ impl ValueMap {
         left: Value,
         right: Value,
     ) -> Result<(), Conflict> {
+        self.pair(namespace, &left, &right).map(|_| ())
+    }
+
+    /// [`ValueMap::bind`] for borrowed values (copied only into a new pair); `true` when the
+    /// pair is new.
+    pub fn pair(
+        &mut self,
+        namespace: &'static str,
+        left: &Value,
+        right: &Value,
+    ) -> Result<bool, Conflict> {
         let conflict = |earlier: &Value| Conflict {
             namespace,
             left: left.to_string(),
             right: right.to_string(),
             earlier: earlier.to_string(),
         };
-        if let Some(r) = self.forward(namespace, &left) {
-            return if *r == right {
-                Ok(())
-            } else {
-                Err(conflict(r))
-            };
+        let keys = [key(namespace, left), key(namespace, right)];
+        match &self.pairs {
+            Pairs::Few(v) => {
+                // One pass: a pair of `left` decides; else one of `right` is a conflict.
+                let mut taken = None;
+                for p in v {
+                    if p.holds(0, keys[0], namespace, left) {
+                        return if p.right == *right {
+                            Ok(false)
+                        } else {
+                            Err(conflict(&p.right))
+                        };
+                    }
+                    if taken.is_none() && p.holds(1, keys[1], namespace, right) {
+                        taken = Some(&p.left);
+                    }
+                }
+                if let Some(l) = taken {
+                    return Err(conflict(l));
+                }
+            }
+            Pairs::Many(_) => {
+                if let Some(r) = self.forward(namespace, left) {
+                    return if r == right {
+                        Ok(false)
+                    } else {
+                        Err(conflict(r))
+                    };
+                }
+                if let Some(l) = self.backward(namespace, right) {
+                    return Err(conflict(l));
+                }
+            }
         }
-        if let Some(l) = self.backward(namespace, &right) {
-            return Err(conflict(l));
-        }
-        self.insert(namespace, detached(left), detached(right));
-        Ok(())
+        self.insert(
+            keys,
+            namespace,
+            detached(left.clone()),
+            detached(right.clone()),
+        );
+        Ok(true)
     }
 
-    /// Adds a pair neither of whose values is paired yet.
-    fn insert(&mut self, namespace: &'static str, left: Value, right: Value) {
+    /// Adds a pair neither of whose values is paired yet (`keys`: their [`key`]s).
+    fn insert(&mut self, keys: [u32; 2], namespace: &'static str, left: Value, right: Value) {
         match &mut self.pairs {
             Pairs::Few(v) if v.len() < FEW => {
-                // Grown two at a time: the list is kept for the connection's life, and a
-                // doubling would leave up to half of it unused.
+                // Grown by a quarter at a time: the list is kept for the connection's life, and
+                // a doubling would leave up to half of it unused.
                 if v.len() == v.capacity() {
-                    v.reserve_exact(2);
+                    v.reserve_exact((v.len() / 4).max(2));
                 }
-                v.push((namespace, left, right));
+                v.push(Pair {
+                    keys,
+                    namespace,
+                    left,
+                    right,
+                });
             }
             Pairs::Few(v) => {
                 let mut forward = HashMap::with_capacity_and_hasher(2 * FEW, Quick::default());
                 let mut backward = HashMap::with_capacity_and_hasher(2 * FEW, Quick::default());
-                for (ns, l, r) in std::mem::take(v)
-                    .into_iter()
-                    .chain([(namespace, left, right)])
-                {
-                    forward.insert((ns, l.clone()), r.clone());
-                    backward.insert((ns, r), l);
+                let new = Pair {
+                    keys,
+                    namespace,
+                    left,
+                    right,
+                };
+                for p in std::mem::take(v).into_iter().chain([new]) {
+                    forward.insert((p.namespace, p.left.clone()), p.right.clone());
+                    backward.insert((p.namespace, p.right), p.left);
                 }
                 self.pairs = Pairs::Many(Box::new(Maps { forward, backward }));
             }
@@ -162,7 +247,9 @@ impl ValueMap {
     /// Forgets a pair made by [`ValueMap::bind`] (undoing a match that failed later).
     pub fn unbind(&mut self, namespace: &'static str, left: &Value, right: &Value) {
         match &mut self.pairs {
-            Pairs::Few(v) => v.retain(|(ns, l, r)| !(*ns == namespace && l == left && r == right)),
+            Pairs::Few(v) => v.retain(|p| {
+                !(same_namespace(p.namespace, namespace) && p.left == *left && p.right == *right)
+            }),
             Pairs::Many(m) => {
                 m.forward.remove(&(namespace, left.clone()));
                 m.backward.remove(&(namespace, right.clone()));
@@ -174,6 +261,23 @@ impl ValueMap {
     /// left, else a fresh one of the same size (a number of no more bits, or random bytes of the
     /// same length), so two right values never share a left one. Returns the left value.
     pub fn bind_new(&mut self, namespace: &'static str, right: Value) -> Value {
+        if let Pairs::Few(v) = &self.pairs {
+            // One pass for the common cases: `right` paired already, or free on both sides
+            // (then it stands for itself).
+            let k = key(namespace, &right);
+            let mut free = true;
+            for p in v {
+                if p.holds(1, k, namespace, &right) {
+                    return p.left.clone();
+                }
+                free &= !p.holds(0, k, namespace, &right);
+            }
+            if free {
+                let right = detached(right);
+                self.insert([k, k], namespace, right.clone(), right.clone());
+                return right;
+            }
+        }
         if let Some(l) = self.backward(namespace, &right) {
             return l.clone();
         }
@@ -212,27 +316,31 @@ impl ValueMap {
     /// Every pair, `(namespace, left, right)`, in no particular order.
     pub fn entries(&self) -> Vec<(&'static str, &Value, &Value)> {
         match &self.pairs {
-            Pairs::Few(v) => v.iter().map(|(ns, l, r)| (*ns, l, r)).collect(),
+            Pairs::Few(v) => v.iter().map(|p| (p.namespace, &p.left, &p.right)).collect(),
             Pairs::Many(m) => m.forward.iter().map(|((ns, l), r)| (*ns, l, r)).collect(),
         }
     }
 
     pub fn forward(&self, namespace: &'static str, left: &Value) -> Option<&Value> {
         match &self.pairs {
-            Pairs::Few(v) => v
-                .iter()
-                .find(|(ns, l, _)| *ns == namespace && l == left)
-                .map(|(_, _, r)| r),
+            Pairs::Few(v) => {
+                let k = key(namespace, left);
+                v.iter()
+                    .find(|p| p.holds(0, k, namespace, left))
+                    .map(|p| &p.right)
+            }
             Pairs::Many(m) => m.forward.get(&(namespace, left.clone())),
         }
     }
 
     pub fn backward(&self, namespace: &'static str, right: &Value) -> Option<&Value> {
         match &self.pairs {
-            Pairs::Few(v) => v
-                .iter()
-                .find(|(ns, _, r)| *ns == namespace && r == right)
-                .map(|(_, l, _)| l),
+            Pairs::Few(v) => {
+                let k = key(namespace, right);
+                v.iter()
+                    .find(|p| p.holds(1, k, namespace, right))
+                    .map(|p| &p.left)
+            }
             Pairs::Many(m) => m.backward.get(&(namespace, right.clone())),
         }
     }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::replay::{RoleRef, ScriptMessage, Walked};
+use crate::replay::{same_path, RoleRef, ScriptMessage, Walked};
 
 /// How one message differed from the script's message at the same index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +94,10 @@ impl Differences {
                 }
                 // Same path and role name: the texts differ where the values' texts do, and
                 // only the new value's text is kept.
-                if a.path == b.path && a.role.name() == b.role.name() && !a.path.contains('=') {
+                if same_path(a.path, &b.path)
+                    && (std::ptr::eq(a.role, b.role) || a.role.name() == b.role.name())
+                    && !a.path.contains('=')
+                {
                     let value = a.value.to_string();
                     if !text_is(&b.value, &value) {
                         values.push(Difference::Value(k, value));
