@@ -42,7 +42,7 @@ pub struct ValueMap {
 impl Default for ValueMap {
     fn default() -> Self {
         ValueMap {
-            pairs: Pairs::Few(Vec::new()),
+            pairs: Pairs::Few(Few::default()),
         }
     }
 }
@@ -50,27 +50,56 @@ impl Default for ValueMap {
 /// The pairs of a [`ValueMap`].
 #[derive(Debug, Clone)]
 enum Pairs {
-    /// In the order made.
-    Few(Vec<Pair>),
+    Few(Few),
     /// Boxed: every candidate script of every session holds a map, nearly always few.
     Many(Box<Maps>),
 }
 
-/// One pair of a short map, with the hashes a lookup compares before any value.
+/// A short map: its pairs in the order made, and apart from them their hashes, which a lookup
+/// scans (eight bytes a pair, contiguous) before it compares any value.
+#[derive(Debug, Clone, Default)]
+struct Few {
+    /// [`key`] of `(namespace, left)` and of `(namespace, right)`, per pair.
+    keys: Vec<[u32; 2]>,
+    pairs: Vec<Pair>,
+}
+
 #[derive(Debug, Clone)]
 struct Pair {
-    /// [`key`] of `(namespace, left)` and of `(namespace, right)`.
-    keys: [u32; 2],
     namespace: &'static str,
     left: Value,
     right: Value,
 }
 
 impl Pair {
-    /// Whether side `way` (0: left, 1: right) holds `v` in `namespace`, `v` hashing to `k`.
-    fn holds(&self, way: usize, k: u32, namespace: &str, v: &Value) -> bool {
+    /// Whether side `way` (0: left, 1: right) holds `v` in `namespace`.
+    fn holds(&self, way: usize, namespace: &str, v: &Value) -> bool {
         let own = if way == 0 { &self.left } else { &self.right };
-        self.keys[way] == k && own == v && same_namespace(self.namespace, namespace)
+        own == v && same_namespace(self.namespace, namespace)
+    }
+}
+
+impl Few {
+    /// The pair whose side `way` holds `v` (hashing to `k`) in `namespace`.
+    fn find(&self, way: usize, k: u32, namespace: &str, v: &Value) -> Option<&Pair> {
+        self.keys
+            .iter()
+            .zip(&self.pairs)
+            .find(|(keys, p)| keys[way] == k && p.holds(way, namespace, v))
+            .map(|(_, p)| p)
+    }
+
+    fn push(&mut self, keys: [u32; 2], pair: Pair) {
+        // Grown by half at a time: the list is kept for the connection's life, and a doubling
+        // would leave up to half of it unused.
+        let n = self.pairs.len();
+        if n == self.pairs.capacity() {
+            self.pairs.reserve_exact((n / 2).max(2));
+        }
+        self.keys
+            .reserve_exact(self.pairs.capacity() - self.keys.len());
+        self.keys.push(keys);
+        self.pairs.push(pair);
     }
 }
 
@@ -164,38 +193,20 @@ impl ValueMap {
             earlier: earlier.to_string(),
         };
         let keys = [key(namespace, left), key(namespace, right)];
-        match &self.pairs {
-            Pairs::Few(v) => {
-                // One pass: a pair of `left` decides; else one of `right` is a conflict.
-                let mut taken = None;
-                for p in v {
-                    if p.holds(0, keys[0], namespace, left) {
-                        return if p.right == *right {
-                            Ok(false)
-                        } else {
-                            Err(conflict(&p.right))
-                        };
-                    }
-                    if taken.is_none() && p.holds(1, keys[1], namespace, right) {
-                        taken = Some(&p.left);
-                    }
-                }
-                if let Some(l) = taken {
-                    return Err(conflict(l));
-                }
-            }
-            Pairs::Many(_) => {
-                if let Some(r) = self.forward(namespace, left) {
-                    return if r == right {
-                        Ok(false)
-                    } else {
-                        Err(conflict(r))
-                    };
-                }
-                if let Some(l) = self.backward(namespace, right) {
-                    return Err(conflict(l));
-                }
-            }
+        let (forward, backward) = match &self.pairs {
+            Pairs::Few(f) => (
+                f.find(0, keys[0], namespace, left).map(|p| &p.right),
+                f.find(1, keys[1], namespace, right).map(|p| &p.left),
+            ),
+            Pairs::Many(m) => (
+                m.forward.get(&(namespace, left.clone())),
+                m.backward.get(&(namespace, right.clone())),
+            ),
+        };
+        match (forward, backward) {
+            (Some(r), _) if r == right => return Ok(false),
+            (Some(earlier), _) | (None, Some(earlier)) => return Err(conflict(earlier)),
+            (None, None) => {}
         }
         self.insert(
             keys,
@@ -209,29 +220,23 @@ impl ValueMap {
     /// Adds a pair neither of whose values is paired yet (`keys`: their [`key`]s).
     fn insert(&mut self, keys: [u32; 2], namespace: &'static str, left: Value, right: Value) {
         match &mut self.pairs {
-            Pairs::Few(v) if v.len() < FEW => {
-                // Grown by a quarter at a time: the list is kept for the connection's life, and
-                // a doubling would leave up to half of it unused.
-                if v.len() == v.capacity() {
-                    v.reserve_exact((v.len() / 4).max(2));
-                }
-                v.push(Pair {
-                    keys,
+            Pairs::Few(f) if f.pairs.len() < FEW => f.push(
+                keys,
+                Pair {
                     namespace,
                     left,
                     right,
-                });
-            }
-            Pairs::Few(v) => {
+                },
+            ),
+            Pairs::Few(f) => {
                 let mut forward = HashMap::with_capacity_and_hasher(2 * FEW, Quick::default());
                 let mut backward = HashMap::with_capacity_and_hasher(2 * FEW, Quick::default());
                 let new = Pair {
-                    keys,
                     namespace,
                     left,
                     right,
                 };
-                for p in std::mem::take(v).into_iter().chain([new]) {
+                for p in std::mem::take(&mut f.pairs).into_iter().chain([new]) {
                     forward.insert((p.namespace, p.left.clone()), p.right.clone());
                     backward.insert((p.namespace, p.right), p.left);
                 }
@@ -247,9 +252,15 @@ impl ValueMap {
     /// Forgets a pair made by [`ValueMap::bind`] (undoing a match that failed later).
     pub fn unbind(&mut self, namespace: &'static str, left: &Value, right: &Value) {
         match &mut self.pairs {
-            Pairs::Few(v) => v.retain(|p| {
-                !(same_namespace(p.namespace, namespace) && p.left == *left && p.right == *right)
-            }),
+            Pairs::Few(f) => {
+                let at = f.pairs.iter().position(|p| {
+                    same_namespace(p.namespace, namespace) && p.left == *left && p.right == *right
+                });
+                if let Some(i) = at {
+                    f.keys.remove(i);
+                    f.pairs.remove(i);
+                }
+            }
             Pairs::Many(m) => {
                 m.forward.remove(&(namespace, left.clone()));
                 m.backward.remove(&(namespace, right.clone()));
@@ -261,18 +272,14 @@ impl ValueMap {
     /// left, else a fresh one of the same size (a number of no more bits, or random bytes of the
     /// same length), so two right values never share a left one. Returns the left value.
     pub fn bind_new(&mut self, namespace: &'static str, right: Value) -> Value {
-        if let Pairs::Few(v) = &self.pairs {
-            // One pass for the common cases: `right` paired already, or free on both sides
+        if let Pairs::Few(f) = &self.pairs {
+            // The common cases, hashing once: `right` paired already, or free on both sides
             // (then it stands for itself).
             let k = key(namespace, &right);
-            let mut free = true;
-            for p in v {
-                if p.holds(1, k, namespace, &right) {
-                    return p.left.clone();
-                }
-                free &= !p.holds(0, k, namespace, &right);
+            if let Some(p) = f.find(1, k, namespace, &right) {
+                return p.left.clone();
             }
-            if free {
+            if f.find(0, k, namespace, &right).is_none() {
                 let right = detached(right);
                 self.insert([k, k], namespace, right.clone(), right.clone());
                 return right;
@@ -316,31 +323,29 @@ impl ValueMap {
     /// Every pair, `(namespace, left, right)`, in no particular order.
     pub fn entries(&self) -> Vec<(&'static str, &Value, &Value)> {
         match &self.pairs {
-            Pairs::Few(v) => v.iter().map(|p| (p.namespace, &p.left, &p.right)).collect(),
+            Pairs::Few(f) => f
+                .pairs
+                .iter()
+                .map(|p| (p.namespace, &p.left, &p.right))
+                .collect(),
             Pairs::Many(m) => m.forward.iter().map(|((ns, l), r)| (*ns, l, r)).collect(),
         }
     }
 
     pub fn forward(&self, namespace: &'static str, left: &Value) -> Option<&Value> {
         match &self.pairs {
-            Pairs::Few(v) => {
-                let k = key(namespace, left);
-                v.iter()
-                    .find(|p| p.holds(0, k, namespace, left))
-                    .map(|p| &p.right)
-            }
+            Pairs::Few(f) => f
+                .find(0, key(namespace, left), namespace, left)
+                .map(|p| &p.right),
             Pairs::Many(m) => m.forward.get(&(namespace, left.clone())),
         }
     }
 
     pub fn backward(&self, namespace: &'static str, right: &Value) -> Option<&Value> {
         match &self.pairs {
-            Pairs::Few(v) => {
-                let k = key(namespace, right);
-                v.iter()
-                    .find(|p| p.holds(1, k, namespace, right))
-                    .map(|p| &p.left)
-            }
+            Pairs::Few(f) => f
+                .find(1, key(namespace, right), namespace, right)
+                .map(|p| &p.left),
             Pairs::Many(m) => m.backward.get(&(namespace, right.clone())),
         }
     }
@@ -431,9 +436,9 @@ mod tests {
         for i in 0..6 {
             m.bind("uid", Value::Uint(i), Value::Uint(i + 9)).unwrap();
         }
-        let Pairs::Few(v) = &m.pairs else {
+        let Pairs::Few(f) = &m.pairs else {
             panic!("six pairs are a list")
         };
-        assert_eq!(v.capacity(), 6);
+        assert_eq!((f.pairs.capacity(), f.keys.capacity()), (6, 6));
     }
 }
