@@ -162,7 +162,9 @@ impl Candidate {
                 (self.script.server.ip(), to.telescope),
                 (self.script.client.ip(), to.attacker),
             ];
-            rw.now = Some(SystemTime::now());
+            // The clock is read only for a reply that carries a time.
+            let timed = |f: &RoleField| matches!(f.role, Role::Timestamp { .. });
+            rw.now = m.fields.iter().any(timed).then(SystemTime::now);
             rw.fresh_nonces = true;
             // The recording patched where it can be; else decoded, rewritten and encoded.
             let patched = m
@@ -172,6 +174,7 @@ impl Candidate {
             let (out, changed) = match patched {
                 Some((out, changed)) => (out, Some(changed)),
                 None => {
+                    rw.now = Some(SystemTime::now());
                     let mut d = self
                         .script
                         .decode(self.pos)
