@@ -55,13 +55,18 @@ enum Pairs {
     Many(Box<Maps>),
 }
 
-/// A short map: its pairs in the order made, and apart from them their hashes, which a lookup
-/// scans (eight bytes a pair, contiguous) before it compares any value.
+/// A short map: its pairs in the order made, their hashes apart from them, and a small open
+/// addressing index per side over those, so a lookup compares a value or two, not every pair
+/// (a session looks up its cookies several times per message).
 #[derive(Debug, Clone, Default)]
 struct Few {
     /// [`key`] of `(namespace, left)` and of `(namespace, right)`, per pair.
     keys: Vec<[u32; 2]>,
     pairs: Vec<Pair>,
+    /// Per side, from slot `key & mask` on: one more than the index of a pair with that key,
+    /// 0 for an empty slot. A power of two at least twice the pairs' capacity (so never full);
+    /// one byte a slot, as a short map holds at most [`FEW`] pairs.
+    slots: Vec<[u8; 2]>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,11 +87,16 @@ impl Pair {
 impl Few {
     /// The pair whose side `way` holds `v` (hashing to `k`) in `namespace`.
     fn find(&self, way: usize, k: u32, namespace: &str, v: &Value) -> Option<&Pair> {
-        self.keys
-            .iter()
-            .zip(&self.pairs)
-            .find(|(keys, p)| keys[way] == k && p.holds(way, namespace, v))
-            .map(|(_, p)| p)
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut at = k as usize & mask;
+        loop {
+            let i = usize::from(self.slots[at][way]).checked_sub(1)?;
+            let p = &self.pairs[i];
+            if self.keys[i][way] == k && p.holds(way, namespace, v) {
+                return Some(p);
+            }
+            at = (at + 1) & mask;
+        }
     }
 
     fn push(&mut self, keys: [u32; 2], pair: Pair) {
@@ -94,12 +104,46 @@ impl Few {
         // would leave up to half of it unused.
         let n = self.pairs.len();
         if n == self.pairs.capacity() {
-            self.pairs.reserve_exact((n / 2).max(2));
+            self.pairs.reserve_exact((n / 2).max(2).min(FEW - n));
         }
         self.keys
             .reserve_exact(self.pairs.capacity() - self.keys.len());
         self.keys.push(keys);
         self.pairs.push(pair);
+        if self.slots.len() < 2 * self.pairs.capacity() {
+            self.reindex();
+        } else {
+            self.place(n);
+        }
+    }
+
+    /// Forgets pair `i`.
+    fn remove(&mut self, i: usize) {
+        self.keys.remove(i);
+        self.pairs.remove(i);
+        self.reindex();
+    }
+
+    /// Builds the index anew for the pairs' capacity.
+    fn reindex(&mut self) {
+        let size = (2 * self.pairs.capacity()).next_power_of_two();
+        self.slots.clear();
+        self.slots.resize(size, [0; 2]);
+        self.slots.shrink_to_fit();
+        (0..self.pairs.len()).for_each(|i| self.place(i));
+    }
+
+    /// Enters pair `i` in the index, both sides.
+    fn place(&mut self, i: usize) {
+        let mask = self.slots.len() - 1;
+        let tag = u8::try_from(i + 1).expect("a short map holds at most FEW pairs");
+        for way in 0..2 {
+            let mut at = self.keys[i][way] as usize & mask;
+            while self.slots[at][way] != 0 {
+                at = (at + 1) & mask;
+            }
+            self.slots[at][way] = tag;
+        }
     }
 }
 
@@ -257,8 +301,7 @@ impl ValueMap {
                     same_namespace(p.namespace, namespace) && p.left == *left && p.right == *right
                 });
                 if let Some(i) = at {
-                    f.keys.remove(i);
-                    f.pairs.remove(i);
+                    f.remove(i);
                 }
             }
             Pairs::Many(m) => {
