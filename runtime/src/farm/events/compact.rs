@@ -3,6 +3,7 @@
 //! value)`, in a small blob, instead of a row of role text per message.
 
 use std::fmt;
+use std::mem::discriminant;
 
 use crate::replay::{same_path, RoleRef, ScriptMessage, Walked};
 
@@ -98,8 +99,15 @@ impl Differences {
                     && (std::ptr::eq(a.role, b.role) || a.role.name() == b.role.name())
                     && !a.path.contains('=')
                 {
+                    // Values of one kind have equal texts only when equal (each kind's text
+                    // is injective): the script's is written out only across kinds.
                     let value = a.value.to_string();
-                    if !text_is(&b.value, &value) {
+                    let differs = if discriminant(a.value) == discriminant(&b.value) {
+                        *a.value != b.value
+                    } else {
+                        !text_is(&b.value, &value)
+                    };
+                    if differs {
                         values.push(Difference::Value(k, value));
                     }
                     continue;
