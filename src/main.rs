@@ -26,6 +26,13 @@ use bytes::{Bytes, BytesMut};
 use clap::{Parser, Subcommand};
 use honeyfarm_runtime::codec::{Class, FieldValue, Reader, Visitor};
 
+/// mimalloc, not glibc's malloc: sessions allocate and free small buffers from every worker
+/// thread, which glibc serves through locked arenas and consolidation passes. Its `no_thp`
+/// feature keeps its arenas out of transparent huge pages, which made every touched page a
+/// resident 2 MiB one (docs/ARCHITECTURE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "honeyfarm",

@@ -13,7 +13,7 @@ use crate::rewrite::{detached, Rewrite, ValueMap, Way};
 
 use super::script::{Script, Side};
 use super::shape::roles_of;
-use super::walked::{RoleRef, Walked};
+use super::walked::{same_path, RoleRef, Walked};
 
 /// Why an attacker's message does not follow the script.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,7 +162,9 @@ impl Candidate {
                 (self.script.server.ip(), to.telescope),
                 (self.script.client.ip(), to.attacker),
             ];
-            rw.now = Some(SystemTime::now());
+            // The clock is read only for a reply that carries a time.
+            let timed = |f: &RoleField| matches!(f.role, Role::Timestamp { .. });
+            rw.now = m.fields.iter().any(timed).then(SystemTime::now);
             rw.fresh_nonces = true;
             // The recording patched where it can be; else decoded, rewritten and encoded.
             let patched = m
@@ -172,6 +174,7 @@ impl Candidate {
             let (out, changed) = match patched {
                 Some((out, changed)) => (out, Some(changed)),
                 None => {
+                    rw.now = Some(SystemTime::now());
                     let mut d = self
                         .script
                         .decode(self.pos)
@@ -255,11 +258,11 @@ pub fn pair_cookie_refs<'a, 'b>(
     }
     let mut made = Vec::new();
     let mut pair = |a: RoleRef<'a>, b: RoleRef<'b>| {
-        let (Role::Cookie { namespace, .. }, true) = (a.role, a.path == b.path) else {
+        let (Role::Cookie { namespace, .. }, true) = (a.role, same_path(a.path, b.path)) else {
             return Err(format!("cookie {} against {}", a.path, b.path));
         };
-        let new = map.forward(namespace, a.value).is_none();
-        map.bind(namespace, a.value.clone(), b.value.clone())
+        let new = map
+            .pair(namespace, a.value, b.value)
             .map_err(|e| format!("{}: {e}", a.path))?;
         if new {
             made.push((*namespace, a.value, b.value));
@@ -298,8 +301,12 @@ fn same_paths_beyond_names<'a, 'b>(
 ) -> Result<(), String> {
     let is_name = |f: &RoleRef| matches!(f.role, Role::Hostname);
     for (a, b) in left.filter(is_name).zip(right.filter(is_name)) {
-        let (x, y) = (beyond_name(a.value), beyond_name(b.value));
-        if a.path == b.path && x != y {
+        // Equal values need no text (the path of a message read in place is the script's).
+        let same_value = std::ptr::eq(a.value, b.value) || a.value == b.value;
+        if !same_path(a.path, b.path) || same_value {
+            continue;
+        }
+        if beyond_name(a.value) != beyond_name(b.value) {
             return Err(format!(
                 "{} is {}, the script has {}",
                 a.path, a.value, b.value

@@ -18,4 +18,4 @@ pub use matcher::{pair_cookie_refs, pair_cookies, Audience, Candidate, Deviation
 pub use script::{Script, ScriptError, ScriptMessage, ServiceCodecs, Side, FORMAT, VERSION};
 pub use shape::{roles_of, Shape};
 pub use template::Template;
-pub use walked::{RoleRef, Walked};
+pub use walked::{same_path, RoleRef, Walked};

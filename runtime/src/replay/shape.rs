@@ -97,10 +97,12 @@ impl Shape {
         {
             return None;
         }
+        // A field with the recording's bytes holds the script's value: nothing is read.
+        let changed = |p: &&Patch| msg[p.start..p.end] != self.bytes[p.start..p.end];
         Some(
             self.slots
                 .iter()
-                .map(|s| s.as_ref().map(|p| p.read(msg)))
+                .map(|s| s.as_ref().filter(changed).map(|p| p.read(msg)))
                 .collect(),
         )
     }

@@ -45,12 +45,18 @@ impl<'a> From<&'a RoleField> for RoleRef<'a> {
 impl RoleRef<'_> {
     /// The same field as `f`: same path, role and value (then their texts are equal too).
     pub fn same_as(&self, f: &RoleField) -> bool {
-        // The value first: it is what differs when anything does; a path that is the
+        // The value first: it is what differs when anything does; a value or path that is the
         // field's own (a message read in place) needs no comparing.
-        *self.value == f.value
-            && (std::ptr::eq(self.path, f.path.as_str()) || self.path == f.path)
-            && self.role == f.role
+        (std::ptr::eq(self.value, &f.value) || *self.value == f.value)
+            && same_path(self.path, &f.path)
+            && (std::ptr::eq(self.role, f.role) || self.role == f.role)
     }
+}
+
+/// Whether two field paths are equal: a message read in place borrows the script's paths,
+/// which then need no reading.
+pub fn same_path(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
 
 /// The content and role fields of one message, in wire order.

@@ -2,7 +2,7 @@
 //! attacker and honeypot): one value on the left pairs with one value on the right.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use bytes::Bytes;
 
@@ -28,10 +28,11 @@ pub struct Conflict {
 }
 
 /// Pairs kept in a list up to this many; past it, in two hash maps. A session pairs a few
-/// values (SMB: PID, TID, UID, MID, a session key), and its map lives as long as the
-/// connection: a short list scanned is smaller than two hash maps (a sixth of their memory for
-/// six pairs) and no slower to search.
-const FEW: usize = 32;
+/// dozen values (an SMB dialog over DCE/RPC: a MID and a call id per request, PID, TID, UID,
+/// FID, policy handles), and its map lives as long as the connection: a list whose pairs
+/// carry their hashes is smaller than two hash maps and, scanned hash first, no slower to
+/// search at this size.
+const FEW: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct ValueMap {
@@ -41,7 +42,7 @@ pub struct ValueMap {
 impl Default for ValueMap {
     fn default() -> Self {
         ValueMap {
-            pairs: Pairs::Few(Vec::new()),
+            pairs: Pairs::Few(Few::default()),
         }
     }
 }
@@ -49,10 +50,115 @@ impl Default for ValueMap {
 /// The pairs of a [`ValueMap`].
 #[derive(Debug, Clone)]
 enum Pairs {
-    /// `(namespace, left, right)`, in the order made.
-    Few(Vec<(&'static str, Value, Value)>),
+    Few(Few),
     /// Boxed: every candidate script of every session holds a map, nearly always few.
     Many(Box<Maps>),
+}
+
+/// A short map: its pairs in the order made, their hashes apart from them, and a small open
+/// addressing index per side over those, so a lookup compares a value or two, not every pair
+/// (a session looks up its cookies several times per message).
+#[derive(Debug, Clone, Default)]
+struct Few {
+    /// [`key`] of `(namespace, left)` and of `(namespace, right)`, per pair.
+    keys: Vec<[u32; 2]>,
+    pairs: Vec<Pair>,
+    /// Per side, from slot `key & mask` on: one more than the index of a pair with that key,
+    /// 0 for an empty slot. A power of two at least twice the pairs' capacity (so never full);
+    /// one byte a slot, as a short map holds at most [`FEW`] pairs.
+    slots: Vec<[u8; 2]>,
+}
+
+#[derive(Debug, Clone)]
+struct Pair {
+    namespace: &'static str,
+    left: Value,
+    right: Value,
+}
+
+impl Pair {
+    /// Whether side `way` (0: left, 1: right) holds `v` in `namespace`.
+    fn holds(&self, way: usize, namespace: &str, v: &Value) -> bool {
+        let own = if way == 0 { &self.left } else { &self.right };
+        own == v && same_namespace(self.namespace, namespace)
+    }
+}
+
+impl Few {
+    /// The pair whose side `way` holds `v` (hashing to `k`) in `namespace`.
+    fn find(&self, way: usize, k: u32, namespace: &str, v: &Value) -> Option<&Pair> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut at = k as usize & mask;
+        loop {
+            let i = usize::from(self.slots[at][way]).checked_sub(1)?;
+            let p = &self.pairs[i];
+            if self.keys[i][way] == k && p.holds(way, namespace, v) {
+                return Some(p);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn push(&mut self, keys: [u32; 2], pair: Pair) {
+        // Grown by half at a time: the list is kept for the connection's life, and a doubling
+        // would leave up to half of it unused.
+        let n = self.pairs.len();
+        if n == self.pairs.capacity() {
+            self.pairs.reserve_exact((n / 2).max(2).min(FEW - n));
+        }
+        self.keys
+            .reserve_exact(self.pairs.capacity() - self.keys.len());
+        self.keys.push(keys);
+        self.pairs.push(pair);
+        if self.slots.len() < 2 * self.pairs.capacity() {
+            self.reindex();
+        } else {
+            self.place(n);
+        }
+    }
+
+    /// Forgets pair `i`.
+    fn remove(&mut self, i: usize) {
+        self.keys.remove(i);
+        self.pairs.remove(i);
+        self.reindex();
+    }
+
+    /// Builds the index anew for the pairs' capacity.
+    fn reindex(&mut self) {
+        let size = (2 * self.pairs.capacity()).next_power_of_two();
+        self.slots.clear();
+        self.slots.resize(size, [0; 2]);
+        self.slots.shrink_to_fit();
+        (0..self.pairs.len()).for_each(|i| self.place(i));
+    }
+
+    /// Enters pair `i` in the index, both sides.
+    fn place(&mut self, i: usize) {
+        let mask = self.slots.len() - 1;
+        let tag = u8::try_from(i + 1).expect("a short map holds at most FEW pairs");
+        for way in 0..2 {
+            let mut at = self.keys[i][way] as usize & mask;
+            while self.slots[at][way] != 0 {
+                at = (at + 1) & mask;
+            }
+            self.slots[at][way] = tag;
+        }
+    }
+}
+
+/// Namespaces are static names: nearly always the same string, compared without reading it.
+fn same_namespace(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
+/// The hash of a value in a namespace, as a short map keeps it.
+fn key(namespace: &str, v: &Value) -> u32 {
+    let mut h = QuickHasher::default();
+    h.write(namespace.as_bytes());
+    v.hash(&mut h);
+    // The high half: a multiplicative hash mixes its last word into the high bits.
+    (h.finish() >> 32) as u32
 }
 
 /// Both directions of a long map.
@@ -79,8 +185,12 @@ impl Hasher for QuickHasher {
             w.copy_from_slice(c);
             self.write_u64(u64::from_le_bytes(w));
         }
-        for b in chunks.remainder() {
-            self.write_u64(u64::from(*b));
+        // The last bytes in one word, with their count (so "a\0" and "a" differ).
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(w) ^ (rest.len() as u64) << 59);
         }
     }
 
@@ -109,46 +219,70 @@ impl ValueMap {
         left: Value,
         right: Value,
     ) -> Result<(), Conflict> {
+        self.pair(namespace, &left, &right).map(|_| ())
+    }
+
+    /// [`ValueMap::bind`] for borrowed values (copied only into a new pair); `true` when the
+    /// pair is new.
+    pub fn pair(
+        &mut self,
+        namespace: &'static str,
+        left: &Value,
+        right: &Value,
+    ) -> Result<bool, Conflict> {
         let conflict = |earlier: &Value| Conflict {
             namespace,
             left: left.to_string(),
             right: right.to_string(),
             earlier: earlier.to_string(),
         };
-        if let Some(r) = self.forward(namespace, &left) {
-            return if *r == right {
-                Ok(())
-            } else {
-                Err(conflict(r))
-            };
+        let keys = [key(namespace, left), key(namespace, right)];
+        let (forward, backward) = match &self.pairs {
+            Pairs::Few(f) => (
+                f.find(0, keys[0], namespace, left).map(|p| &p.right),
+                f.find(1, keys[1], namespace, right).map(|p| &p.left),
+            ),
+            Pairs::Many(m) => (
+                m.forward.get(&(namespace, left.clone())),
+                m.backward.get(&(namespace, right.clone())),
+            ),
+        };
+        match (forward, backward) {
+            (Some(r), _) if r == right => return Ok(false),
+            (Some(earlier), _) | (None, Some(earlier)) => return Err(conflict(earlier)),
+            (None, None) => {}
         }
-        if let Some(l) = self.backward(namespace, &right) {
-            return Err(conflict(l));
-        }
-        self.insert(namespace, detached(left), detached(right));
-        Ok(())
+        self.insert(
+            keys,
+            namespace,
+            detached(left.clone()),
+            detached(right.clone()),
+        );
+        Ok(true)
     }
 
-    /// Adds a pair neither of whose values is paired yet.
-    fn insert(&mut self, namespace: &'static str, left: Value, right: Value) {
+    /// Adds a pair neither of whose values is paired yet (`keys`: their [`key`]s).
+    fn insert(&mut self, keys: [u32; 2], namespace: &'static str, left: Value, right: Value) {
         match &mut self.pairs {
-            Pairs::Few(v) if v.len() < FEW => {
-                // Grown two at a time: the list is kept for the connection's life, and a
-                // doubling would leave up to half of it unused.
-                if v.len() == v.capacity() {
-                    v.reserve_exact(2);
-                }
-                v.push((namespace, left, right));
-            }
-            Pairs::Few(v) => {
+            Pairs::Few(f) if f.pairs.len() < FEW => f.push(
+                keys,
+                Pair {
+                    namespace,
+                    left,
+                    right,
+                },
+            ),
+            Pairs::Few(f) => {
                 let mut forward = HashMap::with_capacity_and_hasher(2 * FEW, Quick::default());
                 let mut backward = HashMap::with_capacity_and_hasher(2 * FEW, Quick::default());
-                for (ns, l, r) in std::mem::take(v)
-                    .into_iter()
-                    .chain([(namespace, left, right)])
-                {
-                    forward.insert((ns, l.clone()), r.clone());
-                    backward.insert((ns, r), l);
+                let new = Pair {
+                    namespace,
+                    left,
+                    right,
+                };
+                for p in std::mem::take(&mut f.pairs).into_iter().chain([new]) {
+                    forward.insert((p.namespace, p.left.clone()), p.right.clone());
+                    backward.insert((p.namespace, p.right), p.left);
                 }
                 self.pairs = Pairs::Many(Box::new(Maps { forward, backward }));
             }
@@ -162,7 +296,14 @@ impl ValueMap {
     /// Forgets a pair made by [`ValueMap::bind`] (undoing a match that failed later).
     pub fn unbind(&mut self, namespace: &'static str, left: &Value, right: &Value) {
         match &mut self.pairs {
-            Pairs::Few(v) => v.retain(|(ns, l, r)| !(*ns == namespace && l == left && r == right)),
+            Pairs::Few(f) => {
+                let at = f.pairs.iter().position(|p| {
+                    same_namespace(p.namespace, namespace) && p.left == *left && p.right == *right
+                });
+                if let Some(i) = at {
+                    f.remove(i);
+                }
+            }
             Pairs::Many(m) => {
                 m.forward.remove(&(namespace, left.clone()));
                 m.backward.remove(&(namespace, right.clone()));
@@ -174,6 +315,19 @@ impl ValueMap {
     /// left, else a fresh one of the same size (a number of no more bits, or random bytes of the
     /// same length), so two right values never share a left one. Returns the left value.
     pub fn bind_new(&mut self, namespace: &'static str, right: Value) -> Value {
+        if let Pairs::Few(f) = &self.pairs {
+            // The common cases, hashing once: `right` paired already, or free on both sides
+            // (then it stands for itself).
+            let k = key(namespace, &right);
+            if let Some(p) = f.find(1, k, namespace, &right) {
+                return p.left.clone();
+            }
+            if f.find(0, k, namespace, &right).is_none() {
+                let right = detached(right);
+                self.insert([k, k], namespace, right.clone(), right.clone());
+                return right;
+            }
+        }
         if let Some(l) = self.backward(namespace, &right) {
             return l.clone();
         }
@@ -212,27 +366,29 @@ impl ValueMap {
     /// Every pair, `(namespace, left, right)`, in no particular order.
     pub fn entries(&self) -> Vec<(&'static str, &Value, &Value)> {
         match &self.pairs {
-            Pairs::Few(v) => v.iter().map(|(ns, l, r)| (*ns, l, r)).collect(),
+            Pairs::Few(f) => f
+                .pairs
+                .iter()
+                .map(|p| (p.namespace, &p.left, &p.right))
+                .collect(),
             Pairs::Many(m) => m.forward.iter().map(|((ns, l), r)| (*ns, l, r)).collect(),
         }
     }
 
     pub fn forward(&self, namespace: &'static str, left: &Value) -> Option<&Value> {
         match &self.pairs {
-            Pairs::Few(v) => v
-                .iter()
-                .find(|(ns, l, _)| *ns == namespace && l == left)
-                .map(|(_, _, r)| r),
+            Pairs::Few(f) => f
+                .find(0, key(namespace, left), namespace, left)
+                .map(|p| &p.right),
             Pairs::Many(m) => m.forward.get(&(namespace, left.clone())),
         }
     }
 
     pub fn backward(&self, namespace: &'static str, right: &Value) -> Option<&Value> {
         match &self.pairs {
-            Pairs::Few(v) => v
-                .iter()
-                .find(|(ns, _, r)| *ns == namespace && r == right)
-                .map(|(_, l, _)| l),
+            Pairs::Few(f) => f
+                .find(1, key(namespace, right), namespace, right)
+                .map(|p| &p.left),
             Pairs::Many(m) => m.backward.get(&(namespace, right.clone())),
         }
     }
@@ -323,9 +479,9 @@ mod tests {
         for i in 0..6 {
             m.bind("uid", Value::Uint(i), Value::Uint(i + 9)).unwrap();
         }
-        let Pairs::Few(v) = &m.pairs else {
+        let Pairs::Few(f) = &m.pairs else {
             panic!("six pairs are a list")
         };
-        assert_eq!(v.capacity(), 6);
+        assert_eq!((f.pairs.capacity(), f.keys.capacity()), (6, 6));
     }
 }

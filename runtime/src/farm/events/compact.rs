@@ -3,8 +3,9 @@
 //! value)`, in a small blob, instead of a row of role text per message.
 
 use std::fmt;
+use std::mem::discriminant;
 
-use crate::replay::{RoleRef, ScriptMessage, Walked};
+use crate::replay::{same_path, RoleRef, ScriptMessage, Walked};
 
 /// How one message differed from the script's message at the same index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,9 +95,19 @@ impl Differences {
                 }
                 // Same path and role name: the texts differ where the values' texts do, and
                 // only the new value's text is kept.
-                if a.path == b.path && a.role.name() == b.role.name() && !a.path.contains('=') {
+                if same_path(a.path, &b.path)
+                    && (std::ptr::eq(a.role, b.role) || a.role.name() == b.role.name())
+                    && !a.path.contains('=')
+                {
+                    // Values of one kind have equal texts only when equal (each kind's text
+                    // is injective): the script's is written out only across kinds.
                     let value = a.value.to_string();
-                    if !text_is(&b.value, &value) {
+                    let differs = if discriminant(a.value) == discriminant(&b.value) {
+                        *a.value != b.value
+                    } else {
+                        !text_is(&b.value, &value)
+                    };
+                    if differs {
                         values.push(Difference::Value(k, value));
                     }
                     continue;
