@@ -319,13 +319,18 @@ impl Peer {
 
 /// Reads what has come into `buf`. An empty buffer gets its room only once the socket is
 /// readable, and gives it back when the read finds nothing (as the read after each message
-/// does): a connection idle between messages holds no receive buffer.
-async fn read_into(sock: &TcpStream, buf: &mut FrameBuf) -> std::io::Result<usize> {
-    loop {
-        sock.readable().await?;
+/// does): a connection idle between messages holds no receive buffer. Polled on the socket's
+/// readiness: the future is two references, where a `readable()` future's waiter would be part
+/// of every idle connection's memory.
+fn read_into<'a>(
+    sock: &'a TcpStream,
+    buf: &'a mut FrameBuf,
+) -> impl std::future::Future<Output = std::io::Result<usize>> + 'a {
+    std::future::poll_fn(move |cx| loop {
+        std::task::ready!(sock.poll_read_ready(cx))?;
         match sock.try_read_buf(buf.read_target()) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => buf.release_if_empty(),
-            r => return r,
+            r => return std::task::Poll::Ready(r),
         }
-    }
+    })
 }
