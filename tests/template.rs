@@ -238,3 +238,55 @@ fn recognised_messages_give_what_the_full_path_gives() {
     );
     assert!(changed > 0, "no changed message was recognised");
 }
+
+/// Messages whose decoding was deferred are decoded, in order, before the next one: the
+/// conversation then decodes every message of every shipped script as one that decoded each as
+/// it came (the same role fields, the same memory).
+#[test]
+fn deferred_messages_decode_as_they_would_have() {
+    for script in scripts() {
+        let (mut now, mut later) = (Conversation::new(), Conversation::new());
+        for (i, m) in script.messages.iter().enumerate() {
+            let (entry, to_server) = (script.service.entry(m.side), m.side == Side::Client);
+            let d = now
+                .decode(entry, m.bytes.clone(), to_server)
+                .expect("decodes");
+            if i % 3 != 2 {
+                later
+                    .defer(entry, m.bytes.clone(), to_server)
+                    .expect("deferred");
+                continue;
+            }
+            let l = later
+                .decode(entry, m.bytes.clone(), to_server)
+                .expect("decodes after the deferred ones");
+            assert!(!later.has_deferred());
+            assert_eq!(
+                RoleFields::of_any(l.msg.as_ref()),
+                RoleFields::of_any(d.msg.as_ref()),
+                "{} message {i}",
+                script.service.name
+            );
+            assert_eq!(
+                later.remembered(),
+                now.remembered(),
+                "{} message {i}",
+                script.service.name
+            );
+        }
+        // What is still deferred decodes when asked, the last message returned.
+        let last = later.catch_up().expect("decodes");
+        assert_eq!(
+            later.remembered(),
+            now.remembered(),
+            "{}",
+            script.service.name
+        );
+        if script.messages.len() % 3 != 0 {
+            assert_eq!(
+                last.map(|d| d.bytes),
+                script.messages.last().map(|m| m.bytes.clone())
+            );
+        }
+    }
+}

@@ -1,12 +1,14 @@
 //! One side's view of a TCP conversation: the decoder state that outlives a message (what
 //! earlier messages remembered, what the last request was), and the framing of a byte stream
 //! into messages with the generated decoders (through [`FrameBuf`], the one framing path).
+//! Messages recognised without decoding are deferred here, and every decode decodes them
+//! first, in order: one decoding path, whichever way a message came.
 
 use bytes::Bytes;
 
 use crate::codec::{
-    AnyMessage, Class, DecodeError, Entry, FieldValue, FrameBuf, FrameError, Memory, Reader, Span,
-    Value, Visitor,
+    AnyMessage, Class, DecodeError, DecodeErrorKind, DecodeFn, Entry, FieldValue, FrameBuf,
+    FrameError, Memory, Reader, Span, Value, Visitor,
 };
 
 /// A decoded message with the bytes it came from.
@@ -28,7 +30,21 @@ pub struct Conversation {
     memory: Memory,
     answering: Bytes,
     memory_limit: usize,
+    /// Messages whose decoding waits (see [`Conversation::defer`]), oldest first.
+    deferred: Vec<Deferred>,
 }
+
+/// A message taken without decoding: its decoder, its bytes and its direction.
+#[derive(Debug, Clone)]
+struct Deferred {
+    decode: DecodeFn,
+    bytes: Bytes,
+    to_server: bool,
+}
+
+/// Deferred messages past this many bytes are decoded before another is deferred: a long
+/// dialog on the fast path holds no more than this.
+const DEFERRED_MAX: usize = 16 << 10;
 
 impl Default for Conversation {
     fn default() -> Self {
@@ -36,6 +52,7 @@ impl Default for Conversation {
             memory: Memory::new(),
             answering: Bytes::new(),
             memory_limit: MEMORY_LIMIT,
+            deferred: Vec::new(),
         }
     }
 }
@@ -61,6 +78,56 @@ impl Conversation {
     /// Gives back room kept for the next message's decode (while the peer is silent).
     pub fn trim(&mut self) {
         self.memory.trim();
+    }
+
+    /// Takes a whole message (sent by the client if `to_server`) whose decoding may wait: the
+    /// caller knows what it needs of it without decoding. It is decoded before the next message
+    /// this conversation decodes, or by [`Conversation::catch_up`], whichever comes first.
+    pub fn defer(
+        &mut self,
+        entry: &Entry,
+        bytes: Bytes,
+        to_server: bool,
+    ) -> Result<(), DecodeError> {
+        let held: usize = self.deferred.iter().map(|d| d.bytes.len()).sum();
+        if held + bytes.len() > DEFERRED_MAX {
+            self.catch_up()?;
+        }
+        self.deferred.push(Deferred {
+            decode: entry.decode,
+            bytes,
+            to_server,
+        });
+        Ok(())
+    }
+
+    /// Whether messages wait to be decoded.
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Decodes the deferred messages, in order; returns the last one. On an error the message
+    /// that failed and those after it stay deferred (the next decode meets the error again).
+    pub fn catch_up(&mut self) -> Result<Option<Decoded>, DecodeError> {
+        let mut last = None;
+        let mut done = 0;
+        let res = loop {
+            let Some(d) = self.deferred.get(done) else {
+                break Ok(());
+            };
+            let (decode, bytes, to_server) = (d.decode, d.bytes.clone(), d.to_server);
+            match self.decode_now(decode, bytes, to_server, false) {
+                Ok(d) => last = Some(d),
+                Err(e) => break Err(e),
+            }
+            done += 1;
+        };
+        self.deferred.drain(..done);
+        if self.deferred.is_empty() {
+            // Their room goes with them: an idle conversation holds none.
+            self.deferred = Vec::new();
+        }
+        res.map(|()| last)
     }
 
     /// Says what the next server message answers, where the caller knows better than the
@@ -91,9 +158,32 @@ impl Conversation {
         self.run(entry, buf, to_server, true)
     }
 
+    /// The one decode: the deferred messages first, then `buf`.
     fn run(
         &mut self,
         entry: &Entry,
+        buf: Bytes,
+        to_server: bool,
+        trace: bool,
+    ) -> Result<Decoded, DecodeError> {
+        if !self.deferred.is_empty() {
+            self.catch_up().map_err(|e| match e.kind {
+                // Not the new message's need: a deferred message was whole when taken.
+                DecodeErrorKind::Incomplete { .. } => DecodeError::new(
+                    DecodeErrorKind::Invalid {
+                        reason: format!("a deferred message does not decode: {e}"),
+                    },
+                    e.offset,
+                ),
+                _ => e,
+            })?;
+        }
+        self.decode_now(entry.decode, buf, to_server, trace)
+    }
+
+    fn decode_now(
+        &mut self,
+        decode: DecodeFn,
         buf: Bytes,
         to_server: bool,
         trace: bool,
@@ -108,7 +198,7 @@ impl Conversation {
         // Lent to the decoder, not copied; what a failed decode remembered is undone.
         self.memory.begin();
         r.set_memory(std::mem::take(&mut self.memory));
-        let res = (entry.decode)(&mut r);
+        let res = decode(&mut r);
         self.memory = r.take_memory();
         let msg = match res {
             Ok(m) => m,

@@ -326,7 +326,7 @@ mod tests {
             println!("{what:34} {bytes:6} bytes");
         }
         assert!(
-            connection <= 1536,
+            connection <= 1152,
             "the session future is {connection} bytes"
         );
     }

@@ -34,15 +34,13 @@ pub struct Peer {
     gathering: Option<Instant>,
     /// Messages read from it so far.
     read: usize,
-    /// Messages recognised without decoding (`true`: read from it, else sent to it), in
-    /// order: the conversation decodes them before anything else, when it is next needed.
-    deferred: Vec<(Bytes, bool)>,
-    deferred_bytes: usize,
 }
 
-/// Deferred messages past this many bytes are decoded at once: a long dialog on the fast path
-/// holds no more than this.
-const DEFERRED_MAX: usize = 16 << 10;
+/// How long a peer waits silent, between messages, before the messages whose decoding was
+/// deferred are decoded (their copies freed): a peer that answers at once (a scripted
+/// dialog) leaves them to the next decode, or to none when the session ends on the fast path;
+/// one that falls silent holds no copies.
+const SETTLE: Duration = Duration::from_millis(250);
 
 impl Peer {
     /// The attacker's end (it sends client messages) or a honeypot's (server messages).
@@ -71,8 +69,6 @@ impl Peer {
             patience,
             gathering: None,
             read: 0,
-            deferred: Vec::new(),
-            deferred_bytes: 0,
         }
     }
 
@@ -90,10 +86,6 @@ impl Peer {
     pub fn try_message(&mut self) -> Result<Option<Decoded>, SessionError> {
         let to_server = self.to_server();
         let (side, at) = (self.side, self.read);
-        if !self.buf.is_empty() {
-            self.catch_up()
-                .map_err(|source| SessionError::Undecodable { side, at, source })?;
-        }
         match self.conv.next_message(self.sends, &mut self.buf, to_server) {
             Ok(Some(d)) => {
                 self.read += 1;
@@ -108,7 +100,7 @@ impl Peer {
 
     /// The next whole message already received, when `known` recognises it at the front of
     /// the received bytes without decoding (and says how long it is): what `known` made of
-    /// it, and its bytes. Its decoding is deferred (see [`Peer::catch_up`]).
+    /// it, and its bytes. Its decoding is deferred (see [`Conversation::defer`]).
     pub fn try_known<T>(
         &mut self,
         known: impl FnOnce(&[u8]) -> Option<(usize, T)>,
@@ -131,7 +123,9 @@ impl Peer {
         self.gathering = (!self.buf.is_empty()).then(Instant::now);
         // Copied: the receive buffer is not kept for it.
         let bytes = Bytes::copy_from_slice(&frame);
-        self.defer(bytes.clone(), true)
+        let to_server = self.to_server();
+        self.conv
+            .defer(self.sends, bytes.clone(), to_server)
             .map_err(|source| SessionError::Undecodable {
                 side: self.side,
                 at: self.read - 1,
@@ -143,35 +137,20 @@ impl Peer {
     /// Decodes the last message [`Peer::try_known`] returned after all (a message recognised,
     /// but recorded or handed on as the full path does it).
     pub fn decode_known(&mut self) -> Result<Decoded, DecodeError> {
-        let last = self.deferred.pop();
-        self.catch_up()?;
-        let (bytes, _) = last.unwrap_or_default();
-        self.conv.decode(self.sends, bytes, self.to_server())
+        self.conv.catch_up()?.ok_or_else(|| {
+            DecodeError::new(
+                DecodeErrorKind::Invalid {
+                    reason: "no message was recognised".into(),
+                },
+                0,
+            )
+        })
     }
 
     /// Notes a message sent to this peer as [`Peer::note_sent`] does, its decoding deferred.
     pub fn defer_sent(&mut self, bytes: Bytes) -> Result<(), DecodeError> {
-        self.defer(bytes, false)
-    }
-
-    fn defer(&mut self, bytes: Bytes, read: bool) -> Result<(), DecodeError> {
-        self.deferred_bytes += bytes.len();
-        self.deferred.push((bytes, read));
-        if self.deferred_bytes > DEFERRED_MAX {
-            self.catch_up()?;
-        }
-        Ok(())
-    }
-
-    /// Decodes the deferred messages, in order, on the conversation.
-    fn catch_up(&mut self) -> Result<(), DecodeError> {
-        self.deferred_bytes = 0;
-        let to_server = self.to_server();
-        for (bytes, read) in std::mem::take(&mut self.deferred) {
-            let entry = if read { self.sends } else { self.receives };
-            self.conv.decode(entry, bytes, to_server == read)?;
-        }
-        Ok(())
+        let to_server = !self.to_server();
+        self.conv.defer(self.receives, bytes, to_server)
     }
 
     /// Reads more bytes; `Ok(false)` at the end of the stream. Fails when the peer is silent
@@ -199,7 +178,7 @@ impl Peer {
             }
             _ => None,
         };
-        let wait = match (self.patience.idle, message_left) {
+        let mut wait = match (self.patience.idle, message_left) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -208,21 +187,37 @@ impl Peer {
             // Between messages: the room the last decode used goes while the peer is silent.
             self.conv.trim();
         }
-        let read = read_into(&self.sock, &mut self.buf);
-        let r = match wait {
-            Some(w) => match tokio::time::timeout(w, read).await {
-                Ok(r) => r,
-                Err(_) if message_left == Some(w) => {
-                    return Err(slow(self.patience.message.unwrap_or(w)))
-                }
-                Err(_) => {
-                    return Err(SessionError::Silent {
-                        side,
-                        secs: w.as_secs(),
-                    })
-                }
-            },
-            None => read.await,
+        // Between messages, with decoding deferred: first wait as long as a peer that answers
+        // at once takes.
+        let mut settle = (was_empty
+            && message_left.is_none()
+            && self.conv.has_deferred()
+            && wait.is_none_or(|w| w > SETTLE))
+        .then_some(SETTLE);
+        let r = loop {
+            let read = read_into(&self.sock, &mut self.buf);
+            match settle.or(wait) {
+                Some(w) => match tokio::time::timeout(w, read).await {
+                    Ok(r) => break r,
+                    Err(_) if settle.take().is_some() => {
+                        // Silent: the deferred messages decoded, their copies freed (an error
+                        // stays deferred, for the next decode to meet).
+                        let _ = self.conv.catch_up();
+                        self.conv.trim();
+                        wait = wait.map(|w| w - SETTLE);
+                    }
+                    Err(_) if message_left == Some(w) => {
+                        return Err(slow(self.patience.message.unwrap_or(w)))
+                    }
+                    Err(_) => {
+                        return Err(SessionError::Silent {
+                            side,
+                            secs: self.patience.idle.unwrap_or(w).as_secs(),
+                        })
+                    }
+                },
+                None => break read.await,
+            }
         };
         match r {
             Ok(0) => Ok(false),
@@ -254,7 +249,6 @@ impl Peer {
     /// Decodes a message sent to this peer on its conversation (later messages may recall
     /// what it remembers): the caller decides what an undecodable one means.
     pub fn note_sent(&mut self, bytes: &Bytes) -> Result<Decoded, DecodeError> {
-        self.catch_up()?;
         let to_server = !self.to_server();
         self.conv.decode(self.receives, bytes.clone(), to_server)
     }
@@ -325,13 +319,18 @@ impl Peer {
 
 /// Reads what has come into `buf`. An empty buffer gets its room only once the socket is
 /// readable, and gives it back when the read finds nothing (as the read after each message
-/// does): a connection idle between messages holds no receive buffer.
-async fn read_into(sock: &TcpStream, buf: &mut FrameBuf) -> std::io::Result<usize> {
-    loop {
-        sock.readable().await?;
+/// does): a connection idle between messages holds no receive buffer. Polled on the socket's
+/// readiness: the future is two references, where a `readable()` future's waiter would be part
+/// of every idle connection's memory.
+fn read_into<'a>(
+    sock: &'a TcpStream,
+    buf: &'a mut FrameBuf,
+) -> impl std::future::Future<Output = std::io::Result<usize>> + 'a {
+    std::future::poll_fn(move |cx| loop {
+        std::task::ready!(sock.poll_read_ready(cx))?;
         match sock.try_read_buf(buf.read_target()) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => buf.release_if_empty(),
-            r => return r,
+            r => return std::task::Poll::Ready(r),
         }
-    }
+    })
 }

@@ -76,7 +76,15 @@ impl Scripted {
     }
 
     pub async fn step(mut self: Box<Self>, s: &mut Session) -> State {
-        match self.run(s).await {
+        let ran = self.run(s).await;
+        // A future of its own: what the end holds (the outcome, the error) then shares room
+        // with the run's state instead of lying beside it in every session's future.
+        self.end(s, ran).await
+    }
+
+    /// Where the scripted phase leads once it ran.
+    async fn end(mut self: Box<Self>, s: &mut Session, ran: Result<Next, SessionError>) -> State {
+        match ran {
             Ok(Next::Deviated { msg, at, deviation }) => State::HandingOff(Box::new(HandingOff {
                 attacker: self.attacker,
                 history: self.history,
@@ -99,7 +107,9 @@ impl Scripted {
                     e,
                     SessionError::Frame { at: 0, .. } | SessionError::Undecodable { at: 0, .. }
                 );
-                let reset = not_protocol && refuse(&mut self.attacker, &e, s.cfg.unframeable).await;
+                // Boxed: the rare refusal's wait is not part of every session's future.
+                let reset = not_protocol
+                    && Box::pin(refuse(&mut self.attacker, &e, s.cfg.unframeable)).await;
                 if !reset {
                     self.attacker.shutdown().await;
                 }
@@ -130,7 +140,8 @@ impl Scripted {
         if !self.cands.is_empty() {
             let step = self.cands.serve(audience)?;
             self.note_answering(s);
-            let replies = self.send(s, step).await?;
+            // Boxed as in `answer`: the session's future does not carry the write's state.
+            let replies = Box::pin(self.send(s, step)).await?;
             self.keep(
                 s,
                 Exchange {
