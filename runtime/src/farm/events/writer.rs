@@ -136,9 +136,10 @@ impl Writer {
                 },
             };
             let deadline = Instant::now() + self.flush;
+            // Without a transaction the batch's statements commit one by one: slower, but
+            // nothing is lost.
             if let Err(e) = self.db.execute_batch("BEGIN") {
                 self.failed(&e);
-                continue;
             }
             let mut next = Some(first);
             loop {
@@ -169,12 +170,10 @@ impl Writer {
                     Err(TryRecvError::Disconnected) => closing = true,
                 }
             }
-            if let Err(e) = self
-                .dropped()
-                .and_then(|()| self.db.execute_batch("COMMIT"))
-            {
+            if let Err(e) = self.dropped() {
                 self.failed(&e);
             }
+            self.commit();
         }
         if let Some((stop, handle)) = self.checkpointer.take() {
             drop(stop);
@@ -183,6 +182,22 @@ impl Writer {
         // Everything in the main file: the -wal file is left empty.
         if let Err(e) = self.db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
             self.failed(&e);
+        }
+    }
+
+    /// Commits the batch. A commit that fails is rolled back, so that the next batch starts
+    /// a transaction of its own instead of piling into one that never commits.
+    fn commit(&mut self) {
+        if self.db.is_autocommit() {
+            return;
+        }
+        if let Err(e) = self.db.execute_batch("COMMIT") {
+            self.failed(&e);
+            if !self.db.is_autocommit() {
+                if let Err(e) = self.db.execute_batch("ROLLBACK") {
+                    self.failed(&e);
+                }
+            }
         }
     }
 
@@ -449,4 +464,57 @@ pub(super) fn checkpoint_loop(db: Connection, stop: Receiver<()>) {
 
 pub(super) fn hex(b: &[u8]) -> String {
     b.iter().map(|c| format!("{c:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Starts and ends connection `id` on the writer's queue.
+    fn session(tx: &std::sync::mpsc::Sender<Write>, id: i64) {
+        let start = Write::Start {
+            id,
+            attacker: "203.0.113.5:4000".into(),
+            telescope: "192.0.2.1:445".into(),
+            service: "smb".into(),
+            time: 1.0,
+        };
+        tx.send(start).unwrap();
+        let end = Write::End {
+            id,
+            outcome: Outcome::Scripted,
+            detail: String::new(),
+            time: 2.0,
+        };
+        tx.send(end).unwrap();
+    }
+
+    /// A transaction the writer finds open (as a COMMIT that failed leaves it) is committed
+    /// with the batch: it neither swallows later batches nor loses the batch's events.
+    #[test]
+    fn a_batch_that_cannot_begin_its_transaction_is_still_committed() {
+        let dir = std::env::temp_dir().join(format!("hf-writer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.db");
+        let db = super::super::schema::open(&path, 0.0).unwrap();
+        db.execute_batch("BEGIN").unwrap();
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = std::sync::mpsc::channel();
+        counters.queued.fetch_add(5, Ordering::Relaxed);
+        session(&tx, 1);
+        session(&tx, 2);
+        tx.send(Write::Close).unwrap();
+        Writer::new(db, None, counters, Duration::from_millis(1), true).run(rx);
+        let reader = Connection::open(&path).unwrap();
+        let ended: i64 = reader
+            .query_row(
+                "SELECT COUNT(*) FROM connections WHERE outcome IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(ended, 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
