@@ -197,11 +197,13 @@ enum Column {
 }
 
 impl Column {
-    fn name(self) -> &'static str {
+    /// The statement that sets it (`?1` the connection, `?2` the value): a constant, so
+    /// that the writer's statement cache finds it without building its text per event.
+    fn update(self) -> &'static str {
         match self {
-            Column::FirstReplyMs => "first_reply_ms",
-            Column::HandoffMs => "handoff_ms",
-            Column::Honeypot => "honeypot",
+            Column::FirstReplyMs => "UPDATE connections SET first_reply_ms = ?2 WHERE id = ?1",
+            Column::HandoffMs => "UPDATE connections SET handoff_ms = ?2 WHERE id = ?1",
+            Column::Honeypot => "UPDATE connections SET honeypot = ?2 WHERE id = ?1",
         }
     }
 }

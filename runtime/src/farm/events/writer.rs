@@ -263,10 +263,7 @@ impl Writer {
             Write::Followed(f, time) => self.followed_message(f, time)?,
             Write::Set { id, column, value } => {
                 self.db
-                    .prepare_cached(&format!(
-                        "UPDATE connections SET {} = ?2 WHERE id = ?1",
-                        column.name()
-                    ))?
+                    .prepare_cached(column.update())?
                     .execute(params![id, value])?;
             }
             Write::End {
