@@ -153,8 +153,8 @@ fn a_version_1_store_is_migrated_and_another_refused() {
 /// The child of [`kill_9_loses_no_session_older_than_the_flush_interval`]: scripted sessions
 /// through the store at a steady rate until killed, printing `ended ID T` once `end` returned
 /// and `taken ID T` once the store's writer has taken the session's last event off its queue
-/// (T: unix time in ns). The queue never makes a session wait, so on a loaded machine the
-/// writer runs behind the sessions: what the flush interval bounds is the time from `taken`.
+/// (T: unix time in ns). The queue never makes a session wait: the writer, ahead of the
+/// sessions in priority, keeps it short, and `taken` shows how far behind it ran.
 #[test]
 #[ignore = "run by kill_9_loses_no_session_older_than_the_flush_interval"]
 fn store_under_kill_child() {
@@ -202,10 +202,9 @@ fn unix_ns() -> u128 {
 }
 
 /// A `kill -9` of a process writing 500 sessions/s: what the store has is every session up to
-/// some point (a prefix: batches are committed whole and in order), missing none the writer
-/// took more than 50 ms (five flush intervals) before the kill; the restart marks the open
-/// rows interrupted. The sessions queued behind a writer that a loaded machine slowed are lost
-/// too (the queue is in memory): their count is printed, not bounded.
+/// some point (a prefix: batches are committed whole and in order), missing none that ended
+/// more than 50 ms (five flush intervals) before the kill; the restart marks the open rows
+/// interrupted. How many of the lost sessions were still queued for the writer is printed.
 #[test]
 fn kill_9_loses_no_session_older_than_the_flush_interval() {
     let exe = std::env::current_exe().unwrap();
@@ -275,7 +274,7 @@ fn kill_9_loses_no_session_older_than_the_flush_interval() {
         let ms_before_kill = |t: u128| killed.saturating_sub(t) as f64 / 1e6;
         let old_lacking: Vec<_> = lacking
             .iter()
-            .filter_map(|(id, _)| Some((id, ms_before_kill(*taken.get(id)?))))
+            .map(|(id, t)| (id, ms_before_kill(*t)))
             .filter(|(_, ms)| *ms > 50.0)
             .collect();
         let open: i64 = c
@@ -297,7 +296,7 @@ fn kill_9_loses_no_session_older_than_the_flush_interval() {
             )
             .unwrap();
         eprintln!(
-            "kill -9 run {run}: {} sessions ended, {} of them without an outcome (the oldest ended {:.1} ms before the kill; {} still queued for the writer), {} taken by the writer more than 50 ms before; {open} rows open -> {interrupted} interrupted after the restart; -journal {journal}, -wal {wal}",
+            "kill -9 run {run}: {} sessions ended, {} of them without an outcome (the oldest ended {:.1} ms before the kill; {} still queued for the writer), {} ended more than 50 ms before; {open} rows open -> {interrupted} interrupted after the restart; -journal {journal}, -wal {wal}",
             ended.len(),
             lacking.len(),
             lacking.iter().map(|(_, t)| ms_before_kill(*t)).fold(f64::NAN, f64::max),

@@ -2,7 +2,9 @@
 //! events to one writer thread through a bounded queue, so they never wait on the disk; a full
 //! queue drops events and counts them (`dropped_events`), never blocks. A batch is committed at
 //! least every flush interval, so a `kill -9` loses at most that much of what the writer has
-//! taken, and what is still queued (little, unless a loaded machine slows the writer). A
+//! taken, and what is still queued: the writer runs ahead of the sessions in priority where
+//! the process may raise it (root or `CAP_SYS_NICE`), so that the queue stays short on a busy
+//! machine. A
 //! connection that follows a script is stored as the script (once per store), how far it
 //! followed it and the values that differed; messages off the script are rows.
 //! [`EventStore::close`] flushes.

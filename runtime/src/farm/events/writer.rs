@@ -124,6 +124,7 @@ impl Writer {
     /// event that arrives and is committed `flush` later (at once on close). In between the
     /// writer sleeps and then takes what arrived at once, rather than waking for every event.
     pub(super) fn run(mut self, rx: Receiver<Write>) {
+        run_ahead();
         let mut closing = false;
         // An event that arrived after the last batch's deadline starts the next batch.
         let mut carried = None;
@@ -446,6 +447,30 @@ fn insert_row(db: &Connection, m: &MessageEvent, time: f64) -> rusqlite::Result<
             m.roles.join("\n")
         ])?;
     Ok(())
+}
+
+/// The writer's nice value where the process may raise a thread's priority (root or
+/// `CAP_SYS_NICE`).
+const WRITER_NICE: libc::c_int = -5;
+
+/// Puts the calling thread (the writer) ahead of the sessions and of other processes: on a
+/// machine kept busy, a writer at the common priority falls behind the sessions, and what
+/// waits in its in-memory queue is what a `kill -9` loses. Its own work is bounded by the
+/// sessions it records, so it cannot starve them. Without the privilege it keeps the
+/// process's priority, which is logged.
+fn run_ahead() {
+    // SAFETY: gettid and setpriority take no pointers; PRIO_PROCESS with a thread id sets
+    // that thread's nice value alone (Linux).
+    let set = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, WRITER_NICE)
+    };
+    if set != 0 {
+        tracing::info!(
+            "event store: the writer keeps the process's priority ({}); on a busy machine a kill -9 may lose more than the flush interval",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// Copies the WAL into the main file every second on a connection of its own, so that the
