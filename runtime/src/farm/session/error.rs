@@ -36,6 +36,8 @@ pub enum SessionError {
     Closed(Side),
     #[error("{side} silent for {secs} s")]
     Silent { side: Side, secs: u64 },
+    #[error("{side} read nothing of a reply for {secs} s")]
+    NotReading { side: Side, secs: u64 },
     #[error("{side} took more than {ms} ms to send message {at}")]
     SlowMessage { side: Side, at: usize, ms: u128 },
     #[error("the session lasted more than {0} ms")]

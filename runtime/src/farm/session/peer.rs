@@ -253,13 +253,24 @@ impl Peer {
         self.conv.decode(self.receives, bytes.clone(), to_server)
     }
 
-    /// Writes a message to the peer.
+    /// Writes a message to the peer. A peer that reads nothing (its window closed) holds the
+    /// write as long as it may stay silent, no longer: else an attacker that never reads keeps
+    /// the connection, and the bytes waiting for it, until the session's deadline.
     pub async fn write_message(&mut self, bytes: &Bytes) -> Result<(), SessionError> {
         let side = self.side;
-        self.sock
-            .write_all(bytes)
-            .await
-            .map_err(|source| SessionError::Io { side, source })
+        let write = self.sock.write_all(bytes);
+        let written = match self.patience.idle {
+            Some(w) => {
+                tokio::time::timeout(w, write)
+                    .await
+                    .map_err(|_| SessionError::NotReading {
+                        side,
+                        secs: w.as_secs(),
+                    })?
+            }
+            None => write.await,
+        };
+        written.map_err(|source| SessionError::Io { side, source })
     }
 
     /// Writes messages to the peer in one write (one segment, not one per message).
@@ -333,4 +344,68 @@ fn read_into<'a>(
             r => return std::task::Poll::Ready(r),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{AnyMessage, Entry, Reader};
+
+    /// Nothing is decoded in these tests.
+    fn never(_: &mut Reader) -> Result<Box<dyn AnyMessage>, DecodeError> {
+        Err(DecodeError::new(
+            DecodeErrorKind::Invalid {
+                reason: "not decoded here".into(),
+            },
+            0,
+        ))
+    }
+
+    static BYTES: Entry = Entry {
+        name: "bytes",
+        framing: true,
+        max_frame: None,
+        decode: never,
+    };
+
+    /// An attacker that reads nothing: the write ends after its idle patience, as an error
+    /// the session records, instead of waiting for the session's deadline.
+    #[tokio::test]
+    async fn a_write_the_peer_never_reads_ends_after_its_idle_patience() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let attacker = tokio::net::TcpSocket::new_v4().unwrap();
+        // A small window, so that the kernel's buffers fill with little.
+        attacker.set_recv_buffer_size(4096).unwrap();
+        let attacker = attacker
+            .connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (sock, _) = listener.accept().await.unwrap();
+        let codecs = ServiceCodecs {
+            name: "bytes".into(),
+            client: &BYTES,
+            server: &BYTES,
+            text: false,
+        };
+        let patience = Patience {
+            idle: Some(Duration::from_millis(300)),
+            message: None,
+        };
+        let mut peer = Peer::new(Side::Attacker, sock, &codecs, 1 << 20, patience);
+        let reply = Bytes::from(vec![0u8; 64 << 20]);
+        let written = tokio::time::timeout(Duration::from_secs(60), peer.write_message(&reply))
+            .await
+            .expect("the write ends by itself");
+        assert!(
+            matches!(
+                written,
+                Err(SessionError::NotReading {
+                    side: Side::Attacker,
+                    ..
+                })
+            ),
+            "{written:?}"
+        );
+        drop(attacker);
+    }
 }
