@@ -77,7 +77,6 @@ impl<'a> Rewrite<'a> {
                     Way::Forward => map.forward(namespace, v),
                     Way::Backward => map.backward(namespace, v),
                 }
-                .cloned()
             }
             Role::Address | Role::Hostname => self.map_address(v, role == &Role::Hostname),
             Role::Timestamp { format } => fresh_timestamp(format, self.now?)

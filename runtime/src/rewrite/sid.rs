@@ -118,7 +118,7 @@ impl VisitorMut for DomainSids<'_> {
                     Way::Forward => self.map.forward(SID_NAMESPACE, &v),
                     Way::Backward => self.map.backward(SID_NAMESPACE, &v),
                 };
-                if let Some(new) = new.cloned() {
+                if let Some(new) = new {
                     if let Err(e) = value.set(new) {
                         self.errors.push((name.to_string(), e));
                     }
