@@ -265,7 +265,7 @@ pub fn pair_cookie_refs<'a, 'b>(
             .pair(namespace, a.value, b.value)
             .map_err(|e| format!("{}: {e}", a.path))?;
         if new {
-            made.push((*namespace, a.value, b.value));
+            made.push((namespace, a.value, b.value));
         }
         Ok(())
     };

@@ -18,6 +18,10 @@ pub fn detached(v: Value) -> Value {
     }
 }
 
+/// A cookie namespace as a role names it: a reference to the role's own static name, 8 bytes
+/// where the name is 16 (every pair of a map keeps one).
+pub type Namespace = &'static &'static str;
+
 /// A pair that contradicts one made earlier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cookie {namespace}: {left} already pairs with {earlier}, not {right}")]
@@ -72,7 +76,7 @@ struct Few {
 
 #[derive(Debug, Clone)]
 struct Pair {
-    namespace: &'static str,
+    namespace: Namespace,
     left: Compact,
     right: Compact,
 }
@@ -104,6 +108,7 @@ enum Compact {
 }
 
 const _: () = assert!(std::mem::size_of::<Compact>() == 16);
+const _: () = assert!(std::mem::size_of::<Pair>() == 40);
 
 impl Compact {
     fn new(v: &Value) -> Self {
@@ -277,7 +282,7 @@ impl ValueMap {
     /// Pairs `left` with `right` in `namespace`; an existing pair must agree, both ways.
     pub fn bind(
         &mut self,
-        namespace: &'static str,
+        namespace: Namespace,
         left: Value,
         right: Value,
     ) -> Result<(), Conflict> {
@@ -288,7 +293,7 @@ impl ValueMap {
     /// pair is new.
     pub fn pair(
         &mut self,
-        namespace: &'static str,
+        namespace: Namespace,
         left: &Value,
         right: &Value,
     ) -> Result<bool, Conflict> {
@@ -312,8 +317,8 @@ impl ValueMap {
                 }
             }
             Pairs::Many(m) => {
-                let forward = m.forward.get(&(namespace, left.clone()));
-                let backward = m.backward.get(&(namespace, right.clone()));
+                let forward = m.forward.get(&(*namespace, left.clone()));
+                let backward = m.backward.get(&(*namespace, right.clone()));
                 match (forward, backward) {
                     (Some(r), _) if r == right => return Ok(false),
                     (Some(earlier), _) | (None, Some(earlier)) => return Err(conflict(earlier)),
@@ -327,7 +332,7 @@ impl ValueMap {
 
     /// Adds a pair neither of whose values is paired yet (`keys`: their [`key`]s), copying
     /// the values.
-    fn insert(&mut self, keys: [u32; 2], namespace: &'static str, left: &Value, right: &Value) {
+    fn insert(&mut self, keys: [u32; 2], namespace: Namespace, left: &Value, right: &Value) {
         match &mut self.pairs {
             Pairs::Few(f) if f.pairs.len() < FEW => f.push(
                 keys,
@@ -342,8 +347,8 @@ impl ValueMap {
                 let mut backward = HashMap::with_capacity_and_hasher(2 * FEW, Quick::default());
                 let known = std::mem::take(&mut f.pairs)
                     .into_iter()
-                    .map(|p| (p.namespace, p.left.value(), p.right.value()));
-                let new = (namespace, detached(left.clone()), detached(right.clone()));
+                    .map(|p| (*p.namespace, p.left.value(), p.right.value()));
+                let new = (*namespace, detached(left.clone()), detached(right.clone()));
                 for (namespace, left, right) in known.chain([new]) {
                     forward.insert((namespace, left.clone()), right.clone());
                     backward.insert((namespace, right), left);
@@ -352,14 +357,14 @@ impl ValueMap {
             }
             Pairs::Many(m) => {
                 let (left, right) = (detached(left.clone()), detached(right.clone()));
-                m.forward.insert((namespace, left.clone()), right.clone());
-                m.backward.insert((namespace, right), left);
+                m.forward.insert((*namespace, left.clone()), right.clone());
+                m.backward.insert((*namespace, right), left);
             }
         }
     }
 
     /// Forgets a pair made by [`ValueMap::bind`] (undoing a match that failed later).
-    pub fn unbind(&mut self, namespace: &'static str, left: &Value, right: &Value) {
+    pub fn unbind(&mut self, namespace: Namespace, left: &Value, right: &Value) {
         match &mut self.pairs {
             Pairs::Few(f) => {
                 let at = f.pairs.iter().position(|p| {
@@ -370,8 +375,8 @@ impl ValueMap {
                 }
             }
             Pairs::Many(m) => {
-                m.forward.remove(&(namespace, left.clone()));
-                m.backward.remove(&(namespace, right.clone()));
+                m.forward.remove(&(*namespace, left.clone()));
+                m.backward.remove(&(*namespace, right.clone()));
             }
         }
     }
@@ -379,7 +384,7 @@ impl ValueMap {
     /// Pairs a value the right side issued with a left value: itself if that is free on the
     /// left, else a fresh one of the same size (a number of no more bits, or random bytes of the
     /// same length), so two right values never share a left one. Returns the left value.
-    pub fn bind_new(&mut self, namespace: &'static str, right: &Value) -> Value {
+    pub fn bind_new(&mut self, namespace: Namespace, right: &Value) -> Value {
         if let Pairs::Few(f) = &self.pairs {
             // The common cases, hashing once: `right` paired already, or free on both sides
             // (then it stands for itself).
@@ -433,7 +438,7 @@ impl ValueMap {
             Pairs::Few(f) => f
                 .pairs
                 .iter()
-                .map(|p| (p.namespace, p.left.value(), p.right.value()))
+                .map(|p| (*p.namespace, p.left.value(), p.right.value()))
                 .collect(),
             Pairs::Many(m) => m
                 .forward
@@ -444,22 +449,22 @@ impl ValueMap {
     }
 
     /// The right value paired with `left`.
-    pub fn forward(&self, namespace: &'static str, left: &Value) -> Option<Value> {
+    pub fn forward(&self, namespace: Namespace, left: &Value) -> Option<Value> {
         match &self.pairs {
             Pairs::Few(f) => f
                 .find(0, key(namespace, left), namespace, left)
                 .map(|p| p.right.value()),
-            Pairs::Many(m) => m.forward.get(&(namespace, left.clone())).cloned(),
+            Pairs::Many(m) => m.forward.get(&(*namespace, left.clone())).cloned(),
         }
     }
 
     /// The left value paired with `right`.
-    pub fn backward(&self, namespace: &'static str, right: &Value) -> Option<Value> {
+    pub fn backward(&self, namespace: Namespace, right: &Value) -> Option<Value> {
         match &self.pairs {
             Pairs::Few(f) => f
                 .find(1, key(namespace, right), namespace, right)
                 .map(|p| p.left.value()),
-            Pairs::Many(m) => m.backward.get(&(namespace, right.clone())).cloned(),
+            Pairs::Many(m) => m.backward.get(&(*namespace, right.clone())).cloned(),
         }
     }
 }
@@ -471,33 +476,33 @@ mod tests {
     #[test]
     fn one_value_pairs_with_one_value_both_ways() {
         let mut m = ValueMap::new();
-        m.bind("fid", Value::Uint(1), Value::Uint(7)).unwrap();
-        m.bind("fid", Value::Uint(1), Value::Uint(7)).unwrap();
-        assert!(m.bind("fid", Value::Uint(1), Value::Uint(8)).is_err());
-        assert!(m.bind("fid", Value::Uint(2), Value::Uint(7)).is_err());
+        m.bind(&"fid", Value::Uint(1), Value::Uint(7)).unwrap();
+        m.bind(&"fid", Value::Uint(1), Value::Uint(7)).unwrap();
+        assert!(m.bind(&"fid", Value::Uint(1), Value::Uint(8)).is_err());
+        assert!(m.bind(&"fid", Value::Uint(2), Value::Uint(7)).is_err());
         // Namespaces are separate.
-        m.bind("tid", Value::Uint(1), Value::Uint(9)).unwrap();
-        assert_eq!(m.forward("fid", &Value::Uint(1)), Some(Value::Uint(7)));
-        assert_eq!(m.backward("tid", &Value::Uint(9)), Some(Value::Uint(1)));
+        m.bind(&"tid", Value::Uint(1), Value::Uint(9)).unwrap();
+        assert_eq!(m.forward(&"fid", &Value::Uint(1)), Some(Value::Uint(7)));
+        assert_eq!(m.backward(&"tid", &Value::Uint(9)), Some(Value::Uint(1)));
     }
 
     #[test]
     fn a_new_value_taken_on_the_left_gets_a_fresh_one() {
         let mut m = ValueMap::new();
         // The attacker knows FID 7 as the honeypot's 9; the honeypot now issues 7.
-        m.bind("fid", Value::Uint(7), Value::Uint(9)).unwrap();
-        let left = m.bind_new("fid", &Value::Uint(7));
+        m.bind(&"fid", Value::Uint(7), Value::Uint(9)).unwrap();
+        let left = m.bind_new(&"fid", &Value::Uint(7));
         assert_ne!(left, Value::Uint(7));
         assert!(matches!(left, Value::Uint(n) if n < 256));
-        assert_eq!(m.backward("fid", &Value::Uint(7)), Some(left.clone()));
-        assert_eq!(m.forward("fid", &Value::Uint(7)), Some(Value::Uint(9)));
+        assert_eq!(m.backward(&"fid", &Value::Uint(7)), Some(left.clone()));
+        assert_eq!(m.forward(&"fid", &Value::Uint(7)), Some(Value::Uint(9)));
         // A free value stands for itself; asking again gives the same pair.
-        assert_eq!(m.bind_new("fid", &Value::Uint(11)), Value::Uint(11));
-        assert_eq!(m.bind_new("fid", &Value::Uint(7)), left);
+        assert_eq!(m.bind_new(&"fid", &Value::Uint(11)), Value::Uint(11));
+        assert_eq!(m.bind_new(&"fid", &Value::Uint(7)), left);
         let h = Value::Bytes(vec![1u8; 20].into());
-        m.bind("handle", h.clone(), Value::Bytes(vec![2u8; 20].into()))
+        m.bind(&"handle", h.clone(), Value::Bytes(vec![2u8; 20].into()))
             .unwrap();
-        let fresh = m.bind_new("handle", &h);
+        let fresh = m.bind_new(&"handle", &h);
         assert!(matches!(&fresh, Value::Bytes(b) if b.len() == 20 && *b != vec![1u8; 20]));
     }
 
@@ -505,27 +510,27 @@ mod tests {
     fn many_pairs_stay_paired_past_the_list() {
         let mut m = ValueMap::new();
         for i in 0..3 * FEW as u64 {
-            m.bind("mid", Value::Uint(i), Value::Uint(i + 1000))
+            m.bind(&"mid", Value::Uint(i), Value::Uint(i + 1000))
                 .unwrap();
-            m.bind("mid", Value::Uint(i), Value::Uint(i + 1000))
+            m.bind(&"mid", Value::Uint(i), Value::Uint(i + 1000))
                 .unwrap();
         }
         assert!(matches!(m.pairs, Pairs::Many(_)));
         for i in 0..3 * FEW as u64 {
             assert_eq!(
-                m.forward("mid", &Value::Uint(i)),
+                m.forward(&"mid", &Value::Uint(i)),
                 Some(Value::Uint(i + 1000))
             );
             assert_eq!(
-                m.backward("mid", &Value::Uint(i + 1000)),
+                m.backward(&"mid", &Value::Uint(i + 1000)),
                 Some(Value::Uint(i))
             );
         }
-        assert!(m.bind("mid", Value::Uint(1), Value::Uint(7)).is_err());
+        assert!(m.bind(&"mid", Value::Uint(1), Value::Uint(7)).is_err());
         assert!(m
-            .bind("mid", Value::Uint(7_000), Value::Uint(1001))
+            .bind(&"mid", Value::Uint(7_000), Value::Uint(1001))
             .is_err());
-        assert_eq!(m.forward("tid", &Value::Uint(1)), None);
+        assert_eq!(m.forward(&"tid", &Value::Uint(1)), None);
     }
 
     #[test]
@@ -533,13 +538,14 @@ mod tests {
         for n in [3, 3 * FEW as u64] {
             let mut m = ValueMap::new();
             for i in 0..n {
-                m.bind("fid", Value::Uint(i), Value::Uint(i + 100)).unwrap();
+                m.bind(&"fid", Value::Uint(i), Value::Uint(i + 100))
+                    .unwrap();
             }
-            m.unbind("fid", &Value::Uint(1), &Value::Uint(101));
-            assert_eq!(m.forward("fid", &Value::Uint(1)), None);
-            assert_eq!(m.backward("fid", &Value::Uint(101)), None);
-            assert_eq!(m.forward("fid", &Value::Uint(2)), Some(Value::Uint(102)));
-            m.bind("fid", Value::Uint(1), Value::Uint(7)).unwrap();
+            m.unbind(&"fid", &Value::Uint(1), &Value::Uint(101));
+            assert_eq!(m.forward(&"fid", &Value::Uint(1)), None);
+            assert_eq!(m.backward(&"fid", &Value::Uint(101)), None);
+            assert_eq!(m.forward(&"fid", &Value::Uint(2)), Some(Value::Uint(102)));
+            m.bind(&"fid", Value::Uint(1), Value::Uint(7)).unwrap();
         }
     }
 
@@ -547,7 +553,7 @@ mod tests {
     fn a_few_pairs_take_no_more_room_than_they_need() {
         let mut m = ValueMap::new();
         for i in 0..6 {
-            m.bind("uid", Value::Uint(i), Value::Uint(i + 9)).unwrap();
+            m.bind(&"uid", Value::Uint(i), Value::Uint(i + 9)).unwrap();
         }
         let Pairs::Few(f) = &m.pairs else {
             panic!("six pairs are a list")
@@ -603,25 +609,25 @@ mod tests {
         for extra in [0, 2 * FEW as u64] {
             let mut m = ValueMap::new();
             for i in 0..extra {
-                m.bind("mid", Value::Uint(i), Value::Uint(i)).unwrap();
+                m.bind(&"mid", Value::Uint(i), Value::Uint(i)).unwrap();
             }
             for (i, v) in all.iter().enumerate() {
-                m.bind("any", v.clone(), all[(i + 1) % n].clone()).unwrap();
+                m.bind(&"any", v.clone(), all[(i + 1) % n].clone()).unwrap();
             }
             assert_eq!(matches!(m.pairs, Pairs::Many(_)), extra > 0);
             for (i, v) in all.iter().enumerate() {
                 let right = &all[(i + 1) % n];
-                assert_eq!(m.forward("any", v).as_ref(), Some(right));
-                assert_eq!(m.backward("any", right).as_ref(), Some(v));
-                assert_eq!(m.forward("other", v), None);
+                assert_eq!(m.forward(&"any", v).as_ref(), Some(right));
+                assert_eq!(m.backward(&"any", right).as_ref(), Some(v));
+                assert_eq!(m.forward(&"other", v), None);
             }
-            let e = m.bind("any", all[0].clone(), all[2].clone()).unwrap_err();
+            let e = m.bind(&"any", all[0].clone(), all[2].clone()).unwrap_err();
             assert_eq!(e.earlier, all[1].to_string());
-            let e = m.bind("any", Value::Uint(7), all[1].clone()).unwrap_err();
+            let e = m.bind(&"any", Value::Uint(7), all[1].clone()).unwrap_err();
             assert_eq!(e.earlier, all[0].to_string());
-            m.unbind("any", &all[7], &all[8]);
-            assert_eq!(m.forward("any", &all[7]), None);
-            assert_eq!(m.backward("any", &all[8]), None);
+            m.unbind(&"any", &all[7], &all[8]);
+            assert_eq!(m.forward(&"any", &all[7]), None);
+            assert_eq!(m.backward(&"any", &all[8]), None);
             assert_eq!(m.entries().len() as u64, n as u64 - 1 + extra);
         }
     }
