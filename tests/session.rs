@@ -187,7 +187,7 @@ impl Fake {
             let mut d = s.decode(j)?;
             for f in &s.messages[j].fields {
                 if let Role::Cookie { namespace, .. } = f.role {
-                    map.bind_new(namespace, f.value.clone());
+                    map.bind_new(namespace, &f.value);
                 }
             }
             let mut rw = Rewrite::new();

@@ -151,7 +151,7 @@ impl Candidate {
             // attacker already uses theirs): the attacker will send them back.
             for f in &m.fields {
                 if let Role::Cookie { namespace, .. } = f.role {
-                    self.cookies.bind_new(namespace, f.value.clone());
+                    self.cookies.bind_new(namespace, &f.value);
                 }
             }
             let indexes = self.chosen(&m.fields)?;
@@ -265,7 +265,7 @@ pub fn pair_cookie_refs<'a, 'b>(
             .pair(namespace, a.value, b.value)
             .map_err(|e| format!("{}: {e}", a.path))?;
         if new {
-            made.push((*namespace, a.value, b.value));
+            made.push((namespace, a.value, b.value));
         }
         Ok(())
     };

@@ -9,7 +9,7 @@ mod value_map;
 
 pub use sid::{pair_domain_sids, DomainSids, SID_NAMESPACE};
 pub use time::{at_recorded_precision, fresh_timestamp};
-pub use value_map::{detached, Conflict, ValueMap};
+pub use value_map::{detached, Conflict, Namespace, ValueMap};
 
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -69,7 +69,7 @@ impl<'a> Rewrite<'a> {
     }
 
     /// The value a field of this role that holds `v` gets, if it changes.
-    pub fn new_value(&self, role: &Role, v: &Value) -> Option<Value> {
+    pub fn new_value(&self, role: &'static Role, v: &Value) -> Option<Value> {
         match role {
             Role::Cookie { namespace, .. } => {
                 let (map, way) = self.cookies?;
@@ -77,7 +77,6 @@ impl<'a> Rewrite<'a> {
                     Way::Forward => map.forward(namespace, v),
                     Way::Backward => map.backward(namespace, v),
                 }
-                .cloned()
             }
             Role::Address | Role::Hostname => self.map_address(v, role == &Role::Hostname),
             Role::Timestamp { format } => fresh_timestamp(format, self.now?)

@@ -55,7 +55,7 @@ pub fn pair_domain_sids(map: &mut ValueMap, ours: &MatchKey, theirs: &MatchKey) 
     }
     let mut next = map.clone();
     for (l, r) in pairs {
-        if next.bind(SID_NAMESPACE, l, r).is_err() {
+        if next.bind(&SID_NAMESPACE, l, r).is_err() {
             return false;
         }
     }
@@ -115,10 +115,10 @@ impl VisitorMut for DomainSids<'_> {
             Some(0) => self.first = Some(v),
             Some(1..=3) if self.first == Some(Value::Uint(DOMAIN)) => {
                 let new = match self.way {
-                    Way::Forward => self.map.forward(SID_NAMESPACE, &v),
-                    Way::Backward => self.map.backward(SID_NAMESPACE, &v),
+                    Way::Forward => self.map.forward(&SID_NAMESPACE, &v),
+                    Way::Backward => self.map.backward(&SID_NAMESPACE, &v),
                 };
-                if let Some(new) = new.cloned() {
+                if let Some(new) = new {
                     if let Err(e) = value.set(new) {
                         self.errors.push((name.to_string(), e));
                     }

@@ -2,6 +2,7 @@
 //! attacker and honeypot): one value on the left pairs with one value on the right.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use bytes::Bytes;
@@ -16,6 +17,10 @@ pub fn detached(v: Value) -> Value {
         v => v,
     }
 }
+
+/// A cookie namespace as a role names it: a reference to the role's own static name, 8 bytes
+/// where the name is 16 (every pair of a map keeps one).
+pub type Namespace = &'static &'static str;
 
 /// A pair that contradicts one made earlier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,16 +76,78 @@ struct Few {
 
 #[derive(Debug, Clone)]
 struct Pair {
-    namespace: &'static str,
-    left: Value,
-    right: Value,
+    namespace: Namespace,
+    left: Compact,
+    right: Compact,
 }
 
 impl Pair {
     /// Whether side `way` (0: left, 1: right) holds `v` in `namespace`.
     fn holds(&self, way: usize, namespace: &str, v: &Value) -> bool {
         let own = if way == 0 { &self.left } else { &self.right };
-        own == v && same_namespace(self.namespace, namespace)
+        own.is(v) && same_namespace(self.namespace, namespace)
+    }
+}
+
+/// Bytes up to this long are kept inline in a [`Compact`].
+const INLINE: usize = 14;
+
+/// A value as a short map keeps it, in 16 bytes rather than a [`Value`]'s 40: a map lives as
+/// long as its connection, and its cookies are nearly all numbers or short handles. One form
+/// per value (bytes up to [`INLINE`] long are always inline), so forms compare as values do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Compact {
+    Uint(u64),
+    Int(i64),
+    Short {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    /// Any other value, holding its own bytes (see [`detached`]).
+    Boxed(Box<Value>),
+}
+
+const _: () = assert!(std::mem::size_of::<Compact>() == 16);
+const _: () = assert!(std::mem::size_of::<Pair>() == 40);
+
+impl Compact {
+    fn new(v: &Value) -> Self {
+        match v {
+            Value::Uint(n) => Compact::Uint(*n),
+            Value::Int(n) => Compact::Int(*n),
+            Value::Bytes(b) if b.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..b.len()].copy_from_slice(b);
+                Compact::Short {
+                    len: b.len() as u8,
+                    bytes,
+                }
+            }
+            Value::Bytes(b) => Compact::Boxed(Box::new(Value::Bytes(Bytes::copy_from_slice(b)))),
+            v => Compact::Boxed(Box::new(v.clone())),
+        }
+    }
+
+    /// Whether this is `v`, compared without building a [`Value`].
+    fn is(&self, v: &Value) -> bool {
+        match (self, v) {
+            (Compact::Uint(a), Value::Uint(b)) => a == b,
+            (Compact::Int(a), Value::Int(b)) => a == b,
+            (Compact::Short { len, bytes }, Value::Bytes(b)) => bytes[..usize::from(*len)] == b[..],
+            (Compact::Boxed(a), v) => **a == *v,
+            _ => false,
+        }
+    }
+
+    fn value(&self) -> Value {
+        match self {
+            Compact::Uint(n) => Value::Uint(*n),
+            Compact::Int(n) => Value::Int(*n),
+            Compact::Short { len, bytes } => {
+                Value::Bytes(Bytes::copy_from_slice(&bytes[..usize::from(*len)]))
+            }
+            Compact::Boxed(v) => (**v).clone(),
+        }
     }
 }
 
@@ -215,7 +282,7 @@ impl ValueMap {
     /// Pairs `left` with `right` in `namespace`; an existing pair must agree, both ways.
     pub fn bind(
         &mut self,
-        namespace: &'static str,
+        namespace: Namespace,
         left: Value,
         right: Value,
     ) -> Result<(), Conflict> {
@@ -226,87 +293,90 @@ impl ValueMap {
     /// pair is new.
     pub fn pair(
         &mut self,
-        namespace: &'static str,
+        namespace: Namespace,
         left: &Value,
         right: &Value,
     ) -> Result<bool, Conflict> {
-        let conflict = |earlier: &Value| Conflict {
+        let conflict = |earlier: &dyn fmt::Display| Conflict {
             namespace,
             left: left.to_string(),
             right: right.to_string(),
             earlier: earlier.to_string(),
         };
         let keys = [key(namespace, left), key(namespace, right)];
-        let (forward, backward) = match &self.pairs {
-            Pairs::Few(f) => (
-                f.find(0, keys[0], namespace, left).map(|p| &p.right),
-                f.find(1, keys[1], namespace, right).map(|p| &p.left),
-            ),
-            Pairs::Many(m) => (
-                m.forward.get(&(namespace, left.clone())),
-                m.backward.get(&(namespace, right.clone())),
-            ),
-        };
-        match (forward, backward) {
-            (Some(r), _) if r == right => return Ok(false),
-            (Some(earlier), _) | (None, Some(earlier)) => return Err(conflict(earlier)),
-            (None, None) => {}
+        match &self.pairs {
+            Pairs::Few(f) => {
+                let forward = f.find(0, keys[0], namespace, left).map(|p| &p.right);
+                let backward = f.find(1, keys[1], namespace, right).map(|p| &p.left);
+                match (forward, backward) {
+                    (Some(r), _) if r.is(right) => return Ok(false),
+                    (Some(earlier), _) | (None, Some(earlier)) => {
+                        return Err(conflict(&earlier.value()))
+                    }
+                    (None, None) => {}
+                }
+            }
+            Pairs::Many(m) => {
+                let forward = m.forward.get(&(*namespace, left.clone()));
+                let backward = m.backward.get(&(*namespace, right.clone()));
+                match (forward, backward) {
+                    (Some(r), _) if r == right => return Ok(false),
+                    (Some(earlier), _) | (None, Some(earlier)) => return Err(conflict(earlier)),
+                    (None, None) => {}
+                }
+            }
         }
-        self.insert(
-            keys,
-            namespace,
-            detached(left.clone()),
-            detached(right.clone()),
-        );
+        self.insert(keys, namespace, left, right);
         Ok(true)
     }
 
-    /// Adds a pair neither of whose values is paired yet (`keys`: their [`key`]s).
-    fn insert(&mut self, keys: [u32; 2], namespace: &'static str, left: Value, right: Value) {
+    /// Adds a pair neither of whose values is paired yet (`keys`: their [`key`]s), copying
+    /// the values.
+    fn insert(&mut self, keys: [u32; 2], namespace: Namespace, left: &Value, right: &Value) {
         match &mut self.pairs {
             Pairs::Few(f) if f.pairs.len() < FEW => f.push(
                 keys,
                 Pair {
                     namespace,
-                    left,
-                    right,
+                    left: Compact::new(left),
+                    right: Compact::new(right),
                 },
             ),
             Pairs::Few(f) => {
                 let mut forward = HashMap::with_capacity_and_hasher(2 * FEW, Quick::default());
                 let mut backward = HashMap::with_capacity_and_hasher(2 * FEW, Quick::default());
-                let new = Pair {
-                    namespace,
-                    left,
-                    right,
-                };
-                for p in std::mem::take(&mut f.pairs).into_iter().chain([new]) {
-                    forward.insert((p.namespace, p.left.clone()), p.right.clone());
-                    backward.insert((p.namespace, p.right), p.left);
+                let known = std::mem::take(&mut f.pairs)
+                    .into_iter()
+                    .map(|p| (*p.namespace, p.left.value(), p.right.value()));
+                let new = (*namespace, detached(left.clone()), detached(right.clone()));
+                for (namespace, left, right) in known.chain([new]) {
+                    forward.insert((namespace, left.clone()), right.clone());
+                    backward.insert((namespace, right), left);
                 }
                 self.pairs = Pairs::Many(Box::new(Maps { forward, backward }));
             }
             Pairs::Many(m) => {
-                m.forward.insert((namespace, left.clone()), right.clone());
-                m.backward.insert((namespace, right), left);
+                let (left, right) = (detached(left.clone()), detached(right.clone()));
+                m.forward.insert((*namespace, left.clone()), right.clone());
+                m.backward.insert((*namespace, right), left);
             }
         }
     }
 
     /// Forgets a pair made by [`ValueMap::bind`] (undoing a match that failed later).
-    pub fn unbind(&mut self, namespace: &'static str, left: &Value, right: &Value) {
+    pub fn unbind(&mut self, namespace: Namespace, left: &Value, right: &Value) {
         match &mut self.pairs {
             Pairs::Few(f) => {
                 let at = f.pairs.iter().position(|p| {
-                    same_namespace(p.namespace, namespace) && p.left == *left && p.right == *right
+                    same_namespace(p.namespace, namespace) && p.left.is(left) && p.right.is(right)
                 });
                 if let Some(i) = at {
                     f.remove(i);
                 }
             }
             Pairs::Many(m) => {
-                m.forward.remove(&(namespace, left.clone()));
-                m.backward.remove(&(namespace, right.clone()));
+                m.forward.remove(&(*namespace, left.clone()));
+                m.backward.remove(&(*namespace, right.clone()));
             }
         }
     }
@@ -314,28 +384,27 @@ impl ValueMap {
     /// Pairs a value the right side issued with a left value: itself if that is free on the
     /// left, else a fresh one of the same size (a number of no more bits, or random bytes of the
     /// same length), so two right values never share a left one. Returns the left value.
-    pub fn bind_new(&mut self, namespace: &'static str, right: Value) -> Value {
+    pub fn bind_new(&mut self, namespace: Namespace, right: &Value) -> Value {
         if let Pairs::Few(f) = &self.pairs {
             // The common cases, hashing once: `right` paired already, or free on both sides
             // (then it stands for itself).
-            let k = key(namespace, &right);
-            if let Some(p) = f.find(1, k, namespace, &right) {
-                return p.left.clone();
+            let k = key(namespace, right);
+            if let Some(p) = f.find(1, k, namespace, right) {
+                return p.left.value();
             }
-            if f.find(0, k, namespace, &right).is_none() {
-                let right = detached(right);
-                self.insert([k, k], namespace, right.clone(), right.clone());
-                return right;
+            if f.find(0, k, namespace, right).is_none() {
+                self.insert([k, k], namespace, right, right);
+                return right.clone();
             }
         }
-        if let Some(l) = self.backward(namespace, &right) {
-            return l.clone();
+        if let Some(l) = self.backward(namespace, right) {
+            return l;
         }
         let free = |m: &Self, v: &Value| m.forward(namespace, v).is_none();
-        let left = if free(self, &right) {
+        let left = if free(self, right) {
             right.clone()
         } else {
-            match &right {
+            match right {
                 Value::Uint(n) => {
                     let bits = [8u32, 16, 32, 64]
                         .into_iter()
@@ -359,37 +428,43 @@ impl ValueMap {
             }
         };
         // A value that stayed taken (nothing free) keeps the earlier pair.
-        let _ = self.bind(namespace, left.clone(), right);
+        let _ = self.pair(namespace, &left, right);
         left
     }
 
     /// Every pair, `(namespace, left, right)`, in no particular order.
-    pub fn entries(&self) -> Vec<(&'static str, &Value, &Value)> {
+    pub fn entries(&self) -> Vec<(&'static str, Value, Value)> {
         match &self.pairs {
             Pairs::Few(f) => f
                 .pairs
                 .iter()
-                .map(|p| (p.namespace, &p.left, &p.right))
+                .map(|p| (*p.namespace, p.left.value(), p.right.value()))
                 .collect(),
-            Pairs::Many(m) => m.forward.iter().map(|((ns, l), r)| (*ns, l, r)).collect(),
+            Pairs::Many(m) => m
+                .forward
+                .iter()
+                .map(|((ns, l), r)| (*ns, l.clone(), r.clone()))
+                .collect(),
         }
     }
 
-    pub fn forward(&self, namespace: &'static str, left: &Value) -> Option<&Value> {
+    /// The right value paired with `left`.
+    pub fn forward(&self, namespace: Namespace, left: &Value) -> Option<Value> {
         match &self.pairs {
             Pairs::Few(f) => f
                 .find(0, key(namespace, left), namespace, left)
-                .map(|p| &p.right),
-            Pairs::Many(m) => m.forward.get(&(namespace, left.clone())),
+                .map(|p| p.right.value()),
+            Pairs::Many(m) => m.forward.get(&(*namespace, left.clone())).cloned(),
         }
     }
 
-    pub fn backward(&self, namespace: &'static str, right: &Value) -> Option<&Value> {
+    /// The left value paired with `right`.
+    pub fn backward(&self, namespace: Namespace, right: &Value) -> Option<Value> {
         match &self.pairs {
             Pairs::Few(f) => f
                 .find(1, key(namespace, right), namespace, right)
-                .map(|p| &p.left),
-            Pairs::Many(m) => m.backward.get(&(namespace, right.clone())),
+                .map(|p| p.left.value()),
+            Pairs::Many(m) => m.backward.get(&(*namespace, right.clone())).cloned(),
         }
     }
 }
@@ -401,33 +476,33 @@ mod tests {
     #[test]
     fn one_value_pairs_with_one_value_both_ways() {
         let mut m = ValueMap::new();
-        m.bind("fid", Value::Uint(1), Value::Uint(7)).unwrap();
-        m.bind("fid", Value::Uint(1), Value::Uint(7)).unwrap();
-        assert!(m.bind("fid", Value::Uint(1), Value::Uint(8)).is_err());
-        assert!(m.bind("fid", Value::Uint(2), Value::Uint(7)).is_err());
+        m.bind(&"fid", Value::Uint(1), Value::Uint(7)).unwrap();
+        m.bind(&"fid", Value::Uint(1), Value::Uint(7)).unwrap();
+        assert!(m.bind(&"fid", Value::Uint(1), Value::Uint(8)).is_err());
+        assert!(m.bind(&"fid", Value::Uint(2), Value::Uint(7)).is_err());
         // Namespaces are separate.
-        m.bind("tid", Value::Uint(1), Value::Uint(9)).unwrap();
-        assert_eq!(m.forward("fid", &Value::Uint(1)), Some(&Value::Uint(7)));
-        assert_eq!(m.backward("tid", &Value::Uint(9)), Some(&Value::Uint(1)));
+        m.bind(&"tid", Value::Uint(1), Value::Uint(9)).unwrap();
+        assert_eq!(m.forward(&"fid", &Value::Uint(1)), Some(Value::Uint(7)));
+        assert_eq!(m.backward(&"tid", &Value::Uint(9)), Some(Value::Uint(1)));
     }
 
     #[test]
     fn a_new_value_taken_on_the_left_gets_a_fresh_one() {
         let mut m = ValueMap::new();
         // The attacker knows FID 7 as the honeypot's 9; the honeypot now issues 7.
-        m.bind("fid", Value::Uint(7), Value::Uint(9)).unwrap();
-        let left = m.bind_new("fid", Value::Uint(7));
+        m.bind(&"fid", Value::Uint(7), Value::Uint(9)).unwrap();
+        let left = m.bind_new(&"fid", &Value::Uint(7));
         assert_ne!(left, Value::Uint(7));
         assert!(matches!(left, Value::Uint(n) if n < 256));
-        assert_eq!(m.backward("fid", &Value::Uint(7)), Some(&left));
-        assert_eq!(m.forward("fid", &Value::Uint(7)), Some(&Value::Uint(9)));
+        assert_eq!(m.backward(&"fid", &Value::Uint(7)), Some(left.clone()));
+        assert_eq!(m.forward(&"fid", &Value::Uint(7)), Some(Value::Uint(9)));
         // A free value stands for itself; asking again gives the same pair.
-        assert_eq!(m.bind_new("fid", Value::Uint(11)), Value::Uint(11));
-        assert_eq!(m.bind_new("fid", Value::Uint(7)), left);
+        assert_eq!(m.bind_new(&"fid", &Value::Uint(11)), Value::Uint(11));
+        assert_eq!(m.bind_new(&"fid", &Value::Uint(7)), left);
         let h = Value::Bytes(vec![1u8; 20].into());
-        m.bind("handle", h.clone(), Value::Bytes(vec![2u8; 20].into()))
+        m.bind(&"handle", h.clone(), Value::Bytes(vec![2u8; 20].into()))
             .unwrap();
-        let fresh = m.bind_new("handle", h.clone());
+        let fresh = m.bind_new(&"handle", &h);
         assert!(matches!(&fresh, Value::Bytes(b) if b.len() == 20 && *b != vec![1u8; 20]));
     }
 
@@ -435,27 +510,27 @@ mod tests {
     fn many_pairs_stay_paired_past_the_list() {
         let mut m = ValueMap::new();
         for i in 0..3 * FEW as u64 {
-            m.bind("mid", Value::Uint(i), Value::Uint(i + 1000))
+            m.bind(&"mid", Value::Uint(i), Value::Uint(i + 1000))
                 .unwrap();
-            m.bind("mid", Value::Uint(i), Value::Uint(i + 1000))
+            m.bind(&"mid", Value::Uint(i), Value::Uint(i + 1000))
                 .unwrap();
         }
         assert!(matches!(m.pairs, Pairs::Many(_)));
         for i in 0..3 * FEW as u64 {
             assert_eq!(
-                m.forward("mid", &Value::Uint(i)),
-                Some(&Value::Uint(i + 1000))
+                m.forward(&"mid", &Value::Uint(i)),
+                Some(Value::Uint(i + 1000))
             );
             assert_eq!(
-                m.backward("mid", &Value::Uint(i + 1000)),
-                Some(&Value::Uint(i))
+                m.backward(&"mid", &Value::Uint(i + 1000)),
+                Some(Value::Uint(i))
             );
         }
-        assert!(m.bind("mid", Value::Uint(1), Value::Uint(7)).is_err());
+        assert!(m.bind(&"mid", Value::Uint(1), Value::Uint(7)).is_err());
         assert!(m
-            .bind("mid", Value::Uint(7_000), Value::Uint(1001))
+            .bind(&"mid", Value::Uint(7_000), Value::Uint(1001))
             .is_err());
-        assert_eq!(m.forward("tid", &Value::Uint(1)), None);
+        assert_eq!(m.forward(&"tid", &Value::Uint(1)), None);
     }
 
     #[test]
@@ -463,13 +538,14 @@ mod tests {
         for n in [3, 3 * FEW as u64] {
             let mut m = ValueMap::new();
             for i in 0..n {
-                m.bind("fid", Value::Uint(i), Value::Uint(i + 100)).unwrap();
+                m.bind(&"fid", Value::Uint(i), Value::Uint(i + 100))
+                    .unwrap();
             }
-            m.unbind("fid", &Value::Uint(1), &Value::Uint(101));
-            assert_eq!(m.forward("fid", &Value::Uint(1)), None);
-            assert_eq!(m.backward("fid", &Value::Uint(101)), None);
-            assert_eq!(m.forward("fid", &Value::Uint(2)), Some(&Value::Uint(102)));
-            m.bind("fid", Value::Uint(1), Value::Uint(7)).unwrap();
+            m.unbind(&"fid", &Value::Uint(1), &Value::Uint(101));
+            assert_eq!(m.forward(&"fid", &Value::Uint(1)), None);
+            assert_eq!(m.backward(&"fid", &Value::Uint(101)), None);
+            assert_eq!(m.forward(&"fid", &Value::Uint(2)), Some(Value::Uint(102)));
+            m.bind(&"fid", Value::Uint(1), Value::Uint(7)).unwrap();
         }
     }
 
@@ -477,11 +553,82 @@ mod tests {
     fn a_few_pairs_take_no_more_room_than_they_need() {
         let mut m = ValueMap::new();
         for i in 0..6 {
-            m.bind("uid", Value::Uint(i), Value::Uint(i + 9)).unwrap();
+            m.bind(&"uid", Value::Uint(i), Value::Uint(i + 9)).unwrap();
         }
         let Pairs::Few(f) = &m.pairs else {
             panic!("six pairs are a list")
         };
         assert_eq!((f.pairs.capacity(), f.keys.capacity()), (6, 6));
+    }
+
+    /// One of each kind of value, bytes around the inline length among them.
+    fn every_kind() -> Vec<Value> {
+        let bytes = |n: usize| Value::Bytes((0..n as u8).collect::<Vec<_>>().into());
+        vec![
+            Value::Uint(0),
+            Value::Uint(u64::MAX),
+            Value::Int(0),
+            Value::Int(-5),
+            bytes(0),
+            bytes(1),
+            bytes(INLINE),
+            bytes(INLINE + 1),
+            bytes(100),
+            Value::Str(String::new()),
+            Value::Str("\u{1}".into()),
+            Value::Ip("192.0.2.1".parse().unwrap()),
+            Value::Ip("2001:db8::1".parse().unwrap()),
+            Value::Socket("192.0.2.1:445".parse().unwrap()),
+        ]
+    }
+
+    #[test]
+    fn a_compact_value_is_the_value_it_was_made_from_and_no_other() {
+        let all = every_kind();
+        for (i, v) in all.iter().enumerate() {
+            let c = Compact::new(v);
+            assert_eq!(c.value(), *v);
+            let inline = !matches!(v, Value::Bytes(b) if b.len() > INLINE)
+                && matches!(v, Value::Uint(_) | Value::Int(_) | Value::Bytes(_));
+            assert_eq!(!matches!(c, Compact::Boxed(_)), inline, "{v:?}");
+            for (j, w) in all.iter().enumerate() {
+                assert_eq!(c.is(w), i == j, "{v:?} against {w:?}");
+                assert_eq!(c == Compact::new(w), i == j, "{v:?} against {w:?}");
+            }
+        }
+        // Bytes that are a slice of a larger buffer are equal to the same bytes on their own.
+        let buf = bytes::Bytes::from(vec![9u8; 64]);
+        let c = Compact::new(&Value::Bytes(buf.slice(3..10)));
+        assert!(c.is(&Value::Bytes(vec![9u8; 7].into())));
+    }
+
+    #[test]
+    fn values_of_every_kind_pair_in_short_and_long_maps() {
+        let all = every_kind();
+        let n = all.len();
+        for extra in [0, 2 * FEW as u64] {
+            let mut m = ValueMap::new();
+            for i in 0..extra {
+                m.bind(&"mid", Value::Uint(i), Value::Uint(i)).unwrap();
+            }
+            for (i, v) in all.iter().enumerate() {
+                m.bind(&"any", v.clone(), all[(i + 1) % n].clone()).unwrap();
+            }
+            assert_eq!(matches!(m.pairs, Pairs::Many(_)), extra > 0);
+            for (i, v) in all.iter().enumerate() {
+                let right = &all[(i + 1) % n];
+                assert_eq!(m.forward(&"any", v).as_ref(), Some(right));
+                assert_eq!(m.backward(&"any", right).as_ref(), Some(v));
+                assert_eq!(m.forward(&"other", v), None);
+            }
+            let e = m.bind(&"any", all[0].clone(), all[2].clone()).unwrap_err();
+            assert_eq!(e.earlier, all[1].to_string());
+            let e = m.bind(&"any", Value::Uint(7), all[1].clone()).unwrap_err();
+            assert_eq!(e.earlier, all[0].to_string());
+            m.unbind(&"any", &all[7], &all[8]);
+            assert_eq!(m.forward(&"any", &all[7]), None);
+            assert_eq!(m.backward(&"any", &all[8]), None);
+            assert_eq!(m.entries().len() as u64, n as u64 - 1 + extra);
+        }
     }
 }

@@ -19,6 +19,30 @@ pub enum Difference {
     Roles(Vec<String>),
 }
 
+impl Difference {
+    /// Appends this difference of script message `index` in [`Differences::encode`]'s form.
+    pub fn encode_into(&self, index: usize, out: &mut Vec<u8>) {
+        varint(out, index as u64);
+        match self {
+            Difference::Length(n) => {
+                varint(out, 0);
+                varint(out, *n as u64);
+            }
+            Difference::Roles(all) => {
+                varint(out, 1);
+                varint(out, all.len() as u64);
+                for r in all {
+                    string(out, r);
+                }
+            }
+            Difference::Value(k, v) => {
+                varint(out, *k as u64 + 2);
+                string(out, v);
+            }
+        }
+    }
+}
+
 /// What differed in the messages of one connection, by script message index, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Differences(pub Vec<(usize, Difference)>);
@@ -152,27 +176,16 @@ impl Differences {
     /// length, then its UTF-8 bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        for (index, d) in &self.0 {
-            varint(&mut out, *index as u64);
-            match d {
-                Difference::Length(n) => {
-                    varint(&mut out, 0);
-                    varint(&mut out, *n as u64);
-                }
-                Difference::Roles(all) => {
-                    varint(&mut out, 1);
-                    varint(&mut out, all.len() as u64);
-                    for r in all {
-                        string(&mut out, r);
-                    }
-                }
-                Difference::Value(k, v) => {
-                    varint(&mut out, *k as u64 + 2);
-                    string(&mut out, v);
-                }
-            }
-        }
+        self.encode_into(&mut out);
         out
+    }
+
+    /// Appends [`Differences::encode`]'s form to `out`: the encodings of two lists, one after
+    /// the other, are the encoding of the two together.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        for (index, d) in &self.0 {
+            d.encode_into(*index, out);
+        }
     }
 
     pub fn decode(blob: &[u8]) -> Result<Differences, DecodeError> {
@@ -290,6 +303,10 @@ mod tests {
         assert_eq!(d.0.len(), 5, "{d}");
         let back = Differences::decode(&d.encode()).unwrap();
         assert_eq!(back, d);
+        // Appended difference by difference, the blob is the same.
+        let mut blob = Vec::new();
+        d.0.iter().for_each(|(i, x)| x.encode_into(*i, &mut blob));
+        assert_eq!(blob, d.encode());
         for (i, (want_len, want)) in [(10, &script), (12, &mine), (3, &odd)].iter().enumerate() {
             let (mut len, mut r) = (10, script.clone());
             back.apply(i, &mut len, &mut r);

@@ -77,7 +77,10 @@ struct Open {
     script: Option<Arc<Stored>>,
     /// Messages that followed the script so far.
     followed: usize,
-    differences: Differences,
+    /// What differed in them, in [`Differences::encode`]'s form, appended to message by
+    /// message: a few bytes, where the decoded list took a few hundred for as long as the
+    /// connection stayed open.
+    differences: Vec<u8>,
     /// Since a message left the script (or with compaction off), messages are rows.
     rows: bool,
 }
@@ -292,7 +295,7 @@ impl Writer {
                         script.map(|s| &s.source),
                         script.map(|s| s.id),
                         script.map(|_| o.followed as i64),
-                        script.map(|_| o.differences.encode()),
+                        script.map(|_| &o.differences),
                     ])?;
             }
             Write::Intake(c) => {
@@ -341,8 +344,9 @@ impl Writer {
                 o.script.as_ref().and_then(|s| s.messages.get(at))
             {
                 if *to_server == m.to_server && *kind == m.kind {
-                    o.differences
-                        .record(at, (m.length, &m.roles), (*length, roles));
+                    let mut d = Differences::default();
+                    d.record(at, (m.length, &m.roles), (*length, roles));
+                    d.encode_into(&mut o.differences);
                     o.followed += 1;
                     return Ok(());
                 }
@@ -371,10 +375,9 @@ impl Writer {
                 .get(f.index)
                 .map(|m| m.side == Side::Client);
             if !o.rows && same_script && o.followed == f.index && next.map(|m| m.0) == to_server {
-                let i = f.index;
-                o.differences
-                    .0
-                    .extend(f.differences.into_iter().map(|d| (i, d)));
+                for d in &f.differences {
+                    d.encode_into(f.index, &mut o.differences);
+                }
                 o.followed += 1;
                 return Ok(());
             }
@@ -390,7 +393,7 @@ impl Writer {
         let Some(s) = &o.script else { return Ok(()) };
         self.db
             .prepare_cached("UPDATE connections SET script = ?2, script_id = ?3, followed = ?4, differences = ?5 WHERE id = ?1")?
-            .execute(params![id, s.source, s.id, o.followed as i64, o.differences.encode()])?;
+            .execute(params![id, s.source, s.id, o.followed as i64, o.differences])?;
         Ok(())
     }
 

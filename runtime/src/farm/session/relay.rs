@@ -68,7 +68,7 @@ pub async fn relay(
             // for a fresh value where the attacker already knows theirs.
             for f in RoleFields::of_any(msg) {
                 if let Role::Cookie { namespace, .. } = f.role {
-                    link.map.bind_new(namespace, f.value);
+                    link.map.bind_new(namespace, &f.value);
                 }
             }
             &link.to_attacker
