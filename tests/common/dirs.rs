@@ -11,11 +11,31 @@ use std::process::Command;
 pub struct Cleanup(PathBuf);
 
 impl Drop for Cleanup {
+    /// Kills the processes whose command line names the directory itself: not another
+    /// test's whose directory only starts with it (`/tmp/x-12` in `/tmp/x-123`).
     fn drop(&mut self) {
-        let _ = Command::new("pkill")
-            .args(["-9", "-f"])
-            .arg(&self.0)
-            .status();
+        let dir = self.0.display().to_string();
+        let names_it = |text: &str| {
+            text.match_indices(&dir)
+                .any(|(i, _)| ends_a_path(&text[i + dir.len()..]))
+        };
+        kill_where(&dir, names_it);
+    }
+}
+
+/// Whether `rest`, what follows a directory's name in a command line, ends that name there.
+fn ends_a_path(rest: &str) -> bool {
+    matches!(rest.chars().next(), None | Some('/' | ' ' | '"'))
+}
+
+/// Kills (`-9`) the processes whose command line contains `needle` and satisfies `chosen`.
+fn kill_where(needle: &str, chosen: impl Fn(&str) -> bool) {
+    for line in processes_with(needle) {
+        if chosen(&line) {
+            if let Some(pid) = line.split_whitespace().next() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
     }
 }
 
@@ -41,20 +61,12 @@ pub fn sweep(name: &str) {
         text.match_indices(&prefix).any(|(i, _)| {
             let rest = &text[i + prefix.len()..];
             let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            let whole = matches!(
-                rest[pid.len()..].chars().next(),
-                None | Some('/' | ' ' | '"')
-            );
-            !pid.is_empty() && whole && !PathBuf::from("/proc").join(&pid).exists()
+            !pid.is_empty()
+                && ends_a_path(&rest[pid.len()..])
+                && !PathBuf::from("/proc").join(&pid).exists()
         })
     };
-    for line in processes_with(&prefix) {
-        if stale(&line) {
-            if let Some(pid) = line.split_whitespace().next() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        }
-    }
+    kill_where(&prefix, stale);
     for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
         if stale(&entry.path().display().to_string()) {
             let _ = std::fs::remove_dir_all(entry.path());
