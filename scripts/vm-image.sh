@@ -106,6 +106,9 @@ drop_stale() {
     done
 }
 
+# Stdout is the image's path alone: what the build's tools print there (mkfs.ext4 says
+# "Creating regular file" even with -q) goes to stderr.
+exec 3>&1 1>&2
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/hfq-vm-image.XXXXXX")
 trap 'umount -R "$work/root/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
 root=$work/root
@@ -203,5 +206,5 @@ rm -f "$work/root.raw"
 rm -rf "$out"
 mv "$work/out" "$out"
 drop_stale
-echo "vm-image: built $out in $(($(date +%s) - began)) s ($(du -sh "$out" | cut -f1))" >&2
-echo "$out"
+echo "vm-image: built $out in $(($(date +%s) - began)) s ($(du -sh "$out" | cut -f1))"
+echo "$out" >&3
