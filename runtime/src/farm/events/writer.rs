@@ -79,7 +79,7 @@ struct Open {
     followed: usize,
     /// What differed in them, in [`Differences::encode`]'s form, appended to message by
     /// message: a few bytes, where the decoded list took a few hundred for as long as the
-    /// connection stayed open.
+    /// connection stayed open. Its room is what it holds (see [`Open::append`]).
     differences: Vec<u8>,
     /// Since a message left the script (or with compaction off), messages are rows.
     rows: bool,
@@ -100,6 +100,20 @@ pub(super) struct Writer {
     /// Store errors (a store that cannot open its files fails for every write): one line per
     /// interval.
     errors: Throttle,
+    /// Where a message's differences are encoded before they join a connection's.
+    scratch: Vec<u8>,
+}
+
+impl Open {
+    /// Appends what `encode` writes to the differences, growing them by that alone: grown
+    /// as a vector grows (doubling), up to half the blob stayed unused for as long as the
+    /// connection stayed open. `scratch` is the writer's, reused from message to message.
+    fn append(&mut self, scratch: &mut Vec<u8>, encode: impl FnOnce(&mut Vec<u8>)) {
+        scratch.clear();
+        encode(scratch);
+        self.differences.reserve_exact(scratch.len());
+        self.differences.extend_from_slice(scratch);
+    }
 }
 
 impl Writer {
@@ -120,6 +134,7 @@ impl Writer {
             open: HashMap::new(),
             overflow: (Throttle::new(Duration::from_secs(10)), 0),
             errors: Throttle::new(Duration::from_secs(10)),
+            scratch: Vec::new(),
         }
     }
 
@@ -346,7 +361,7 @@ impl Writer {
                 if *to_server == m.to_server && *kind == m.kind {
                     let mut d = Differences::default();
                     d.record(at, (m.length, &m.roles), (*length, roles));
-                    d.encode_into(&mut o.differences);
+                    o.append(&mut self.scratch, |out| d.encode_into(out));
                     o.followed += 1;
                     return Ok(());
                 }
@@ -375,9 +390,11 @@ impl Writer {
                 .get(f.index)
                 .map(|m| m.side == Side::Client);
             if !o.rows && same_script && o.followed == f.index && next.map(|m| m.0) == to_server {
-                for d in &f.differences {
-                    d.encode_into(f.index, &mut o.differences);
-                }
+                o.append(&mut self.scratch, |out| {
+                    for d in &f.differences {
+                        d.encode_into(f.index, out);
+                    }
+                });
                 o.followed += 1;
                 return Ok(());
             }
@@ -493,6 +510,7 @@ pub(super) fn hex(b: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::compact::Difference;
     use super::*;
 
     /// Starts and ends connection `id` on the writer's queue.
@@ -541,5 +559,26 @@ mod tests {
             .unwrap();
         assert_eq!(ended, 2);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A connection's differences hold what was appended, in order, and no room beyond it
+    /// (they stay for as long as the connection is open).
+    #[test]
+    fn appended_differences_take_no_more_room_than_they_need() {
+        let mut open = Open {
+            script: None,
+            followed: 0,
+            differences: Vec::new(),
+            rows: false,
+        };
+        let mut scratch = Vec::new();
+        let mut all = Differences::default();
+        for i in 0..20 {
+            let d = Difference::Value(i % 3, format!("v{i}"));
+            open.append(&mut scratch, |out| d.encode_into(i, out));
+            all.0.push((i, d));
+            assert_eq!(open.differences.capacity(), open.differences.len());
+        }
+        assert_eq!(Differences::decode(&open.differences), Ok(all));
     }
 }
