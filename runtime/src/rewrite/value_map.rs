@@ -52,6 +52,135 @@ impl Default for ValueMap {
     }
 }
 
+/// Retired pairs take at most this many bytes; past it, pairs stay as they are (a lookup
+/// that misses the live pairs reads them all).
+const RETIRED_MAX: usize = 1 << 10;
+
+/// Marks a namespace's name in [`Retired`]; the names take the indexes 0, 1, ... in order.
+const NAME: u8 = 0x7f;
+
+/// Pairs of numbers a session is done with, packed in one buffer: a few bytes each where a
+/// live pair takes some fifty. They still answer lookups, so that the map behaves as if they
+/// were live. Each pair is its namespace's index (a byte below [`NAME`]), then its left and
+/// right numbers (LEB128); a namespace's name comes once, before its first pair: [`NAME`],
+/// its length, its bytes.
+#[derive(Debug, Clone, Default)]
+struct Retired(Vec<u8>);
+
+/// An item of [`Retired`].
+enum Item<'a> {
+    Name(&'a [u8]),
+    Pair(u8, u64, u64),
+}
+
+impl Retired {
+    fn items(&self) -> impl Iterator<Item = Item<'_>> {
+        let b = &self.0[..];
+        let mut at = 0;
+        let number = move |at: &mut usize| {
+            let mut n = 0u64;
+            for shift in (0..64).step_by(7) {
+                let x = *b.get(*at)?;
+                *at += 1;
+                n |= u64::from(x & 0x7f) << shift;
+                if x < 0x80 {
+                    break;
+                }
+            }
+            Some(n)
+        };
+        std::iter::from_fn(move || {
+            let tag = *b.get(at)?;
+            at += 1;
+            if tag == NAME {
+                let len = usize::from(*b.get(at)?);
+                let name = b.get(at + 1..at + 1 + len)?;
+                at += 1 + len;
+                return Some(Item::Name(name));
+            }
+            Some(Item::Pair(tag, number(&mut at)?, number(&mut at)?))
+        })
+    }
+
+    /// The index of `namespace`'s name, and how many names there are.
+    fn index(&self, namespace: &str) -> (Option<u8>, u8) {
+        let mut names = 0u8;
+        for item in self.items() {
+            if let Item::Name(n) = item {
+                if n == namespace.as_bytes() {
+                    return (Some(names), names + 1);
+                }
+                names += 1;
+            }
+        }
+        (None, names)
+    }
+
+    /// Packs a pair of numbers; `false` when there is no room left.
+    fn push(&mut self, namespace: Namespace, left: u64, right: u64) -> bool {
+        let (known, names) = self.index(namespace);
+        let mut entry = Vec::with_capacity(24);
+        let idx = match known {
+            Some(i) => i,
+            None => {
+                let Ok(len) = u8::try_from(namespace.len()) else {
+                    return false;
+                };
+                entry.extend_from_slice(&[NAME, len]);
+                entry.extend_from_slice(namespace.as_bytes());
+                names
+            }
+        };
+        if idx >= NAME {
+            return false;
+        }
+        entry.push(idx);
+        for mut n in [left, right] {
+            while n >= 0x80 {
+                entry.push(n as u8 | 0x80);
+                n >>= 7;
+            }
+            entry.push(n as u8);
+        }
+        if self.0.len() + entry.len() > RETIRED_MAX {
+            return false;
+        }
+        self.0.reserve_exact(entry.len());
+        self.0.extend_from_slice(&entry);
+        true
+    }
+
+    /// The other side of the retired pair whose side `way` (0: left, 1: right) is `v`.
+    fn find(&self, way: usize, namespace: &str, v: &Value) -> Option<Value> {
+        let Value::Uint(v) = v else { return None };
+        if self.0.is_empty() {
+            return None;
+        }
+        let (mut names, mut ns) = (0u8, None);
+        for item in self.items() {
+            match item {
+                Item::Name(n) => {
+                    if n == namespace.as_bytes() {
+                        ns = Some(names);
+                    }
+                    names += 1;
+                }
+                Item::Pair(i, left, right) => {
+                    let (own, other) = if way == 0 {
+                        (left, right)
+                    } else {
+                        (right, left)
+                    };
+                    if Some(i) == ns && own == *v {
+                        return Some(Value::Uint(other));
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
 /// The pairs of a [`ValueMap`].
 #[derive(Debug, Clone)]
 enum Pairs {
@@ -60,14 +189,15 @@ enum Pairs {
     Many(Box<Maps>),
 }
 
-/// A short map: its pairs in the order made, their hashes apart from them, and a small open
-/// addressing index per side over those, so a lookup compares a value or two, not every pair
-/// (a session looks up its cookies several times per message).
+/// A short map: its pairs in the order made, with their hashes, and a small open addressing
+/// index per side over those, so a lookup compares a value or two, not every pair (a session
+/// looks up its cookies several times per message).
 #[derive(Debug, Clone, Default)]
 struct Few {
-    /// [`key`] of `(namespace, left)` and of `(namespace, right)`, per pair.
-    keys: Vec<[u32; 2]>,
     pairs: Vec<Pair>,
+    /// Pairs retired by [`ValueMap::retire`] (here, not beside the pairs: every candidate
+    /// script of every session holds a map, which stays as small as it was).
+    retired: Retired,
     /// Per side, from slot `key & mask` on: one more than the index of a pair with that key,
     /// 0 for an empty slot. A power of two at least twice the pairs' capacity (so never full);
     /// one byte a slot, as a short map holds at most [`FEW`] pairs.
@@ -76,6 +206,8 @@ struct Few {
 
 #[derive(Debug, Clone)]
 struct Pair {
+    /// [`key`] of `(namespace, left)` and of `(namespace, right)`.
+    keys: [u32; 2],
     namespace: Namespace,
     left: Compact,
     right: Compact,
@@ -108,7 +240,9 @@ enum Compact {
 }
 
 const _: () = assert!(std::mem::size_of::<Compact>() == 16);
-const _: () = assert!(std::mem::size_of::<Pair>() == 40);
+const _: () = assert!(std::mem::size_of::<Pair>() == 48);
+// Every candidate of every session holds a map.
+const _: () = assert!(std::mem::size_of::<ValueMap>() == 72);
 
 impl Compact {
     fn new(v: &Value) -> Self {
@@ -154,19 +288,23 @@ impl Compact {
 impl Few {
     /// The pair whose side `way` holds `v` (hashing to `k`) in `namespace`.
     fn find(&self, way: usize, k: u32, namespace: &str, v: &Value) -> Option<&Pair> {
+        self.position(way, k, namespace, v).map(|i| &self.pairs[i])
+    }
+
+    /// The index of [`Few::find`]'s pair.
+    fn position(&self, way: usize, k: u32, namespace: &str, v: &Value) -> Option<usize> {
         let mask = self.slots.len().checked_sub(1)?;
         let mut at = k as usize & mask;
         loop {
             let i = usize::from(self.slots[at][way]).checked_sub(1)?;
-            let p = &self.pairs[i];
-            if self.keys[i][way] == k && p.holds(way, namespace, v) {
-                return Some(p);
+            if self.pairs[i].keys[way] == k && self.pairs[i].holds(way, namespace, v) {
+                return Some(i);
             }
             at = (at + 1) & mask;
         }
     }
 
-    fn push(&mut self, keys: [u32; 2], pair: Pair) {
+    fn push(&mut self, pair: Pair) {
         // Grown a pair at a time: the list is kept for the connection's life, and room
         // reserved ahead (by half, as it was) stayed unused in an idle session, 13 pairs'
         // worth (over 600 bytes with their keys) after eight SMB requests. The allocator
@@ -174,8 +312,6 @@ impl Few {
         // only when the list crosses one.
         let n = self.pairs.len();
         self.pairs.reserve_exact(1);
-        self.keys.reserve_exact(1);
-        self.keys.push(keys);
         self.pairs.push(pair);
         if self.slots.len() < 2 * self.pairs.capacity() {
             self.reindex();
@@ -186,7 +322,6 @@ impl Few {
 
     /// Forgets pair `i`.
     fn remove(&mut self, i: usize) {
-        self.keys.remove(i);
         self.pairs.remove(i);
         self.reindex();
     }
@@ -205,7 +340,7 @@ impl Few {
         let mask = self.slots.len() - 1;
         let tag = u8::try_from(i + 1).expect("a short map holds at most FEW pairs");
         for way in 0..2 {
-            let mut at = self.keys[i][way] as usize & mask;
+            let mut at = self.pairs[i].keys[way] as usize & mask;
             while self.slots[at][way] != 0 {
                 at = (at + 1) & mask;
             }
@@ -233,6 +368,7 @@ fn key(namespace: &str, v: &Value) -> u32 {
 struct Maps {
     forward: HashMap<(&'static str, Value), Value, Quick>,
     backward: HashMap<(&'static str, Value), Value, Quick>,
+    retired: Retired,
 }
 
 /// The maps' hashing: the values are the session's own (cookies it was sent or chose), not a
@@ -304,16 +440,27 @@ impl ValueMap {
             earlier: earlier.to_string(),
         };
         let keys = [key(namespace, left), key(namespace, right)];
+        let retired = || {
+            let forward = self.retired().find(0, namespace, left);
+            let backward = || self.retired().find(1, namespace, right);
+            (forward.clone(), forward.or_else(backward))
+        };
         match &self.pairs {
             Pairs::Few(f) => {
                 let forward = f.find(0, keys[0], namespace, left).map(|p| &p.right);
                 let backward = f.find(1, keys[1], namespace, right).map(|p| &p.left);
                 match (forward, backward) {
                     (Some(r), _) if r.is(right) => return Ok(false),
-                    (Some(earlier), _) | (None, Some(earlier)) => {
-                        return Err(conflict(&earlier.value()))
-                    }
-                    (None, None) => {}
+                    (Some(earlier), _) => return Err(conflict(&earlier.value())),
+                    _ => {}
+                }
+                // A value is live or retired, not both: the retired answer where it was.
+                match (retired(), backward) {
+                    ((Some(r), _), _) if r == *right => return Ok(false),
+                    ((Some(earlier), _), _) => return Err(conflict(&earlier)),
+                    (_, Some(earlier)) => return Err(conflict(&earlier.value())),
+                    ((None, Some(earlier)), None) => return Err(conflict(&earlier)),
+                    ((None, None), None) => {}
                 }
             }
             Pairs::Many(m) => {
@@ -321,8 +468,15 @@ impl ValueMap {
                 let backward = m.backward.get(&(*namespace, right.clone()));
                 match (forward, backward) {
                     (Some(r), _) if r == right => return Ok(false),
-                    (Some(earlier), _) | (None, Some(earlier)) => return Err(conflict(earlier)),
-                    (None, None) => {}
+                    (Some(earlier), _) => return Err(conflict(earlier)),
+                    _ => {}
+                }
+                match (retired(), backward) {
+                    ((Some(r), _), _) if r == *right => return Ok(false),
+                    ((Some(earlier), _), _) => return Err(conflict(&earlier)),
+                    (_, Some(earlier)) => return Err(conflict(earlier)),
+                    ((None, Some(earlier)), None) => return Err(conflict(&earlier)),
+                    ((None, None), None) => {}
                 }
             }
         }
@@ -334,14 +488,12 @@ impl ValueMap {
     /// the values.
     fn insert(&mut self, keys: [u32; 2], namespace: Namespace, left: &Value, right: &Value) {
         match &mut self.pairs {
-            Pairs::Few(f) if f.pairs.len() < FEW => f.push(
+            Pairs::Few(f) if f.pairs.len() < FEW => f.push(Pair {
                 keys,
-                Pair {
-                    namespace,
-                    left: Compact::new(left),
-                    right: Compact::new(right),
-                },
-            ),
+                namespace,
+                left: Compact::new(left),
+                right: Compact::new(right),
+            }),
             Pairs::Few(f) => {
                 let mut forward = HashMap::with_capacity_and_hasher(2 * FEW, Quick::default());
                 let mut backward = HashMap::with_capacity_and_hasher(2 * FEW, Quick::default());
@@ -353,7 +505,12 @@ impl ValueMap {
                     forward.insert((namespace, left.clone()), right.clone());
                     backward.insert((namespace, right), left);
                 }
-                self.pairs = Pairs::Many(Box::new(Maps { forward, backward }));
+                let retired = std::mem::take(&mut f.retired);
+                self.pairs = Pairs::Many(Box::new(Maps {
+                    forward,
+                    backward,
+                    retired,
+                }));
             }
             Pairs::Many(m) => {
                 let (left, right) = (detached(left.clone()), detached(right.clone()));
@@ -381,6 +538,36 @@ impl ValueMap {
         }
     }
 
+    /// Packs the pair whose right value is `right`, when both are numbers and there is room:
+    /// it answers every lookup as before, in a few bytes instead of some fifty. A session
+    /// retires the pairs of values its script no longer carries (a request's MID, its call
+    /// id), which would otherwise take their room for as long as the connection stays open.
+    /// [`ValueMap::entries`] lists live pairs only.
+    pub fn retire(&mut self, namespace: Namespace, right: &Value) {
+        let Value::Uint(r) = right else { return };
+        match &mut self.pairs {
+            Pairs::Few(f) => {
+                let Some(i) = f.position(1, key(namespace, right), namespace, right) else {
+                    return;
+                };
+                if let Compact::Uint(l) = f.pairs[i].left {
+                    if f.retired.push(namespace, l, *r) {
+                        f.remove(i);
+                    }
+                }
+            }
+            Pairs::Many(m) => {
+                let k = (*namespace, right.clone());
+                if let Some(&Value::Uint(l)) = m.backward.get(&k) {
+                    if m.retired.push(namespace, l, *r) {
+                        m.backward.remove(&k);
+                        m.forward.remove(&(*namespace, Value::Uint(l)));
+                    }
+                }
+            }
+        }
+    }
+
     /// Pairs a value the right side issued with a left value: itself if that is free on the
     /// left, else a fresh one of the same size (a number of no more bits, or random bytes of the
     /// same length), so two right values never share a left one. Returns the left value.
@@ -392,7 +579,7 @@ impl ValueMap {
             if let Some(p) = f.find(1, k, namespace, right) {
                 return p.left.value();
             }
-            if f.find(0, k, namespace, right).is_none() {
+            if f.find(0, k, namespace, right).is_none() && f.retired.0.is_empty() {
                 self.insert([k, k], namespace, right, right);
                 return right.clone();
             }
@@ -456,6 +643,7 @@ impl ValueMap {
                 .map(|p| p.right.value()),
             Pairs::Many(m) => m.forward.get(&(*namespace, left.clone())).cloned(),
         }
+        .or_else(|| self.retired().find(0, namespace, left))
     }
 
     /// The left value paired with `right`.
@@ -465,6 +653,15 @@ impl ValueMap {
                 .find(1, key(namespace, right), namespace, right)
                 .map(|p| p.left.value()),
             Pairs::Many(m) => m.backward.get(&(*namespace, right.clone())).cloned(),
+        }
+        .or_else(|| self.retired().find(1, namespace, right))
+    }
+
+    /// The retired pairs.
+    fn retired(&self) -> &Retired {
+        match &self.pairs {
+            Pairs::Few(f) => &f.retired,
+            Pairs::Many(m) => &m.retired,
         }
     }
 }
@@ -549,6 +746,45 @@ mod tests {
         }
     }
 
+    /// A retired pair leaves the live pairs but answers every lookup and conflict as it did,
+    /// in a short map and a long one; pairs of other values stay live.
+    #[test]
+    fn a_retired_pair_answers_as_it_did() {
+        for n in [5, 2 * FEW as u64] {
+            let mut m = ValueMap::new();
+            for i in 0..n {
+                m.bind(&"mid", Value::Uint(i), Value::Uint(i + 1000))
+                    .unwrap();
+            }
+            let h = Value::Bytes(vec![7u8; 20].into());
+            m.bind(&"handle", h.clone(), h.clone()).unwrap();
+            let before = m.clone();
+            m.retire(&"mid", &Value::Uint(1002));
+            m.retire(&"mid", &Value::Uint(1000 + n - 1));
+            m.retire(&"handle", &h);
+            m.retire(&"mid", &Value::Uint(5555));
+            assert_eq!(m.entries().len() as u64, n + 1 - 2);
+            for i in 0..n + 2 {
+                let (l, r) = (Value::Uint(i), Value::Uint(i + 1000));
+                assert_eq!(m.forward(&"mid", &l), before.forward(&"mid", &l));
+                assert_eq!(m.backward(&"mid", &r), before.backward(&"mid", &r));
+            }
+            assert_eq!(m.backward(&"handle", &h), Some(h.clone()));
+            for (l, r) in [
+                (2, 1002),
+                (2, 7),
+                (1, 1002),
+                (n - 1, 9),
+                (n + 5, 1000 + n - 1),
+            ] {
+                let (l, r) = (Value::Uint(l), Value::Uint(r));
+                let (mut a, mut b) = (m.clone(), before.clone());
+                assert_eq!(a.pair(&"mid", &l, &r), b.pair(&"mid", &l, &r), "{l} {r}");
+                assert_eq!(a.bind_new(&"mid", &l), b.bind_new(&"mid", &l), "{l}");
+            }
+        }
+    }
+
     /// A short map holds room for its pairs alone, however many it took (an idle session
     /// keeps it), and finds every pair both ways as its index is rebuilt for more.
     #[test]
@@ -561,7 +797,7 @@ mod tests {
                 panic!("{n} pairs are a list")
             };
             let n = n as usize;
-            assert_eq!((f.pairs.capacity(), f.keys.capacity()), (n, n));
+            assert_eq!(f.pairs.capacity(), n);
             assert!(f.slots.len() >= 2 * n);
             for i in 1..=n as u64 {
                 assert_eq!(
