@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use honeyfarm_protocols::REGISTRY;
-use honeyfarm_runtime::codec::{Role, RoleFields, Value};
+use honeyfarm_runtime::codec::{Issuer, Role, RoleField, RoleFields, Value};
 use honeyfarm_runtime::farm::Differences;
 use honeyfarm_runtime::replay::{
     roles_of, Audience, Candidate, Conversation, Script, Side, Step, Walked,
@@ -288,5 +288,93 @@ fn deferred_messages_decode_as_they_would_have() {
                 script.messages.last().map(|m| m.bytes.clone())
             );
         }
+    }
+}
+
+/// A cookie value changed as an attacker's own would differ from the recording's: of the same
+/// width, a different value.
+fn theirs(v: &Value) -> Value {
+    match v {
+        Value::Uint(n) => Value::Uint(n ^ 1),
+        Value::Bytes(b) => Value::Bytes(b.iter().map(|x| x ^ 0x5a).collect()),
+        v => v.clone(),
+    }
+}
+
+/// An attacker whose own cookies (MIDs, PIDs, call ids: the client's) all differ from the
+/// recording's follows every shipped script to its end, and every reply echoes the values it
+/// sent (a MID in the reply to its request, a PID to the end); of the pairs of numbers, the
+/// session keeps live those of the script values a later message carries, none once the
+/// script is done.
+#[test]
+fn a_session_keeps_the_pairs_of_values_still_to_come_and_rewrites_with_them() {
+    let client_cookie = |f: &RoleField| {
+        matches!(
+            f.role,
+            Role::Cookie {
+                issuer: Issuer::Client,
+                ..
+            }
+        )
+    };
+    for script in scripts() {
+        let mut own = ValueMap::new();
+        for f in script.messages.iter().flat_map(|m| &m.fields) {
+            if let Role::Cookie { namespace, .. } = f.role {
+                if client_cookie(f) {
+                    let _ = own.bind(namespace, theirs(&f.value), f.value.clone());
+                }
+            }
+        }
+        let mut c = Candidate::new(script.clone());
+        let mut conv = Conversation::new();
+        let svc = &script.service;
+        // The attacker's values so far, by the script's (what a reply must echo).
+        let mut given = Vec::new();
+        while c.pos < script.messages.len() {
+            let at = c.pos;
+            let fields = script.messages[at]
+                .fields
+                .iter()
+                .filter(|f| client_cookie(f));
+            given.extend(fields.map(|f| (f.role, f.value.clone())));
+            let mut rw = Rewrite::new();
+            rw.cookies = Some((&own, Way::Backward));
+            let mut d = script.decode(at).expect("decodes");
+            let sent = rw.apply(d.msg.as_mut()).expect("rewrites");
+            let d = conv.decode(svc.client, sent, true).expect("decodes");
+            c.accept(d.msg.as_ref())
+                .unwrap_or_else(|e| panic!("{}: message {at}: {e}", script.source));
+            let step = c.serve(audience()).expect("answers");
+            for (i, r) in step.replies.iter().enumerate() {
+                let d = conv.decode(svc.server, r.clone(), false).expect("decodes");
+                let got = RoleFields::of_any(d.msg.as_ref());
+                let want = &script.messages[step.at + i].fields;
+                for (g, w) in got.iter().zip(want) {
+                    if given.contains(&(w.role, w.value.clone())) {
+                        let reply = step.at + i;
+                        assert_eq!(g.value, theirs(&w.value), "{}: {reply}", script.source);
+                    }
+                }
+            }
+            let to_come: Vec<(&str, &Value)> = script.messages[c.pos..]
+                .iter()
+                .flat_map(|m| &m.fields)
+                .filter_map(|f| match f.role {
+                    Role::Cookie { namespace, .. } => Some((*namespace, &f.value)),
+                    _ => None,
+                })
+                .collect();
+            // Numbers the script is done with are retired (packed); other values stay.
+            for (namespace, _, right) in c.cookies.entries() {
+                assert!(
+                    to_come.contains(&(namespace, &right)) || !matches!(right, Value::Uint(_)),
+                    "{}: after message {at}, {namespace} {right} stays paired",
+                    script.source
+                );
+            }
+        }
+        let numbers = c.cookies.entries().into_iter();
+        assert_eq!(numbers.filter(|p| matches!(p.2, Value::Uint(_))).count(), 0);
     }
 }

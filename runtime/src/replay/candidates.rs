@@ -141,7 +141,9 @@ impl Candidate {
             return Err(Deviation(format!("the script has more replies at {pos}")));
         }
         self.cookies = cookies;
-        self.pos = pos;
+        while self.pos < pos {
+            self.passed();
+        }
         Ok(())
     }
 }

@@ -103,7 +103,7 @@ impl Candidate {
         // Kept until the next message: detached from this one's receive buffer.
         let theirs = walked.choices().map(|(l, v)| (l, detached(v.clone())));
         self.options = (Choices(theirs.collect()), Some(self.pos));
-        self.pos += 1;
+        self.passed();
         Ok(())
     }
 
@@ -129,8 +129,9 @@ impl Candidate {
             _ => None,
         });
         self.options = (Choices(theirs.collect()), Some(self.pos));
-        self.pos += 1;
-        Some((shape.len(), values))
+        let len = shape.len();
+        self.passed();
+        Some((len, values))
     }
 
     /// The script's replies due now (the server messages up to its next client message),
@@ -187,9 +188,23 @@ impl Candidate {
             };
             step.replies.push(out);
             step.patched.push(changed);
-            self.pos += 1;
+            self.passed();
         }
         Ok(step)
+    }
+
+    /// Moves past the script's message at `pos`, retiring the pairs of the cookie values it
+    /// was the last to carry ([`ValueMap::retire`]). No reply is rewritten with them again (a
+    /// reply's values are later ones); only a later attacker value that meets one (a reused
+    /// MID) reads them, and a retired pair still answers it as before. Live, they cost an idle
+    /// session some 50 bytes per pair, several per request, for as long as it stays open.
+    pub(crate) fn passed(&mut self) {
+        if let Some(m) = self.script.messages.get(self.pos) {
+            for (namespace, v) in &m.last_cookies {
+                self.cookies.retire(namespace, v);
+            }
+        }
+        self.pos += 1;
     }
 
     /// Forgets the options of the last client message once its replies are built: a session

@@ -1,13 +1,15 @@
 //! A script: one recorded TCP dialog, every message kept byte-exact with its kind and role
 //! fields, stored as versioned, indented JSON that a person can read and diff.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{Choices, Description, Entry, MatchKey, RoleField};
+use crate::codec::{Choices, Description, Entry, MatchKey, Role, RoleField, Value};
+use crate::rewrite::Namespace;
 
 use super::conversation::{Conversation, Decoded};
 use super::shape::Shape;
@@ -72,6 +74,9 @@ pub struct ScriptMessage {
     pub template: Option<Template>,
     /// A client message as bytes to compare (none if its role fields cannot be read in place).
     pub shape: Option<Shape>,
+    /// The cookie values (the script's) that no later message carries: past this message a
+    /// session's pairs for them are never read again (see [`super::Candidate`]).
+    pub last_cookies: Vec<(Namespace, Value)>,
 }
 
 /// A service as the codecs see it: its name and the message type each side sends.
@@ -131,6 +136,29 @@ struct FileMessage {
     hex: Vec<String>,
 }
 
+/// Fills each message's [`ScriptMessage::last_cookies`]: the cookie values it is the last to
+/// carry, in the order of its fields.
+fn mark_last_cookies(messages: &mut [ScriptMessage]) {
+    let mut later: HashSet<(&str, &Value)> = HashSet::new();
+    let lasts: Vec<Vec<(Namespace, Value)>> = messages
+        .iter()
+        .rev()
+        .map(|m| {
+            let cookies = m.fields.iter().filter_map(|f| match f.role {
+                Role::Cookie { namespace, .. } => Some((namespace, &f.value)),
+                _ => None,
+            });
+            cookies
+                .filter(|(namespace, v)| later.insert((**namespace, *v)))
+                .map(|(namespace, v)| (namespace, v.clone()))
+                .collect()
+        })
+        .collect();
+    for (m, last) in messages.iter_mut().rev().zip(lasts) {
+        m.last_cookies = last;
+    }
+}
+
 impl Script {
     /// Builds a script from a dialog's messages in the order they were sent, decoding each.
     pub fn new(
@@ -179,8 +207,10 @@ impl Script {
                 options: Choices::of_any(d.msg.as_ref()),
                 bytes,
                 before,
+                last_cookies: Vec::new(),
             });
         }
+        mark_last_cookies(&mut out);
         Ok(Script {
             service,
             client,
