@@ -119,42 +119,53 @@ impl Retired {
     /// Packs a pair of numbers; `false` when there is no room left.
     fn push(&mut self, namespace: Namespace, left: u64, right: u64) -> bool {
         let (known, names) = self.index(namespace);
-        let mut entry = Vec::with_capacity(24);
-        let idx = match known {
-            Some(i) => i,
-            None => {
-                let Ok(len) = u8::try_from(namespace.len()) else {
-                    return false;
-                };
-                entry.extend_from_slice(&[NAME, len]);
-                entry.extend_from_slice(namespace.as_bytes());
-                names
-            }
+        let idx = known.unwrap_or(names);
+        let leb = |n: u64| (n.max(1).ilog2() as usize) / 7 + 1;
+        let named = match known {
+            Some(_) => 0,
+            None => 2 + namespace.len(),
         };
-        if idx >= NAME {
+        let len = named + 1 + leb(left) + leb(right);
+        if idx >= NAME || namespace.len() > 0xff || self.0.len() + len > RETIRED_MAX {
             return false;
         }
-        entry.push(idx);
+        self.0.reserve_exact(len);
+        if known.is_none() {
+            self.0.extend_from_slice(&[NAME, namespace.len() as u8]);
+            self.0.extend_from_slice(namespace.as_bytes());
+        }
+        self.0.push(idx);
         for mut n in [left, right] {
             while n >= 0x80 {
-                entry.push(n as u8 | 0x80);
+                self.0.push(n as u8 | 0x80);
                 n >>= 7;
             }
-            entry.push(n as u8);
+            self.0.push(n as u8);
         }
-        if self.0.len() + entry.len() > RETIRED_MAX {
-            return false;
-        }
-        self.0.reserve_exact(entry.len());
-        self.0.extend_from_slice(&entry);
         true
     }
 
-    /// The other side of the retired pair whose side `way` (0: left, 1: right) is `v`.
-    fn find(&self, way: usize, namespace: &str, v: &Value) -> Option<Value> {
-        let Value::Uint(v) = v else { return None };
-        if self.0.is_empty() {
-            return None;
+    /// In one pass: the right value retired with `left` on the left, and the left value
+    /// retired with `right` on the right.
+    fn pairs_of(
+        &self,
+        namespace: &str,
+        left: &Value,
+        right: &Value,
+    ) -> (Option<Value>, Option<Value>) {
+        self.numbers_of(namespace, uint(left), uint(right))
+    }
+
+    /// [`Retired::pairs_of`] for numbers (`None`: not looked up).
+    fn numbers_of(
+        &self,
+        namespace: &str,
+        l: Option<u64>,
+        r: Option<u64>,
+    ) -> (Option<Value>, Option<Value>) {
+        let (mut forward, mut backward) = (None, None);
+        if self.0.is_empty() || (l, r) == (None, None) {
+            return (None, None);
         }
         let (mut names, mut ns) = (0u8, None);
         for item in self.items() {
@@ -165,19 +176,35 @@ impl Retired {
                     }
                     names += 1;
                 }
-                Item::Pair(i, left, right) => {
-                    let (own, other) = if way == 0 {
-                        (left, right)
-                    } else {
-                        (right, left)
-                    };
-                    if Some(i) == ns && own == *v {
-                        return Some(Value::Uint(other));
+                Item::Pair(i, a, b) if Some(i) == ns => {
+                    if l == Some(a) {
+                        forward = Some(Value::Uint(b));
+                    }
+                    if r == Some(b) {
+                        backward = Some(Value::Uint(a));
                     }
                 }
+                Item::Pair(..) => {}
             }
         }
-        None
+        (forward, backward)
+    }
+
+    /// The other side of the retired pair whose side `way` (0: left, 1: right) is `v`.
+    fn find(&self, way: usize, namespace: &str, v: &Value) -> Option<Value> {
+        if way == 0 {
+            self.numbers_of(namespace, uint(v), None).0
+        } else {
+            self.numbers_of(namespace, None, uint(v)).1
+        }
+    }
+}
+
+/// The number `v` holds, if it is one.
+fn uint(v: &Value) -> Option<u64> {
+    match v {
+        Value::Uint(n) => Some(*n),
+        _ => None,
     }
 }
 
@@ -440,11 +467,8 @@ impl ValueMap {
             earlier: earlier.to_string(),
         };
         let keys = [key(namespace, left), key(namespace, right)];
-        let retired = || {
-            let forward = self.retired().find(0, namespace, left);
-            let backward = || self.retired().find(1, namespace, right);
-            (forward.clone(), forward.or_else(backward))
-        };
+        // A value is live or retired, not both: the retired answer where the live did.
+        let retired = || self.retired().pairs_of(namespace, left, right);
         match &self.pairs {
             Pairs::Few(f) => {
                 let forward = f.find(0, keys[0], namespace, left).map(|p| &p.right);
@@ -454,7 +478,6 @@ impl ValueMap {
                     (Some(earlier), _) => return Err(conflict(&earlier.value())),
                     _ => {}
                 }
-                // A value is live or retired, not both: the retired answer where it was.
                 match (retired(), backward) {
                     ((Some(r), _), _) if r == *right => return Ok(false),
                     ((Some(earlier), _), _) => return Err(conflict(&earlier)),
@@ -579,7 +602,8 @@ impl ValueMap {
             if let Some(p) = f.find(1, k, namespace, right) {
                 return p.left.value();
             }
-            if f.find(0, k, namespace, right).is_none() && f.retired.0.is_empty() {
+            let free = || f.retired.pairs_of(namespace, right, right) == (None, None);
+            if f.find(0, k, namespace, right).is_none() && free() {
                 self.insert([k, k], namespace, right, right);
                 return right.clone();
             }
