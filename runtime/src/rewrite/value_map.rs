@@ -467,41 +467,32 @@ impl ValueMap {
             earlier: earlier.to_string(),
         };
         let keys = [key(namespace, left), key(namespace, right)];
-        // A value is live or retired, not both: the retired answer where the live did.
-        let retired = || self.retired().pairs_of(namespace, left, right);
-        match &self.pairs {
+        // The live pair of `left` answers first; then, a value being live or retired and
+        // not both, the retired pair of `left`, the live pair of `right`, its retired pair.
+        let backward = match &self.pairs {
             Pairs::Few(f) => {
-                let forward = f.find(0, keys[0], namespace, left).map(|p| &p.right);
-                let backward = f.find(1, keys[1], namespace, right).map(|p| &p.left);
-                match (forward, backward) {
-                    (Some(r), _) if r.is(right) => return Ok(false),
-                    (Some(earlier), _) => return Err(conflict(&earlier.value())),
-                    _ => {}
+                match f.find(0, keys[0], namespace, left).map(|p| &p.right) {
+                    Some(r) if r.is(right) => return Ok(false),
+                    Some(earlier) => return Err(conflict(&earlier.value())),
+                    None => {}
                 }
-                match (retired(), backward) {
-                    ((Some(r), _), _) if r == *right => return Ok(false),
-                    ((Some(earlier), _), _) => return Err(conflict(&earlier)),
-                    (_, Some(earlier)) => return Err(conflict(&earlier.value())),
-                    ((None, Some(earlier)), None) => return Err(conflict(&earlier)),
-                    ((None, None), None) => {}
-                }
+                f.find(1, keys[1], namespace, right).map(|p| p.left.value())
             }
             Pairs::Many(m) => {
-                let forward = m.forward.get(&(*namespace, left.clone()));
-                let backward = m.backward.get(&(*namespace, right.clone()));
-                match (forward, backward) {
-                    (Some(r), _) if r == right => return Ok(false),
-                    (Some(earlier), _) => return Err(conflict(earlier)),
-                    _ => {}
+                match m.forward.get(&(*namespace, left.clone())) {
+                    Some(r) if r == right => return Ok(false),
+                    Some(earlier) => return Err(conflict(earlier)),
+                    None => {}
                 }
-                match (retired(), backward) {
-                    ((Some(r), _), _) if r == *right => return Ok(false),
-                    ((Some(earlier), _), _) => return Err(conflict(&earlier)),
-                    (_, Some(earlier)) => return Err(conflict(earlier)),
-                    ((None, Some(earlier)), None) => return Err(conflict(&earlier)),
-                    ((None, None), None) => {}
-                }
+                m.backward.get(&(*namespace, right.clone())).cloned()
             }
+        };
+        match (self.retired().pairs_of(namespace, left, right), backward) {
+            ((Some(r), _), _) if r == *right => return Ok(false),
+            ((Some(earlier), _), _)
+            | ((None, _), Some(earlier))
+            | ((None, Some(earlier)), None) => return Err(conflict(&earlier)),
+            ((None, None), None) => {}
         }
         self.insert(keys, namespace, left, right);
         Ok(true)
